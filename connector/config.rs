@@ -1,0 +1,397 @@
+//! Settings, read from a TOML file and then overridden by `RISKOS_<SECTION>__<KEY>` env vars.
+//!
+//! Every key is documented on its field; unknown keys are an error so a typo never silently
+//! falls back to a default. [`Config::load`] returns one line naming the offending key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that override the file (`RISKOS_KAFKA__BOOTSTRAP_SERVERS`).
+pub const ENV_PREFIX: &str = "RISKOS_";
+
+/// The vendor gives up on a request after about 10 s; the ack deadline must leave room for
+/// the HTTP round trip, so anything above this is refused at start-up.
+pub const MAX_ACK_TIMEOUT_MS: u64 = 8_000;
+
+/// A start-up configuration problem, rendered as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file given with `--config` does not exist.
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A key has the wrong type, an unknown name, or a required key is absent.
+    #[error("config: {0}")]
+    Invalid(String),
+    /// A value parsed but is out of its allowed range.
+    #[error("config key `{key}`: {reason}")]
+    OutOfRange { key: &'static str, reason: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The webhook listener.
+    pub http: HttpConfig,
+    /// The Kafka cluster records are produced to.
+    pub kafka: KafkaConfig,
+    /// The Confluent-compatible Schema Registry the value schemas are registered in.
+    pub schema_registry: SchemaRegistryConfig,
+    /// Where the `.avsc` value schemas are read from.
+    pub schemas: SchemasConfig,
+    /// Topic naming and creation.
+    pub topics: TopicsConfig,
+    /// Delivery guarantees.
+    pub delivery: DeliveryConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`: the webhook listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port to listen on. Default `0.0.0.0:8080`; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Path the vendor POSTs webhooks to. Default `/webhooks/riskos`.
+    pub path: String,
+    /// Largest accepted request body in bytes; larger bodies get 413 before they are read.
+    /// Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            path: "/webhooks/riskos".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[kafka]`: the cluster records are produced to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list. Required.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties, passed through verbatim (e.g. `security.protocol`,
+    /// `sasl.mechanisms`, `linger.ms`). They override the connector's own producer defaults.
+    /// In env vars write `_` for `.`: `RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS=20`.
+    #[serde(deserialize_with = "scalar_map")]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: String::new(),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[schema_registry]`: the Confluent-compatible registry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, e.g. `http://schema-registry:8081`. Required.
+    pub url: String,
+    /// Basic-auth user name (Confluent Cloud API key), if the registry needs one.
+    #[serde(deserialize_with = "optional_scalar")]
+    pub username: Option<String>,
+    /// Basic-auth password (Confluent Cloud API secret).
+    #[serde(deserialize_with = "optional_scalar")]
+    pub password: Option<String>,
+    /// Timeout of one registry call in milliseconds. Default 5000.
+    pub timeout_ms: Option<u64>,
+}
+
+/// `[schemas]`: the value schemas.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemasConfig {
+    /// Folder holding one `.avsc` file per event type. Default `schemas`.
+    pub dir: PathBuf,
+}
+
+impl Default for SchemasConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("schemas"),
+        }
+    }
+}
+
+/// `[topics]`: naming and creation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Prepended to every topic name. Default `riskos.`.
+    pub prefix: String,
+    /// Partitions of topics created at start-up. Default 6.
+    pub partitions: i32,
+    /// Replication factor of topics created at start-up. Default 3; use 1 on a one-broker
+    /// development cluster.
+    pub replication_factor: i32,
+    /// Create missing topics (compacted) at start-up. Default true; turn off when topics are
+    /// managed elsewhere (Terraform, Strimzi) and the connector's principal may not create them.
+    pub create: bool,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "riskos.".into(),
+            partitions: 6,
+            replication_factor: 3,
+            create: true,
+        }
+    }
+}
+
+/// `[delivery]`: when a webhook is answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// How long a request waits for Kafka's ack before it is answered 503 (the vendor then
+    /// retries). Default 5000; at most 8000, well under the vendor's ~10 s timeout.
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            ack_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The ack deadline as a [`Duration`].
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (one object per line, for log shippers) or `text`. Default `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `riskos_connector=debug,rdkafka=warn`; `RUST_LOG`
+    /// wins when set. Default `info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+impl Config {
+    /// Reads `file` (when given) and then the `RISKOS_*` environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    /// Extracts and validates a config from any figment (tests layer their own providers).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range and presence checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let out_of_range = |key, reason: &str| {
+            Err(ConfigError::OutOfRange {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return out_of_range(
+                "kafka.bootstrap_servers",
+                "is required (set it in the file or RISKOS_KAFKA__BOOTSTRAP_SERVERS)",
+            );
+        }
+        if self.schema_registry.url.trim().is_empty() {
+            return out_of_range(
+                "schema_registry.url",
+                "is required (set it in the file or RISKOS_SCHEMA_REGISTRY__URL)",
+            );
+        }
+        if !self.http.path.starts_with('/') {
+            return out_of_range("http.path", "must start with `/`");
+        }
+        if self.http.max_body_bytes == 0 {
+            return out_of_range("http.max_body_bytes", "must be greater than 0");
+        }
+        if self.delivery.ack_timeout_ms == 0 || self.delivery.ack_timeout_ms > MAX_ACK_TIMEOUT_MS {
+            return out_of_range(
+                "delivery.ack_timeout_ms",
+                &format!(
+                    "must be between 1 and {MAX_ACK_TIMEOUT_MS} (the vendor times out after ~10 s)"
+                ),
+            );
+        }
+        if self.topics.partitions < 1 {
+            return out_of_range("topics.partitions", "must be at least 1");
+        }
+        if self.topics.replication_factor < 1 {
+            return out_of_range("topics.replication_factor", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Env values are typed by figment (`20` is a number); these settings are text either way.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<Scalar> for String {
+    fn from(scalar: Scalar) -> String {
+        match scalar {
+            Scalar::Text(s) => s,
+            Scalar::Signed(n) => n.to_string(),
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let map = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.into())).collect())
+}
+
+fn optional_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
+}
+
+/// figment errors can chain several causes; start-up prints exactly one line.
+fn one_line(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn base() -> Figment {
+        Figment::new().merge(Toml::string(
+            r#"
+            [kafka]
+            bootstrap_servers = "localhost:9092"
+            [schema_registry]
+            url = "http://localhost:8081"
+            "#,
+        ))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let config = Config::from_figment(base()).unwrap();
+        assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.http.path, "/webhooks/riskos");
+        assert_eq!(config.http.max_body_bytes, 1024 * 1024);
+        assert_eq!(config.topics.prefix, "riskos.");
+        assert_eq!(config.delivery.ack_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn env_style_keys_override_the_file() {
+        let figment = base().merge(Serialized::default("kafka.bootstrap_servers", "broker:29092"));
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.kafka.bootstrap_servers, "broker:29092");
+    }
+
+    #[test]
+    fn real_env_vars_are_split_on_double_underscore() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("RISKOS_HTTP__LISTEN", "127.0.0.1:9999");
+            jail.set_env("RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS", "7");
+            jail.set_env("RISKOS_SCHEMA_REGISTRY__PASSWORD", "123456");
+            let figment = base().merge(Env::prefixed(ENV_PREFIX).split("__"));
+            let config = Config::from_figment(figment).unwrap();
+            assert_eq!(config.http.listen.to_string(), "127.0.0.1:9999");
+            assert_eq!(config.kafka.librdkafka.get("linger_ms").unwrap(), "7");
+            assert_eq!(config.schema_registry.password.as_deref(), Some("123456"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let figment = base().merge(Serialized::default("http.max_body_bytes", "lots"));
+        let message = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(message.contains("max_body_bytes"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let figment = base().merge(Serialized::default("http.lisen", "0.0.0.0:1"));
+        let message = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(message.contains("lisen"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_bootstrap_is_refused_by_name() {
+        let figment = Figment::new().merge(Toml::string("[schema_registry]\nurl='http://x'"));
+        let message = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(message.contains("kafka.bootstrap_servers"), "{message}");
+    }
+
+    #[test]
+    fn an_ack_timeout_near_the_vendor_timeout_is_refused() {
+        let figment = base().merge(Serialized::default("delivery.ack_timeout_ms", 9_500));
+        let message = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(message.contains("delivery.ack_timeout_ms"), "{message}");
+    }
+}

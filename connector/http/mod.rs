@@ -1,0 +1,68 @@
+//! HTTP: the router, the webhook handler, health endpoints and the error→status mapping.
+
+pub mod error;
+pub mod health;
+pub mod webhook;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::pipeline::Pipeline;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] points at.
+pub struct Shared {
+    /// Routes and producer.
+    pub pipeline: Pipeline,
+    /// `http.max_body_bytes`.
+    pub max_body_bytes: usize,
+    shutting_down: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Wraps the pipeline for the handlers.
+    pub fn new(pipeline: Pipeline, max_body_bytes: usize) -> Self {
+        Self(Arc::new(Shared {
+            pipeline,
+            max_body_bytes,
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// From now on readiness fails and new webhooks get 503.
+    pub fn begin_shutdown(&self) {
+        self.0.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`AppState::begin_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The service's routes.
+pub fn router(state: AppState, webhook_path: &str) -> Router {
+    Router::new()
+        .route(webhook_path, post(webhook::receive))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        // The handler enforces the body limit itself (413 before reading).
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

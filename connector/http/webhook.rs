@@ -1,0 +1,129 @@
+//! The webhook handler: check the request, run the pipeline, answer only after Kafka's ack.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// The 200 body.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// The event id that was stored (the Kafka key).
+    pub event_id: String,
+}
+
+/// `POST <http.path>`.
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Accepted>, ApiError> {
+    let started = Instant::now();
+    if state.is_shutting_down() {
+        return Err(ApiError::ShuttingDown);
+    }
+    if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = state.max_body_bytes;
+    if content_length(&headers).is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::BodyRead(e.to_string())
+        }
+    })?;
+    let received_at_ms = now_millis();
+
+    let prepared = state.pipeline.prepare(&body, received_at_ms)?;
+    let delivered = state.pipeline.deliver(&prepared).await?;
+
+    tracing::info!(
+        event_id = %prepared.key,
+        event_type = %prepared.event_type,
+        event_at = prepared.occurred_at_ms,
+        topic = %prepared.route.topic,
+        partition = delivered.partition,
+        offset = delivered.offset,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "accepted"
+    );
+    Ok(Json(Accepted {
+        status: "accepted",
+        event_id: prepared.key,
+    }))
+}
+
+/// `application/json` or any `application/*+json`, parameters (charset) ignored.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Wall-clock now in epoch milliseconds.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_content_types() {
+        let check = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            is_json(&h)
+        };
+        assert!(check("application/json"));
+        assert!(check("application/json; charset=utf-8"));
+        assert!(check("Application/JSON"));
+        assert!(check("application/cloudevents+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,133 @@
+//! The one shared producer. A send resolves only when the broker has acked (acks=all,
+//! idempotent) or the ack deadline has passed; a full local queue fails at once, so overload is
+//! answered with backpressure instead of a pile-up.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+
+use super::client_config;
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// Why a record was not acked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// librdkafka's local queue is full: shed load.
+    #[error("producer queue is full")]
+    QueueFull,
+    /// No ack within the deadline (broker down, slow, or under-replicated).
+    #[error("kafka did not ack within {0:?}")]
+    Timeout(Duration),
+    /// The record is larger than the broker or topic accepts.
+    #[error("record is too large for kafka: {0}")]
+    TooLarge(KafkaError),
+    /// The broker refused the record or the producer failed.
+    #[error("kafka refused the record: {0}")]
+    Kafka(KafkaError),
+}
+
+/// The connector's producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    ack_timeout: Duration,
+}
+
+impl Producer {
+    /// Creates the producer. librdkafka's own message timeout is the ack deadline, so a record
+    /// answered 503 is not retried by the producer behind the vendor's back for long.
+    pub fn new(
+        bootstrap_servers: &str,
+        passthrough: &BTreeMap<String, String>,
+        ack_timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let defaults = [
+            ("enable.idempotence", "true".to_string()),
+            ("acks", "all".to_string()),
+            ("compression.type", "lz4".to_string()),
+            ("linger.ms", "5".to_string()),
+            ("message.timeout.ms", ack_timeout.as_millis().to_string()),
+            ("queue.buffering.max.messages", "100000".to_string()),
+        ];
+        let inner: FutureProducer =
+            client_config(bootstrap_servers, &defaults, passthrough).create()?;
+        Ok(Self { inner, ack_timeout })
+    }
+
+    /// Sends one record and waits for the broker's ack.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Delivered, ProduceError> {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                })
+            });
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        let delivery = self.inner.send_result(record).map_err(|(e, _)| match e {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
+            other => classify(other),
+        })?;
+        // librdkafka times the record out itself at `message.timeout.ms`; the outer deadline
+        // only guards against a lost callback.
+        let outer = self.ack_timeout + Duration::from_millis(500);
+        match tokio::time::timeout(outer, delivery).await {
+            Ok(Ok(Ok(d))) => Ok(Delivered {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Ok(Ok(Err((e, _)))) => Err(classify(e)),
+            Ok(Err(_canceled)) => Err(ProduceError::Timeout(self.ack_timeout)),
+            Err(_elapsed) => Err(ProduceError::Timeout(self.ack_timeout)),
+        }
+    }
+
+    /// Waits up to `timeout` for queued records to be acked (shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.flush(timeout)
+    }
+
+    /// Records queued in librdkafka and not yet acked.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
+    /// The underlying client, for metadata queries (readiness).
+    pub fn client(&self) -> &FutureProducer {
+        &self.inner
+    }
+}
+
+fn classify(error: KafkaError) -> ProduceError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => {
+            ProduceError::Timeout(Duration::from_millis(0))
+        }
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+            ProduceError::TooLarge(error)
+        }
+        Some(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
+        _ => ProduceError::Kafka(error),
+    }
+}

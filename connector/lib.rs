@@ -1,0 +1,26 @@
+//! riskos-connector: RiskOS and request-token webhooks in, Avro records on per-event-type
+//! compacted Kafka topics out. The HTTP reply waits for Kafka's ack.
+//!
+//! Data flows one way through these modules:
+//!
+//! | step | module | job |
+//! |---|---|---|
+//! | ingress | [`http`] | router, webhook handler (content type, size), health, error→status |
+//! | normalize | [`envelope`] | two envelope styles → one [`envelope::Event`] |
+//! | encode | [`schema`] | catalog of `schemas/`, record builder, JSON→Avro converter, wire prefix, registry |
+//! | route | [`route`] | event type → topic and schema |
+//! | produce | [`kafka`] | the shared idempotent producer, topic creation |
+//! | glue | [`pipeline`] | prepare (pure) and deliver, used by the handler and the CLI |
+//!
+//! [`config`] holds every setting, [`app`] builds and runs the service, [`telemetry`] sets up
+//! logs. `main.rs` only parses the command line.
+
+pub mod app;
+pub mod config;
+pub mod envelope;
+pub mod http;
+pub mod kafka;
+pub mod pipeline;
+pub mod route;
+pub mod schema;
+pub mod telemetry;

@@ -1,0 +1,128 @@
+//! Routing: event type → topic and value schema.
+//!
+//! Topic names follow one rule: `<prefix><event_type>` with `:` → `.` and every other character
+//! outside `[a-z0-9._-]` → `_`. Types with no schema file go to `<prefix>unrecognized`, so a
+//! topic name never comes from payload text the catalog does not know.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::schema::{Catalog, SchemaEntry};
+
+/// Topic suffix for event types without a schema of their own.
+pub const UNRECOGNIZED_TOPIC: &str = "unrecognized";
+
+/// The topic for an event type.
+pub fn topic_name(prefix: &str, event_type: &str) -> String {
+    let mut topic = String::with_capacity(prefix.len() + event_type.len());
+    topic.push_str(prefix);
+    topic.extend(event_type.chars().map(|c| match c {
+        ':' => '.',
+        'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+        _ => '_',
+    }));
+    topic
+}
+
+/// Where one event type goes and how it is encoded.
+#[derive(Debug)]
+pub struct Route {
+    /// Destination topic.
+    pub topic: String,
+    /// Its value schema.
+    pub schema: Arc<SchemaEntry>,
+    /// Bytes written before every Avro datum (the Confluent schema id header).
+    pub wire_prefix: Vec<u8>,
+}
+
+/// A route per schema plus the fallback.
+#[derive(Debug)]
+pub struct Routes {
+    by_event_type: HashMap<String, Arc<Route>>,
+    fallback: Arc<Route>,
+}
+
+/// A topic and schema still waiting for its wire prefix (registration happens in between).
+pub struct PlannedRoute {
+    /// Destination topic.
+    pub topic: String,
+    /// Its value schema.
+    pub schema: Arc<SchemaEntry>,
+}
+
+impl Routes {
+    /// The topic of every schema in the catalog, the fallback last.
+    pub fn plan(catalog: &Catalog, prefix: &str) -> Vec<PlannedRoute> {
+        catalog
+            .entries()
+            .into_iter()
+            .map(|entry| PlannedRoute {
+                topic: if entry.is_fallback() {
+                    format!("{prefix}{UNRECOGNIZED_TOPIC}")
+                } else {
+                    topic_name(prefix, &entry.event_type)
+                },
+                schema: entry.clone(),
+            })
+            .collect()
+    }
+
+    /// Builds the table from planned routes and their wire prefixes.
+    pub fn new(routes: impl IntoIterator<Item = (PlannedRoute, Vec<u8>)>) -> Self {
+        let mut by_event_type = HashMap::new();
+        let mut fallback = None;
+        for (planned, wire_prefix) in routes {
+            let route = Arc::new(Route {
+                topic: planned.topic,
+                schema: planned.schema,
+                wire_prefix,
+            });
+            if route.schema.is_fallback() {
+                fallback = Some(route);
+            } else {
+                by_event_type.insert(route.schema.event_type.clone(), route);
+            }
+        }
+        Self {
+            by_event_type,
+            fallback: fallback.expect("the catalog always has a fallback schema"),
+        }
+    }
+
+    /// The route for an event type (the fallback when it has no schema).
+    pub fn get(&self, event_type: &str) -> &Arc<Route> {
+        self.by_event_type.get(event_type).unwrap_or(&self.fallback)
+    }
+
+    /// Every route, fallback last.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.by_event_type
+            .values()
+            .chain(std::iter::once(&self.fallback))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_the_rule() {
+        let cases = [
+            ("create:cases", "riskos.create.cases"),
+            (
+                "case_management_notification_case_closure",
+                "riskos.case_management_notification_case_closure",
+            ),
+            (
+                "create:bankaccountsnapshots:status_description",
+                "riskos.create.bankaccountsnapshots.status_description",
+            ),
+            ("Weird Type/../x", "riskos._eird__ype_.._x"),
+            ("évènement", "riskos._v_nement"),
+        ];
+        for (event_type, topic) in cases {
+            assert_eq!(topic_name("riskos.", event_type), topic);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Schemas: the catalog of `schemas/`, the record builder, the JSON→Avro converter, the wire
+//! encodings and the registry client.
+
+pub mod catalog;
+pub mod convert;
+pub mod encode;
+pub mod record;
+pub mod registry;
+
+pub use catalog::{Catalog, CatalogError, SchemaEntry};
+pub use convert::{from_json, ConvertError};
+pub use encode::EncodeError;
+pub use registry::{Registry, RegistryError};
