@@ -77,12 +77,17 @@ impl Application {
 
     /// The bound address (port 0 in config resolves here).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then stops taking webhooks, lets in-flight requests
     /// finish and flushes the producer.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let drain_state = self.state.clone();
         axum::serve(self.listener, self.router)

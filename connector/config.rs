@@ -77,7 +77,7 @@ impl Default for HttpConfig {
 }
 
 /// `[kafka]`: the cluster records are produced to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list. Required.
@@ -87,15 +87,6 @@ pub struct KafkaConfig {
     /// In env vars write `_` for `.`: `RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS=20`.
     #[serde(deserialize_with = "scalar_map")]
     pub librdkafka: BTreeMap<String, String>,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            bootstrap_servers: String::new(),
-            librdkafka: BTreeMap::new(),
-        }
-    }
 }
 
 /// `[schema_registry]`: the Confluent-compatible registry.
@@ -300,7 +291,9 @@ impl From<Scalar> for String {
     }
 }
 
-fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn scalar_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     let map = BTreeMap::<String, Scalar>::deserialize(d)?;
     Ok(map.into_iter().map(|(k, v)| (k, v.into())).collect())
 }
@@ -346,12 +339,16 @@ mod tests {
 
     #[test]
     fn env_style_keys_override_the_file() {
-        let figment = base().merge(Serialized::default("kafka.bootstrap_servers", "broker:29092"));
+        let figment = base().merge(Serialized::default(
+            "kafka.bootstrap_servers",
+            "broker:29092",
+        ));
         let config = Config::from_figment(figment).unwrap();
         assert_eq!(config.kafka.bootstrap_servers, "broker:29092");
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error.
     fn real_env_vars_are_split_on_double_underscore() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("RISKOS_HTTP__LISTEN", "127.0.0.1:9999");

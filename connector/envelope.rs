@@ -237,7 +237,10 @@ mod tests {
         assert_eq!(event.id, ":request_token");
         assert_eq!(event.event_type, "create:cases");
         assert_eq!(event.occurred_at_ms, 1_692_223_050_044);
-        assert_eq!(event.description.as_deref(), Some("Notify on case creation"));
+        assert_eq!(
+            event.description.as_deref(),
+            Some("Notify on case creation")
+        );
         assert_eq!(event.data["status"], "Pending Review");
     }
 
@@ -285,7 +288,10 @@ mod tests {
                 json!({"event_id": "e", "event_at": "2025-01-01T00:00:00Z"}),
                 "missing field `event_type`",
             ),
-            (json!({"event_id": "e", "event_type": "t"}), "missing field `event_at`"),
+            (
+                json!({"event_id": "e", "event_type": "t"}),
+                "missing field `event_at`",
+            ),
             (
                 json!({"event_id": "e", "event_type": "t", "event_at": "yesterday"}),
                 "`event_at` is not a valid time",

@@ -9,7 +9,10 @@ use riskos_connector::config::Config;
 use riskos_connector::telemetry;
 
 #[derive(Parser)]
-#[command(version, about = "RiskOS webhooks in, Avro records on compacted Kafka topics out")]
+#[command(
+    version,
+    about = "RiskOS webhooks in, Avro records on compacted Kafka topics out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

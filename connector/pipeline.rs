@@ -95,7 +95,11 @@ impl Pipeline {
 }
 
 /// See [`Pipeline::prepare`].
-pub fn prepare(routes: &Routes, body: &Bytes, received_at_ms: i64) -> Result<Prepared, PrepareError> {
+pub fn prepare(
+    routes: &Routes,
+    body: &Bytes,
+    received_at_ms: i64,
+) -> Result<Prepared, PrepareError> {
     let json: serde_json::Value = serde_json::from_slice(body)?;
     // serde_json has validated the bytes as UTF-8 while parsing.
     let raw = String::from_utf8_lossy(body).into_owned();

@@ -73,14 +73,15 @@ impl Producer {
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<Delivered, ProduceError> {
-        let headers = headers
-            .iter()
-            .fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (k, v)| {
+        let headers = headers.iter().fold(
+            OwnedHeaders::new_with_capacity(headers.len()),
+            |h, (k, v)| {
                 h.insert(Header {
                     key: k,
                     value: Some(v.as_bytes()),
                 })
-            });
+            },
+        );
         let record = FutureRecord::to(topic)
             .key(key)
             .payload(payload)
@@ -121,9 +122,7 @@ impl Producer {
 
 fn classify(error: KafkaError) -> ProduceError {
     match error.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageTimedOut) => {
-            ProduceError::Timeout(Duration::from_millis(0))
-        }
+        Some(RDKafkaErrorCode::MessageTimedOut) => ProduceError::Timeout(Duration::from_millis(0)),
         Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
             ProduceError::TooLarge(error)
         }

@@ -250,6 +250,9 @@ mod tests {
             r#"{"type":"record","name":"X","riskos.event_type":"x","fields":[{"name":"event_id","type":"string"}]}"#.into(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("needs a field `event_type`"), "{err}");
+        assert!(
+            err.to_string().contains("needs a field `event_type`"),
+            "{err}"
+        );
     }
 }

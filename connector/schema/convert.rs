@@ -137,7 +137,8 @@ pub fn from_json(schema: &Schema, names: &Names, json: Json) -> Result<Avro, Con
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    from_json(&array.items, names, item).map_err(|e| e.within(PathSegment::Index(i)))
+                    from_json(&array.items, names, item)
+                        .map_err(|e| e.within(PathSegment::Index(i)))
                 })
                 .collect::<Result<_, _>>()
                 .map(Avro::Array),
@@ -256,7 +257,9 @@ fn union_from_json(union: &UnionSchema, names: &Names, json: Json) -> Result<Avr
     }
     match (branches.len(), first_error) {
         (1, Some(e)) => Err(e),
-        _ => Err(ConvertError::new(format!("{found} fits no branch of the union"))),
+        _ => Err(ConvertError::new(format!(
+            "{found} fits no branch of the union"
+        ))),
     }
 }
 

@@ -10,8 +10,11 @@ use serde_json::{Map, Value as Json};
 
 use crate::envelope::Event;
 
+/// Whether a field's Avro type can hold what the builder puts there.
+pub type AcceptsType = fn(&Schema) -> bool;
+
 /// Field names and the Avro types each accepts; checked when a schema file is loaded.
-pub const ENVELOPE_FIELDS: &[(&str, fn(&Schema) -> bool)] = &[
+pub const ENVELOPE_FIELDS: &[(&str, AcceptsType)] = &[
     ("event_id", |s| matches!(s, Schema::String)),
     ("event_type", |s| matches!(s, Schema::String)),
     ("occurred_at", |s| matches!(s, Schema::TimestampMillis)),

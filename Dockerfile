@@ -1,0 +1,72 @@
+# riskos-connector container image.
+#
+#   docker build -t riskos-connector:dev .
+#   docker run --rm -p 8080:8080 -v $PWD/config.toml:/etc/riskos-connector/config.toml:ro riskos-connector:dev
+#
+# Two stages: a full Rust toolchain builds the binary (librdkafka is compiled from source by the
+# `rdkafka` crate), and a slim Debian image runs it as an unprivileged user with only the
+# binary and the Avro schemas copied in.
+
+ARG RUST_IMAGE=rust:1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${RUST_IMAGE} AS builder
+
+# librdkafka's build (rdkafka-sys, feature `ssl`) needs a C/C++ toolchain, make, perl,
+# pkg-config and the OpenSSL and zlib headers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        gcc g++ make perl pkg-config libssl-dev zlib1g-dev python3 \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /build
+
+# 1. Dependencies only: the manifest and lock file with stub sources. This layer (the slow
+#    librdkafka build included) is reused as long as Cargo.toml and Cargo.lock do not change.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p connector \
+ && echo 'fn main() {}' > connector/main.rs \
+ && : > connector/lib.rs \
+ && cargo build --release --locked \
+ && rm -rf connector \
+           target/release/riskos-connector* \
+           target/release/deps/riskos_connector-* \
+           target/release/deps/libriskos_connector-* \
+           target/release/.fingerprint/riskos-connector-*
+
+# 2. The crate itself.
+COPY connector ./connector
+COPY schemas ./schemas
+RUN touch connector/lib.rs connector/main.rs \
+ && cargo build --release --locked \
+ && strip target/release/riskos-connector \
+ && ./target/release/riskos-connector --version
+
+# ---------------------------------------------------------------------------------------------
+FROM ${RUNTIME_IMAGE} AS runtime
+
+# Shared libraries the binary links (OpenSSL 3, zlib) and the CA bundle for TLS to Kafka and
+# the Schema Registry. Nothing else: no shell tools are needed by the service.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 zlib1g ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 riskos \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin riskos
+
+COPY --from=builder /build/target/release/riskos-connector /usr/local/bin/riskos-connector
+COPY schemas/ /etc/riskos-connector/schemas/
+
+LABEL org.opencontainers.image.title="riskos-connector" \
+      org.opencontainers.image.description="RiskOS webhooks in, Avro records on Kafka out" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# Numeric uid:gid so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+USER 10001:10001
+EXPOSE 8080
+
+# The config path is passed as an argument, not as RISKOS_CONFIG: every RISKOS_* variable is
+# also read as a config override, so the image sets none of them.
+ENTRYPOINT ["/usr/local/bin/riskos-connector"]
+CMD ["serve", "--config", "/etc/riskos-connector/config.toml"]

@@ -1,0 +1,8 @@
+//! Integration tests over a real Kafka-protocol broker process (tansu) and the schema registry
+//! test double. Run them with `scripts/test.sh`, which installs the broker.
+
+mod helpers;
+
+mod interop;
+mod startup;
+mod webhook;

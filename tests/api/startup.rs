@@ -1,0 +1,90 @@
+//! Start-up: registration, topic creation, and clear failures.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+use crate::helpers::{test_config, Broker, RegistryDouble, Stack, TestApp};
+
+#[tokio::test]
+async fn start_up_registers_every_schema_and_creates_compacted_topics() {
+    let stack = Stack::start().await;
+
+    let subjects = stack.registry.subjects();
+    for subject in [
+        "riskos.case_management_notification_case_closure-value",
+        "riskos.evaluation_completed-value",
+        "riskos.create.cases-value",
+        "riskos.update.cases.status-value",
+        "riskos.update.transactions.status-value",
+        "riskos.create.bankaccountsnapshots.status_description-value",
+        "riskos.create.reviews.is_entity-value",
+        "riskos.unrecognized-value",
+    ] {
+        assert!(
+            subjects.iter().any(|s| s == subject),
+            "{subject} in {subjects:?}"
+        );
+        let topic = subject.trim_end_matches("-value");
+        assert!(stack.broker.topics().iter().any(|t| t == topic), "{topic}");
+    }
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", stack.broker.bootstrap())
+        .create()
+        .unwrap();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let configs = admin
+        .describe_configs(&[ResourceSpecifier::Topic("riskos.create.cases")], &options)
+        .await
+        .unwrap();
+    let resource = configs.into_iter().next().unwrap().unwrap();
+    let policy = resource.get("cleanup.policy").and_then(|e| e.value.clone());
+    assert_eq!(policy.as_deref(), Some("compact"));
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_stops_start_up_with_a_clear_error() {
+    let broker = Broker::start_memory().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut config = test_config(&broker.bootstrap(), &url);
+    config.schema_registry.timeout_ms = Some(1_000);
+
+    let error = TestApp::spawn(config).await.err().expect("start-up fails");
+
+    let message = format!("{error:#}");
+    assert!(message.contains("schema registry"), "{message}");
+    assert!(message.contains(&url), "{message}");
+}
+
+#[tokio::test]
+async fn a_broken_schema_file_stops_start_up_naming_the_file() {
+    let broker = Broker::start_memory().await;
+    let registry = RegistryDouble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("broken.avsc"), "{\"type\": \"record\"").unwrap();
+    let mut config = test_config(&broker.bootstrap(), &registry.url);
+    config.schemas.dir = dir.path().to_path_buf();
+
+    let error = TestApp::spawn(config).await.err().expect("start-up fails");
+
+    assert!(format!("{error:#}").contains("broken.avsc"), "{error:#}");
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_returns() {
+    let stack = Stack::start().await;
+    let (_, body) = crate::helpers::fixtures::all().into_iter().next().unwrap();
+    assert_eq!(stack.app.post_webhook(body).await.status(), 200);
+    stack.app.stop().await.expect("clean stop");
+}
