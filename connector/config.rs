@@ -212,7 +212,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+        Self::from_figment(figment.merge(env_provider()))
     }
 
     /// Extracts and validates a config from any figment (tests layer their own providers).
@@ -268,6 +268,14 @@ impl Config {
     }
 }
 
+/// `RISKOS_<SECTION>__<KEY>` variables. Only names with a `__` are settings, so `RISKOS_CONFIG`
+/// (the config file path) is not mistaken for one.
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+}
+
 /// Env values are typed by figment (`20` is a number); these settings are text either way.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -306,7 +314,18 @@ fn optional_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stri
 fn one_line(error: figment::Error) -> String {
     error
         .into_iter()
-        .map(|e| e.to_string())
+        .map(|e| {
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if e.path.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("key `{}`: {}{source}", e.path.join("."), e.kind)
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -354,7 +373,8 @@ mod tests {
             jail.set_env("RISKOS_HTTP__LISTEN", "127.0.0.1:9999");
             jail.set_env("RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS", "7");
             jail.set_env("RISKOS_SCHEMA_REGISTRY__PASSWORD", "123456");
-            let figment = base().merge(Env::prefixed(ENV_PREFIX).split("__"));
+            jail.set_env("RISKOS_CONFIG", "/not/a/setting.toml");
+            let figment = base().merge(env_provider());
             let config = Config::from_figment(figment).unwrap();
             assert_eq!(config.http.listen.to_string(), "127.0.0.1:9999");
             assert_eq!(config.kafka.librdkafka.get("linger_ms").unwrap(), "7");

@@ -20,7 +20,7 @@ export TANSU_BIN="$CARGO_BIN/tansu"
 
 step "python venv for the interop decoder (confluent-kafka)"
 scripts/python-venv.sh tests/interop/requirements.txt
-export RISKOS_TEST_PYTHON="$PWD/.venv/bin/python"
+export INTEROP_PYTHON="$PWD/.venv/bin/python"
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -7,8 +7,8 @@ use crate::helpers::decode::assert_data_matches;
 use crate::helpers::{fixtures, Stack};
 
 fn python() -> String {
-    std::env::var("RISKOS_TEST_PYTHON").expect(
-        "RISKOS_TEST_PYTHON must point at a Python with confluent-kafka[avro]; run scripts/test.sh",
+    std::env::var("INTEROP_PYTHON").expect(
+        "INTEROP_PYTHON must point at a Python with confluent-kafka[avro]; run scripts/test.sh",
     )
 }
 

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cli;
 mod interop;
 mod startup;
 mod webhook;

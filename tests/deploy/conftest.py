@@ -1,0 +1,110 @@
+"""Shared helpers for the deployment-artifact tests (Dockerfile, docker-compose, Helm chart).
+
+The chart is rendered with Helm's own Go engine through the `helm-python-sdk` package, so no
+`helm` binary is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "riskos-connector"
+PRODUCTION_VALUES = CHART / "examples" / "production-values.yaml"
+SCHEMAS = REPO / "schemas"
+
+RELEASE = "riskos-connector"
+NAMESPACE = "riskos"
+
+CONFIG_DIR = "/etc/riskos-connector"
+SECRETS_DIR = "/etc/riskos-connector/secrets"
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of base with override merged in (maps merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def production_values() -> dict[str, Any]:
+    return yaml.safe_load(PRODUCTION_VALUES.read_text())
+
+
+@lru_cache(maxsize=None)
+def _render_cached(values_json: str, release: str, namespace: str) -> tuple[tuple[str, str], ...]:
+    import helm_python as helm
+
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(
+            json.loads(values_json), name=release, namespace=namespace, is_install=True
+        )
+    return tuple(sorted(rendered.items()))
+
+
+def render_files(values: dict[str, Any] | None = None, release: str = RELEASE) -> dict[str, str]:
+    """Template path -> rendered text (NOTES.txt included)."""
+    return dict(_render_cached(json.dumps(values or {}, sort_keys=True), release, NAMESPACE))
+
+
+def render(values: dict[str, Any] | None = None, release: str = RELEASE) -> list[dict[str, Any]]:
+    """Every Kubernetes object the chart renders for `values`."""
+    objects: list[dict[str, Any]] = []
+    for path, text in render_files(values, release).items():
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                assert isinstance(doc, dict), f"{path} rendered a non-object document"
+                objects.append(doc)
+    return objects
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(objects, kind)
+    assert len(found) == 1, f"expected exactly one {kind}, got {len(found)}"
+    return found[0]
+
+
+def workload(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1, f"expected one Deployment or StatefulSet, got {[o['kind'] for o in found]}"
+    return found[0]
+
+
+def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = workload(objects)["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def config_toml(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    import tomllib
+
+    configmap = one(objects, "ConfigMap")
+    return tomllib.loads(configmap["data"]["config.toml"])
+
+
+@pytest.fixture(scope="session")
+def default_objects() -> list[dict[str, Any]]:
+    return render({})
+
+
+@pytest.fixture(scope="session")
+def production_objects() -> list[dict[str, Any]]:
+    return render(production_values())
