@@ -93,7 +93,14 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
         .collect();
     assert_eq!(accepted.len(), 8, "{log:?}");
     for line in &accepted {
-        for field in ["event_id", "event_type", "event_at", "topic", "partition", "offset"] {
+        for field in [
+            "event_id",
+            "event_type",
+            "event_at",
+            "topic",
+            "partition",
+            "offset",
+        ] {
             assert!(!line[field].is_null(), "log line lacks {field}: {line}");
         }
     }
