@@ -66,7 +66,7 @@ LABEL org.opencontainers.image.title="riskos-connector" \
 USER 10001:10001
 EXPOSE 8080
 
-# The config path is passed as an argument, not as RISKOS_CONFIG: every RISKOS_* variable is
-# also read as a config override, so the image sets none of them.
+# `--config` may also come from RISKOS_CONFIG; RISKOS_<SECTION>__<KEY> variables override
+# single keys. The image sets none of them.
 ENTRYPOINT ["/usr/local/bin/riskos-connector"]
 CMD ["serve", "--config", "/etc/riskos-connector/config.toml"]

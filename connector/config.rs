@@ -93,7 +93,7 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchemaRegistryConfig {
-    /// Base URL, e.g. `http://schema-registry:8081`. Required.
+    /// Base URL, e.g. `http://schema-registry:8081`. Required with the `confluent` encoding.
     pub url: String,
     /// Basic-auth user name (Confluent Cloud API key), if the registry needs one.
     #[serde(deserialize_with = "optional_scalar")]
@@ -103,6 +103,25 @@ pub struct SchemaRegistryConfig {
     pub password: Option<String>,
     /// Timeout of one registry call in milliseconds. Default 5000.
     pub timeout_ms: Option<u64>,
+    /// How each `schemas/` file must relate to the registry's latest version of its subject,
+    /// checked at start-up and by `schemas check`: `BACKWARD` (default: consumers on the new
+    /// schema read old records), `FORWARD`, `FULL` or `NONE`.
+    pub compatibility: CompatibilityLevel,
+}
+
+/// Schema evolution rule checked against the registry's latest version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum CompatibilityLevel {
+    /// The new schema can read data written with the latest registered one.
+    #[default]
+    Backward,
+    /// The latest registered schema can read data written with the new one.
+    Forward,
+    /// Both.
+    Full,
+    /// No check.
+    None,
 }
 
 /// `[schemas]`: the value schemas.
@@ -111,14 +130,30 @@ pub struct SchemaRegistryConfig {
 pub struct SchemasConfig {
     /// Folder holding one `.avsc` file per event type. Default `schemas`.
     pub dir: PathBuf,
+    /// Wire format of record values: `confluent` (magic byte + registry schema id; the default
+    /// when `schema_registry.url` is set) or `single-object` (Avro single-object encoding:
+    /// `C3 01` + CRC-64-AVRO fingerprint; the default without a registry, the `.avsc` files are
+    /// then the contract).
+    pub encoding: Option<Encoding>,
 }
 
 impl Default for SchemasConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("schemas"),
+            encoding: None,
         }
     }
+}
+
+/// Wire format of record values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// Confluent wire format through a Schema Registry.
+    Confluent,
+    /// Avro single-object encoding, no registry.
+    SingleObject,
 }
 
 /// `[topics]`: naming and creation.
@@ -135,6 +170,10 @@ pub struct TopicsConfig {
     /// Create missing topics (compacted) at start-up. Default true; turn off when topics are
     /// managed elsewhere (Terraform, Strimzi) and the connector's principal may not create them.
     pub create: bool,
+    /// Topic for bodies that cannot be normalized or encoded, stored raw with the reason in
+    /// headers. Default `<prefix>quarantine`. Created with `cleanup.policy=delete` and
+    /// unlimited retention (keys may be absent, so it cannot be compacted).
+    pub quarantine: Option<String>,
 }
 
 impl Default for TopicsConfig {
@@ -144,6 +183,7 @@ impl Default for TopicsConfig {
             partitions: 6,
             replication_factor: 3,
             create: true,
+            quarantine: None,
         }
     }
 }
@@ -215,6 +255,21 @@ impl Config {
         Self::from_figment(figment.merge(env_provider()))
     }
 
+    /// Like [`Config::load`] for offline tools: Kafka settings may be absent.
+    pub fn load_offline(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment
+            .merge(env_provider())
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(e)))
+    }
+
     /// Extracts and validates a config from any figment (tests layer their own providers).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let config: Config = figment
@@ -222,6 +277,25 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(one_line(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The effective value encoding (see [`SchemasConfig::encoding`]).
+    pub fn encoding(&self) -> Encoding {
+        self.schemas
+            .encoding
+            .unwrap_or(if self.schema_registry.url.trim().is_empty() {
+                Encoding::SingleObject
+            } else {
+                Encoding::Confluent
+            })
+    }
+
+    /// The quarantine topic's name.
+    pub fn quarantine_topic(&self) -> String {
+        self.topics
+            .quarantine
+            .clone()
+            .unwrap_or_else(|| format!("{}quarantine", self.topics.prefix))
     }
 
     /// Range and presence checks serde cannot express.
@@ -238,10 +312,11 @@ impl Config {
                 "is required (set it in the file or RISKOS_KAFKA__BOOTSTRAP_SERVERS)",
             );
         }
-        if self.schema_registry.url.trim().is_empty() {
+        if self.encoding() == Encoding::Confluent && self.schema_registry.url.trim().is_empty() {
             return out_of_range(
                 "schema_registry.url",
-                "is required (set it in the file or RISKOS_SCHEMA_REGISTRY__URL)",
+                "is required with schemas.encoding = \"confluent\" (set it in the file or \
+                 RISKOS_SCHEMA_REGISTRY__URL, or use schemas.encoding = \"single-object\")",
             );
         }
         if !self.http.path.starts_with('/') {
@@ -396,6 +471,25 @@ mod tests {
         let figment = base().merge(Serialized::default("http.lisen", "0.0.0.0:1"));
         let message = Config::from_figment(figment).unwrap_err().to_string();
         assert!(message.contains("lisen"), "{message}");
+    }
+
+    #[test]
+    fn encoding_defaults_to_the_registry_when_one_is_configured() {
+        let config = Config::from_figment(base()).unwrap();
+        assert_eq!(config.encoding(), Encoding::Confluent);
+        let figment = Figment::new().merge(Toml::string("[kafka]\nbootstrap_servers='b:1'"));
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.encoding(), Encoding::SingleObject);
+        assert_eq!(config.quarantine_topic(), "riskos.quarantine");
+    }
+
+    #[test]
+    fn confluent_encoding_without_a_registry_is_refused() {
+        let figment = Figment::new().merge(Toml::string(
+            "[kafka]\nbootstrap_servers='b:1'\n[schemas]\nencoding='confluent'",
+        ));
+        let message = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(message.contains("schema_registry.url"), "{message}");
     }
 
     #[test]

@@ -80,6 +80,19 @@ pub enum EnvelopeError {
     BadTime { field: &'static str, reason: String },
 }
 
+impl EnvelopeError {
+    /// The field the error is about, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            EnvelopeError::NotAnObject(_) | EnvelopeError::UnknownEnvelope => None,
+            EnvelopeError::Missing(f) | EnvelopeError::Empty(f) => Some(f),
+            EnvelopeError::WrongType { field, .. } | EnvelopeError::BadTime { field, .. } => {
+                Some(field)
+            }
+        }
+    }
+}
+
 /// Normalizes a parsed webhook body. Takes the value by ownership so `data` moves, not copies.
 pub fn normalize(body: Value) -> Result<Event, EnvelopeError> {
     let Value::Object(mut object) = body else {

@@ -21,6 +21,8 @@ pub mod envelope;
 pub mod http;
 pub mod kafka;
 pub mod pipeline;
+pub mod quarantine;
 pub mod route;
 pub mod schema;
 pub mod telemetry;
+pub mod tools;

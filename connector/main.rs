@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use riskos_connector::app::{shutdown_signal, Application};
 use riskos_connector::config::Config;
 use riskos_connector::telemetry;
+use riskos_connector::tools::{replay, tail, validate};
 
 #[derive(Parser)]
 #[command(
@@ -18,23 +19,73 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct ConfigArg {
+    /// TOML config file; `RISKOS_<SECTION>__<KEY>` env vars override it.
+    #[arg(long, env = "RISKOS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Receive webhooks and produce them to Kafka until SIGTERM or Ctrl-C.
-    Serve {
-        /// TOML config file; `RISKOS_<SECTION>__<KEY>` env vars override it.
-        #[arg(long, env = "RISKOS_CONFIG")]
-        config: Option<PathBuf>,
+    Serve(ConfigArg),
+    /// Re-run quarantined bodies through the current schemas and produce those that now fit.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Read the quarantine topic (the only source so far; required for clarity).
+        #[arg(long, required = true)]
+        from_quarantine: bool,
+        /// Only records quarantined at or after this time: RFC 3339 (`2025-11-01T00:00:00Z`) or
+        /// a duration ago (`2h`, `3days`).
+        #[arg(long)]
+        since: Option<String>,
     },
+    /// Schema commands.
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCommand,
+    },
+    /// Print records of topics as JSON lines, decoding either encoding.
+    Tail {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Topic to read (repeatable); default: every topic with the configured prefix.
+        #[arg(long)]
+        topic: Vec<String>,
+        /// Start at the oldest record instead of only new ones.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Stop once the records that existed at start have been printed.
+        #[arg(long)]
+        exit_at_end: bool,
+    },
+    /// Normalize and encode payload files offline (no Kafka, no registry) and print the record
+    /// or the exact error; exits 1 if any file fails.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// JSON payload files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// Check every schema file against its subject's latest registered version, as start-up
+    /// does, without starting the server or registering anything.
+    Check(ConfigArg),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve { config } => serve(config),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(cli.command) {
+        Ok(code) => code,
         Err(error) => {
             eprintln!("riskos-connector: {error:#}");
             ExitCode::FAILURE
@@ -42,14 +93,87 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(config.as_deref())?;
-    telemetry::init(&config.log);
+fn run(command: Command) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let app = Application::build(&config).await?;
-        app.run_until(shutdown_signal()).await
-    })
+    match command {
+        Command::Serve(arg) => {
+            let config = Config::load(arg.config.as_deref())?;
+            telemetry::init(&config.log);
+            runtime.block_on(async {
+                let app = Application::build(&config).await?;
+                app.run_until(shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { config, since, .. } => {
+            let config = Config::load(config.config.as_deref())?;
+            telemetry::init(&config.log);
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let report = runtime.block_on(replay::run(&config, since))?;
+            println!("read {} quarantined records", report.read);
+            for (topic, count) in &report.replayed {
+                println!("replayed {count} to {topic}");
+            }
+            for (partition, offset, error) in &report.still_failing {
+                println!("still failing: partition {partition} offset {offset}: {error}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schemas {
+            command: SchemasCommand::Check(arg),
+        } => {
+            let config = Config::load(arg.config.as_deref())?;
+            for line in runtime.block_on(riskos_connector::app::check_schemas(&config))? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tail {
+            config,
+            topic,
+            from_beginning,
+            max,
+            exit_at_end,
+        } => {
+            let config = Config::load(config.config.as_deref())?;
+            let options = tail::TailOptions {
+                topics: topic,
+                from_beginning,
+                max,
+                exit_at_end,
+            };
+            runtime.block_on(tail::run(&config, &options, &mut std::io::stdout().lock()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { config, files } => {
+            let config = Config::load_offline(config.config.as_deref())?;
+            let routes = validate::offline_routes(&config)?;
+            let mut all_ok = true;
+            for file in files {
+                let line = validate::validate_file(&routes, &file);
+                all_ok &= line["ok"] == true;
+                println!("{line}");
+            }
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// RFC 3339 time or a duration ago, as epoch milliseconds.
+fn parse_since(text: &str) -> anyhow::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok((at.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let ago = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!("--since {text:?}: expected RFC 3339 or a duration like 2h")
+    })?;
+    let now = time::OffsetDateTime::now_utc() - ago;
+    Ok((now.unix_timestamp_nanos() / 1_000_000) as i64)
 }

@@ -1,19 +1,19 @@
 //! The pipeline behind the HTTP handler: parse → normalize → route → convert → encode
-//! ([`Pipeline::prepare`], pure and offline) and produce ([`Pipeline::deliver`]).
+//! ([`Pipeline::prepare`], pure and offline), produce ([`Pipeline::deliver`]), and keep what
+//! cannot be prepared ([`Pipeline::quarantine`]).
 //!
 //! Keeping the pure half apart lets the CLI validate payloads with no Kafka and lets tests
 //! exercise every rejection without a broker.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
 use crate::kafka::{Delivered, ProduceError, Producer};
+use crate::quarantine;
 use crate::route::{Route, Routes};
 use crate::schema::{convert, encode, record, ConvertError, EncodeError};
 
-/// Why a body cannot become a record. Every variant is the sender's fault except `Encode`.
+/// Why a body cannot become a record.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     /// Not JSON (or nested deeper than the parser allows).
@@ -23,15 +23,63 @@ pub enum PrepareError {
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
     /// A usable envelope whose content does not fit the event type's schema.
-    #[error("event type `{event_type}` does not fit schema {schema}: {error}")]
+    #[error("event type `{event_type}` does not fit its schema: {error}")]
     Schema {
+        event_id: String,
         event_type: String,
-        schema: String,
         error: ConvertError,
     },
-    /// Avro refused a converted value (a bug).
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
+    /// Avro refused a converted value (a bug, never the sender's fault).
+    #[error("event type `{event_type}` could not be encoded: {error}")]
+    Encode {
+        event_id: String,
+        event_type: String,
+        error: EncodeError,
+    },
+}
+
+impl PrepareError {
+    /// A short class for headers, logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PrepareError::Json(_) => "invalid_json",
+            PrepareError::Envelope(_) => "invalid_envelope",
+            PrepareError::Schema { .. } => "schema_mismatch",
+            PrepareError::Encode { .. } => "encode_failed",
+        }
+    }
+
+    /// The failing field, when one is known.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            PrepareError::Json(_) | PrepareError::Encode { .. } => None,
+            PrepareError::Envelope(e) => e.field().map(str::to_string),
+            PrepareError::Schema { error, .. } => Some(error.field()),
+        }
+    }
+
+    /// The event id and type, when the envelope was readable.
+    pub fn event(&self) -> Option<(&str, &str)> {
+        match self {
+            PrepareError::Schema {
+                event_id,
+                event_type,
+                ..
+            }
+            | PrepareError::Encode {
+                event_id,
+                event_type,
+                ..
+            } => Some((event_id, event_type)),
+            _ => None,
+        }
+    }
+
+    /// True when the body is a well-formed envelope our schemas do not fit: once quarantined it
+    /// is stored (a schema fix plus a replay recovers it), so the sender gets a 2xx.
+    pub fn is_stored_by_quarantine(&self) -> bool {
+        self.event().is_some()
+    }
 }
 
 /// A record ready to produce.
@@ -55,12 +103,17 @@ pub struct Prepared {
 pub struct Pipeline {
     routes: Routes,
     producer: Producer,
+    quarantine_topic: String,
 }
 
 impl Pipeline {
-    /// Joins the routing table and the producer.
-    pub fn new(routes: Routes, producer: Producer) -> Self {
-        Self { routes, producer }
+    /// Joins the routing table, the producer and the quarantine topic.
+    pub fn new(routes: Routes, producer: Producer, quarantine_topic: String) -> Self {
+        Self {
+            routes,
+            producer,
+            quarantine_topic,
+        }
     }
 
     /// The routing table.
@@ -74,7 +127,7 @@ impl Pipeline {
     }
 
     /// Turns a request body into an encoded record. Pure: no I/O.
-    pub fn prepare(&self, body: &Bytes, received_at_ms: i64) -> Result<Prepared, PrepareError> {
+    pub fn prepare(&self, body: &[u8], received_at_ms: i64) -> Result<Prepared, PrepareError> {
         prepare(&self.routes, body, received_at_ms)
     }
 
@@ -83,7 +136,7 @@ impl Pipeline {
         self.producer
             .send(
                 &prepared.route.topic,
-                &prepared.key,
+                Some(&prepared.key),
                 &prepared.payload,
                 &[
                     ("event_type", prepared.event_type.as_str()),
@@ -92,12 +145,31 @@ impl Pipeline {
             )
             .await
     }
+
+    /// Stores a body that could not be prepared, raw, on the quarantine topic, with the reason
+    /// in headers; waits for the ack.
+    pub async fn quarantine(
+        &self,
+        body: &[u8],
+        error: &PrepareError,
+        received_at_ms: i64,
+    ) -> Result<Delivered, ProduceError> {
+        let headers = quarantine::headers(error, received_at_ms);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let key = error.event().map(|(id, _)| id);
+        let delivered = self
+            .producer
+            .send(&self.quarantine_topic, key, body, &headers)
+            .await?;
+        metrics::counter!("riskos_quarantined_total", "reason" => error.reason()).increment(1);
+        Ok(delivered)
+    }
 }
 
 /// See [`Pipeline::prepare`].
 pub fn prepare(
     routes: &Routes,
-    body: &Bytes,
+    body: &[u8],
     received_at_ms: i64,
 ) -> Result<Prepared, PrepareError> {
     let json: serde_json::Value = serde_json::from_slice(body)?;
@@ -116,11 +188,17 @@ pub fn prepare(
         record::record_json(event, received_at_ms, raw),
     )
     .map_err(|error| PrepareError::Schema {
+        event_id: key.clone(),
         event_type: event_type.clone(),
-        schema: schema.file.display().to_string(),
         error,
     })?;
-    let payload = encode::encode(&route.wire_prefix, &schema.schema, value)?;
+    let payload = encode::encode(&route.wire_prefix, &schema.schema, value).map_err(|error| {
+        PrepareError::Encode {
+            event_id: key.clone(),
+            event_type: event_type.clone(),
+            error,
+        }
+    })?;
     Ok(Prepared {
         route,
         key,

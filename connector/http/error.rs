@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Kafka did not take the record.
     #[error(transparent)]
     Produce(#[from] ProduceError),
+    /// The body could not be prepared and the quarantine write failed too.
+    #[error("could not store the body in quarantine: {0}")]
+    QuarantineFailed(ProduceError),
     /// The server is draining before exit.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -42,10 +45,11 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
-            ApiError::Prepare(PrepareError::Encode(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Prepare(_) => StatusCode::BAD_REQUEST,
             ApiError::Produce(ProduceError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Produce(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Produce(_) | ApiError::QuarantineFailed(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -53,7 +57,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Produce(ProduceError::QueueFull) => Some(1),
-            ApiError::Produce(_) | ApiError::ShuttingDown => Some(5),
+            ApiError::Produce(_) | ApiError::QuarantineFailed(_) | ApiError::ShuttingDown => {
+                Some(5)
+            }
             _ => None,
         }
     }
@@ -64,10 +70,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::BodyRead(_) => "body_read",
-            ApiError::Prepare(PrepareError::Json(_)) => "invalid_json",
-            ApiError::Prepare(PrepareError::Envelope(_)) => "invalid_envelope",
-            ApiError::Prepare(PrepareError::Schema { .. }) => "schema_mismatch",
-            ApiError::Prepare(PrepareError::Encode(_)) => "encode_failed",
+            ApiError::Prepare(error) => error.reason(),
+            ApiError::QuarantineFailed(_) => "quarantine_failed",
             ApiError::Produce(ProduceError::QueueFull) => "queue_full",
             ApiError::Produce(ProduceError::Timeout(_)) => "ack_timeout",
             ApiError::Produce(ProduceError::TooLarge(_)) => "record_too_large",

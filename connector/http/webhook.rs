@@ -10,14 +10,49 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::pipeline::PrepareError;
 
 /// The 200 body.
 #[derive(Debug, Serialize)]
 pub struct Accepted {
-    /// Always `accepted`.
+    /// `accepted` (on its event topic) or `quarantined` (stored raw for a schema fix + replay).
     pub status: &'static str,
     /// The event id that was stored (the Kafka key).
     pub event_id: String,
+    /// Why it was quarantined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Stores a body that could not be prepared. A well-formed envelope our schema does not fit
+/// is then safe (200); anything else is still the sender's error (400). If the quarantine
+/// write fails, 503 so the vendor retries.
+async fn quarantine(
+    state: &AppState,
+    body: &[u8],
+    error: PrepareError,
+    received_at_ms: i64,
+) -> Result<Json<Accepted>, ApiError> {
+    let delivered = state
+        .pipeline
+        .quarantine(body, &error, received_at_ms)
+        .await
+        .map_err(ApiError::QuarantineFailed)?;
+    tracing::warn!(
+        reason = error.reason(),
+        error = %error,
+        partition = delivered.partition,
+        offset = delivered.offset,
+        "quarantined"
+    );
+    match error.event() {
+        Some((event_id, _)) if error.is_stored_by_quarantine() => Ok(Json(Accepted {
+            status: "quarantined",
+            event_id: event_id.to_string(),
+            reason: Some(error.to_string()),
+        })),
+        _ => Err(ApiError::Prepare(error)),
+    }
 }
 
 /// `POST <http.path>`.
@@ -46,7 +81,10 @@ pub async fn receive(
     })?;
     let received_at_ms = now_millis();
 
-    let prepared = state.pipeline.prepare(&body, received_at_ms)?;
+    let prepared = match state.pipeline.prepare(&body, received_at_ms) {
+        Ok(prepared) => prepared,
+        Err(error) => return quarantine(&state, &body, error, received_at_ms).await,
+    };
     let delivered = state.pipeline.deliver(&prepared).await?;
 
     tracing::info!(
@@ -62,6 +100,7 @@ pub async fn receive(
     Ok(Json(Accepted {
         status: "accepted",
         event_id: prepared.key,
+        reason: None,
     }))
 }
 

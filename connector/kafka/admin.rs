@@ -24,12 +24,38 @@ pub enum AdminError {
     },
 }
 
-/// Creates each topic that does not exist yet with `cleanup.policy=compact`. Existing topics are
-/// left as they are.
+/// A topic to create if missing.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Topic-level configs, e.g. `cleanup.policy=compact`.
+    pub configs: Vec<(&'static str, &'static str)>,
+}
+
+impl TopicSpec {
+    /// An event topic: compacted, so a key's latest record wins.
+    pub fn compacted(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            configs: vec![("cleanup.policy", "compact")],
+        }
+    }
+
+    /// The quarantine topic: kept forever (its records may have no key, so no compaction).
+    pub fn retained(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            configs: vec![("cleanup.policy", "delete"), ("retention.ms", "-1")],
+        }
+    }
+}
+
+/// Creates each topic that does not exist yet. Existing topics are left as they are.
 pub async fn ensure_topics(
     bootstrap_servers: &str,
     passthrough: &BTreeMap<String, String>,
-    topics: &[String],
+    topics: &[TopicSpec],
     partitions: i32,
     replication_factor: i32,
 ) -> Result<(), AdminError> {
@@ -37,13 +63,15 @@ pub async fn ensure_topics(
         client_config(bootstrap_servers, &[], passthrough).create()?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
-        .map(|name| {
-            NewTopic::new(
-                name,
-                partitions,
-                TopicReplication::Fixed(replication_factor),
+        .map(|spec| {
+            spec.configs.iter().fold(
+                NewTopic::new(
+                    &spec.name,
+                    partitions,
+                    TopicReplication::Fixed(replication_factor),
+                ),
+                |topic, (key, value)| topic.set(key, value),
             )
-            .set("cleanup.policy", "compact")
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

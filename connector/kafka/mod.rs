@@ -3,7 +3,7 @@
 pub mod admin;
 pub mod producer;
 
-pub use admin::{ensure_topics, AdminError};
+pub use admin::{ensure_topics, AdminError, TopicSpec};
 pub use producer::{Delivered, ProduceError, Producer};
 
 use std::collections::BTreeMap;

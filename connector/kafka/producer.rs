@@ -69,7 +69,7 @@ impl Producer {
     pub async fn send(
         &self,
         topic: &str,
-        key: &str,
+        key: Option<&str>,
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<Delivered, ProduceError> {
@@ -82,10 +82,10 @@ impl Producer {
                 })
             },
         );
-        let record = FutureRecord::to(topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
+        let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         let delivery = self.inner.send_result(record).map_err(|(e, _)| match e {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
             other => classify(other),

@@ -1,6 +1,8 @@
 //! Wire encodings: a fixed prefix per schema, then the Avro binary datum.
 //!
-//! Confluent wire format: magic byte `0x00`, the registry's schema id as a big-endian `u32`.
+//! - Confluent wire format: magic byte `0x00`, the registry's schema id as a big-endian `u32`.
+//! - Avro single-object encoding (Avro specification): marker `C3 01`, then the schema's
+//!   CRC-64-AVRO (Rabin) fingerprint of its Parsing Canonical Form, little-endian.
 
 use apache_avro::schema::Schema;
 use apache_avro::types::Value as Avro;
@@ -17,6 +19,12 @@ pub fn confluent_prefix(schema_id: u32) -> Vec<u8> {
     prefix.push(0u8);
     prefix.extend_from_slice(&schema_id.to_be_bytes());
     prefix
+}
+
+/// The 10-byte single-object prefix for a schema.
+pub fn single_object_prefix(schema: &Schema) -> Vec<u8> {
+    use apache_avro::headers::{HeaderBuilder, RabinFingerprintHeader};
+    RabinFingerprintHeader::from_schema(schema).build_header()
 }
 
 /// Writes `prefix` followed by `value` encoded with `schema` into one buffer.
@@ -36,6 +44,16 @@ mod tests {
     #[test]
     fn confluent_prefix_is_magic_byte_and_big_endian_id() {
         assert_eq!(confluent_prefix(0x0102_0304), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn single_object_prefix_is_marker_and_fingerprint() {
+        let prefix = single_object_prefix(&Schema::String);
+        assert_eq!(prefix.len(), 10);
+        assert_eq!(&prefix[..2], &[0xC3, 0x01]);
+        // CRC-64-AVRO of the canonical form `"string"`, from the Avro specification's test data.
+        let expected = (-8142146995180207161_i64).to_le_bytes();
+        assert_eq!(&prefix[2..], &expected);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! encodings and the registry client.
 
 pub mod catalog;
+pub mod compat;
 pub mod convert;
+pub mod decode;
 pub mod encode;
 pub mod record;
 pub mod registry;

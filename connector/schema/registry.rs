@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
-use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use schema_registry_converter::async_impl::schema_registry::{
+    perform_sr_call, post_schema, SrSettings,
+};
+use schema_registry_converter::schema_registry_common::{SchemaType, SrCall, SuppliedSchema};
 
 use super::catalog::SchemaEntry;
 use crate::config::SchemaRegistryConfig;
@@ -17,6 +19,13 @@ pub enum RegistryError {
     /// The client could not be built from the settings.
     #[error("schema registry settings: {0}")]
     Settings(String),
+    /// Reading a subject's latest version failed.
+    #[error("schema registry {url}: reading subject `{subject}` failed: {reason}")]
+    Read {
+        url: String,
+        subject: String,
+        reason: String,
+    },
     /// Registration failed (registry unreachable, or it refused the schema).
     #[error("schema registry {url}: registering subject `{subject}` failed: {reason}")]
     Register {
@@ -75,6 +84,35 @@ impl Registry {
                 url: self.url.clone(),
                 subject: subject.to_string(),
                 reason: e.to_string(),
+            })
+    }
+}
+
+impl Registry {
+    /// The latest schema text registered under `subject`, or `None` for a new subject.
+    pub async fn latest(&self, subject: &str) -> Result<Option<String>, RegistryError> {
+        match perform_sr_call(&self.settings, SrCall::GetLatest(subject)).await {
+            Ok(raw) => Ok(raw.schema),
+            // 40401 subject not found: nothing registered yet.
+            Err(e) if e.to_string().contains("40401") => Ok(None),
+            Err(e) => Err(RegistryError::Read {
+                url: self.url.clone(),
+                subject: subject.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The schema text registered under a global id.
+    pub async fn by_id(&self, id: u32) -> Result<String, RegistryError> {
+        perform_sr_call(&self.settings, SrCall::GetById(id))
+            .await
+            .ok()
+            .and_then(|raw| raw.schema)
+            .ok_or_else(|| RegistryError::Read {
+                url: self.url.clone(),
+                subject: format!("schema id {id}"),
+                reason: "not found".into(),
             })
     }
 }

@@ -148,6 +148,8 @@ def test_values_schema_accepts_the_shipped_values(scenario: str) -> None:
         ({"http": {"path": "webhooks"}}, "path"),
         ({"spool": {"dir": "relative/spool"}}, "dir"),
         ({"kafka": {"bootstrapServers": ""}}, "bootstrapServers"),
+        ({"schemaRegistry": {"compatibility": "SIDEWAYS"}}, "compatibility"),
+        ({"schemas": {"encoding": "json"}}, "encoding"),
         ({"log": {"format": "xml"}}, "format"),
         ({"topics": {"replicationFactor": 0}}, "replicationFactor"),
         ({"secrets": {"bearerTokens": ["short"]}}, "bearerTokens"),
@@ -365,9 +367,10 @@ KNOWN_CONFIG_KEYS = {
     "http.rate_limit_per_ip", "http.max_in_flight", "http.tls.cert_file", "http.tls.key_file",
     "kafka.bootstrap_servers", "kafka.librdkafka",
     "schema_registry.url", "schema_registry.username", "schema_registry.password_file",
-    "schema_registry.timeout_ms",
-    "schemas.dir",
+    "schema_registry.timeout_ms", "schema_registry.compatibility",
+    "schemas.dir", "schemas.encoding",
     "topics.prefix", "topics.partitions", "topics.replication_factor", "topics.create",
+    "topics.quarantine",
     "delivery.ack_timeout_ms", "delivery.spool.dir", "delivery.spool.max_bytes",
     "shutdown.grace_ms",
     "auth.mode", "auth.basic.credentials_file", "auth.bearer.tokens_file",
@@ -398,7 +401,7 @@ def test_config_toml_uses_only_known_keys(scenario: str) -> None:
     assert config["schemas.dir"] == f"{CONFIG_DIR}/schemas"
     assert config["http.listen"] == "0.0.0.0:8080"
     assert config["kafka.bootstrap_servers"]
-    assert config["schema_registry.url"]
+    assert config["schema_registry.url"].startswith("http")
 
 
 def test_default_config_values(default_objects: list[dict[str, Any]]) -> None:
@@ -426,6 +429,45 @@ def test_production_config_values(production_objects: list[dict[str, Any]]) -> N
         "ttl_secs": 3600,
     }
     assert config["schema_registry"]["password_file"] == f"{SECRETS_DIR}/schema_registry_password"
+
+
+def test_optional_schema_settings_are_rendered_when_set() -> None:
+    objects = render(
+        {
+            "schemaRegistry": {"compatibility": "FULL"},
+            "schemas": {"encoding": "confluent"},
+            "topics": {"quarantine": "riskos.dead-letters"},
+        }
+    )
+    config = config_toml(objects)
+    assert config["schema_registry"]["compatibility"] == "FULL"
+    assert config["schemas"]["encoding"] == "confluent"
+    assert config["topics"]["quarantine"] == "riskos.dead-letters"
+    # Unset, they are left to the connector's defaults.
+    default = config_toml(render({}))
+    assert "compatibility" not in default["schema_registry"]
+    assert "encoding" not in default["schemas"]
+    assert "quarantine" not in default["topics"]
+
+
+def test_single_object_encoding_runs_without_a_registry() -> None:
+    values = {
+        "schemaRegistry": {"url": ""},
+        "schemas": {"encoding": "single-object"},
+        "networkPolicy": {"enabled": True, "egress": {"kafka": {"cidrs": ["10.20.0.0/16"]}}},
+    }
+    objects = render(values)
+    config = config_toml(objects)
+    assert "schema_registry" not in config
+    assert config["schemas"]["encoding"] == "single-object"
+    # No registry: no egress rule for it (Kafka and DNS only).
+    egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+    assert len(egress) == 2
+    assert egress[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+    # Without single-object encoding the registry URL stays required.
+    with pytest.raises(helm.HelmError) as error:
+        render({"schemaRegistry": {"url": ""}})
+    assert "schemaRegistry.url is required" in str(error.value)
 
 
 def test_schemas_in_the_chart_are_identical_to_the_repository() -> None:
@@ -542,6 +584,7 @@ def test_existing_secret_is_used_and_none_is_created(production_objects: list[di
         ({"auth": {"mode": "hmac"}}, "hmacSecrets"),
         ({"auth": {"mode": "oauth2"}}, "jwksUrl"),
         ({"schemaRegistry": {"username": "u"}}, "schemaRegistryPassword"),
+        ({"schemaRegistry": {"url": ""}}, "schemaRegistry.url"),
         ({"kafka": {"saslPasswordFromSecret": True}}, "kafkaSaslPassword"),
         ({"http": {"tls": {"enabled": True}}}, "http.tls.secretName"),
         ({"networkPolicy": {"enabled": True}}, "networkPolicy.egress.kafka"),
@@ -822,7 +865,6 @@ def test_rendering_is_deterministic_given_tokens() -> None:
         second = chart.render(values, name=RELEASE, namespace=NAMESPACE)
     assert first == second
     # Without given tokens a fresh one is generated per render (outside a cluster).
-    assert render_files({}) is not None
     with helm.Chart.load(str(CHART)) as chart:
         a = chart.render({}, name=RELEASE, namespace=NAMESPACE)
         b = chart.render({}, name=RELEASE, namespace=NAMESPACE)

@@ -199,22 +199,36 @@ bootstrap_servers = {{ required "kafka.bootstrapServers is required" .Values.kaf
 {{- end }}
 {{- end }}
 
+{{- if .Values.schemaRegistry.url }}
+
 [schema_registry]
-url = {{ required "schemaRegistry.url is required" .Values.schemaRegistry.url | toJson }}
+url = {{ .Values.schemaRegistry.url | toJson }}
 timeout_ms = {{ int64 .Values.schemaRegistry.timeoutMs }}
+{{- with .Values.schemaRegistry.compatibility }}
+compatibility = {{ toJson . }}
+{{- end }}
 {{- if .Values.schemaRegistry.username }}
 username = {{ .Values.schemaRegistry.username | toJson }}
 password_file = {{ printf "%s/schema_registry_password" $secrets | toJson }}
 {{- end }}
+{{- else if ne (toString .Values.schemas.encoding) "single-object" }}
+{{- fail "schemaRegistry.url is required (or set schemas.encoding: single-object to run without a registry)" }}
+{{- end }}
 
 [schemas]
 dir = {{ include "riskos-connector.schemasDir" . | toJson }}
+{{- with .Values.schemas.encoding }}
+encoding = {{ toJson . }}
+{{- end }}
 
 [topics]
 prefix = {{ .Values.topics.prefix | toJson }}
 partitions = {{ int64 .Values.topics.partitions }}
 replication_factor = {{ int64 .Values.topics.replicationFactor }}
 create = {{ .Values.topics.create }}
+{{- with .Values.topics.quarantine }}
+quarantine = {{ toJson . }}
+{{- end }}
 
 [delivery]
 ack_timeout_ms = {{ int64 .Values.delivery.ackTimeoutMs }}

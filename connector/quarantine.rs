@@ -1,0 +1,36 @@
+//! Quarantine: what a body that could not be prepared carries with it to the quarantine topic.
+//!
+//! The value is the request body, byte for byte. Headers say why, so an operator can fix the
+//! schema and run `riskos-connector replay --from-quarantine`:
+//!
+//! | header | value |
+//! |---|---|
+//! | `quarantine_reason` | `invalid_json`, `invalid_envelope`, `schema_mismatch`, `encode_failed` |
+//! | `quarantine_error` | the full error message |
+//! | `quarantine_field` | the failing field, when known (`data.eval_id`) |
+//! | `received_at` | epoch milliseconds when the connector received the body |
+//! | `event_id`, `event_type` | when the envelope was readable |
+
+use crate::pipeline::PrepareError;
+
+/// Header carrying the reason class.
+pub const REASON_HEADER: &str = "quarantine_reason";
+/// Header carrying the receive time in epoch milliseconds.
+pub const RECEIVED_AT_HEADER: &str = "received_at";
+
+/// The headers of a quarantined record.
+pub fn headers(error: &PrepareError, received_at_ms: i64) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        (REASON_HEADER, error.reason().to_string()),
+        ("quarantine_error", error.to_string()),
+        (RECEIVED_AT_HEADER, received_at_ms.to_string()),
+    ];
+    if let Some(field) = error.field() {
+        headers.push(("quarantine_field", field));
+    }
+    if let Some((id, event_type)) = error.event() {
+        headers.push(("event_id", id.to_string()));
+        headers.push(("event_type", event_type.to_string()));
+    }
+    headers
+}

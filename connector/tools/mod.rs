@@ -1,0 +1,7 @@
+//! Operator and consumer tools behind the CLI subcommands: `validate` (offline), `tail`
+//! (decode a topic), `replay` (quarantine → event topics).
+
+pub mod reader;
+pub mod replay;
+pub mod tail;
+pub mod validate;

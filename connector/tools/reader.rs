@@ -1,0 +1,127 @@
+//! Reading topics by assigned partitions (no consumer group: nothing is committed, and brokers
+//! whose group coordination is weak still work).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::Config;
+use crate::kafka::client_config;
+
+/// Where to start reading.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// The oldest record.
+    Beginning,
+    /// Only records produced from now on.
+    End,
+    /// The first record at or after this time (epoch ms).
+    Time(i64),
+}
+
+/// A consumer assigned to every partition of some topics.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    /// `(topic, partition)` → (next offset to read, high watermark when the reader was created).
+    progress: HashMap<(String, i32), (i64, i64)>,
+}
+
+impl TopicReader {
+    /// Assigns every partition of `topics` from `start`.
+    pub fn new(config: &Config, topics: &[String], start: Start) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = client_config(
+            &config.kafka.bootstrap_servers,
+            &[
+                ("group.id", "riskos-connector-tools".to_string()),
+                ("enable.auto.commit", "false".to_string()),
+                ("enable.partition.eof", "false".to_string()),
+            ],
+            &config.kafka.librdkafka,
+        )
+        .create()?;
+        let timeout = Duration::from_secs(10);
+        let mut assignment = TopicPartitionList::new();
+        let mut watermarks = HashMap::new();
+        for topic in topics {
+            let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            anyhow::ensure!(!partitions.is_empty(), "topic `{topic}` does not exist");
+            for partition in partitions {
+                let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+                let offset = match start {
+                    Start::Beginning => Offset::Offset(low),
+                    Start::End => Offset::Offset(high),
+                    Start::Time(ms) => Offset::Offset(ms),
+                };
+                assignment.add_partition_offset(topic, partition, offset)?;
+                watermarks.insert((topic.clone(), partition), (low, high));
+            }
+        }
+        if let Start::Time(_) = start {
+            assignment = consumer.offsets_for_times(assignment, timeout)?;
+        }
+        consumer.assign(&assignment)?;
+        let progress = watermarks
+            .into_iter()
+            .map(|((topic, partition), (low, high))| {
+                let next = match assignment
+                    .find_partition(&topic, partition)
+                    .map(|p| p.offset())
+                {
+                    Some(Offset::Offset(o)) => o.max(low),
+                    // offsets_for_times found nothing at or after the time.
+                    _ => high,
+                };
+                ((topic, partition), (next, high))
+            })
+            .collect();
+        Ok(Self { consumer, progress })
+    }
+
+    /// The next record, or `None` after `wait` without one. Records past the creation-time end
+    /// are returned too (for following); progress is tracked either way.
+    pub fn poll(&mut self, wait: Duration) -> anyhow::Result<Option<OwnedMessage>> {
+        let message = match self.consumer.poll(wait) {
+            None => return Ok(None),
+            Some(result) => result?.detach(),
+        };
+        if let Some((next, _)) = self
+            .progress
+            .get_mut(&(message.topic().to_string(), message.partition()))
+        {
+            *next = (*next).max(message.offset() + 1);
+        }
+        Ok(Some(message))
+    }
+
+    /// True once every partition was read up to the high watermark seen at creation.
+    pub fn caught_up(&self) -> bool {
+        self.progress.values().all(|(next, end)| next >= end)
+    }
+
+    /// Topics on the cluster whose names start with `prefix`.
+    pub fn topics_with_prefix(config: &Config, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let consumer: BaseConsumer = client_config(
+            &config.kafka.bootstrap_servers,
+            &[],
+            &config.kafka.librdkafka,
+        )
+        .create()?;
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        let mut topics: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|name| name.starts_with(prefix))
+            .collect();
+        topics.sort();
+        Ok(topics)
+    }
+}
