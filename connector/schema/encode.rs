@@ -23,8 +23,29 @@ pub fn confluent_prefix(schema_id: u32) -> Vec<u8> {
 
 /// The 10-byte single-object prefix for a schema.
 pub fn single_object_prefix(schema: &Schema) -> Vec<u8> {
-    use apache_avro::headers::{HeaderBuilder, RabinFingerprintHeader};
-    RabinFingerprintHeader::from_schema(schema).build_header()
+    use digest::Digest;
+    let fingerprint = apache_avro::rabin::Rabin::digest(canonical_form(schema).as_bytes());
+    let mut prefix = Vec::with_capacity(10);
+    prefix.extend_from_slice(&[0xC3, 0x01]);
+    prefix.extend_from_slice(&fingerprint);
+    prefix
+}
+
+/// The specification's Parsing Canonical Form. apache-avro 0.22 leaves logical types as
+/// `{"type":"long"}` where the [PRIMITIVES] rule wants `"long"`, which changes the fingerprint;
+/// in canonical form such an object can only be a wrapped primitive, so it is unwrapped here.
+/// Checked against fastavro's fingerprints in the interop tests.
+pub fn canonical_form(schema: &Schema) -> String {
+    let mut form = schema.canonical_form();
+    for primitive in [
+        "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+    ] {
+        form = form.replace(
+            &format!(r#"{{"type":"{primitive}"}}"#),
+            &format!(r#""{primitive}""#),
+        );
+    }
+    form
 }
 
 /// Writes `prefix` followed by `value` encoded with `schema` into one buffer.
@@ -54,6 +75,18 @@ mod tests {
         // CRC-64-AVRO of the canonical form `"string"`, from the Avro specification's test data.
         let expected = (-8142146995180207161_i64).to_le_bytes();
         assert_eq!(&prefix[2..], &expected);
+    }
+
+    #[test]
+    fn canonical_form_unwraps_logical_types() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"R","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            canonical_form(&schema),
+            r#"{"name":"R","type":"record","fields":[{"name":"at","type":"long"}]}"#
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod contract;
 mod interop;
 mod startup;
 mod webhook;

@@ -243,7 +243,7 @@ async fn unknown_event_types_go_to_unrecognized_and_create_no_topic() {
 }
 
 #[tokio::test]
-async fn bad_requests_get_their_status_and_reach_no_topic() {
+async fn bad_requests_get_their_status_and_reach_no_event_topic() {
     let stack = Stack::start_with(|c| c.http.max_body_bytes = 4096).await;
     let url = stack.app.url("/webhooks/riskos");
     let client = &stack.app.client;
@@ -251,8 +251,6 @@ async fn bad_requests_get_their_status_and_reach_no_topic() {
         "event_id": "e", "event_type": "evaluation_completed",
         "event_at": "2025-01-01T00:00:00Z", "data": {"eval_id": "x"}
     });
-    let mut wrong_type = valid.clone();
-    wrong_type["data"]["eval_id"] = json!(12);
     let cases: Vec<(&str, Option<&str>, reqwest::Body, u16, &str)> = vec![
         (
             "no content type",
@@ -308,13 +306,6 @@ async fn bad_requests_get_their_status_and_reach_no_topic() {
             "`event_at` is not a valid time",
         ),
         (
-            "known field of the wrong type",
-            Some("application/json"),
-            wrong_type.to_string().into(),
-            400,
-            "data.eval_id: expected a string, found a number",
-        ),
-        (
             "oversize with content-length",
             Some("application/json"),
             format!(r#"{{"pad":"{}"}}"#, "x".repeat(5000)).into(),
@@ -348,6 +339,8 @@ async fn bad_requests_get_their_status_and_reach_no_topic() {
         let text = response.text().await.unwrap();
         assert!(text.contains(message), "{name}: {text}");
     }
+    // Nothing reached an event topic; the six bodies that were read but did not parse or
+    // normalize are kept raw in quarantine (415 and 413 bodies are never read).
     let bootstrap = stack.broker.bootstrap();
     for topic in stack
         .broker
@@ -355,10 +348,12 @@ async fn bad_requests_get_their_status_and_reach_no_topic() {
         .iter()
         .filter(|t| t.starts_with("riskos."))
     {
-        assert!(
-            read_all(&bootstrap, topic).is_empty(),
-            "{topic} got a record"
-        );
+        let records = read_all(&bootstrap, topic);
+        if topic == "riskos.quarantine" {
+            assert_eq!(records.len(), 6, "quarantined");
+        } else {
+            assert!(records.is_empty(), "{topic} got a record");
+        }
     }
 }
 

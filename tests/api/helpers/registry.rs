@@ -59,6 +59,16 @@ impl RegistryDouble {
         }
     }
 
+    /// How many versions `subject` has.
+    pub fn versions(&self, subject: &str) -> usize {
+        self.store
+            .lock()
+            .unwrap()
+            .subjects
+            .get(subject)
+            .map_or(0, Vec::len)
+    }
+
     /// Subjects registered so far.
     pub fn subjects(&self) -> Vec<String> {
         self.store

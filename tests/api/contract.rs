@@ -1,0 +1,357 @@
+//! The data contract: quarantine and replay, schema evolution against the registry,
+//! single-object encoding read by an independent decoder, and the consumer tools.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::helpers::decode::{assert_data_matches, decode};
+use crate::helpers::kafka::read_all;
+use crate::helpers::{fixtures, test_config, Broker, RegistryDouble, Stack, TestApp};
+
+/// A copy of the shipped schemas that a test may edit.
+fn schema_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// Applies `edit` to the `data` record's field list of one schema file.
+fn edit_data_fields(file: &Path, edit: impl FnOnce(&mut Vec<Value>)) {
+    let mut schema: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let fields = schema["fields"].as_array_mut().unwrap();
+    let data = fields.iter_mut().find(|f| f["name"] == "data").unwrap();
+    edit(data["type"]["fields"].as_array_mut().unwrap());
+    std::fs::write(file, serde_json::to_vec_pretty(&schema).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix() {
+    // Arrange: the vendor changed `decision` from a string to an object.
+    let schemas = schema_copy();
+    let dir = schemas.path().to_path_buf();
+    let stack = Stack::start_with(|c| c.schemas.dir = dir).await;
+    let body = json!({
+        "event_id": "q-1", "event_at": "2025-11-02T09:16:00Z", "event_type": "evaluation_completed",
+        "data": {"eval_id": "ev-1", "decision": {"code": "ACCEPT", "score": 0.93}}
+    })
+    .to_string();
+
+    // Act
+    let response = stack.app.post_webhook(body.clone()).await;
+
+    // Assert: stored (so 200), raw, with the reason.
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["status"], "quarantined");
+    let bootstrap = stack.broker.bootstrap();
+    assert!(read_all(&bootstrap, "riskos.evaluation_completed").is_empty());
+    let quarantined = read_all(&bootstrap, "riskos.quarantine");
+    assert_eq!(quarantined.len(), 1);
+    let record = &quarantined[0];
+    assert_eq!(record.payload, body.as_bytes());
+    assert_eq!(record.key.as_deref(), Some("q-1"));
+    assert_eq!(record.header("quarantine_reason"), Some("schema_mismatch"));
+    assert_eq!(record.header("quarantine_field"), Some("data.decision"));
+    assert_eq!(record.header("event_type"), Some("evaluation_completed"));
+    assert!(
+        record
+            .header("received_at")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 1_700_000_000_000
+    );
+
+    // Act: the schema fix (a backward-compatible union branch), then a replay.
+    edit_data_fields(
+        &schemas.path().join("evaluation_completed.avsc"),
+        |fields| {
+            let decision = fields.iter_mut().find(|f| f["name"] == "decision").unwrap();
+            decision["type"] = json!(["null", "string", {
+                "type": "record", "name": "Decision",
+                "fields": [{"name": "code", "type": "string"}, {"name": "score", "type": ["null", "double"], "default": null}]
+            }]);
+        },
+    );
+    let report = riskos_connector::tools::replay::run(&stack.app.config, None)
+        .await
+        .unwrap();
+
+    // Assert: it landed on its proper topic, keyed as usual.
+    assert_eq!(report.read, 1);
+    assert!(
+        report.still_failing.is_empty(),
+        "{:?}",
+        report.still_failing
+    );
+    let replayed = read_all(&bootstrap, "riskos.evaluation_completed");
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].key.as_deref(), Some("q-1"));
+    let value = decode(&stack.registry.url, &replayed[0].payload).await;
+    assert_eq!(
+        value["data"]["decision"],
+        json!({"code": "ACCEPT", "score": 0.93})
+    );
+    assert_eq!(value["raw"], body);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_envelopes_are_quarantined_and_answered_400() {
+    let stack = Stack::start().await;
+    let bodies = [
+        ("{not json", "invalid_json", None),
+        (r#"{"hello":"world"}"#, "invalid_envelope", None),
+        (
+            r#"{"event_id":"e","event_type":"t"}"#,
+            "invalid_envelope",
+            Some("event_at"),
+        ),
+    ];
+    for (body, _, _) in bodies {
+        assert_eq!(stack.app.post_webhook(body).await.status(), 400, "{body}");
+    }
+    let quarantined = read_all(&stack.broker.bootstrap(), "riskos.quarantine");
+    assert_eq!(quarantined.len(), bodies.len());
+    for (record, (body, reason, field)) in quarantined.iter().zip(bodies) {
+        assert_eq!(record.payload, body.as_bytes());
+        assert_eq!(record.header("quarantine_reason"), Some(reason));
+        assert_eq!(record.header("quarantine_field"), field);
+        assert_eq!(record.key, None);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_quarantine_write_is_503_so_the_vendor_retries() {
+    let mut stack = Stack::start_with(|c| c.delivery.ack_timeout_ms = 1_000).await;
+    stack.broker.kill();
+    let response = stack.app.post_webhook(r#"{"hello":"world"}"#).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incompatible_schema_edit_is_refused_before_anything_is_registered() {
+    // Arrange: a first deployment registers the shipped schemas.
+    let broker = Broker::start_memory().await;
+    let registry = RegistryDouble::start().await;
+    let first = TestApp::spawn(test_config(&broker.bootstrap(), &registry.url))
+        .await
+        .unwrap();
+    first.stop().await.unwrap();
+    let schemas = schema_copy();
+    edit_data_fields(&schemas.path().join("create.cases.avsc"), |fields| {
+        fields.push(json!({"name": "priority", "type": "long"}));
+    });
+    let mut config = test_config(&broker.bootstrap(), &registry.url);
+    config.schemas.dir = schemas.path().to_path_buf();
+
+    // Act
+    let error = TestApp::spawn(config.clone()).await.err().expect("refused");
+    let check = schemas_check(&config);
+
+    // Assert: the message names the subject and the field; nothing new was registered.
+    let message = format!("{error:#}");
+    assert!(message.contains("riskos.create.cases-value"), "{message}");
+    assert!(message.contains("data.priority"), "{message}");
+    assert_eq!(registry.versions("riskos.create.cases-value"), 1);
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("data.priority"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compatible_schema_edit_registers_a_new_version() {
+    let broker = Broker::start_memory().await;
+    let registry = RegistryDouble::start().await;
+    TestApp::spawn(test_config(&broker.bootstrap(), &registry.url))
+        .await
+        .unwrap()
+        .stop()
+        .await
+        .unwrap();
+    let schemas = schema_copy();
+    edit_data_fields(&schemas.path().join("create.cases.avsc"), |fields| {
+        fields.push(json!({"name": "priority", "type": ["null", "long"], "default": null}));
+    });
+    let mut config = test_config(&broker.bootstrap(), &registry.url);
+    config.schemas.dir = schemas.path().to_path_buf();
+
+    let check = schemas_check(&config);
+    let app = TestApp::spawn(config).await.expect("starts");
+
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        report.contains("riskos.create.cases-value: compatible (Backward)"),
+        "{report}"
+    );
+    assert_eq!(registry.versions("riskos.create.cases-value"), 2);
+    let body = json!({"request_token": "rt-9", "timestamp": 1, "type": "create:cases",
+                      "data": {"case_token": "c", "priority": 3}});
+    assert_eq!(app.post_webhook(body.to_string()).await.status(), 200);
+    let records = read_all(&broker.bootstrap(), "riskos.create.cases");
+    let value = decode(&registry.url, &records[0].payload).await;
+    assert_eq!(value["data"]["priority"], 3);
+}
+
+fn schemas_check(config: &riskos_connector::config::Config) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+        .args(["schemas", "check"])
+        .env(
+            "RISKOS_KAFKA__BOOTSTRAP_SERVERS",
+            &config.kafka.bootstrap_servers,
+        )
+        .env("RISKOS_SCHEMA_REGISTRY__URL", &config.schema_registry.url)
+        .env("RISKOS_SCHEMAS__DIR", &config.schemas.dir)
+        .output()
+        .unwrap()
+}
+
+fn interop_python() -> String {
+    std::env::var("INTEROP_PYTHON").expect(
+        "INTEROP_PYTHON must point at a Python with confluent-kafka[avro]; run scripts/test.sh",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_object_records_decode_with_fastavro_and_the_avsc_files_alone() {
+    // Arrange: no registry at all.
+    let stack = Stack::start_with(|c| {
+        c.schema_registry.url = String::new();
+        c.schemas.encoding = None;
+    })
+    .await;
+    let fixtures = fixtures::all();
+    let mut topics = std::collections::BTreeSet::new();
+    for (name, body) in &fixtures {
+        assert_eq!(
+            stack.app.post_webhook(body.clone()).await.status(),
+            200,
+            "{name}"
+        );
+        let posted: Value = serde_json::from_slice(body).unwrap();
+        let event_type = posted.get("event_type").or(posted.get("type")).unwrap();
+        topics.insert(riskos_connector::route::topic_name(
+            "riskos.",
+            event_type.as_str().unwrap(),
+        ));
+    }
+
+    // Act: fastavro decodes, after checking the fingerprint against the .avsc files itself.
+    let schemas = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let mut command = Command::new(interop_python());
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/decode_topics.py"
+        ))
+        .args(["--bootstrap", &stack.broker.bootstrap()])
+        .arg("--schemas")
+        .arg(&schemas);
+    for topic in &topics {
+        command.args(["--topic", topic]);
+    }
+    let output = command.output().unwrap();
+
+    // Assert
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let decoded: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(decoded.len(), fixtures.len());
+    for (name, body) in &fixtures {
+        let posted: Value = serde_json::from_slice(body).unwrap();
+        let raw = String::from_utf8(body.clone()).unwrap();
+        let record = decoded
+            .iter()
+            .find(|r| r["value"]["raw"] == raw)
+            .unwrap_or_else(|| panic!("{name} not decoded"));
+        assert_data_matches(&record["value"]["data"], &posted["data"], name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_decoded_records_as_json_lines() {
+    let stack = Stack::start().await;
+    for (_, body) in fixtures::all() {
+        assert_eq!(stack.app.post_webhook(body).await.status(), 200);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+        .args(["tail", "--from-beginning", "--exit-at-end"])
+        .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", stack.broker.bootstrap())
+        .env("RISKOS_SCHEMA_REGISTRY__URL", &stack.registry.url)
+        .env(
+            "RISKOS_SCHEMAS__DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8);
+    for (name, body) in fixtures::all() {
+        let raw = String::from_utf8(body).unwrap();
+        assert!(lines.iter().any(|l| l["value"]["raw"] == raw), "{name}");
+    }
+}
+
+#[test]
+fn validate_prints_the_record_or_the_exact_error_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"event_id":"e","event_type":"evaluation_completed","event_at":"2025-01-01T00:00:00Z","data":{"eval_id":7}}"#,
+    )
+    .unwrap();
+    let good = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/request_token.create_cases.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+        .arg("validate")
+        .arg(&good)
+        .arg(&bad)
+        .env(
+            "RISKOS_SCHEMAS__DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(lines[0]["topic"], "riskos.create.cases");
+    assert_eq!(
+        lines[0]["record"]["data"]["case_created_timestamp"],
+        1692223049956_i64
+    );
+    assert_eq!(lines[1]["ok"], false);
+    assert_eq!(lines[1]["field"], "data.eval_id");
+    assert_eq!(lines[1]["reason"], "schema_mismatch");
+}
