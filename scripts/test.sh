@@ -5,18 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TANSU_VERSION=0.6.0
-CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-export PATH="$CARGO_BIN:$PATH"
-
 step() { printf '\n==> %s\n' "$*"; }
 
-step "broker: tansu $TANSU_VERSION"
-if ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  # ~10 minutes once; later runs reuse the installed binary.
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
-fi
-export TANSU_BIN="$CARGO_BIN/tansu"
+step "broker: tansu (built once, about ten minutes)"
+TANSU_BIN=$(scripts/install-tansu.sh)
+export TANSU_BIN
 
 step "python venv for the interop decoder (confluent-kafka)"
 scripts/python-venv.sh tests/interop/requirements.txt
@@ -29,7 +22,10 @@ cargo clippy --all-targets --locked -- -D warnings
 step "unit and integration tests"
 cargo test --all-targets --locked
 
-if [ -x tests/deploy/run.sh ]; then
-  step "deployment artifacts (Helm chart, compose, Dockerfile)"
-  bash tests/deploy/run.sh
-fi
+step "quickstart (one command, asserted on its output)"
+QUICKSTART_EXIT_AFTER=1 timeout 600 scripts/quickstart.sh > target/quickstart.out 2>&1 \
+  || { cat target/quickstart.out; exit 1; }
+python3 tests/quickstart/check_output.py target/quickstart.out
+
+step "deployment artifacts (Helm chart, compose, Dockerfile)"
+bash tests/deploy/run.sh
