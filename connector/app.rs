@@ -3,12 +3,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 
 use crate::config::{Config, Encoding};
+use crate::delivery::{self, Dedup, Delivery, Spool};
+use crate::http::guard::Ingress;
+use crate::http::tls::{self, PeerAddr, ServeListener};
 use crate::http::{self, AppState};
 use crate::kafka::{self, Producer, TopicSpec};
 use crate::pipeline::Pipeline;
@@ -21,9 +24,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A built, bound, not yet running service.
 pub struct Application {
-    listener: TcpListener,
+    listener: ServeListener,
     state: AppState,
     router: axum::Router,
+    grace: Duration,
 }
 
 /// Loads `schemas/` and gives every route its wire prefix. With the Confluent encoding every
@@ -136,32 +140,62 @@ pub fn producer(config: &Config) -> anyhow::Result<Producer> {
     .context("creating the kafka producer")
 }
 
-/// Routes, topics and producer: everything between a body and an acked record.
+/// Routes, topics and delivery: everything between a body and a stored record. Delivery has
+/// no spool here (tools that produce, like replay, wait for Kafka).
 pub async fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+    pipeline_with(config, None).await
+}
+
+async fn pipeline_with(config: &Config, spool: Option<Arc<Spool>>) -> anyhow::Result<Pipeline> {
     let routes = resolve_routes(config).await?;
     let topics = ensure_topics(config, &routes).await?;
     tracing::info!(?topics, encoding = ?config.encoding(), "topics ready");
-    Ok(Pipeline::new(
-        routes,
-        producer(config)?,
-        config.quarantine_topic(),
-    ))
+    let dedup = Dedup::new(
+        config.delivery.dedup.max_entries,
+        Duration::from_secs(config.delivery.dedup.ttl_secs),
+    );
+    let delivery = Delivery::new(producer(config)?, dedup, spool);
+    Ok(Pipeline::new(routes, delivery, config.quarantine_topic()))
+}
+
+/// Opens the spool when `delivery.spool.dir` is set.
+fn open_spool(config: &Config) -> anyhow::Result<Option<Arc<Spool>>> {
+    let spool = &config.delivery.spool;
+    let Some(dir) = &spool.dir else {
+        return Ok(None);
+    };
+    let opened = Spool::open(
+        dir,
+        spool.max_bytes,
+        spool.segment_bytes,
+        spool.high_water_mark,
+    )
+    .with_context(|| format!("opening delivery.spool.dir {}", dir.display()))?;
+    if opened.pending() > 0 {
+        tracing::warn!(pending = opened.pending(), dir = %dir.display(), "spool holds records from a previous run; draining them first");
+    }
+    Ok(Some(opened))
 }
 
 impl Application {
     /// Does every start-up step; any failure is returned with the step that failed.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let pipeline = pipeline(config).await?;
-        let state = AppState::new(pipeline, config.http.max_body_bytes);
-        let router = http::router(state.clone(), &config.http.path);
-        let listener = TcpListener::bind(config.http.listen)
+        // Secrets and the JWKS first: a bad credential setup fails before anything is created.
+        let ingress = Ingress::from_config(config)
             .await
-            .with_context(|| format!("binding http.listen {}", config.http.listen))?;
-        tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, "ready to receive webhooks");
+            .context("setting up authentication")?;
+        let auth = ingress.auth().mode();
+        let spool = open_spool(config)?;
+        let pipeline = pipeline_with(config, spool).await?;
+        let state = AppState::new(pipeline, config.http.max_body_bytes, ingress);
+        let router = http::router(state.clone(), &config.http.path);
+        let listener = tls::bind(config.http.listen, &config.http.tls).await?;
+        tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, ?auth, tls = config.http.tls.enabled(), "ready to receive webhooks");
         Ok(Self {
             listener,
             state,
             router,
+            grace: config.shutdown.grace(),
         })
     }
 
@@ -172,26 +206,61 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then stops taking webhooks, lets in-flight requests
-    /// finish and flushes the producer.
+    /// Serves until `shutdown` resolves, then: readiness fails and new webhooks get 503,
+    /// in-flight requests finish, the producer is flushed and the spool forwarder stops — all
+    /// within `shutdown.grace_ms` of the signal. Every spool append is already fsync'd.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let forwarder = state.pipeline.delivery().spool().map(|spool| {
+            tokio::spawn(delivery::forward(
+                spool.clone(),
+                state.pipeline.producer().clone(),
+                stop_rx.clone(),
+            ))
+        });
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<Instant>();
         let drain_state = self.state.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutdown requested: draining in-flight webhooks");
-                drain_state.begin_shutdown();
-            })
-            .await
-            .context("http server")?;
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<PeerAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight webhooks");
+            drain_state.begin_shutdown();
+            let _ = signalled_tx.send(Instant::now());
+        });
+        let grace = self.grace;
+        let deadline = async move {
+            match signalled_rx.await {
+                Ok(at) => tokio::time::sleep_until((at + grace).into()).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let stopping_at = tokio::select! {
+            served = server => {
+                served.context("http server")?;
+                Instant::now()
+            }
+            () = deadline => {
+                tracing::warn!(?grace, "grace period over with requests in flight; closing them");
+                Instant::now()
+            }
+        };
+        let _ = stop_tx.send(true);
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        let flush_for = FLUSH_TIMEOUT.min(grace.saturating_sub(stopping_at.elapsed()));
         let producer = state.pipeline.producer().clone();
-        tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT))
-            .await?
-            .context("flushing the producer")?;
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(flush_for)).await?;
+        if let Err(error) = flushed {
+            // Only records whose requests were never answered 2xx can still be queued here.
+            tracing::warn!(%error, "producer not fully flushed before the grace period ended");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -39,6 +39,8 @@ pub enum ConfigError {
 pub struct Config {
     /// The webhook listener.
     pub http: HttpConfig,
+    /// How webhook callers authenticate (`auth.mode` is required by `serve`).
+    pub auth: crate::auth::AuthConfig,
     /// The Kafka cluster records are produced to.
     pub kafka: KafkaConfig,
     /// The Confluent-compatible Schema Registry the value schemas are registered in.
@@ -49,6 +51,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// Delivery guarantees.
     pub delivery: DeliveryConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -64,6 +68,34 @@ pub struct HttpConfig {
     /// Largest accepted request body in bytes; larger bodies get 413 before they are read.
     /// Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Client addresses allowed to call, as CIDR blocks or single addresses; anything else
+    /// gets 403. Default empty: any address. The vendor's are `35.230.191.253/32` (Sandbox)
+    /// and `35.199.32.202/32`, `3.138.161.243/32` (Production).
+    pub allow_cidrs: Vec<crate::auth::source_ip::Cidr>,
+    /// Load balancers and proxies in front of the connector. Only when the TCP peer is one of
+    /// them is the forwarding header read (right to left, skipping trusted hops) for the client
+    /// address. Default empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::auth::source_ip::Cidr>,
+    /// The header trusted proxies record clients in: `x-forwarded-for` (default) or
+    /// `forwarded` (RFC 7239). The other one is ignored.
+    pub forwarded_header: crate::auth::source_ip::ForwardedHeader,
+    /// Requests per second per client address (IPv6: per /64), with a burst of as many;
+    /// more get 429 with `Retry-After`. Default 100; 0 turns the limit off.
+    pub rate_limit_per_ip: u32,
+    /// Webhook and token requests handled at once; more are shed with 503 and `Retry-After`
+    /// instead of queueing. Default 256.
+    pub max_in_flight: usize,
+    /// Deepest JSON nesting accepted (`{}` is 1); deeper bodies get 400 before they are
+    /// parsed. Default 64, at most 128.
+    pub max_json_depth: usize,
+    /// Largest total size of request header names and values in bytes; larger get 431.
+    /// Default 16384.
+    pub max_header_bytes: usize,
+    /// Longest a request may take from its headers to the reply, body upload included;
+    /// then 408. Default 9000; must be above `delivery.ack_timeout_ms`.
+    pub request_timeout_ms: u64,
+    /// Native HTTPS.
+    pub tls: crate::http::tls::TlsConfig,
 }
 
 impl Default for HttpConfig {
@@ -72,6 +104,15 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             path: "/webhooks/riskos".into(),
             max_body_bytes: 1024 * 1024,
+            allow_cidrs: Vec::new(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: Default::default(),
+            rate_limit_per_ip: 100,
+            max_in_flight: 256,
+            max_json_depth: 64,
+            max_header_bytes: 16 * 1024,
+            request_timeout_ms: 9_000,
+            tls: Default::default(),
         }
     }
 }
@@ -195,13 +236,88 @@ pub struct DeliveryConfig {
     /// How long a request waits for Kafka's ack before it is answered 503 (the vendor then
     /// retries). Default 5000; at most 8000, well under the vendor's ~10 s timeout.
     pub ack_timeout_ms: u64,
+    /// The duplicate fast path.
+    pub dedup: DedupConfig,
+    /// The durable spool for Kafka outages longer than the vendor retries.
+    pub spool: SpoolConfig,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             ack_timeout_ms: 5_000,
+            dedup: DedupConfig::default(),
+            spool: SpoolConfig::default(),
         }
+    }
+}
+
+/// `[delivery.dedup]`: events stored recently are answered 200 without producing again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Entries remembered (per (topic, key, body)); 0 turns the fast path off. Default 100000.
+    pub max_entries: u64,
+    /// How long an entry is remembered, in seconds. Default 3600 (the vendor retries for
+    /// minutes).
+    pub ttl_secs: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            ttl_secs: 3_600,
+        }
+    }
+}
+
+/// `[delivery.spool]`: off unless `dir` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Folder for spool segments (use a PersistentVolume in Kubernetes). Unset = no spool:
+    /// a Kafka outage is answered 503 and the vendor retries for a few minutes only.
+    pub dir: Option<PathBuf>,
+    /// Most bytes on disk; when full, requests that need the spool get 503. Default 1 GiB.
+    pub max_bytes: u64,
+    /// Size at which a segment is sealed and a new one started. Default 16 MiB.
+    pub segment_bytes: u64,
+    /// Readiness fails above this fraction of `max_bytes`, steering traffic to other pods.
+    /// Default 0.8.
+    pub high_water_mark: f64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: 1 << 30,
+            segment_bytes: 16 << 20,
+            high_water_mark: 0.8,
+        }
+    }
+}
+
+/// `[shutdown]`: graceful stop on SIGTERM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Time from SIGTERM to exit: in-flight webhooks finish and the producer flushes within
+    /// it. Default 20000; Kubernetes' terminationGracePeriodSeconds must be longer.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { grace_ms: 20_000 }
+    }
+}
+
+impl ShutdownConfig {
+    /// The grace period as a [`Duration`].
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms)
     }
 }
 
@@ -339,7 +455,32 @@ impl Config {
         if self.topics.replication_factor < 1 {
             return out_of_range("topics.replication_factor", "must be at least 1");
         }
-        Ok(())
+        self.validate_ingress()
+    }
+
+    /// The `http` limits and the `auth` settings of the chosen mode.
+    fn validate_ingress(&self) -> Result<(), ConfigError> {
+        let fail = |key, reason: String| Err(ConfigError::OutOfRange { key, reason });
+        let http = &self.http;
+        if http.max_in_flight == 0 {
+            return fail("http.max_in_flight", "must be greater than 0".into());
+        }
+        if http.max_json_depth == 0 || http.max_json_depth > 128 {
+            return fail("http.max_json_depth", "must be between 1 and 128".into());
+        }
+        if http.max_header_bytes == 0 {
+            return fail("http.max_header_bytes", "must be greater than 0".into());
+        }
+        if http.request_timeout_ms <= self.delivery.ack_timeout_ms {
+            return fail(
+                "http.request_timeout_ms",
+                "must be greater than delivery.ack_timeout_ms".into(),
+            );
+        }
+        if let Err((key, reason)) = http.tls.validate() {
+            return fail(key, reason);
+        }
+        self.auth.validate()
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! | step | module | job |
 //! |---|---|---|
-//! | ingress | [`http`] | router, webhook handler (content type, size), health, error→status |
+//! | admit | [`auth`] | the auth mode (basic, bearer, OAuth2 JWT + token endpoint, HMAC), source IPs |
+//! | ingress | [`http`] | router, guard and limits, TLS listener, webhook handler (content type, size), health, error→status |
 //! | normalize | [`envelope`] | two envelope styles → one [`envelope::Event`] |
 //! | encode | [`schema`] | catalog of `schemas/`, record builder, JSON→Avro converter, wire prefix, registry |
 //! | route | [`route`] | event type → topic and schema |
@@ -16,7 +17,9 @@
 //! logs. `main.rs` only parses the command line.
 
 pub mod app;
+pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod envelope;
 pub mod http;
 pub mod kafka;

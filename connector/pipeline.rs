@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::delivery::{Delivery, DeliveryError, Outcome};
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
 use crate::kafka::{Delivered, ProduceError, Producer};
 use crate::quarantine;
@@ -99,21 +100,26 @@ pub struct Prepared {
     pub payload: Vec<u8>,
 }
 
-/// Routes plus the producer.
+/// Routes plus delivery.
 pub struct Pipeline {
     routes: Routes,
-    producer: Producer,
+    delivery: Delivery,
     quarantine_topic: String,
 }
 
 impl Pipeline {
-    /// Joins the routing table, the producer and the quarantine topic.
-    pub fn new(routes: Routes, producer: Producer, quarantine_topic: String) -> Self {
+    /// Joins the routing table, delivery and the quarantine topic.
+    pub fn new(routes: Routes, delivery: Delivery, quarantine_topic: String) -> Self {
         Self {
             routes,
-            producer,
+            delivery,
             quarantine_topic,
         }
+    }
+
+    /// Delivery (producer, dedup, spool).
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
     }
 
     /// The routing table.
@@ -123,7 +129,7 @@ impl Pipeline {
 
     /// The producer.
     pub fn producer(&self) -> &Producer {
-        &self.producer
+        self.delivery.producer()
     }
 
     /// Turns a request body into an encoded record. Pure: no I/O.
@@ -131,18 +137,15 @@ impl Pipeline {
         prepare(&self.routes, body, received_at_ms)
     }
 
-    /// Produces a prepared record and waits for the broker's ack.
-    pub async fn deliver(&self, prepared: &Prepared) -> Result<Delivered, ProduceError> {
-        self.producer
-            .send(
-                &prepared.route.topic,
-                Some(&prepared.key),
-                &prepared.payload,
-                &[
-                    ("event_type", prepared.event_type.as_str()),
-                    ("envelope", prepared.envelope.as_str()),
-                ],
-            )
+    /// Stores a prepared record (once per identical body) and waits until it is safe: acked
+    /// by Kafka, or fsync'd to the spool.
+    pub async fn deliver(
+        &self,
+        prepared: &Prepared,
+        body: &[u8],
+    ) -> Result<Outcome, Arc<DeliveryError>> {
+        self.delivery
+            .deliver(prepared, crate::delivery::body_hash(body))
             .await
     }
 
@@ -158,7 +161,7 @@ impl Pipeline {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let key = error.event().map(|(id, _)| id);
         let delivered = self
-            .producer
+            .producer()
             .send(&self.quarantine_topic, key, body, &headers)
             .await?;
         metrics::counter!("riskos_quarantined_total", "reason" => error.reason()).increment(1);

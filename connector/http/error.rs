@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::auth::token_endpoint::TokenError;
+use crate::auth::AuthFailure;
+use crate::delivery::DeliveryError;
 use crate::kafka::ProduceError;
 use crate::pipeline::PrepareError;
 
@@ -30,12 +33,48 @@ pub enum ApiError {
     /// Kafka did not take the record.
     #[error(transparent)]
     Produce(#[from] ProduceError),
+    /// Kafka did not ack and the spool could not take the record (full or failing disk).
+    #[error("record could not be spooled: {0}")]
+    SpoolUnavailable(String),
     /// The body could not be prepared and the quarantine write failed too.
     #[error("could not store the body in quarantine: {0}")]
     QuarantineFailed(ProduceError),
     /// The server is draining before exit.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// No valid credentials; the reason goes to the log only.
+    #[error("authentication required")]
+    Unauthorized(#[from] AuthFailure),
+    /// The client address is not in `http.allow_cidrs`.
+    #[error("source address is not allowed")]
+    Forbidden,
+    /// The client is over `http.rate_limit_per_ip`; retry after this many seconds.
+    #[error("too many requests")]
+    RateLimited(u32),
+    /// `http.max_in_flight` requests are already running.
+    #[error("too many requests in flight")]
+    Overloaded,
+    /// JSON nested deeper than `http.max_json_depth`.
+    #[error("JSON is nested deeper than {0} levels")]
+    TooDeep(usize),
+    /// Headers larger than `http.max_header_bytes`.
+    #[error("request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
+    /// The request took longer than `http.request_timeout_ms`.
+    #[error("request timed out")]
+    RequestTimeout,
+    /// The token endpoint refused the request; the text is the RFC 6749 error code.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl From<std::sync::Arc<DeliveryError>> for ApiError {
+    fn from(error: std::sync::Arc<DeliveryError>) -> Self {
+        match &*error {
+            DeliveryError::Produce(produce) => ApiError::Produce(produce.clone()),
+            DeliveryError::Spool(spool) => ApiError::SpoolUnavailable(spool.to_string()),
+        }
+    }
 }
 
 impl ApiError {
@@ -47,19 +86,42 @@ impl ApiError {
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::Prepare(_) => StatusCode::BAD_REQUEST,
             ApiError::Produce(ProduceError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Produce(_) | ApiError::QuarantineFailed(_) | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
+            ApiError::Produce(_)
+            | ApiError::SpoolUnavailable(_)
+            | ApiError::QuarantineFailed(_)
+            | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) | ApiError::Token(TokenError::InvalidClient) => {
+                StatusCode::UNAUTHORIZED
             }
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooDeep(_) | ApiError::Token(_) => StatusCode::BAD_REQUEST,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge, for 401s.
+    fn challenge(&self) -> Option<HeaderValue> {
+        match self {
+            ApiError::Unauthorized(failure) => Some(failure.challenge()),
+            ApiError::Token(TokenError::InvalidClient) => Some(HeaderValue::from_static(
+                r#"Basic realm="riskos-connector", charset="UTF-8""#,
+            )),
+            _ => None,
         }
     }
 
     /// Seconds the sender should wait before retrying, for 503s.
     fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::Produce(ProduceError::QueueFull) => Some(1),
-            ApiError::Produce(_) | ApiError::QuarantineFailed(_) | ApiError::ShuttingDown => {
-                Some(5)
-            }
+            ApiError::Produce(ProduceError::QueueFull) | ApiError::Overloaded => Some(1),
+            ApiError::RateLimited(seconds) => Some(*seconds),
+            ApiError::Produce(_)
+            | ApiError::SpoolUnavailable(_)
+            | ApiError::QuarantineFailed(_)
+            | ApiError::ShuttingDown => Some(5),
             _ => None,
         }
     }
@@ -72,11 +134,20 @@ impl ApiError {
             ApiError::BodyRead(_) => "body_read",
             ApiError::Prepare(error) => error.reason(),
             ApiError::QuarantineFailed(_) => "quarantine_failed",
+            ApiError::SpoolUnavailable(_) => "spool_unavailable",
             ApiError::Produce(ProduceError::QueueFull) => "queue_full",
             ApiError::Produce(ProduceError::Timeout(_)) => "ack_timeout",
             ApiError::Produce(ProduceError::TooLarge(_)) => "record_too_large",
             ApiError::Produce(ProduceError::Kafka(_)) => "kafka_error",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::Unauthorized(failure) => failure.reason.kind(),
+            ApiError::Forbidden => "ip_not_allowed",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Overloaded => "overloaded",
+            ApiError::TooDeep(_) => "too_deep",
+            ApiError::HeadersTooLarge(_) => "headers_too_large",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::Token(error) => error.kind(),
         }
     }
 }
@@ -98,6 +169,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge() {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

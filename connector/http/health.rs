@@ -20,6 +20,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     if state.is_shutting_down() {
         return not_ready("shutting_down");
     }
+    if let Some(spool) = state.pipeline.delivery().spool() {
+        if spool.above_high_water_mark() {
+            return not_ready("spool");
+        }
+    }
     let producer = state.pipeline.producer().clone();
     let metadata = tokio::task::spawn_blocking(move || {
         producer

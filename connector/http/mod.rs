@@ -1,17 +1,25 @@
-//! HTTP: the router, the webhook handler, health endpoints and the error→status mapping.
+//! HTTP: the router, the webhook handler, health endpoints and the error→status mapping;
+//! `guard` (source address, rate, in-flight cap, credentials) in front of the webhook and the
+//! OAuth2 `token` endpoint, `limits`, and the plain or TLS listener (`tls`).
 
 pub mod error;
+pub mod guard;
 pub mod health;
+pub mod limits;
+pub mod tls;
+pub mod token;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::pipeline::Pipeline;
+use guard::Ingress;
 
 pub use error::ApiError;
 
@@ -25,6 +33,8 @@ pub struct Shared {
     pub pipeline: Pipeline,
     /// `http.max_body_bytes`.
     pub max_body_bytes: usize,
+    /// Source addresses, limits and authentication.
+    pub ingress: Arc<Ingress>,
     shutting_down: AtomicBool,
 }
 
@@ -37,10 +47,11 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Wraps the pipeline for the handlers.
-    pub fn new(pipeline: Pipeline, max_body_bytes: usize) -> Self {
+    pub fn new(pipeline: Pipeline, max_body_bytes: usize, ingress: Ingress) -> Self {
         Self(Arc::new(Shared {
             pipeline,
             max_body_bytes,
+            ingress: Arc::new(ingress),
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -58,8 +69,18 @@ impl AppState {
 
 /// The service's routes.
 pub fn router(state: AppState, webhook_path: &str) -> Router {
-    Router::new()
-        .route(webhook_path, post(webhook::receive))
+    let ingress = state.ingress.clone();
+    let mut router = Router::new().route(
+        webhook_path,
+        post(webhook::receive).layer(from_fn_with_state(ingress.clone(), guard::webhook)),
+    );
+    if let Some(issuer) = ingress.auth().token_issuer() {
+        router = router.route(
+            issuer.path(),
+            post(token::issue).layer(from_fn_with_state(ingress.clone(), guard::token_endpoint)),
+        );
+    }
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // The handler enforces the body limit itself (413 before reading).

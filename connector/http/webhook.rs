@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::delivery::Stored;
 use crate::pipeline::PrepareError;
 
 /// The 200 body.
@@ -22,6 +23,12 @@ pub struct Accepted {
     /// Why it was quarantined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// True when an identical earlier request already stored it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// True when it is on the local spool, waiting for Kafka.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spooled: bool,
 }
 
 /// Stores a body that could not be prepared. A well-formed envelope our schema does not fit
@@ -50,6 +57,8 @@ async fn quarantine(
             status: "quarantined",
             event_id: event_id.to_string(),
             reason: Some(error.to_string()),
+            duplicate: false,
+            spooled: false,
         })),
         _ => Err(ApiError::Prepare(error)),
     }
@@ -80,20 +89,28 @@ pub async fn receive(
         }
     })?;
     let received_at_ms = now_millis();
+    // HMAC over the raw body, then the nesting depth: before parsing, before quarantine.
+    state.ingress.check_body(&headers, &body)?;
 
     let prepared = match state.pipeline.prepare(&body, received_at_ms) {
         Ok(prepared) => prepared,
         Err(error) => return quarantine(&state, &body, error, received_at_ms).await,
     };
-    let delivered = state.pipeline.deliver(&prepared).await?;
+    let outcome = state.pipeline.deliver(&prepared, &body).await?;
 
+    let (partition, offset) = match outcome.stored {
+        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
+        Stored::Spooled => (None, None),
+    };
     tracing::info!(
         event_id = %prepared.key,
         event_type = %prepared.event_type,
         event_at = prepared.occurred_at_ms,
         topic = %prepared.route.topic,
-        partition = delivered.partition,
-        offset = delivered.offset,
+        partition,
+        offset,
+        spooled = outcome.stored == Stored::Spooled,
+        duplicate = outcome.duplicate,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "accepted"
     );
@@ -101,6 +118,8 @@ pub async fn receive(
         status: "accepted",
         event_id: prepared.key,
         reason: None,
+        duplicate: outcome.duplicate,
+        spooled: outcome.stored == Stored::Spooled,
     }))
 }
 

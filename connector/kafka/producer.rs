@@ -21,7 +21,7 @@ pub struct Delivered {
 }
 
 /// Why a record was not acked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProduceError {
     /// librdkafka's local queue is full: shed load.
     #[error("producer queue is full")]

@@ -17,7 +17,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[schemas]\ndir = \"{}/schemas\"\n\
+            "[http]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n[schemas]\ndir = \"{}/schemas\"\n\
              [topics]\npartitions = 1\nreplication_factor = 1\n[log]\nformat = \"json\"\n",
             env!("CARGO_MANIFEST_DIR")
         ),

@@ -26,6 +26,8 @@ pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     config.topics.partitions = 1;
     config.topics.replication_factor = 1;
     config.delivery.ack_timeout_ms = 3_000;
+    // Written out, as production config must; tests/api/auth.rs covers the other modes.
+    config.auth.mode = Some(riskos_connector::auth::AuthMode::None);
     config
 }
 

@@ -1,0 +1,135 @@
+//! `auth.mode = "basic"`: `Authorization: Basic base64(user:password)` against a list of
+//! pairs. Two pairs valid at once let the dashboard's credentials rotate without downtime.
+
+use std::path::PathBuf;
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::secret::{load_list, matches_any, secret_list, Digest32, Secret};
+use super::{authorization, AuthSetupError, Reason};
+
+/// `[auth.basic]`: the dashboard's "Basic Authentication" option.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicConfig {
+    /// Accepted `user:password` pairs (the password may contain `:`). List the old and the new
+    /// pair while rotating, then remove the old one.
+    #[serde(deserialize_with = "secret_list")]
+    pub credentials: Vec<Secret>,
+    /// A file with one `user:password` per line, read at start-up (e.g. a Kubernetes Secret
+    /// mount); its pairs are added to `credentials`.
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// The configured pairs, kept only as digests.
+#[derive(Debug)]
+pub struct Basic {
+    pairs: Vec<Digest32>,
+}
+
+impl Basic {
+    /// Reads the pairs; at least one is required and each needs a user and a password.
+    pub fn from_config(config: &BasicConfig) -> Result<Self, AuthSetupError> {
+        let key = "auth.basic.credentials";
+        let pairs = load_list(key, &config.credentials, config.credentials_file.as_deref())?;
+        if pairs.is_empty() {
+            return Err(AuthSetupError::Missing { key });
+        }
+        for pair in &pairs {
+            match pair.expose().split_once(':') {
+                Some((user, password)) if !user.is_empty() && !password.is_empty() => {}
+                _ => {
+                    return Err(AuthSetupError::Invalid {
+                        key,
+                        reason: "every entry must be `user:password` with both parts non-empty"
+                            .into(),
+                    })
+                }
+            }
+        }
+        Ok(Self {
+            pairs: pairs
+                .iter()
+                .map(|p| Digest32::of(p.expose().as_bytes()))
+                .collect(),
+        })
+    }
+
+    /// Checks the `Authorization` header.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
+        let encoded = authorization(headers, "Basic")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| Reason::Malformed)?;
+        if !decoded.contains(&b':') {
+            return Err(Reason::Malformed);
+        }
+        if matches_any(&decoded, &self.pairs) {
+            Ok(())
+        } else {
+            Err(Reason::WrongCredentials)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn basic(pairs: &[&str]) -> Basic {
+        Basic::from_config(&BasicConfig {
+            credentials: pairs.iter().map(|p| Secret::new(*p)).collect(),
+            credentials_file: None,
+        })
+        .unwrap()
+    }
+
+    fn header(user_password: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_password)
+        );
+        headers.insert("authorization", HeaderValue::from_str(&value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn both_pairs_of_a_rotation_are_accepted() {
+        let auth = basic(&["riskos:old-pass", "riskos:new:pass"]);
+        assert_eq!(auth.check(&header("riskos:old-pass")), Ok(()));
+        assert_eq!(auth.check(&header("riskos:new:pass")), Ok(()));
+    }
+
+    #[test]
+    fn wrong_missing_and_malformed_are_told_apart() {
+        let auth = basic(&["riskos:pass"]);
+        assert_eq!(
+            auth.check(&header("riskos:wrong")),
+            Err(Reason::WrongCredentials)
+        );
+        assert_eq!(
+            auth.check(&header("other:pass")),
+            Err(Reason::WrongCredentials)
+        );
+        assert_eq!(auth.check(&HeaderMap::new()), Err(Reason::Missing));
+        assert_eq!(auth.check(&header("no-colon")), Err(Reason::Malformed));
+        let mut bearer = HeaderMap::new();
+        bearer.insert("authorization", HeaderValue::from_static("Bearer x"));
+        assert_eq!(auth.check(&bearer), Err(Reason::Missing));
+    }
+
+    #[test]
+    fn pairs_without_a_password_are_refused_at_start_up() {
+        let error = Basic::from_config(&BasicConfig {
+            credentials: vec![Secret::new("user-only")],
+            credentials_file: None,
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("auth.basic.credentials"));
+        assert!(!error.to_string().contains("user-only"));
+    }
+}

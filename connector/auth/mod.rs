@@ -1,0 +1,414 @@
+//! Who may send webhooks: one authentication mode per endpoint, and the caller's address.
+//!
+//! | file | job |
+//! |---|---|
+//! | [`basic`] | `Authorization: Basic` against `user:password` pairs |
+//! | [`bearer`] | `Authorization: Bearer` against static tokens |
+//! | [`oauth2`] | `Authorization: Bearer <JWT>`: signature, `exp`/`nbf`, `iss`, `aud`, scope |
+//! | [`jwks`] | the identity provider's keys: cached, refreshed, refetched on an unknown `kid` |
+//! | [`token_endpoint`] | the built-in client-credentials endpoint issuing those JWTs |
+//! | [`hmac`] | HMAC-SHA256 of the body, optional signed timestamp against replays |
+//! | [`source_ip`] | the client address behind trusted proxies, and the allow-list |
+//! | [`secret`] | secrets that never print, `*_file` loading, constant-time comparison |
+//!
+//! [`Authenticator`] is built once at start-up from [`AuthConfig`]; every secret file is read
+//! then. Failures carry a [`Reason`] for the log line and a challenge for `WWW-Authenticate`,
+//! and nothing else: the caller learns only that it was not authenticated.
+
+pub mod basic;
+pub mod bearer;
+pub mod hmac;
+pub mod jwks;
+pub mod oauth2;
+pub mod secret;
+pub mod source_ip;
+pub mod token_endpoint;
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use basic::{Basic, BasicConfig};
+use bearer::{Bearer, BearerConfig};
+use hmac::{Hmac, HmacConfig};
+use oauth2::{OAuth2Config, Validator};
+use token_endpoint::TokenIssuer;
+
+/// `[auth]`: how webhook callers authenticate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `basic`, `bearer`, `oauth2`, `hmac` or `none`. Required by `serve`: there is no
+    /// default, so an open endpoint is always a written decision (`none` also logs a warning
+    /// at start-up). The offline tools do not need it.
+    pub mode: Option<AuthMode>,
+    /// Settings of `mode = "basic"`.
+    pub basic: BasicConfig,
+    /// Settings of `mode = "bearer"`.
+    pub bearer: BearerConfig,
+    /// Settings of `mode = "oauth2"`.
+    pub oauth2: OAuth2Config,
+    /// Settings of `mode = "hmac"`.
+    pub hmac: HmacConfig,
+}
+
+/// The authentication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Username and password (dashboard: Basic Authentication).
+    Basic,
+    /// Static token (dashboard: Bearer Token).
+    Bearer,
+    /// JWT access tokens (dashboard: OAuth2).
+    #[serde(rename = "oauth2")]
+    OAuth2,
+    /// HMAC-signed bodies (request-token senders).
+    Hmac,
+    /// No authentication: only behind something else that authenticates.
+    None,
+}
+
+impl AuthConfig {
+    /// Checks of the chosen mode's settings that need no I/O; called by
+    /// [`crate::config::Config::validate`]. A missing mode is refused by `serve`
+    /// ([`Authenticator::from_config`]), not here, so the offline tools run without one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &'static str, reason: String| ConfigError::OutOfRange { key, reason };
+        match self.mode {
+            None => Ok(()),
+            Some(AuthMode::OAuth2) => self.oauth2.validate().map_err(|(k, r)| fail(k, r)),
+            Some(AuthMode::Hmac) if self.hmac.tolerance_secs == 0 => Err(fail(
+                "auth.hmac.tolerance_secs",
+                "must be greater than 0".into(),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// A start-up problem with the auth settings, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// `auth.mode` is not set.
+    #[error(
+        "config key `auth.mode`: is required: basic, bearer, oauth2, hmac, or none (none only \
+         behind another layer that authenticates callers)"
+    )]
+    NoMode,
+    /// Nothing configured where the mode needs something.
+    #[error("config key `{key}`: is required with this auth.mode (inline or as `_file`)")]
+    Missing { key: &'static str },
+    /// A value that cannot be used.
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    /// A `*_file` that cannot be read.
+    #[error("config key `{key}`: cannot read {}: {source}", path.display())]
+    File {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The JWKS URL cannot be used.
+    #[error("config key `auth.oauth2.jwks_url`: {0}")]
+    Jwks(#[from] jwks::JwksError),
+}
+
+/// Why a request was not authenticated. For logs only; the response says none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// No credentials of the configured scheme.
+    #[error("no credentials")]
+    Missing,
+    /// Credentials that cannot be decoded.
+    #[error("malformed credentials")]
+    Malformed,
+    /// Unknown user, wrong password or unknown token.
+    #[error("wrong credentials")]
+    WrongCredentials,
+    /// JWT past `exp`.
+    #[error("token expired")]
+    JwtExpired,
+    /// JWT before `nbf`.
+    #[error("token not yet valid")]
+    JwtNotYetValid,
+    /// JWT from another issuer.
+    #[error("token from another issuer")]
+    JwtWrongIssuer,
+    /// JWT for another audience.
+    #[error("token for another audience")]
+    JwtWrongAudience,
+    /// JWT `alg` not allowed (`none`, or not the key's).
+    #[error("token algorithm not allowed")]
+    JwtAlgorithm,
+    /// JWT names a key we do not know.
+    #[error("token signed with an unknown key")]
+    JwtUnknownKey,
+    /// JWT signature does not verify.
+    #[error("token signature invalid")]
+    JwtBadSignature,
+    /// JWT lacks `exp`, `iss` or `aud`.
+    #[error("token lacks a required claim")]
+    JwtMissingClaim,
+    /// JWT lacks the required scope.
+    #[error("token lacks the required scope")]
+    JwtScope,
+    /// Not a JWT.
+    #[error("token is not a JWT")]
+    JwtMalformed,
+    /// HMAC does not match the body.
+    #[error("signature does not match the body")]
+    BadSignature,
+    /// HMAC timestamp outside the window.
+    #[error("signature timestamp outside the replay window")]
+    StaleTimestamp,
+}
+
+impl Reason {
+    /// Class for the log line (`kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Missing => "auth_missing",
+            Reason::Malformed => "auth_malformed",
+            Reason::WrongCredentials => "auth_wrong_credentials",
+            Reason::JwtExpired => "jwt_expired",
+            Reason::JwtNotYetValid => "jwt_not_yet_valid",
+            Reason::JwtWrongIssuer => "jwt_wrong_issuer",
+            Reason::JwtWrongAudience => "jwt_wrong_audience",
+            Reason::JwtAlgorithm => "jwt_algorithm_not_allowed",
+            Reason::JwtUnknownKey => "jwt_unknown_key",
+            Reason::JwtBadSignature => "jwt_bad_signature",
+            Reason::JwtMissingClaim => "jwt_missing_claim",
+            Reason::JwtScope => "jwt_scope",
+            Reason::JwtMalformed => "jwt_malformed",
+            Reason::BadSignature => "hmac_bad_signature",
+            Reason::StaleTimestamp => "hmac_stale_timestamp",
+        }
+    }
+}
+
+/// A 401: the mode's challenge and the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("authentication required")]
+pub struct AuthFailure {
+    mode: AuthMode,
+    /// Why, for the log.
+    pub reason: Reason,
+}
+
+impl AuthFailure {
+    /// The `WWW-Authenticate` value (RFC 9110 §11.6.1, RFC 6750 §3 for bearer tokens).
+    pub fn challenge(&self) -> HeaderValue {
+        HeaderValue::from_static(match (self.mode, self.reason) {
+            (AuthMode::Basic, _) => r#"Basic realm="riskos-connector", charset="UTF-8""#,
+            (AuthMode::Bearer | AuthMode::OAuth2, Reason::Missing) => {
+                r#"Bearer realm="riskos-connector""#
+            }
+            (AuthMode::Bearer | AuthMode::OAuth2, _) => {
+                r#"Bearer realm="riskos-connector", error="invalid_token""#
+            }
+            (AuthMode::Hmac | AuthMode::None, _) => r#"HMAC-SHA256 realm="riskos-connector""#,
+        })
+    }
+}
+
+/// The value after `scheme ` in `Authorization`. Another scheme counts as no credentials.
+pub(crate) fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Result<&'h str, Reason> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Reason::Missing)?
+        .to_str()
+        .map_err(|_| Reason::Malformed)?;
+    match value.split_once(' ') {
+        Some((given, rest)) if given.eq_ignore_ascii_case(scheme) => Ok(rest),
+        _ => Err(Reason::Missing),
+    }
+}
+
+enum Verifier {
+    None,
+    Basic(Basic),
+    Bearer(Bearer),
+    OAuth2(Validator),
+    Hmac(Hmac),
+}
+
+/// The configured mode, ready to check requests.
+pub struct Authenticator {
+    mode: AuthMode,
+    verifier: Verifier,
+    issuer: Option<TokenIssuer>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("mode", &self.mode)
+            .field("token_endpoint", &self.issuer)
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// Reads every secret of the configured mode (and only that mode) and, for OAuth2,
+    /// fetches the JWKS.
+    pub async fn from_config(config: &AuthConfig) -> Result<Self, AuthSetupError> {
+        let mode = config.mode.ok_or(AuthSetupError::NoMode)?;
+        let mut issuer = None;
+        let verifier = match mode {
+            AuthMode::None => {
+                tracing::warn!(
+                    "auth.mode = \"none\": webhooks are accepted without authentication; use it \
+                     only behind a layer that authenticates callers"
+                );
+                Verifier::None
+            }
+            AuthMode::Basic => Verifier::Basic(Basic::from_config(&config.basic)?),
+            AuthMode::Bearer => Verifier::Bearer(Bearer::from_config(&config.bearer)?),
+            AuthMode::Hmac => Verifier::Hmac(Hmac::from_config(&config.hmac)?),
+            AuthMode::OAuth2 => {
+                issuer = TokenIssuer::from_config(&config.oauth2)?;
+                let issued = issuer
+                    .as_ref()
+                    .map(TokenIssuer::verification_keys)
+                    .unwrap_or_default();
+                Verifier::OAuth2(Validator::new(&config.oauth2, issued).await?)
+            }
+        };
+        Ok(Self {
+            mode,
+            verifier,
+            issuer,
+        })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// The built-in token endpoint, when OAuth2 clients are configured.
+    pub fn token_issuer(&self) -> Option<&TokenIssuer> {
+        self.issuer.as_ref()
+    }
+
+    /// Everything that can be checked before the body is read: all of it for Basic, Bearer
+    /// and OAuth2; the signature's presence and the timestamp window for HMAC.
+    pub async fn check_headers(&self, headers: &HeaderMap) -> Result<(), AuthFailure> {
+        let result = match &self.verifier {
+            Verifier::None => Ok(()),
+            Verifier::Basic(basic) => basic.check(headers),
+            Verifier::Bearer(bearer) => bearer.check(headers),
+            Verifier::OAuth2(validator) => validator.check(headers).await,
+            Verifier::Hmac(hmac) => hmac.precheck(headers, unix_now()),
+        };
+        result.map_err(|reason| self.failure(reason))
+    }
+
+    /// What needs the body: the HMAC. A no-op for the other modes.
+    pub fn check_body(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
+        match &self.verifier {
+            Verifier::Hmac(hmac) => hmac
+                .verify(headers, body, unix_now())
+                .map_err(|reason| self.failure(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    fn failure(&self, reason: Reason) -> AuthFailure {
+        AuthFailure {
+            mode: self.mode,
+            reason,
+        }
+    }
+}
+
+/// Wall-clock now in Unix seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret::Secret;
+
+    #[tokio::test]
+    async fn the_mode_must_be_written_out() {
+        let error = Authenticator::from_config(&AuthConfig::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("auth.mode"), "{error}");
+        let none = AuthConfig {
+            mode: Some(AuthMode::None),
+            ..AuthConfig::default()
+        };
+        let open = Authenticator::from_config(&none).await.unwrap();
+        assert!(open.check_headers(&HeaderMap::new()).await.is_ok());
+    }
+
+    #[test]
+    fn modes_parse_from_their_config_names() {
+        for (text, mode) in [
+            ("basic", AuthMode::Basic),
+            ("bearer", AuthMode::Bearer),
+            ("oauth2", AuthMode::OAuth2),
+            ("hmac", AuthMode::Hmac),
+            ("none", AuthMode::None),
+        ] {
+            let parsed: AuthMode = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(parsed, mode);
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_carry_the_mode_challenge() {
+        let auth = Authenticator::from_config(&AuthConfig {
+            mode: Some(AuthMode::Bearer),
+            bearer: BearerConfig {
+                tokens: vec![Secret::new("0f5c3a1e-7d0b-4b8e-9a51-3c2f0d6e8a11")],
+                tokens_file: None,
+            },
+            ..AuthConfig::default()
+        })
+        .await
+        .unwrap();
+        let missing = auth.check_headers(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(missing.challenge(), r#"Bearer realm="riskos-connector""#);
+        let mut wrong = HeaderMap::new();
+        wrong.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer 00000000-0000-0000-0000-000000000000"),
+        );
+        let failure = auth.check_headers(&wrong).await.unwrap_err();
+        assert_eq!(failure.reason, Reason::WrongCredentials);
+        assert!(failure
+            .challenge()
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        assert!(auth.check_body(&wrong, b"{}").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_debug_print_of_the_config_shows_no_secret() {
+        let config = AuthConfig {
+            mode: Some(AuthMode::Basic),
+            basic: BasicConfig {
+                credentials: vec![Secret::new("riskos:hunter2-very-secret")],
+                credentials_file: None,
+            },
+            ..AuthConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let auth = Authenticator::from_config(&config).await.unwrap();
+        assert!(!format!("{auth:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,239 @@
+//! Secrets in config: a type that never prints its value, lists that may also come from a file
+//! (a Kubernetes Secret mount), and constant-time comparison.
+//!
+//! Presented credentials are compared by their SHA-256 digests with `subtle`, so neither the
+//! content nor the length of a configured secret shows in response timing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AuthSetupError;
+
+/// What `Debug`, `Serialize` and logs show instead of a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// A secret value from config. `Debug` and `Serialize` print [`REDACTED`]; read it with
+/// [`Secret::expose`] only where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value. Call only to use it, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+/// Env values are typed by figment (`123456` is a number); a secret is text either way.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<Scalar> for Secret {
+    fn from(scalar: Scalar) -> Self {
+        Secret(match scalar {
+            Scalar::Text(s) => s,
+            Scalar::Signed(n) => n.to_string(),
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Scalar::deserialize(d).map(Secret::from)
+    }
+}
+
+/// One secret or a list of them. Accepting a single value means a mistyped env var is never a
+/// type error whose message would quote the secret.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<Secret>),
+    One(Secret),
+}
+
+/// Deserializes a secret list that may be written as one value.
+pub fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(list) => list,
+        OneOrMany::One(one) => vec![one],
+    })
+}
+
+/// The inline secrets of `key` followed by those in `file` (one per line, surrounding
+/// whitespace trimmed, blank lines skipped). Read once, at start-up.
+pub fn load_list(
+    key: &'static str,
+    inline: &[Secret],
+    file: Option<&Path>,
+) -> Result<Vec<Secret>, AuthSetupError> {
+    let mut out: Vec<Secret> = inline
+        .iter()
+        .filter(|s| !s.expose().trim().is_empty())
+        .cloned()
+        .collect();
+    if let Some(path) = file {
+        let text = read_file(key, path)?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(Secret::new),
+        );
+    }
+    Ok(out)
+}
+
+/// One secret: `inline`, or the whole content of `file` (trimmed). Exactly one must be set.
+pub fn load_one(
+    key: &'static str,
+    inline: Option<&Secret>,
+    file: Option<&Path>,
+) -> Result<Secret, AuthSetupError> {
+    let value = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(AuthSetupError::Invalid {
+                key,
+                reason: "set the value or the `_file` variant, not both".into(),
+            })
+        }
+        (Some(secret), None) => secret.expose().trim().to_string(),
+        (None, Some(path)) => read_file(key, path)?.trim().to_string(),
+        (None, None) => String::new(),
+    };
+    if value.is_empty() {
+        return Err(AuthSetupError::Missing { key });
+    }
+    Ok(Secret(value))
+}
+
+fn read_file(key: &'static str, path: &Path) -> Result<String, AuthSetupError> {
+    std::fs::read_to_string(path).map_err(|source| AuthSetupError::File {
+        key,
+        path: PathBuf::from(path),
+        source,
+    })
+}
+
+/// A secret kept only as its SHA-256 digest, for comparing presented credentials.
+#[derive(Clone)]
+pub struct Digest32([u8; 32]);
+
+impl fmt::Debug for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Digest32 {
+    /// Digest of `value`.
+    pub fn of(value: &[u8]) -> Self {
+        Self(Sha256::digest(value).into())
+    }
+}
+
+/// True when `presented` equals any of `known`, in time independent of which one matched, of
+/// the secrets' lengths and of where a near-miss differs.
+pub fn matches_any(presented: &[u8], known: &[Digest32]) -> bool {
+    let presented = Digest32::of(presented);
+    let mut found = subtle::Choice::from(0);
+    for candidate in known {
+        found |= candidate.0.ct_eq(&presented.0);
+    }
+    found.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_serialize_never_show_the_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), REDACTED);
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
+        assert_eq!(format!("{:?}", Digest32::of(b"hunter2")), REDACTED);
+    }
+
+    #[test]
+    fn a_single_value_or_a_number_is_a_list_of_one() {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "secret_list")]
+            s: Vec<Secret>,
+        }
+        let one: T = serde_json::from_str(r#"{"s": "a"}"#).unwrap();
+        assert_eq!(one.s, vec![Secret::new("a")]);
+        let number: T = serde_json::from_str(r#"{"s": 123456}"#).unwrap();
+        assert_eq!(number.s, vec![Secret::new("123456")]);
+        let many: T = serde_json::from_str(r#"{"s": ["a", "b"]}"#).unwrap();
+        assert_eq!(many.s.len(), 2);
+    }
+
+    #[test]
+    fn lists_combine_inline_values_and_file_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "b\n\n  c  \n").unwrap();
+        let list = load_list("k", &[Secret::new("a")], Some(&file)).unwrap();
+        assert_eq!(
+            list,
+            vec![Secret::new("a"), Secret::new("b"), Secret::new("c")]
+        );
+        let error = load_list("auth.x_file", &[], Some(&dir.path().join("nope"))).unwrap_err();
+        assert!(error.to_string().contains("auth.x_file"), "{error}");
+    }
+
+    #[test]
+    fn one_secret_from_a_file_is_trimmed_and_both_sources_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(
+            load_one("k", None, Some(&file)).unwrap(),
+            Secret::new("s3cret")
+        );
+        assert!(load_one("k", Some(&Secret::new("x")), Some(&file)).is_err());
+        assert!(load_one("k", None, None).is_err());
+    }
+
+    #[test]
+    fn matching_is_exact() {
+        let known = [Digest32::of(b"one"), Digest32::of(b"two")];
+        assert!(matches_any(b"two", &known));
+        assert!(!matches_any(b"tw", &known));
+        assert!(!matches_any(b"two ", &known));
+        assert!(!matches_any(b"", &[]));
+    }
+}

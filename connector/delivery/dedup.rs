@@ -1,0 +1,115 @@
+//! The duplicate fast path: recently stored events, keyed like compaction by (topic, key) plus
+//! a hash of the body, so a vendor retry (same bytes) is answered from memory while a different
+//! body that reuses an id is still stored. Concurrent requests for the same entry coalesce onto
+//! one store; a failed store is not cached, so its retry tries again.
+
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+/// The cache key: topic, Kafka key, body hash.
+type Key = (String, String, u64);
+
+/// Bounded, expiring record of stored events.
+#[derive(Clone)]
+pub struct Dedup<V: Clone + Send + Sync + 'static> {
+    cache: Option<Cache<Key, V>>,
+}
+
+/// Hashes a body for the cache key.
+pub fn body_hash(body: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl<V: Clone + Send + Sync + 'static> Dedup<V> {
+    /// `max_entries == 0` disables the fast path.
+    pub fn new(max_entries: u64, ttl: Duration) -> Self {
+        let cache = (max_entries > 0).then(|| {
+            Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { cache }
+    }
+
+    /// Runs `store` unless an equal entry is cached or being stored; returns the outcome and
+    /// whether it came from another request (a duplicate).
+    pub async fn once<E, F>(
+        &self,
+        topic: &str,
+        key: &str,
+        body_hash: u64,
+        store: F,
+    ) -> Result<(V, bool), Arc<E>>
+    where
+        F: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        let Some(cache) = &self.cache else {
+            return store.await.map(|v| (v, false)).map_err(Arc::new);
+        };
+        let entry = cache
+            .entry((topic.to_string(), key.to_string(), body_hash))
+            .or_try_insert_with(store)
+            .await?;
+        let duplicate = !entry.is_fresh();
+        Ok((entry.into_value(), duplicate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_equal_requests_store_once_and_failures_are_not_cached() {
+        let dedup: Dedup<u32> = Dedup::new(100, Duration::from_secs(60));
+        let stores = Arc::new(AtomicU32::new(0));
+        let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+        let run = |topic: &'static str, key: &'static str, hash: u64| {
+            let dedup = dedup.clone();
+            let stores = stores.clone();
+            let mut gate = gate_rx.clone();
+            tokio::spawn(async move {
+                dedup
+                    .once::<(), _>(topic, key, hash, async move {
+                        gate.wait_for(|open| *open).await.unwrap();
+                        Ok(stores.fetch_add(1, Ordering::SeqCst))
+                    })
+                    .await
+                    .unwrap()
+            })
+        };
+        let same: Vec<_> = (0..5).map(|_| run("t", "k", 1)).collect();
+        let other_topic = run("u", "k", 1);
+        let other_body = run("t", "k", 2);
+        gate_tx.send(true).unwrap();
+        let results: Vec<_> = futures::future::join_all(same).await;
+        let fresh = results.iter().filter(|r| !r.as_ref().unwrap().1).count();
+        assert_eq!(fresh, 1, "one store, four duplicates");
+        other_topic.await.unwrap();
+        other_body.await.unwrap();
+        assert_eq!(stores.load(Ordering::SeqCst), 3);
+
+        let failed = dedup
+            .once::<&str, _>("f", "k", 1, async { Err("down") })
+            .await;
+        assert!(failed.is_err());
+        let retried = dedup
+            .once::<&str, _>("f", "k", 1, async { Ok(9) })
+            .await
+            .unwrap();
+        assert_eq!(
+            retried,
+            (9, false),
+            "a failure is not answered from the cache"
+        );
+    }
+}

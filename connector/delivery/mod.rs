@@ -1,0 +1,228 @@
+//! Delivery: from a prepared record to "stored" — the duplicate fast path, the producer, and
+//! the optional durable spool with its forwarder.
+
+pub mod dedup;
+pub mod spool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::kafka::{Delivered, ProduceError, Producer};
+use crate::pipeline::Prepared;
+pub use dedup::{body_hash, Dedup};
+pub use spool::{Spool, SpoolError, SpoolRecord};
+
+/// Where a record was made safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Acked by Kafka.
+    Acked(Delivered),
+    /// Fsync'd to the local spool; the forwarder will produce it.
+    Spooled,
+}
+
+/// The result of a delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// How it was stored.
+    pub stored: Stored,
+    /// True when an earlier or concurrent request with the same body stored it.
+    pub duplicate: bool,
+}
+
+/// Why a record is not safe; every variant is transient for the sender except `TooLarge`.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Kafka did not ack and no spool is configured (or the record is too large).
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// The spool could not take the record.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Producer, dedup cache and optional spool.
+#[derive(Clone)]
+pub struct Delivery {
+    producer: Producer,
+    dedup: Dedup<Stored>,
+    spool: Option<Arc<Spool>>,
+}
+
+impl Delivery {
+    /// Joins the parts.
+    pub fn new(producer: Producer, dedup: Dedup<Stored>, spool: Option<Arc<Spool>>) -> Self {
+        Self {
+            producer,
+            dedup,
+            spool,
+        }
+    }
+
+    /// The producer.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// The spool, when configured.
+    pub fn spool(&self) -> Option<&Arc<Spool>> {
+        self.spool.as_ref()
+    }
+
+    /// Stores a prepared record once; `body_hash` scopes duplicates to identical bodies.
+    pub async fn deliver(
+        &self,
+        prepared: &Prepared,
+        body_hash: u64,
+    ) -> Result<Outcome, Arc<DeliveryError>> {
+        let (stored, duplicate) = self
+            .dedup
+            .once(
+                &prepared.route.topic,
+                &prepared.key,
+                body_hash,
+                self.store(prepared),
+            )
+            .await?;
+        if duplicate {
+            metrics::counter!("riskos_duplicates_total").increment(1);
+        }
+        Ok(Outcome { stored, duplicate })
+    }
+
+    async fn store(&self, prepared: &Prepared) -> Result<Stored, DeliveryError> {
+        let headers = [
+            ("event_type", prepared.event_type.as_str()),
+            ("envelope", prepared.envelope.as_str()),
+        ];
+        let Some(spool) = &self.spool else {
+            return Ok(Stored::Acked(self.produce(prepared, &headers).await?));
+        };
+        // While anything is spooled, new records queue behind it so a key's records reach
+        // Kafka in the order they were accepted (compaction keeps the last one).
+        if spool.pending() == 0 {
+            match self.produce(prepared, &headers).await {
+                Ok(delivered) => return Ok(Stored::Acked(delivered)),
+                Err(error @ ProduceError::TooLarge(_)) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(%error, topic = %prepared.route.topic, "kafka did not ack; spooling")
+                }
+            }
+        }
+        let record = SpoolRecord {
+            topic: prepared.route.topic.clone(),
+            key: Some(prepared.key.clone()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: prepared.payload.clone(),
+        };
+        let spool = spool.clone();
+        tokio::task::spawn_blocking(move || spool.append(&record))
+            .await
+            .map_err(|e| SpoolError::Io(std::io::Error::other(e)))??;
+        Ok(Stored::Spooled)
+    }
+
+    async fn produce(
+        &self,
+        prepared: &Prepared,
+        headers: &[(&str, &str)],
+    ) -> Result<Delivered, ProduceError> {
+        self.producer
+            .send(
+                &prepared.route.topic,
+                Some(&prepared.key),
+                &prepared.payload,
+                headers,
+            )
+            .await
+    }
+}
+
+/// Drains the spool in order until `stop` resolves: each record is produced (retrying with
+/// backoff while Kafka is down), and a segment is deleted once all its records are acked.
+pub async fn forward(
+    spool: Arc<Spool>,
+    producer: Producer,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let next = {
+            let spool = spool.clone();
+            tokio::task::spawn_blocking(move || spool.next_segment()).await
+        };
+        let segment = match next {
+            Ok(Ok(Some(segment))) => segment,
+            Ok(Ok(None)) => {
+                tokio::select! {
+                    _ = spool.appended() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot read the spool");
+                wait_or_stop(&mut stop, Duration::from_secs(5)).await;
+                continue;
+            }
+            Err(_) => return,
+        };
+        for record in &segment.records {
+            let headers: Vec<(&str, &str)> = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            loop {
+                match producer
+                    .send(
+                        &record.topic,
+                        record.key.as_deref(),
+                        &record.value,
+                        &headers,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        backoff = Duration::from_millis(100);
+                        break;
+                    }
+                    Err(error @ ProduceError::TooLarge(_)) => {
+                        tracing::error!(%error, topic = %record.topic, "spooled record refused by kafka; dropped");
+                        metrics::counter!("riskos_spool_dropped_total").increment(1);
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, pending = spool.pending(), "spool forwarder: kafka not acking; retrying");
+                        if wait_or_stop(&mut stop, backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            spool.acked();
+        }
+        let removal = {
+            let spool = spool.clone();
+            tokio::task::spawn_blocking(move || spool.remove(&segment)).await
+        };
+        if let Ok(Err(error)) = removal {
+            tracing::error!(%error, "cannot delete a drained spool segment");
+        }
+    }
+}
+
+/// Waits `delay` (retry backoff); true when stopped meanwhile.
+async fn wait_or_stop(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}

@@ -1,0 +1,129 @@
+//! TEST DOUBLE of an identity provider — not a product component: ES256 signing keys made
+//! with rcgen, and a JWKS endpoint whose key set a test can swap (key rotation) and whose
+//! fetches it can count.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+/// The issuer and audience every test token uses unless it means to be wrong.
+pub const ISSUER: &str = "https://idp.test";
+pub const AUDIENCE: &str = "riskos-connector";
+
+/// An ES256 key pair with its kid.
+pub struct SigningKey {
+    pub kid: String,
+    encoding: EncodingKey,
+    /// The public half as a JWK.
+    pub jwk: Value,
+}
+
+impl SigningKey {
+    /// A fresh P-256 key.
+    pub fn generate(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate().expect("P-256 key");
+        let raw = pair.public_key_raw(); // 0x04 || x || y
+        assert_eq!(raw.len(), 65, "uncompressed P-256 point");
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        Self {
+            kid: kid.to_string(),
+            encoding: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("pem"),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+            }),
+        }
+    }
+
+    /// A signed token with these claims.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signs")
+    }
+}
+
+/// Claims that pass: right issuer and audience, valid for five minutes from now.
+pub fn good_claims() -> Value {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "riskos", "iat": now, "exp": now + 300})
+}
+
+/// `claims` with some fields replaced.
+pub fn with(mut claims: Value, patch: Value) -> Value {
+    for (key, value) in patch.as_object().expect("object") {
+        claims[key] = value.clone();
+    }
+    claims
+}
+
+/// An unsigned `alg: none` token naming `kid`.
+pub fn alg_none(kid: &str, claims: &Value) -> String {
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT", "kid": kid})),
+        b64(claims.clone())
+    )
+}
+
+/// A running JWKS endpoint.
+pub struct JwksDouble {
+    /// `http://127.0.0.1:port/.well-known/jwks.json`
+    pub url: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    fetches: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JwksDouble {
+    /// Serves `keys` on a free loopback port.
+    pub async fn start(keys: &[&SigningKey]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let served = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (state, count) = (served.clone(), fetches.clone());
+        let app = Router::new().route(
+            "/.well-known/jwks.json",
+            get(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                let keys = state.lock().unwrap().clone();
+                async move { Json(json!({ "keys": keys })) }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            keys: served,
+            fetches,
+            task,
+        }
+    }
+
+    /// From now on serves `keys` instead (a rotation at the provider).
+    pub fn rotate_to(&self, keys: &[&SigningKey]) {
+        *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// How many times the key set was fetched.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for JwksDouble {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
