@@ -80,7 +80,9 @@ pub struct HttpConfig {
     /// `forwarded` (RFC 7239). The other one is ignored.
     pub forwarded_header: crate::auth::source_ip::ForwardedHeader,
     /// Requests per second per client address (IPv6: per /64), with a burst of as many;
-    /// more get 429 with `Retry-After`. Default 100; 0 turns the limit off.
+    /// more get 429 with `Retry-After`. Default 1000: the vendor sends from a handful of
+    /// addresses, so the limit must stay above its bursts and only stops a runaway sender.
+    /// 0 turns the limit off.
     pub rate_limit_per_ip: u32,
     /// Webhook and token requests handled at once; more are shed with 503 and `Retry-After`
     /// instead of queueing. Default 256.
@@ -107,7 +109,7 @@ impl Default for HttpConfig {
             allow_cidrs: Vec::new(),
             trusted_proxies: Vec::new(),
             forwarded_header: Default::default(),
-            rate_limit_per_ip: 100,
+            rate_limit_per_ip: 1000,
             max_in_flight: 256,
             max_json_depth: 64,
             max_header_bytes: 16 * 1024,
@@ -139,9 +141,10 @@ pub struct SchemaRegistryConfig {
     /// Basic-auth user name (Confluent Cloud API key), if the registry needs one.
     #[serde(deserialize_with = "optional_scalar")]
     pub username: Option<String>,
-    /// Basic-auth password (Confluent Cloud API secret).
-    #[serde(deserialize_with = "optional_scalar")]
-    pub password: Option<String>,
+    /// Basic-auth password (Confluent Cloud API secret); redacted in logs and `config check`.
+    pub password: Option<crate::auth::secret::Secret>,
+    /// A file holding the password instead (a Kubernetes Secret mount).
+    pub password_file: Option<PathBuf>,
     /// Timeout of one registry call in milliseconds. Default 5000.
     pub timeout_ms: Option<u64>,
     /// How each `schemas/` file must relate to the registry's latest version of its subject,
@@ -594,7 +597,8 @@ mod tests {
             let config = Config::from_figment(figment).unwrap();
             assert_eq!(config.http.listen.to_string(), "127.0.0.1:9999");
             assert_eq!(config.kafka.librdkafka.get("linger_ms").unwrap(), "7");
-            assert_eq!(config.schema_registry.password.as_deref(), Some("123456"));
+            let password = config.schema_registry.password.as_ref().map(|p| p.expose());
+            assert_eq!(password, Some("123456"));
             Ok(())
         });
     }

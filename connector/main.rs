@@ -42,6 +42,11 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Schema commands.
     Schemas {
         #[command(subcommand)]
@@ -73,6 +78,13 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration (file, then env) and print it as JSON with secrets
+    /// redacted; exits 1 with the offending key on a bad value.
+    Check(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -119,6 +131,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             for (partition, offset, error) in &report.still_failing {
                 println!("still failing: partition {partition} offset {offset}: {error}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check(arg),
+        } => {
+            let config = Config::load(arg.config.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Schemas {

@@ -313,7 +313,7 @@ mod tests {
     fn record(i: u32) -> SpoolRecord {
         SpoolRecord {
             topic: "riskos.create.cases".into(),
-            key: (i % 2 == 0).then(|| format!("key-{i}")),
+            key: i.is_multiple_of(2).then(|| format!("key-{i}")),
             headers: vec![("event_type".into(), "create:cases".into())],
             value: vec![i as u8; 100 + i as usize],
         }

@@ -1,10 +1,14 @@
-//! The ingress guard: what runs before a webhook or token request is read, cheapest first.
+//! The ingress guard: what runs before a webhook or token request is read, cheapest first:
 //!
-//! 1. header size (431), 2. source address against the allow-list (403), 3. per-client rate
-//! (429 + `Retry-After`), 4. a slot under the in-flight cap (503 + `Retry-After`), 5. for
-//! webhooks, the credentials in the headers (401 + `WWW-Authenticate`), then the handler under
-//! the request timeout (408). What needs the body (the HMAC, the JSON depth) is
-//! [`Ingress::check_body`], called by the handler once the body is read.
+//! 1. header size (431);
+//! 2. source address against the allow-list (403);
+//! 3. per-client rate (429 + `Retry-After`);
+//! 4. a slot under the in-flight cap (503 + `Retry-After`);
+//! 5. for webhooks, the credentials in the headers (401 + `WWW-Authenticate`);
+//! 6. the handler, under the request timeout (408).
+//!
+//! What needs the body (the HMAC, the JSON depth) is [`Ingress::check_body`], called by the
+//! handler once the body is read.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -54,7 +54,18 @@ impl Registry {
         let mut builder = SrSettings::new_builder(config.url.clone());
         builder.set_timeout(Duration::from_millis(config.timeout_ms.unwrap_or(5_000)));
         if let Some(user) = &config.username {
-            builder.set_basic_authorization(user, config.password.as_deref());
+            let password = match (&config.password, &config.password_file) {
+                (None, None) => None,
+                (inline, file) => Some(
+                    crate::auth::secret::load_one(
+                        "schema_registry.password",
+                        inline.as_ref(),
+                        file.as_deref(),
+                    )
+                    .map_err(|e| RegistryError::Settings(e.to_string()))?,
+                ),
+            };
+            builder.set_basic_authorization(user, password.as_ref().map(|p| p.expose()));
         }
         let settings = builder
             .build()

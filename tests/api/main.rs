@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod auth;
 mod cli;
 mod contract;
+mod faults;
 mod interop;
 mod startup;
 mod webhook;

@@ -37,7 +37,10 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
-# 3. docker-compose (validates docker-compose.yml; no Docker engine needed).
+# 3. The connector binary: the chart's config.toml is checked by `riskos-connector config check`.
+(cd "$REPO" && cargo build --quiet --bin riskos-connector)
+
+# 4. docker-compose (validates docker-compose.yml; no Docker engine needed).
 if ! command -v docker-compose >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt_install() { apt-get install -y -q --no-install-recommends docker-compose >/dev/null; }

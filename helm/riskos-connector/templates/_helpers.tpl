@@ -96,6 +96,23 @@ Secret handling.
 {{- end }}
 
 {{/*
+Signing secrets of the built-in OAuth2 token endpoint: the values given, else the ones already in
+the release's Secret, else one random secret generated on install. Every replica must share them.
+*/}}
+{{- define "riskos-connector.oauth2SigningSecrets" -}}
+{{- if .Values.secrets.oauth2SigningSecrets }}
+{{- join "\n" .Values.secrets.oauth2SigningSecrets }}
+{{- else }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "riskos-connector.fullname" .) }}
+{{- if and $existing $existing.data (hasKey $existing.data "auth_oauth2_signing") }}
+{{- index $existing.data "auth_oauth2_signing" | b64dec }}
+{{- else }}
+{{- randAlphaNum 64 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The Secret's data (key: plain value) as YAML, only the keys the configuration needs. Fails with
 a message naming the value when a needed credential is missing.
 */}}
@@ -136,6 +153,7 @@ auth_bearer_tokens: {{ include "riskos-connector.bearerTokens" . | toJson }}
 {{- $clients = append $clients (printf "%s:%s" .clientId .clientSecret) }}
 {{- end }}
 auth_oauth2_clients: {{ join "\n" $clients | toJson }}
+auth_oauth2_signing: {{ include "riskos-connector.oauth2SigningSecrets" . | toJson }}
 {{- end }}
 {{- else if eq $mode "hmac" }}
 {{- if not $s.hmacSecrets }}
@@ -272,6 +290,7 @@ audience = {{ toJson . }}
 
 [auth.oauth2.token_endpoint]
 clients_file = {{ printf "%s/auth_oauth2_clients" $secrets | toJson }}
+signing_secrets_file = {{ printf "%s/auth_oauth2_signing" $secrets | toJson }}
 ttl_secs = {{ int64 $o.tokenEndpoint.ttlSecs }}
 {{- end }}
 {{- else if eq .Values.auth.mode "hmac" }}

@@ -157,5 +157,25 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let first_problems = lines
+                .iter()
+                .filter(|l| {
+                    ["ERROR", "WARN", "ready in", "panic"]
+                        .iter()
+                        .any(|w| l.contains(w))
+                })
+                .take(20);
+            eprintln!("--- tansu log: first problems ---");
+            for line in first_problems {
+                eprintln!("{line}");
+            }
+            eprintln!("--- tansu log: last lines ---");
+            for line in &lines[lines.len().saturating_sub(10)..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }

@@ -89,7 +89,8 @@ impl JwksDouble {
             "http://{}/.well-known/jwks.json",
             listener.local_addr().unwrap()
         );
-        let served = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
+        let served: Arc<Mutex<Vec<Value>>> =
+            Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
         let fetches = Arc::new(AtomicUsize::new(0));
         let (state, count) = (served.clone(), fetches.clone());
         let app = Router::new().route(

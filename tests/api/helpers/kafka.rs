@@ -39,11 +39,17 @@ fn consumer(bootstrap: &str) -> BaseConsumer {
 
 /// Every record currently in `topic` (all partitions), in partition then offset order.
 pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
+    try_read_all(bootstrap, topic).unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+}
+
+/// Like [`read_all`], returning broker errors instead of panicking.
+pub fn try_read_all(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<Vec<Record>, rdkafka::error::KafkaError> {
     let consumer = consumer(bootstrap);
     let timeout = Duration::from_secs(10);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .expect("topic metadata");
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata.topics()[0]
         .partitions()
         .iter()
@@ -54,9 +60,7 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
     let mut remaining = 0i64;
     let mut highs = std::collections::HashMap::new();
     for &p in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .expect("watermarks");
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
         if high > low {
             assignment
                 .add_partition_offset(topic, p, Offset::Offset(low))
@@ -67,7 +71,7 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
     }
     let mut records = Vec::new();
     if remaining == 0 {
-        return records;
+        return Ok(records);
     }
     consumer.assign(&assignment).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -80,7 +84,7 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let message = message.expect("consume");
+        let message = message?;
         if message.offset() >= highs[&message.partition()] {
             continue;
         }
@@ -108,5 +112,5 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
         });
     }
     records.sort_by_key(|r| (r.partition, r.offset));
-    records
+    Ok(records)
 }

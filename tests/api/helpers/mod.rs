@@ -4,7 +4,9 @@ pub mod app;
 pub mod broker;
 pub mod decode;
 pub mod fixtures;
+pub mod jwt;
 pub mod kafka;
+pub mod load;
 pub mod registry;
 
 pub use app::{test_config, TestApp};
