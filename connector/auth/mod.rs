@@ -414,7 +414,7 @@ mod tests {
                 .unwrap();
         assert_eq!(config.auth.mode, Some(AuthMode::Bearer));
         assert!(config.auth.bearer.tokens_file.is_some());
-        assert_eq!(config.http.rate_limit_per_ip, 100);
+        assert_eq!(config.http.rate_limit_per_ip, 1000);
     }
 
     #[test]

@@ -59,6 +59,9 @@ impl Producer {
             ("linger.ms", "5".to_string()),
             ("message.timeout.ms", ack_timeout.as_millis().to_string()),
             ("queue.buffering.max.messages", "100000".to_string()),
+            // Reconnect within a second after an outage instead of librdkafka's 10 s ceiling:
+            // every second of reconnect delay is a second of 503s (or spooling).
+            ("reconnect.backoff.max.ms", "1000".to_string()),
         ];
         let inner: FutureProducer =
             client_config(bootstrap_servers, &defaults, passthrough).create()?;
