@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Soak test (outside CI): starts a local broker and the connector (release build, spool on),
+# posts distinct events at a fixed rate for N minutes, and every 10 s prints the requests sent,
+# 2xx, errors by status and the connector's RSS.
+#   scripts/soak.sh [MINUTES=5] [RATE_PER_SECOND=200]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes=${1:-5}
+rate=${2:-200}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tansu=$(scripts/install-tansu.sh)
+cargo build --quiet --release --bin riskos-connector
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+broker_port=$(free_port); http_port=$(free_port)
+(cd "$work" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$broker_port" \
+  --advertised-listener-url "tcp://127.0.0.1:$broker_port" --storage-engine memory://tansu/) \
+  >"$work/broker.log" 2>&1 &
+pids+=($!)
+until bash -c "</dev/tcp/127.0.0.1/$broker_port" 2>/dev/null; do sleep 0.2; done
+
+RISKOS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$broker_port" RISKOS_HTTP__LISTEN="127.0.0.1:$http_port" \
+RISKOS_SCHEMAS__ENCODING=single-object RISKOS_TOPICS__PARTITIONS=1 RISKOS_TOPICS__REPLICATION_FACTOR=1 \
+RISKOS_AUTH__MODE=none RISKOS_HTTP__RATE_LIMIT_PER_IP=0 RISKOS_LOG__LEVEL=warn \
+RISKOS_DELIVERY__SPOOL__DIR="$work/spool" \
+  target/release/riskos-connector serve >"$work/connector.log" 2>&1 &
+connector=$!
+pids+=($connector)
+until curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1; do sleep 0.2; done
+
+python3 - "$http_port" "$connector" "$minutes" "$rate" <<'PY'
+import collections, http.client, json, sys, threading, time
+port, pid, minutes, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+stats = collections.Counter()
+lock = threading.Lock()
+def rss_mib():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+def worker(ids):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    for i, due in ids:
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        body = json.dumps({"event_id": f"soak-{i}", "event_at": "2025-11-02T09:16:00Z",
+                           "event_type": "evaluation_completed", "data": {"eval_id": f"ev-{i}"}})
+        try:
+            conn.request("POST", "/webhooks/riskos", body, {"content-type": "application/json"})
+            status = conn.getresponse()
+            status.read()
+            key = status.status
+        except Exception:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            key = "conn-error"
+        with lock:
+            stats[key] += 1
+start = time.monotonic()
+total = int(minutes * 60 * rate)
+workers = 16
+schedule = [[] for _ in range(workers)]
+for i in range(total):
+    schedule[i % workers].append((i, start + i / rate))
+threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in schedule]
+for t in threads:
+    t.start()
+peak = 0.0
+while any(t.is_alive() for t in threads):
+    time.sleep(10)
+    rss = rss_mib(); peak = max(peak, rss)
+    with lock:
+        sent = sum(stats.values()); ok = stats[200]
+        errors = {k: v for k, v in stats.items() if k != 200}
+    print(f"t={time.monotonic()-start:6.0f}s sent={sent} 2xx={ok} errors={errors} rss={rss:.1f}MiB", flush=True)
+print(f"done: sent={sum(stats.values())} 2xx={stats[200]} errors={sum(v for k, v in stats.items() if k != 200)} peak_rss={peak:.1f}MiB")
+PY
