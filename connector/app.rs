@@ -181,13 +181,18 @@ impl Application {
     /// Does every start-up step; any failure is returned with the step that failed.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         // Secrets and the JWKS first: a bad credential setup fails before anything is created.
+        crate::metrics::install();
         let ingress = Ingress::from_config(config)
             .await
             .context("setting up authentication")?;
         let auth = ingress.auth().mode();
         let spool = open_spool(config)?;
         let pipeline = pipeline_with(config, spool).await?;
-        let state = AppState::new(pipeline, config.http.max_body_bytes, ingress);
+        let registry = match config.encoding() {
+            Encoding::Confluent => Some(Registry::new(&config.schema_registry)?),
+            Encoding::SingleObject => None,
+        };
+        let state = AppState::new(pipeline, config.http.max_body_bytes, ingress, registry);
         let router = http::router(state.clone(), &config.http.path);
         let listener = tls::bind(config.http.listen, &config.http.tls).await?;
         tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, ?auth, tls = config.http.tls.enabled(), "ready to receive webhooks");

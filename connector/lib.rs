@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod pipeline;
 pub mod quarantine;
 pub mod route;

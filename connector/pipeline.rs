@@ -98,6 +98,8 @@ pub struct Prepared {
     pub occurred_at_ms: i64,
     /// Encoded value (wire prefix + Avro datum).
     pub payload: Vec<u8>,
+    /// The request's W3C `traceparent`, carried into the record's headers.
+    pub traceparent: Option<String>,
 }
 
 /// Routes plus delivery.
@@ -164,7 +166,7 @@ impl Pipeline {
             .producer()
             .send(&self.quarantine_topic, key, body, &headers)
             .await?;
-        metrics::counter!("riskos_quarantined_total", "reason" => error.reason()).increment(1);
+        metrics::counter!(crate::metrics::QUARANTINED, "reason" => error.reason()).increment(1);
         Ok(delivered)
     }
 }
@@ -209,5 +211,6 @@ pub fn prepare(
         envelope,
         occurred_at_ms,
         payload,
+        traceparent: None,
     })
 }

@@ -85,16 +85,19 @@ impl Delivery {
             )
             .await?;
         if duplicate {
-            metrics::counter!("riskos_duplicates_total").increment(1);
+            metrics::counter!(crate::metrics::DUPLICATES).increment(1);
         }
         Ok(Outcome { stored, duplicate })
     }
 
     async fn store(&self, prepared: &Prepared) -> Result<Stored, DeliveryError> {
-        let headers = [
+        let mut headers = vec![
             ("event_type", prepared.event_type.as_str()),
             ("envelope", prepared.envelope.as_str()),
         ];
+        if let Some(traceparent) = &prepared.traceparent {
+            headers.push(("traceparent", traceparent.as_str()));
+        }
         let Some(spool) = &self.spool else {
             return Ok(Stored::Acked(self.produce(prepared, &headers).await?));
         };
@@ -130,14 +133,28 @@ impl Delivery {
         prepared: &Prepared,
         headers: &[(&str, &str)],
     ) -> Result<Delivered, ProduceError> {
-        self.producer
+        let started = std::time::Instant::now();
+        let delivered = self
+            .producer
             .send(
                 &prepared.route.topic,
                 Some(&prepared.key),
                 &prepared.payload,
                 headers,
             )
-            .await
+            .await?;
+        metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
+        record_produced(&prepared.route.topic, Some(prepared.occurred_at_ms));
+        Ok(delivered)
+    }
+}
+
+/// Counts an acked record and, when the event time is known, its end-to-end delay.
+fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
+    metrics::counter!(crate::metrics::PRODUCED, "topic" => topic.to_string()).increment(1);
+    if let Some(at) = occurred_at_ms {
+        let delay_ms = crate::http::webhook::now_millis().saturating_sub(at).max(0);
+        metrics::histogram!(crate::metrics::END_TO_END).record(delay_ms as f64 / 1000.0);
     }
 }
 
@@ -190,12 +207,13 @@ pub async fn forward(
                     .await
                 {
                     Ok(_) => {
+                        record_produced(&record.topic, None);
                         backoff = Duration::from_millis(100);
                         break;
                     }
                     Err(error @ ProduceError::TooLarge(_)) => {
                         tracing::error!(%error, topic = %record.topic, "spooled record refused by kafka; dropped");
-                        metrics::counter!("riskos_spool_dropped_total").increment(1);
+                        metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
                         break;
                     }
                     Err(error) => {

@@ -155,6 +155,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        metrics::counter!(crate::metrics::REJECTIONS, "kind" => self.kind()).increment(1);
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => self.kind()).increment(1);
+        }
         if status.is_server_error() {
             tracing::warn!(error = %self, kind = self.kind(), status = status.as_u16(), "webhook not accepted");
         } else {

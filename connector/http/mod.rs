@@ -6,6 +6,7 @@ pub mod error;
 pub mod guard;
 pub mod health;
 pub mod limits;
+pub mod observe;
 pub mod tls;
 pub mod token;
 pub mod webhook;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub max_body_bytes: usize,
     /// Source addresses, limits and authentication.
     pub ingress: Arc<Ingress>,
+    /// The schema registry, when configured (readiness checks it).
+    pub registry: Option<crate::schema::Registry>,
     shutting_down: AtomicBool,
 }
 
@@ -47,11 +50,17 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Wraps the pipeline for the handlers.
-    pub fn new(pipeline: Pipeline, max_body_bytes: usize, ingress: Ingress) -> Self {
+    pub fn new(
+        pipeline: Pipeline,
+        max_body_bytes: usize,
+        ingress: Ingress,
+        registry: Option<crate::schema::Registry>,
+    ) -> Self {
         Self(Arc::new(Shared {
             pipeline,
             max_body_bytes,
             ingress: Arc::new(ingress),
+            registry,
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -72,7 +81,9 @@ pub fn router(state: AppState, webhook_path: &str) -> Router {
     let ingress = state.ingress.clone();
     let mut router = Router::new().route(
         webhook_path,
-        post(webhook::receive).layer(from_fn_with_state(ingress.clone(), guard::webhook)),
+        post(webhook::receive)
+            .layer(from_fn_with_state(ingress.clone(), guard::webhook))
+            .layer(axum::middleware::from_fn(observe::observe)),
     );
     if let Some(issuer) = ingress.auth().token_issuer() {
         router = router.route(
@@ -83,6 +94,7 @@ pub fn router(state: AppState, webhook_path: &str) -> Router {
     router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics))
         // The handler enforces the body limit itself (413 before reading).
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

@@ -5,10 +5,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::observe::EventTypeLabel;
 use super::AppState;
 use crate::delivery::Stored;
 use crate::pipeline::PrepareError;
@@ -65,20 +67,32 @@ async fn quarantine(
 }
 
 /// `POST <http.path>`.
-pub async fn receive(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let mut label = None;
+    let mut response = handle(&state, &headers, body, &mut label)
+        .await
+        .into_response();
+    if let Some(label) = label {
+        response.extensions_mut().insert(label);
+    }
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
     body: Body,
+    label: &mut Option<EventTypeLabel>,
 ) -> Result<Json<Accepted>, ApiError> {
     let started = Instant::now();
     if state.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    if !is_json(&headers) {
+    if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let limit = state.max_body_bytes;
-    if content_length(&headers).is_some_and(|len| len > limit) {
+    if content_length(headers).is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -90,12 +104,18 @@ pub async fn receive(
     })?;
     let received_at_ms = now_millis();
     // HMAC over the raw body, then the nesting depth: before parsing, before quarantine.
-    state.ingress.check_body(&headers, &body)?;
+    state.ingress.check_body(headers, &body)?;
 
-    let prepared = match state.pipeline.prepare(&body, received_at_ms) {
+    let mut prepared = match state.pipeline.prepare(&body, received_at_ms) {
         Ok(prepared) => prepared,
-        Err(error) => return quarantine(&state, &body, error, received_at_ms).await,
+        Err(error) => return quarantine(state, &body, error, received_at_ms).await,
     };
+    *label = Some(EventTypeLabel(if prepared.route.schema.is_fallback() {
+        "unrecognized".to_string()
+    } else {
+        prepared.route.schema.event_type.clone()
+    }));
+    prepared.traceparent = super::observe::traceparent(headers);
     let outcome = state.pipeline.deliver(&prepared, &body).await?;
 
     let (partition, offset) = match outcome.stored {

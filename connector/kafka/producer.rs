@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::statistics::Statistics;
 
 use super::client_config;
 
@@ -40,8 +42,29 @@ pub enum ProduceError {
 /// The connector's producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<StatsContext>,
     ack_timeout: Duration,
+}
+
+/// Publishes librdkafka's periodic statistics (queue depth, broker round trips) as metrics.
+#[derive(Clone, Copy, Default)]
+pub struct StatsContext;
+
+impl ClientContext for StatsContext {
+    fn stats(&self, stats: Statistics) {
+        use crate::metrics::{BROKER_RTT, PRODUCER_QUEUE_BYTES, PRODUCER_QUEUE_MESSAGES};
+        metrics::gauge!(PRODUCER_QUEUE_MESSAGES).set(stats.msg_cnt as f64);
+        metrics::gauge!(PRODUCER_QUEUE_BYTES).set(stats.msg_size as f64);
+        for (name, broker) in stats.brokers {
+            if let Some(rtt) = broker.rtt {
+                // librdkafka reports microseconds.
+                for (quantile, value) in [("0.5", rtt.p50), ("0.99", rtt.p99)] {
+                    metrics::gauge!(BROKER_RTT, "broker" => name.clone(), "quantile" => quantile)
+                        .set(value as f64 / 1e6);
+                }
+            }
+        }
+    }
 }
 
 impl Producer {
@@ -62,9 +85,11 @@ impl Producer {
             // Reconnect within a second after an outage instead of librdkafka's 10 s ceiling:
             // every second of reconnect delay is a second of 503s (or spooling).
             ("reconnect.backoff.max.ms", "1000".to_string()),
+            ("statistics.interval.ms", "5000".to_string()),
         ];
-        let inner: FutureProducer =
-            client_config(bootstrap_servers, &defaults, passthrough).create()?;
+        let inner: FutureProducer<StatsContext> =
+            client_config(bootstrap_servers, &defaults, passthrough)
+                .create_with_context(StatsContext)?;
         Ok(Self { inner, ack_timeout })
     }
 
@@ -118,7 +143,7 @@ impl Producer {
     }
 
     /// The underlying client, for metadata queries (readiness).
-    pub fn client(&self) -> &FutureProducer {
+    pub fn client(&self) -> &FutureProducer<StatsContext> {
         &self.inner
     }
 }

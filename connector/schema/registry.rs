@@ -128,6 +128,15 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// True when the registry answers `GET /subjects` (readiness).
+    pub async fn reachable(&self) -> bool {
+        schema_registry_converter::async_impl::schema_registry::get_all_subjects(&self.settings)
+            .await
+            .is_ok()
+    }
+}
+
 fn record_name(entry: &SchemaEntry) -> String {
     match &entry.schema {
         apache_avro::Schema::Record(record) => record.name.fullname(None),

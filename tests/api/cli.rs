@@ -64,6 +64,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
     // Act
     let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
     let mut statuses = Vec::new();
+    let mut request_ids = Vec::new();
     for (_, body) in fixtures::all() {
         let response = client
             .post(format!("{base}/webhooks/riskos"))
@@ -73,7 +74,29 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
             .await
             .unwrap();
         statuses.push(response.status().as_u16());
+        request_ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
     }
+    let wrong_type = client
+        .post(format!("{base}/webhooks/riskos"))
+        .header("content-type", "text/plain")
+        .header("x-request-id", "caller-chosen-id")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let terminated = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -92,6 +115,61 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
         .filter(|l| l["message"] == "accepted")
         .collect();
     assert_eq!(accepted.len(), 8, "{log:?}");
+    // Each accepted line sits in its request's span, whose id the response echoed.
+    for (line, id) in accepted.iter().zip(&request_ids) {
+        let spans = line["spans"].as_array().expect("span list");
+        assert!(
+            spans.iter().any(|s| s["request_id"] == id.as_str()),
+            "{line}"
+        );
+    }
+    assert_eq!(wrong_type.headers()["x-request-id"], "caller-chosen-id");
+
+    // Metrics moved by exactly what was sent.
+    assert_eq!(
+        metric_sum(&metrics, "riskos_requests_total", &["status=\"200\""]),
+        8.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "riskos_requests_total",
+            &["status=\"415\"", "event_type=\"none\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "riskos_requests_total",
+            &[
+                "status=\"200\"",
+                "event_type=\"case_management_notification_case_closure\""
+            ]
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, "riskos_records_produced_total", &[]),
+        8.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "riskos_rejections_total",
+            &["kind=\"unsupported_media_type\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, "riskos_ack_latency_seconds_count", &[]),
+        8.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, "riskos_end_to_end_delay_seconds_count", &[]),
+        8.0
+    );
+    assert_eq!(metric_sum(&metrics, "riskos_in_flight_requests", &[]), 0.0);
     for line in &accepted {
         for field in [
             "event_id",
@@ -126,4 +204,16 @@ fn a_bad_config_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(!output.status.success());
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("max_body_bytes"), "{stderr}");
+}
+
+/// Sums the samples of `name` whose label set contains every one of `labels`.
+fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let metric = l.split([' ', '{']).next().unwrap_or("");
+            metric == name && labels.iter().all(|label| l.contains(label))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }

@@ -8,5 +8,6 @@ mod cli;
 mod contract;
 mod faults;
 mod interop;
+mod operations;
 mod startup;
 mod webhook;

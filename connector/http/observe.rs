@@ -1,0 +1,128 @@
+//! Request observability, outermost on the webhook route: a request id (taken from
+//! `X-Request-Id` or generated, echoed in the response) on a span every log line of the request
+//! carries, the in-flight gauge, and `riskos_requests_total{status, event_type}`. Also
+//! `GET /metrics`.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument as _;
+
+use super::AppState;
+use crate::metrics::{InFlightGuard, REQUESTS, SPOOL_BYTES, SPOOL_RECORDS};
+
+/// The request id header, read and echoed.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The event-type label a handler leaves on its response for the request counter: a type the
+/// catalog knows, or `unrecognized`. Payload text never becomes a label value.
+#[derive(Debug, Clone)]
+pub struct EventTypeLabel(pub String);
+
+/// Middleware: request id span, in-flight gauge, request counter.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let _in_flight = InFlightGuard::enter();
+    let mut response = next.run(request).instrument(span).await;
+    let event_type = response
+        .extensions()
+        .get::<EventTypeLabel>()
+        .map_or_else(|| "none".to_string(), |label| label.0.clone());
+    metrics::counter!(
+        REQUESTS,
+        "status" => response.status().as_u16().to_string(),
+        "event_type" => event_type
+    )
+    .increment(1);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// 128 random bits as 32 hex characters.
+fn new_request_id() -> String {
+    format!("{:032x}", rand_u128())
+}
+
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded per process from the OS; two hashes of a counter give 128 bits.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let state = std::collections::hash_map::RandomState::new();
+    let mut a = state.build_hasher();
+    a.write_u64(n);
+    let mut b = state.build_hasher();
+    b.write_u64(!n);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> String {
+    if let Some(spool) = state.pipeline.delivery().spool() {
+        metrics::gauge!(SPOOL_RECORDS).set(spool.pending() as f64);
+        metrics::gauge!(SPOOL_BYTES).set(spool.bytes() as f64);
+    }
+    let handle = crate::metrics::install();
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// The `traceparent` header when it is a well-formed W3C trace context (version 00).
+pub fn traceparent(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1] != "0".repeat(32)
+        && hex(parts[2], 16)
+        && parts[2] != "0".repeat(16)
+        && hex(parts[3], 2);
+    valid.then(|| value.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_validated() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("traceparent", HeaderValue::from_str(v).unwrap());
+            traceparent(&h)
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(with(good).as_deref(), Some(good));
+        assert_eq!(
+            with("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"),
+            None
+        );
+        assert_eq!(
+            with("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(
+            with("zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            None
+        );
+    }
+
+    #[test]
+    fn request_ids_differ() {
+        assert_ne!(new_request_id(), new_request_id());
+        assert_eq!(new_request_id().len(), 32);
+    }
+}
