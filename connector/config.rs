@@ -55,6 +55,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Trace export.
+    pub tracing: TracingConfig,
 }
 
 /// `[http]`: the webhook listener.
@@ -347,6 +349,26 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Json,
             level: "info".into(),
+        }
+    }
+}
+
+/// `[tracing]`: OpenTelemetry trace export (off by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// OTLP/HTTP collector base URL, e.g. `http://otel-collector:4318`; spans go to
+    /// `<url>/v1/traces`. Unset = no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans. Default `riskos-connector`.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "riskos-connector".into(),
         }
     }
 }

@@ -112,18 +112,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(arg) => {
             let config = Config::load(arg.config.as_deref())?;
-            telemetry::init(&config.log);
-            runtime.block_on(async {
+            let telemetry =
+                runtime.block_on(async { telemetry::init(&config.log, &config.tracing) })?;
+            let served = runtime.block_on(async {
                 let app = Application::build(&config).await?;
                 app.run_until(shutdown_signal()).await
-            })?;
+            });
+            telemetry.shutdown();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { config, since, .. } => {
             let config = Config::load(config.config.as_deref())?;
-            telemetry::init(&config.log);
+            let telemetry =
+                runtime.block_on(async { telemetry::init(&config.log, &config.tracing) })?;
             let since = since.as_deref().map(parse_since).transpose()?;
-            let report = runtime.block_on(replay::run(&config, since))?;
+            let report = runtime.block_on(replay::run(&config, since));
+            telemetry.shutdown();
+            let report = report?;
             println!("read {} quarantined records", report.read);
             for (topic, count) in &report.replayed {
                 println!("replayed {count} to {topic}");

@@ -1,22 +1,94 @@
-//! Logging set-up: JSON or text lines through `tracing`, filtered by `RUST_LOG` or `log.level`.
+//! Logs and traces: `tracing` to stderr as JSON or text (filtered by `RUST_LOG` or `log.level`)
+//! and, when `tracing.otlp_endpoint` is set, spans exported over OTLP/HTTP with a W3C
+//! trace-context propagator so a caller's `traceparent` becomes the request span's parent.
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, TracingConfig};
 
-/// Installs the global subscriber. Call once, before anything logs.
-pub fn init(config: &LogConfig) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Json => builder
+/// Keeps the exporter alive; [`Telemetry::shutdown`] flushes spans still buffered.
+#[must_use]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is buffered and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("riskos-connector: flushing traces failed: {error}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, before anything logs. Must run inside a Tokio
+/// runtime when OTLP export is on.
+pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match log.format {
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
+    let provider = match &traces.otlp_endpoint {
+        Some(endpoint) => Some(otlp_provider(endpoint, &traces.service_name)?),
+        None => None,
+    };
+    let otel = provider.as_ref().map(|p| {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        tracing_opentelemetry::layer().with_tracer(p.tracer("riskos-connector"))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(Telemetry { provider })
+}
+
+fn otlp_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(url)
+        .with_headers(Default::default())
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// Makes `headers`' `traceparent` (when valid and a propagator is installed) the parent of
+/// `span`.
+pub fn adopt_trace_context(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    struct Extractor<'a>(&'a axum::http::HeaderMap);
+    impl opentelemetry::propagation::Extractor for Extractor<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(|k| k.as_str()).collect()
+        }
+    }
+    let context =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&Extractor(headers)));
+    let _ = span.set_parent(context);
 }

@@ -30,6 +30,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
     let span = tracing::info_span!("request", request_id = %request_id);
+    crate::telemetry::adopt_trace_context(&span, request.headers());
     let _in_flight = InFlightGuard::enter();
     let mut response = next.run(request).instrument(span).await;
     let event_type = response

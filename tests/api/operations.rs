@@ -82,3 +82,94 @@ async fn a_traceparent_is_carried_into_the_record_headers() {
     let records = read_all(&stack.broker.bootstrap(), "riskos.evaluation_completed");
     assert_eq!(records[0].header("traceparent"), Some(traceparent));
 }
+
+/// A collector double: records the bodies POSTed to `/v1/traces`.
+async fn otlp_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use axum::routing::post;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body.to_vec());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_in_the_callers_trace() {
+    use std::process::{Command, Stdio};
+    let broker = crate::helpers::Broker::start_memory().await;
+    let (collector, received) = otlp_collector().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+        .arg("serve")
+        .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("RISKOS_AUTH__MODE", "none")
+        .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
+        .env(
+            "RISKOS_SCHEMAS__DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),
+        )
+        .env("RISKOS_TOPICS__PARTITIONS", "1")
+        .env("RISKOS_TOPICS__REPLICATION_FACTOR", "1")
+        .env("RISKOS_TRACING__OTLP_ENDPOINT", &collector)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "connector did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, body) = fixtures::all().into_iter().next().unwrap();
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/webhooks/riskos"))
+        .header("content-type", "application/json")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // SIGTERM flushes the exporter before exit.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let bodies = received.lock().unwrap().clone();
+    assert!(!bodies.is_empty(), "no OTLP export received");
+    let trace_id = [
+        0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,
+        0x36,
+    ];
+    assert!(
+        bodies.iter().any(|b| b.windows(16).any(|w| w == trace_id)),
+        "the request's span is not in the caller's trace"
+    );
+}
