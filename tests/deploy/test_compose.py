@@ -164,3 +164,27 @@ def test_env_example_is_a_documented_sample() -> None:
         assert value, name
     assert "RISKOS_AUTH__BEARER__TOKENS=" in text
     assert "SAMPLE" in text and "never use" in text.lower()
+
+
+def test_the_connector_accepts_the_compose_config_and_env() -> None:
+    """The real binary loads deploy/compose/config.toml with the sample env file applied."""
+    import json
+    import os
+    import subprocess
+
+    binary = REPO / "target" / "debug" / "riskos-connector"
+    assert binary.exists(), f"{binary} is missing: run.sh builds it"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
+    for line in (REPO / "deploy/compose/connector.env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    result = subprocess.run(
+        [str(binary), "config", "check", "--config", str(REPO / "deploy/compose/config.toml")],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    effective = json.loads(result.stdout)
+    assert effective["auth"]["mode"] == "bearer"
+    assert effective["auth"]["bearer"]["tokens"] == ["[redacted]"]
+    assert effective["kafka"]["bootstrap_servers"] == "kafka:19092"
