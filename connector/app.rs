@@ -148,14 +148,55 @@ pub async fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
 
 async fn pipeline_with(config: &Config, spool: Option<Arc<Spool>>) -> anyhow::Result<Pipeline> {
     let routes = resolve_routes(config).await?;
-    let topics = ensure_topics(config, &routes).await?;
-    tracing::info!(?topics, encoding = ?config.encoding(), "topics ready");
+    match ensure_topics(config, &routes).await {
+        Ok(topics) => tracing::info!(?topics, encoding = ?config.encoding(), "topics ready"),
+        // With a spool the connector can take webhooks while Kafka is down (a pod restarted
+        // during an outage must come back to drain what it acknowledged); topics are created
+        // in the background once Kafka answers.
+        Err(error) if spool.is_some() => {
+            tracing::warn!(error = %format!("{error:#}"), "kafka unavailable at start-up; spooling until it answers");
+            let (config, routes_topics) = (config.clone(), routes_for_retry(&routes));
+            tokio::spawn(async move { retry_topics(config, routes_topics).await });
+        }
+        Err(error) => return Err(error),
+    }
     let dedup = Dedup::new(
         config.delivery.dedup.max_entries,
         Duration::from_secs(config.delivery.dedup.ttl_secs),
     );
     let delivery = Delivery::new(producer(config)?, dedup, spool);
     Ok(Pipeline::new(routes, delivery, config.quarantine_topic()))
+}
+
+fn routes_for_retry(routes: &Routes) -> Vec<String> {
+    routes.all().map(|r| r.topic.clone()).collect()
+}
+
+/// Creates the topics once Kafka answers (start-up with a spool during an outage).
+async fn retry_topics(config: Config, topics: Vec<String>) {
+    let mut specs: Vec<TopicSpec> = topics.into_iter().map(TopicSpec::compacted).collect();
+    specs.push(TopicSpec::retained(config.quarantine_topic()));
+    if !config.topics.create {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let created = kafka::ensure_topics(
+            &config.kafka.bootstrap_servers,
+            &config.kafka.librdkafka,
+            &specs,
+            config.topics.partitions,
+            config.topics.replication_factor,
+        )
+        .await;
+        match created {
+            Ok(()) => {
+                tracing::info!("topics ready");
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "creating topics: kafka still unavailable"),
+        }
+    }
 }
 
 /// Opens the spool when `delivery.spool.dir` is set.

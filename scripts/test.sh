@@ -20,7 +20,10 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 step "unit and integration tests"
-cargo test --all-targets --locked
+cargo test --all-targets --locked -- --skip faults::
+
+step "fault tests (counts printed: sent, 2xx, found in Kafka, lost)"
+cargo test --test api --locked faults:: -- --nocapture --test-threads 2
 
 step "quickstart (one command, asserted on its output)"
 QUICKSTART_EXIT_AFTER=1 timeout 600 scripts/quickstart.sh > target/quickstart.out 2>&1 \

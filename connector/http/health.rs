@@ -19,18 +19,7 @@ pub async fn healthz() -> Json<Value> {
 /// mark, the brokers answer a metadata request, and the registry (if configured) answers.
 /// The body lists every check and names the first that failed.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let mut checks = serde_json::Map::new();
-    let mut failed = None;
-    let mut record = |name: &'static str, ok: bool| {
-        checks.insert(name.into(), json!(if ok { "ok" } else { "failed" }));
-        if !ok && failed.is_none() {
-            failed = Some(name);
-        }
-    };
-    record("shutdown", !state.is_shutting_down());
-    if let Some(spool) = state.pipeline.delivery().spool() {
-        record("spool", !spool.above_high_water_mark());
-    }
+    let spool = state.pipeline.delivery().spool().cloned();
     let producer = state.pipeline.producer().clone();
     let kafka = tokio::task::spawn_blocking(move || {
         producer
@@ -51,16 +40,36 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         }
     };
     let (kafka, registry) = tokio::join!(kafka, registry);
-    record("kafka", kafka.unwrap_or(false));
-    if let Some(ok) = registry {
-        record("schema_registry", ok);
+    let kafka = kafka.unwrap_or(false);
+
+    // (check, result, whether a failure makes the pod unready)
+    let mut results = vec![("shutdown", !state.is_shutting_down(), true)];
+    if let Some(spool) = &spool {
+        results.push(("spool", !spool.above_high_water_mark(), true));
     }
-    match failed {
+    // With a spool, webhooks are still accepted (and safe) while Kafka is down: report it as
+    // degraded but stay ready until the spool reaches its high-water mark.
+    results.push(("kafka", kafka, spool.is_none()));
+    if let Some(ok) = registry {
+        results.push(("schema_registry", ok, true));
+    }
+    let checks: serde_json::Map<String, Value> = results
+        .iter()
+        .map(|(name, ok, fatal)| {
+            let text = match (ok, fatal) {
+                (true, _) => "ok",
+                (false, true) => "failed",
+                (false, false) => "degraded",
+            };
+            (name.to_string(), json!(text))
+        })
+        .collect();
+    match results.iter().find(|(_, ok, fatal)| !ok && *fatal) {
         None => (
             StatusCode::OK,
             Json(json!({"status": "ready", "checks": checks})),
         ),
-        Some(check) => (
+        Some((check, _, _)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not_ready", "failed": check, "checks": checks})),
         ),

@@ -216,23 +216,34 @@ async fn broker_killed_under_load_without_the_spool_is_retried_until_stored() {
     broker_killed_and_restarted_under_load(false).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spooled_records_survive_a_connector_crash_and_drain_after_restart() {
-    use std::process::{Command, Stdio};
-    // Arrange: broker up, connector binary with a spool.
-    let mut broker = Broker::start_sqlite().await;
-    let spool_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let start = |broker: &Broker| {
-        Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+/// The connector binary with a spool, on a fixed port so a restart keeps the address.
+struct ConnectorProcess {
+    child: std::process::Child,
+    port: u16,
+    spool: std::path::PathBuf,
+    bootstrap: String,
+}
+
+impl ConnectorProcess {
+    async fn start(port: u16, spool: &std::path::Path, bootstrap: &str) -> Self {
+        let mut process = Self {
+            child: Self::spawn(port, spool, bootstrap),
+            port,
+            spool: spool.to_path_buf(),
+            bootstrap: bootstrap.to_string(),
+        };
+        process.wait_healthy().await;
+        process
+    }
+
+    fn spawn(port: u16, spool: &std::path::Path, bootstrap: &str) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
             .arg("serve")
             .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("RISKOS_AUTH__MODE", "none")
-            .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
+            .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+            // See broker_killed_and_restarted_under_load: tansu 0.6 + idempotence + kill.
+            .env("RISKOS_KAFKA__LIBRDKAFKA__ENABLE_IDEMPOTENCE", "false")
             .env(
                 "RISKOS_SCHEMAS__DIR",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),
@@ -240,81 +251,205 @@ async fn spooled_records_survive_a_connector_crash_and_drain_after_restart() {
             .env("RISKOS_TOPICS__PARTITIONS", "1")
             .env("RISKOS_TOPICS__REPLICATION_FACTOR", "1")
             .env("RISKOS_DELIVERY__ACK_TIMEOUT_MS", "1000")
-            .env("RISKOS_DELIVERY__SPOOL__DIR", spool_dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("RISKOS_DELIVERY__SPOOL__DIR", spool)
+            .env("RISKOS_SHUTDOWN__GRACE_MS", "10000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
-    };
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/webhooks/riskos");
-    let ready = |client: reqwest::Client| async move {
+    }
+
+    async fn wait_healthy(&mut self) {
+        let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ok = client
-                .get(format!("http://127.0.0.1:{port}/healthz"))
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("connector exited during start-up: {status}");
+            }
+            let healthy = client
+                .get(format!("http://127.0.0.1:{}/healthz", self.port))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
-            if ok {
+            if healthy {
                 return;
             }
             assert!(Instant::now() < deadline, "connector did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    };
-    let mut connector = start(&broker);
-    ready(client.clone()).await;
-
-    // Act: Kafka goes away, events are spooled and acknowledged, then the connector is killed.
-    broker.kill();
-    let mut acknowledged = Vec::new();
-    for i in 0..20 {
-        let response = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(event("crash", i))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["spooled"], true);
-        acknowledged.push(format!("crash-{i:06}"));
     }
-    connector.kill().unwrap();
-    connector.wait().unwrap();
-    assert!(
-        std::fs::read_dir(spool_dir.path()).unwrap().count() > 0,
-        "segments on disk"
+
+    fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    async fn restart(&mut self) {
+        self.child = Self::spawn(self.port, &self.spool, &self.bootstrap);
+        self.wait_healthy().await;
+    }
+}
+
+impl Drop for ConnectorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_killed_and_terminated_mid_load_loses_nothing_it_acknowledged() {
+    // Arrange: a real broker, the connector binary with a spool, a steady vendor-like load.
+    let mut broker = Broker::start_sqlite().await;
+    let spool = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut connector = ConnectorProcess::start(port, spool.path(), &broker.bootstrap()).await;
+    let load = Load::start(
+        format!("http://127.0.0.1:{port}/webhooks/riskos"),
+        "crash",
+        4,
     );
+    load.until_accepted(30).await;
 
+    // Act 1: Kafka goes away; the connector acknowledges from the spool; then SIGKILL.
+    broker.kill();
+    load.until_accepted(30).await;
+    let spooled_segments = std::fs::read_dir(spool.path()).unwrap().count();
+    connector.signal("-KILL");
+    let killed = connector.child.wait().unwrap();
+    connector.restart().await;
+    load.until_accepted(20).await;
+
+    // Act 2: Kafka returns; the restarted connector drains; then SIGTERM mid-load.
     broker.restart().await;
-    let mut connector = start(&broker);
-    ready(client.clone()).await;
+    load.until_accepted(20).await;
+    let terminated_at = Instant::now();
+    connector.signal("-TERM");
+    let terminated = connector.child.wait().unwrap();
+    let drain_time = terminated_at.elapsed();
+    connector.restart().await;
+    load.until_accepted(20).await;
+    let report = load.stop().await;
 
-    // Assert: the restarted connector drained what the killed one acknowledged.
-    let found = wait_for_ids(&broker.bootstrap(), TOPIC, &acknowledged).await;
-    let lost: Vec<_> = acknowledged
+    // Assert: every 2xx is in Kafka.
+    let found = wait_for_ids(&broker.bootstrap(), TOPIC, &report.accepted).await;
+    let lost: Vec<_> = report
+        .accepted
         .iter()
         .filter(|id| !found.contains(*id))
         .collect();
     println!(
-        "connector SIGKILL with spool: 2xx {}, found in kafka {}, lost {}",
-        acknowledged.len(),
+        "connector SIGKILL + SIGTERM mid-load (spool on): sent {}, 2xx {}, retried {} {:?}, found in kafka {}, lost {}",
+        report.sent,
+        report.accepted.len(),
+        report.retried,
+        report.retried_by_status,
         found.len(),
         lost.len()
     );
+    assert!(spooled_segments > 0, "records were spooled before the kill");
+    assert!(!killed.success(), "SIGKILL");
+    assert!(terminated.success(), "SIGTERM exits 0: {terminated}");
+    assert!(drain_time < Duration::from_secs(10), "{drain_time:?}");
+    assert!(report.gave_up.is_empty(), "gave up on {:?}", report.gave_up);
     assert!(lost.is_empty(), "lost {lost:?}");
+}
 
-    // And SIGTERM: a graceful stop exits 0 within the grace period.
-    let terminated = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &connector.id().to_string()])
-        .status()
-        .unwrap();
-    let exit = connector.wait().unwrap();
-    assert!(exit.success(), "{exit}");
-    assert!(terminated.elapsed() < Duration::from_secs(20));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_and_a_full_producer_queue_answer_503_at_once() {
+    let mock = MockCluster::new(1).unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let mut config = test_config(&mock.bootstrap_servers(), "");
+    config.delivery.ack_timeout_ms = 1_000;
+    config.topics.create = false;
+    let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
+    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
+        mock.create_topic(&plan.topic, 1, 1).unwrap();
+    }
+    // Room for about one record.
+    config.delivery.spool.dir = Some(spool.path().to_path_buf());
+    config.delivery.spool.max_bytes = 1_500;
+    let app = TestApp::spawn(config).await.unwrap();
+    mock.broker_down(1).unwrap();
+
+    let mut statuses = Vec::new();
+    let mut last_took = Duration::ZERO;
+    for i in 1..=20 {
+        let (status, took) = post(&app, "full", i).await;
+        statuses.push(status);
+        last_took = took;
+        if status == 503 {
+            break;
+        }
+    }
+
+    assert_eq!(
+        statuses[0], 200,
+        "the first record is spooled: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&503),
+        "then the spool is full: {statuses:?}"
+    );
+    assert!(
+        last_took < Duration::from_millis(500),
+        "queued behind the spool, no ack wait: {last_took:?}"
+    );
+
+    // A producer queue with room for one message: the second concurrent request is shed.
+    let queue_mock = MockCluster::new(1).unwrap();
+    let mut config = test_config(&queue_mock.bootstrap_servers(), "");
+    config.delivery.ack_timeout_ms = 2_000;
+    config.topics.create = false;
+    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
+        queue_mock.create_topic(&plan.topic, 1, 1).unwrap();
+    }
+    config
+        .kafka
+        .librdkafka
+        .insert("queue.buffering.max.messages".into(), "1".into());
+    let app = TestApp::spawn(config).await.unwrap();
+    queue_mock.broker_down(1).unwrap();
+    let waiting = {
+        let client = app.client.clone();
+        let url = app.url("/webhooks/riskos");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(event("queue", 1))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    // The first request occupies the queue until its deadline; poll until it is queued.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (shed, shed_took) = loop {
+        let (status, took) = post(&app, "queue", 2).await;
+        if status == 503 && took < Duration::from_millis(500) {
+            break (status, took);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never shed: {status} after {took:?}"
+        );
+    };
+    assert_eq!(shed, 503);
+    assert!(shed_took < Duration::from_millis(500));
+    assert_eq!(
+        waiting.await.unwrap(),
+        503,
+        "the queued one times out: broker down"
+    );
 }

@@ -1,0 +1,554 @@
+//! `riskos-bench run`: for each server under test, a fresh broker and a fresh server for the
+//! maximum-throughput phase, then a fresh broker and server again for the fixed-rate phases
+//! (so peak RSS at a rate is that of a process that has only seen that rate). The rate phases
+//! run at half the connector's measured maximum, so the connector goes first.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use riskos_connector::kafka::{ensure_topics, TopicSpec};
+use tokio::io::AsyncBufReadExt as _;
+use tokio::process::{Child, Command};
+
+use crate::fixtures::Bodies;
+use crate::kafka_ceiling::Report;
+use crate::load::{self, HttpWorker, Mode, Phase, PhaseResult};
+use crate::procstat::Meter;
+use crate::report;
+
+/// The servers, in the order they run.
+pub const ALL_SERVERS: &[&str] = &[
+    "connector",
+    "http-ceiling",
+    "kafka-ceiling",
+    "express",
+    "flask",
+];
+
+/// The topic the Flask and Express peers produce to.
+pub const PEER_TOPIC: &str = "riskos.webhooks";
+
+/// `run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The repository root (fixtures, schemas, peers, docs).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The tansu broker binary.
+    #[arg(long)]
+    pub tansu: PathBuf,
+    /// The connector binary (release build).
+    #[arg(long, default_value = "target/release/riskos-connector")]
+    pub connector: PathBuf,
+    /// gunicorn from the bench venv.
+    #[arg(long, default_value = "bench/.venv/bin/gunicorn")]
+    pub gunicorn: PathBuf,
+    /// node.
+    #[arg(long, default_value = "node")]
+    pub node: PathBuf,
+    /// Servers to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// Concurrent requests in the maximum-throughput phase.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds of the maximum-throughput phase.
+    #[arg(long, default_value_t = 15)]
+    pub max_secs: u64,
+    /// Seconds of each fixed-rate phase.
+    #[arg(long, default_value_t = 15)]
+    pub rate_secs: u64,
+    /// Seconds of warm-up before measuring (not reported).
+    #[arg(long, default_value_t = 3)]
+    pub warmup_secs: u64,
+    /// Most requests in one phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_requests: u64,
+    /// Connections available to the fixed-rate phases.
+    #[arg(long, default_value_t = 256)]
+    pub rate_connections: usize,
+    /// A low fixed rate also measured for every server (0: none).
+    #[arg(long, default_value_t = 100.0)]
+    pub low_rate: f64,
+    /// The "half" rate, when the connector is not part of this run.
+    #[arg(long)]
+    pub half_rate: Option<f64>,
+    /// gunicorn sync workers (default 2 × cores + 1, gunicorn's recommendation).
+    #[arg(long)]
+    pub flask_workers: Option<usize>,
+    /// Extra librdkafka settings `key=value` for the connector and the Kafka ceiling.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Where logs and raw results go.
+    #[arg(long, default_value = "bench/out")]
+    pub out: PathBuf,
+    /// Splice the results into this markdown file between its bench markers.
+    #[arg(long)]
+    pub doc: Option<PathBuf>,
+    /// The command line to print in the report.
+    #[arg(long, default_value = "bench/run.sh")]
+    pub command: String,
+}
+
+/// One server's results.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerResults {
+    pub server: String,
+    pub phases: Vec<PhaseResult>,
+}
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A child process stopped with SIGTERM (then SIGKILL) when dropped or stopped.
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: sending a signal to our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            eprintln!("bench: {} did not stop on SIGTERM; killing it", self.name);
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        if Instant::now() > deadline {
+            bail!("{what} did not come up within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+struct Broker {
+    proc: Proc,
+    addr: String,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_broker(args: &RunArgs, log: &Path) -> anyhow::Result<Broker> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(format!("riskos-bench-broker-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut command = Command::new(&args.tansu);
+    command
+        .current_dir(&dir)
+        .arg("broker")
+        .arg("--listener-url")
+        .arg(format!("tcp://{addr}"))
+        .arg("--advertised-listener-url")
+        .arg(format!("tcp://{addr}"))
+        .arg("--storage-engine")
+        .arg("memory://tansu/");
+    let proc = Proc::spawn("tansu", command, log)?;
+    let a = addr.clone();
+    wait_until("the broker", Duration::from_secs(30), || {
+        let a = a.clone();
+        async move { tokio::net::TcpStream::connect(&a).await.is_ok() }
+    })
+    .await?;
+    Ok(Broker {
+        proc,
+        addr,
+        _dir: TempDir(dir),
+    })
+}
+
+fn passthrough(args: &RunArgs) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for setting in &args.set {
+        let (k, v) = setting
+            .split_once('=')
+            .with_context(|| format!("--set {setting}: expected key=value"))?;
+        map.insert(k.to_string(), v.to_string());
+    }
+    Ok(map)
+}
+
+/// Starts an HTTP server under test and waits for its health endpoint.
+async fn start_server(
+    args: &RunArgs,
+    server: &str,
+    broker: Option<&str>,
+    log: &Path,
+) -> anyhow::Result<(Proc, SocketAddr)> {
+    let port = free_port()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let repo = std::fs::canonicalize(&args.repo)?;
+    let (mut command, health) = match server {
+        "connector" => {
+            let mut c = Command::new(repo.join(&args.connector));
+            c.arg("serve");
+            for (key, _) in std::env::vars() {
+                if key.starts_with("RISKOS_") {
+                    c.env_remove(key);
+                }
+            }
+            c.env("RISKOS_HTTP__LISTEN", addr.to_string())
+                .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.unwrap())
+                .env("RISKOS_SCHEMAS__ENCODING", "single-object")
+                .env("RISKOS_SCHEMAS__DIR", repo.join("schemas"))
+                .env("RISKOS_TOPICS__PARTITIONS", "1")
+                .env("RISKOS_TOPICS__REPLICATION_FACTOR", "1")
+                .env("RISKOS_AUTH__MODE", "bearer")
+                .env("RISKOS_AUTH__BEARER__TOKENS", format!("[\"{TOKEN}\"]"))
+                .env("RISKOS_HTTP__RATE_LIMIT_PER_IP", "0")
+                .env("RISKOS_LOG__LEVEL", "warn");
+            for (k, v) in passthrough(args)? {
+                let key = k.replace('.', "_").to_uppercase();
+                c.env(format!("RISKOS_KAFKA__LIBRDKAFKA__{key}"), v);
+            }
+            (c, "/readyz")
+        }
+        "http-ceiling" => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.arg("http-ceiling")
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--token")
+                .arg(TOKEN);
+            (c, "/healthz")
+        }
+        "flask" => {
+            let workers = args.flask_workers.unwrap_or_else(|| {
+                2 * std::thread::available_parallelism().map_or(1, |n| n.get()) + 1
+            });
+            let mut c = Command::new(repo.join(&args.gunicorn));
+            c.arg("--workers")
+                .arg(workers.to_string())
+                .arg("--bind")
+                .arg(addr.to_string())
+                .arg("--chdir")
+                .arg(repo.join("bench/peers/flask"))
+                .arg("--log-level")
+                .arg("warning")
+                .arg("app:app")
+                .env("KAFKA_BOOTSTRAP", broker.unwrap())
+                .env("KAFKA_TOPIC", PEER_TOPIC)
+                .env("WEBHOOK_TOKEN", TOKEN);
+            (c, "/healthz")
+        }
+        "express" => {
+            let mut c = Command::new(&args.node);
+            c.arg(repo.join("bench/peers/express/server.js"))
+                .env("PORT", port.to_string())
+                .env("KAFKA_BOOTSTRAP", broker.unwrap())
+                .env("KAFKA_TOPIC", PEER_TOPIC)
+                .env("WEBHOOK_TOKEN", TOKEN)
+                .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+            (c, "/healthz")
+        }
+        other => bail!("unknown server {other}"),
+    };
+    command.current_dir(&repo);
+    let proc = Proc::spawn(server, command, log)?;
+    let started = wait_until(server, Duration::from_secs(60), || async move {
+        load::get_status(addr, health).await == Some(200)
+    })
+    .await;
+    if let Err(error) = started {
+        proc.stop().await;
+        return Err(error.context(format!("see {}", log.display())));
+    }
+    Ok((proc, addr))
+}
+
+/// The phases of one server: group A (max throughput), group B (fixed rates).
+fn phases(args: &RunArgs, half_rate: f64) -> (Vec<Phase>, Vec<Phase>) {
+    let closed = Mode::Closed {
+        concurrency: args.concurrency,
+    };
+    let rate = |per_second: f64| Mode::Rate {
+        per_second,
+        connections: args.rate_connections,
+    };
+    let bounded = |per_second: f64, secs: u64| ((per_second * secs as f64).ceil() as u64) + 1;
+    let a = vec![
+        Phase {
+            name: "warmup".into(),
+            mode: closed,
+            duration: Duration::from_secs(args.warmup_secs),
+            max_requests: args.max_requests,
+        },
+        Phase {
+            name: "max".into(),
+            mode: closed,
+            duration: Duration::from_secs(args.max_secs),
+            max_requests: args.max_requests,
+        },
+    ];
+    let mut b = vec![
+        Phase {
+            name: "warmup".into(),
+            mode: rate(half_rate),
+            duration: Duration::from_secs(args.warmup_secs),
+            max_requests: bounded(half_rate, args.warmup_secs),
+        },
+        Phase {
+            name: "half".into(),
+            mode: rate(half_rate),
+            duration: Duration::from_secs(args.rate_secs),
+            max_requests: bounded(half_rate, args.rate_secs).min(args.max_requests),
+        },
+    ];
+    if args.low_rate > 0.0 {
+        b.push(Phase {
+            name: "low".into(),
+            mode: rate(args.low_rate),
+            duration: Duration::from_secs(args.rate_secs),
+            max_requests: bounded(args.low_rate, args.rate_secs).min(args.max_requests),
+        });
+    }
+    (a, b)
+}
+
+async fn run_http_group(
+    args: &RunArgs,
+    server: &str,
+    group: &str,
+    phases: &[Phase],
+    bodies: &Arc<Bodies>,
+    seq_base: &mut u64,
+) -> anyhow::Result<Vec<PhaseResult>> {
+    let logs = args.out.join("logs");
+    let needs_broker = server != "http-ceiling";
+    let broker = if needs_broker {
+        Some(start_broker(args, &logs.join(format!("{server}-{group}-broker.log"))).await?)
+    } else {
+        None
+    };
+    if matches!(server, "flask" | "express") {
+        let broker = broker.as_ref().unwrap();
+        ensure_topics(
+            &broker.addr,
+            &BTreeMap::new(),
+            &[TopicSpec {
+                name: PEER_TOPIC.into(),
+                configs: vec![],
+            }],
+            1,
+            1,
+        )
+        .await
+        .context("creating the peers' topic")?;
+    }
+    let (proc, addr) = start_server(
+        args,
+        server,
+        broker.as_ref().map(|b| b.addr.as_str()),
+        &logs.join(format!("{server}-{group}.log")),
+    )
+    .await?;
+    let mut results = Vec::new();
+    for phase in phases {
+        let server_meter = Meter::start(proc.pid());
+        let broker_meter = broker.as_ref().map(|b| Meter::start(b.proc.pid()));
+        let workers = load::workers_for(phase, |_| {
+            HttpWorker::new(addr, "/webhooks/riskos", TOKEN, bodies.clone())
+        });
+        let mut result = load::run_phase(phase, workers, *seq_base).await;
+        *seq_base += phase.max_requests;
+        let (cpu, rss) = server_meter.stop();
+        result.server_cpu_s = cpu;
+        result.server_peak_rss_kib = rss;
+        result.broker_cpu_s = broker_meter.map_or(0.0, |m| m.stop().0);
+        eprintln!("bench: {server} {}", report::one_line(&result));
+        if phase.name != "warmup" {
+            results.push(result);
+        }
+    }
+    proc.stop().await;
+    if let Some(broker) = broker {
+        broker.proc.stop().await;
+    }
+    Ok(results)
+}
+
+async fn run_kafka_group(
+    args: &RunArgs,
+    group: &str,
+    phases: &[Phase],
+) -> anyhow::Result<Vec<PhaseResult>> {
+    let logs = args.out.join("logs");
+    let broker = start_broker(args, &logs.join(format!("kafka-ceiling-{group}-broker.log"))).await?;
+    let repo = std::fs::canonicalize(&args.repo)?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("kafka-ceiling")
+        .arg("--bootstrap")
+        .arg(&broker.addr)
+        .arg("--fixtures")
+        .arg(repo.join("tests/fixtures"))
+        .arg("--schemas")
+        .arg(repo.join("schemas"))
+        .arg("--phases")
+        .arg(serde_json::to_string(phases)?);
+    for setting in &args.set {
+        command.arg("--set").arg(setting);
+    }
+    let log = std::fs::File::create(logs.join(format!("kafka-ceiling-{group}.log")))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true);
+    let mut child = command.spawn().context("starting the kafka ceiling")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut results = Vec::new();
+    let mut broker_meter = None;
+    let limit = phases
+        .iter()
+        .map(|p| p.duration + load::REQUEST_TIMEOUT)
+        .sum::<Duration>()
+        + Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
+    loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .context("the kafka ceiling ran over its time")??;
+        let Some(line) = line else { break };
+        match serde_json::from_str::<Report>(&line) {
+            Ok(Report::Start { .. }) => broker_meter = Some(Meter::start(broker.proc.pid())),
+            Ok(Report::Result { mut result }) => {
+                result.broker_cpu_s = broker_meter.take().map_or(0.0, |m| m.stop().0);
+                eprintln!("bench: kafka-ceiling {}", report::one_line(&result));
+                if result.name != "warmup" {
+                    results.push(result);
+                }
+            }
+            Err(_) => eprintln!("kafka-ceiling: {line}"),
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
+    if !status.success() {
+        bail!(
+            "the kafka ceiling failed ({status}); see {}",
+            logs.join(format!("kafka-ceiling-{group}.log")).display()
+        );
+    }
+    broker.proc.stop().await;
+    Ok(results)
+}
+
+/// Runs everything and writes the report.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let servers: Vec<String> = if args.servers.is_empty() {
+        ALL_SERVERS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.servers.clone()
+    };
+    for s in &servers {
+        if !ALL_SERVERS.contains(&s.as_str()) {
+            bail!("unknown server {s}; known: {}", ALL_SERVERS.join(", "));
+        }
+    }
+    std::fs::create_dir_all(args.out.join("logs"))?;
+    let tag = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
+    let bodies = Arc::new(Bodies::load(&args.repo.join("tests/fixtures"), &tag)?);
+    let started = Instant::now();
+    let mut all: Vec<ServerResults> = Vec::new();
+    let mut half_rate = args.half_rate;
+    let mut seq_base = 0u64;
+    // The connector first: its maximum sets the "half" rate for everyone.
+    let mut order: Vec<&String> = servers.iter().filter(|s| *s == "connector").collect();
+    order.extend(servers.iter().filter(|s| *s != "connector"));
+    for server in order {
+        let (group_a, _) = phases(&args, half_rate.unwrap_or(1.0));
+        let mut results = if server == "kafka-ceiling" {
+            run_kafka_group(&args, "max", &group_a).await?
+        } else {
+            run_http_group(&args, server, "max", &group_a, &bodies, &mut seq_base).await?
+        };
+        if server == "connector" && half_rate.is_none() {
+            half_rate = Some((results[0].ok_per_second() / 2.0).round().max(1.0));
+        }
+        let Some(rate) = half_rate else {
+            bail!("no connector in this run: pass --half-rate");
+        };
+        let (_, group_b) = phases(&args, rate);
+        let rates = if server == "kafka-ceiling" {
+            run_kafka_group(&args, "rate", &group_b).await?
+        } else {
+            run_http_group(&args, server, "rate", &group_b, &bodies, &mut seq_base).await?
+        };
+        results.extend(rates);
+        all.push(ServerResults {
+            server: server.clone(),
+            phases: results,
+        });
+    }
+    let context = report::Context::collect(&args, &bodies, started.elapsed());
+    let markdown = report::markdown(&context, &all);
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&all)?,
+    )?;
+    std::fs::write(args.out.join("results.md"), &markdown)?;
+    println!("{markdown}");
+    if let Some(doc) = &args.doc {
+        report::splice(doc, &markdown)?;
+        eprintln!("bench: results written into {}", doc.display());
+    }
+    Ok(())
+}
