@@ -425,6 +425,10 @@ def test_production_config_values(production_objects: list[dict[str, Any]]) -> N
         "ttl_secs": 900,
     }
     assert config["schema_registry"]["password_file"] == f"{SECRETS_DIR}/schema_registry_password"
+    assert config["tracing"] == {
+        "otlp_endpoint": "http://otel-collector.observability:4318",
+        "service_name": "riskos-connector",
+    }
 
 
 def test_optional_schema_settings_are_rendered_when_set() -> None:

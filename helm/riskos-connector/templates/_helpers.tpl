@@ -310,6 +310,12 @@ tolerance_secs = {{ int64 $h.toleranceSecs }}
 [log]
 format = {{ .Values.log.format | toJson }}
 level = {{ .Values.log.level | toJson }}
+{{- with .Values.tracing.otlpEndpoint }}
+
+[tracing]
+otlp_endpoint = {{ toJson . }}
+service_name = {{ $.Values.tracing.serviceName | toJson }}
+{{- end }}
 {{- end }}
 
 {{/* http or https, for probes and scraping. */}}
