@@ -517,10 +517,11 @@ fn env_provider() -> Env {
         .split("__")
 }
 
-/// Env values are typed by figment (`20` is a number); these settings are text either way.
+/// Env values are typed by figment (`20` is a number); text settings (and secrets) accept any
+/// scalar as its text.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Scalar {
+pub(crate) enum Scalar {
     Text(String),
     Signed(i64),
     Unsigned(u64),

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::config::Scalar;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -45,26 +46,9 @@ impl Serialize for Secret {
     }
 }
 
-/// Env values are typed by figment (`123456` is a number); a secret is text either way.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Text(String),
-    Signed(i64),
-    Unsigned(u64),
-    Float(f64),
-    Bool(bool),
-}
-
 impl From<Scalar> for Secret {
     fn from(scalar: Scalar) -> Self {
-        Secret(match scalar {
-            Scalar::Text(s) => s,
-            Scalar::Signed(n) => n.to_string(),
-            Scalar::Unsigned(n) => n.to_string(),
-            Scalar::Float(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        })
+        Secret(String::from(scalar))
     }
 }
 

@@ -23,11 +23,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
         .args(["serve", "--config"])
         .arg(&config)

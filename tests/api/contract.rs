@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::decode::{assert_data_matches, decode};
 use crate::helpers::kafka::read_all;
-use crate::helpers::{fixtures, test_config, Broker, RegistryDouble, Stack, TestApp};
+use crate::helpers::{
+    fixtures, post_all_fixtures, python_decode, test_config, Broker, RegistryDouble, Stack, TestApp,
+};
 
 /// A copy of the shipped schemas that a test may edit.
 fn schema_copy() -> tempfile::TempDir {
@@ -216,12 +218,6 @@ fn schemas_check(config: &riskos_connector::config::Config) -> std::process::Out
         .unwrap()
 }
 
-fn interop_python() -> String {
-    std::env::var("INTEROP_PYTHON").expect(
-        "INTEROP_PYTHON must point at a Python with confluent-kafka[avro]; run scripts/test.sh",
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_object_records_decode_with_fastavro_and_the_avsc_files_alone() {
     // Arrange: no registry at all.
@@ -231,48 +227,18 @@ async fn single_object_records_decode_with_fastavro_and_the_avsc_files_alone() {
     })
     .await;
     let fixtures = fixtures::all();
-    let mut topics = std::collections::BTreeSet::new();
-    for (name, body) in &fixtures {
-        assert_eq!(
-            stack.app.post_webhook(body.clone()).await.status(),
-            200,
-            "{name}"
-        );
-        let posted: Value = serde_json::from_slice(body).unwrap();
-        let event_type = posted.get("event_type").or(posted.get("type")).unwrap();
-        topics.insert(riskos_connector::route::topic_name(
-            "riskos.",
-            event_type.as_str().unwrap(),
-        ));
-    }
+    let topics = post_all_fixtures(&stack.app).await;
 
     // Act: fastavro decodes, after checking the fingerprint against the .avsc files itself.
     let schemas = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
-    let mut command = Command::new(interop_python());
-    command
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/decode_topics.py"
-        ))
-        .args(["--bootstrap", &stack.broker.bootstrap()])
-        .arg("--schemas")
-        .arg(&schemas);
-    for topic in &topics {
-        command.args(["--topic", topic]);
-    }
-    let output = command.output().unwrap();
+    let decoded = python_decode(
+        &stack.broker.bootstrap(),
+        ["--schemas", schemas.to_str().unwrap()],
+        &topics,
+    )
+    .await;
 
     // Assert
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let decoded: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(decoded.len(), fixtures.len());
     for (name, body) in &fixtures {
         let posted: Value = serde_json::from_slice(body).unwrap();

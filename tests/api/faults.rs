@@ -7,12 +7,27 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use serde_json::Value;
 
 use crate::helpers::load::{event, wait_for_ids, Load};
 use crate::helpers::{kafka::read_all, test_config, Broker, TestApp};
 
 const TOPIC: &str = "riskos.evaluation_completed";
+
+/// Creates every topic the connector needs through the mock's own API (and tells the connector
+/// not to).
+fn mock_topics(
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    config: &mut riskos_connector::config::Config,
+    replication: i32,
+) {
+    config.topics.create = false;
+    let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
+    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
+        mock.create_topic(&plan.topic, 1, replication).unwrap();
+    }
+    mock.create_topic(&config.quarantine_topic(), 1, replication)
+        .unwrap();
+}
 
 /// A connector (single-object encoding, no registry) on a librdkafka mock cluster.
 async fn on_mock(
@@ -21,13 +36,7 @@ async fn on_mock(
 ) -> TestApp {
     let mut config = test_config(&mock.bootstrap_servers(), "");
     config.delivery.ack_timeout_ms = ack_ms;
-    // Topics are made through the mock's own API.
-    config.topics.create = false;
-    let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
-    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
-        mock.create_topic(&plan.topic, 1, 3).unwrap();
-    }
-    mock.create_topic(&config.quarantine_topic(), 1, 3).unwrap();
+    mock_topics(mock, &mut config, 3);
     TestApp::spawn(config)
         .await
         .expect("connector starts on the mock cluster")
@@ -305,11 +314,7 @@ async fn the_connector_killed_and_terminated_mid_load_loses_nothing_it_acknowled
     // Arrange: a real broker, the connector binary with a spool, a steady vendor-like load.
     let mut broker = Broker::start_sqlite().await;
     let spool = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut connector = ConnectorProcess::start(port, spool.path(), &broker.bootstrap()).await;
     let load = Load::start(
         format!("http://127.0.0.1:{port}/webhooks/riskos"),
@@ -368,11 +373,7 @@ async fn a_full_spool_and_a_full_producer_queue_answer_503_at_once() {
     let spool = tempfile::tempdir().unwrap();
     let mut config = test_config(&mock.bootstrap_servers(), "");
     config.delivery.ack_timeout_ms = 1_000;
-    config.topics.create = false;
-    let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
-    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
-        mock.create_topic(&plan.topic, 1, 1).unwrap();
-    }
+    mock_topics(&mock, &mut config, 1);
     // Room for about one record.
     config.delivery.spool.dir = Some(spool.path().to_path_buf());
     config.delivery.spool.max_bytes = 1_500;
@@ -408,10 +409,7 @@ async fn a_full_spool_and_a_full_producer_queue_answer_503_at_once() {
     let queue_mock = MockCluster::new(1).unwrap();
     let mut config = test_config(&queue_mock.bootstrap_servers(), "");
     config.delivery.ack_timeout_ms = 2_000;
-    config.topics.create = false;
-    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
-        queue_mock.create_topic(&plan.topic, 1, 1).unwrap();
-    }
+    mock_topics(&queue_mock, &mut config, 1);
     config
         .kafka
         .librdkafka

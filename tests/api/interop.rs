@@ -4,57 +4,20 @@
 use serde_json::Value;
 
 use crate::helpers::decode::assert_data_matches;
-use crate::helpers::{fixtures, Stack};
-
-fn python() -> String {
-    std::env::var("INTEROP_PYTHON").expect(
-        "INTEROP_PYTHON must point at a Python with confluent-kafka[avro]; run scripts/test.sh",
-    )
-}
+use crate::helpers::{fixtures, post_all_fixtures, python_decode, Stack};
 
 #[tokio::test]
 async fn confluent_kafka_python_decodes_every_fixture() {
-    let python = python();
     let stack = Stack::start().await;
     let fixtures = fixtures::all();
-    let mut topics = std::collections::BTreeSet::new();
-    for (name, body) in &fixtures {
-        assert_eq!(
-            stack.app.post_webhook(body.clone()).await.status(),
-            200,
-            "{name}"
-        );
-        let posted: Value = serde_json::from_slice(body).unwrap();
-        let event_type = posted.get("event_type").or(posted.get("type")).unwrap();
-        topics.insert(riskos_connector::route::topic_name(
-            "riskos.",
-            event_type.as_str().unwrap(),
-        ));
-    }
+    let topics = post_all_fixtures(&stack.app).await;
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/decode_topics.py"
-    );
-    let mut command = tokio::process::Command::new(&python);
-    command
-        .arg(script)
-        .args(["--bootstrap", &stack.broker.bootstrap()])
-        .args(["--registry", &stack.registry.url]);
-    for topic in &topics {
-        command.args(["--topic", topic]);
-    }
-    let output = command.output().await.expect("python runs");
-    assert!(
-        output.status.success(),
-        "decoder failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let decoded: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let decoded = python_decode(
+        &stack.broker.bootstrap(),
+        ["--registry", &stack.registry.url],
+        &topics,
+    )
+    .await;
     assert_eq!(decoded.len(), fixtures.len());
 
     for (name, body) in &fixtures {

@@ -109,11 +109,7 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     use std::process::{Command, Stdio};
     let broker = crate::helpers::Broker::start_memory().await;
     let (collector, received) = otlp_collector().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
         .arg("serve")
         .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))

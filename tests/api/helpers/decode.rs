@@ -2,10 +2,9 @@
 //! fetches the writer schema by the id in the Confluent header), and comparing with the JSON
 //! that was posted.
 
-use apache_avro::types::Value as Avro;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 /// Decodes a Confluent-framed Avro value through the registry at `registry_url`.
 pub async fn decode(registry_url: &str, payload: &[u8]) -> Json {
@@ -14,29 +13,7 @@ pub async fn decode(registry_url: &str, payload: &[u8]) -> Json {
     to_json(result.value)
 }
 
-/// Avro value → JSON, unions unwrapped, timestamps as epoch numbers.
-pub fn to_json(value: Avro) -> Json {
-    match value {
-        Avro::Null => Json::Null,
-        Avro::Boolean(b) => Json::Bool(b),
-        Avro::Int(n) => Json::from(n),
-        Avro::Long(n) | Avro::TimestampMillis(n) | Avro::TimestampMicros(n) => Json::from(n),
-        Avro::Float(f) => Json::from(f as f64),
-        Avro::Double(f) => Json::from(f),
-        Avro::String(s) | Avro::Enum(_, s) => Json::String(s),
-        Avro::Bytes(b) => Json::String(String::from_utf8_lossy(&b).into_owned()),
-        Avro::Union(_, inner) => to_json(*inner),
-        Avro::Array(items) => Json::Array(items.into_iter().map(to_json).collect()),
-        Avro::Map(m) => Json::Object(m.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
-        Avro::Record(fields) => Json::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k, to_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
-        other => panic!("unexpected avro value {other:?}"),
-    }
-}
+pub use riskos_connector::schema::decode::to_json;
 
 /// Asserts that every field of the decoded `data` equals the posted JSON's `data`: a field the
 /// posted JSON lacks must be null; a JSON-text field must parse back to the posted value.

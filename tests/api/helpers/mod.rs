@@ -13,6 +13,69 @@ pub use app::{test_config, TestApp};
 pub use broker::Broker;
 pub use registry::RegistryDouble;
 
+/// A free loopback port (for processes that must be told their port up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Python with confluent-kafka and fastavro that `scripts/test.sh` prepares.
+pub fn interop_python() -> String {
+    std::env::var("INTEROP_PYTHON").expect(
+        "INTEROP_PYTHON must point at a Python with confluent-kafka[avro]; run scripts/test.sh",
+    )
+}
+
+/// Posts every fixture (each must be answered 200) and returns the topics they went to.
+pub async fn post_all_fixtures(app: &TestApp) -> std::collections::BTreeSet<String> {
+    let mut topics = std::collections::BTreeSet::new();
+    for (name, body) in fixtures::all() {
+        assert_eq!(app.post_webhook(body.clone()).await.status(), 200, "{name}");
+        let posted: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let event_type = posted.get("event_type").or(posted.get("type")).unwrap();
+        topics.insert(riskos_connector::route::topic_name(
+            "riskos.",
+            event_type.as_str().unwrap(),
+        ));
+    }
+    topics
+}
+
+/// Runs `tests/interop/decode_topics.py` with `framing` (`--registry URL` or `--schemas DIR`)
+/// over `topics` and returns its JSON lines.
+/// Async, so a registry double on the test's own runtime keeps answering meanwhile.
+pub async fn python_decode(
+    bootstrap: &str,
+    framing: [&str; 2],
+    topics: &std::collections::BTreeSet<String>,
+) -> Vec<serde_json::Value> {
+    let mut command = tokio::process::Command::new(interop_python());
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/decode_topics.py"
+        ))
+        .args(["--bootstrap", bootstrap])
+        .args(framing);
+    for topic in topics {
+        command.args(["--topic", topic]);
+    }
+    let output = command.output().await.expect("python runs");
+    assert!(
+        output.status.success(),
+        "decoder failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A broker, a registry double and a connector wired together.
 pub struct Stack {
     pub broker: Broker,
