@@ -21,6 +21,9 @@ pub struct Context {
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(program).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let text = if text.is_empty() {
         String::from_utf8_lossy(&out.stderr).trim().to_string()
