@@ -9,7 +9,7 @@
 # docs/performance.md between its bench markers. Raw results and logs: bench/out/.
 #
 # Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and the
-# whole run by BENCH_TIMEOUT seconds (default 1800). It takes about 6 minutes.
+# whole run by BENCH_TIMEOUT seconds (default 1800). It takes about 8 minutes.
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 set -euo pipefail
@@ -40,3 +40,12 @@ fi
 echo "==> running the benchmark (logs in bench/out/logs)"
 timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
   --tansu "$tansu" --doc docs/performance.md --command "bench/run.sh${*:+ $*}" "$@"
+
+# The same connector and Kafka ceiling with linger.ms=0: how far each goes when the producer
+# does not wait to batch. Only in the full run (no extra arguments); BENCH_LINGER_SWEEP=0 skips it.
+if [ $# -eq 0 ] && [ "${BENCH_LINGER_SWEEP:-1}" = 1 ]; then
+  echo "==> connector and Kafka ceiling with linger.ms=0"
+  timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
+    --tansu "$tansu" --doc docs/performance.md --section linger-0 --servers connector,kafka-ceiling \
+    --low-rate 0 --set linger.ms=0 --command "bench/run.sh (second part)"
+fi

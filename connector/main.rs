@@ -106,9 +106,16 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // One scheduler thread fewer than there are cores (at least one): librdkafka's own threads
+    // (broker I/O, delivery reports) get the remaining core (docs/performance.md). tokio's own
+    // `TOKIO_WORKER_THREADS` overrides it. Still the multi-thread flavour, so `block_in_place`
+    // works.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(cores.saturating_sub(1).max(1));
+    }
+    let runtime = builder.enable_all().build()?;
     match command {
         Command::Serve(arg) => {
             let config = Config::load(arg.config.as_deref())?;

@@ -12,7 +12,7 @@ use crate::envelope::{self, EnvelopeError, EnvelopeKind};
 use crate::kafka::{Delivered, ProduceError, Producer};
 use crate::quarantine;
 use crate::route::{Route, Routes};
-use crate::schema::{convert, encode, record, ConvertError, EncodeError};
+use crate::schema::{record, ConvertError};
 
 /// Why a body cannot become a record.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +30,6 @@ pub enum PrepareError {
         event_type: String,
         error: ConvertError,
     },
-    /// Avro refused a converted value (a bug, never the sender's fault).
-    #[error("event type `{event_type}` could not be encoded: {error}")]
-    Encode {
-        event_id: String,
-        event_type: String,
-        error: EncodeError,
-    },
 }
 
 impl PrepareError {
@@ -46,14 +39,13 @@ impl PrepareError {
             PrepareError::Json(_) => "invalid_json",
             PrepareError::Envelope(_) => "invalid_envelope",
             PrepareError::Schema { .. } => "schema_mismatch",
-            PrepareError::Encode { .. } => "encode_failed",
         }
     }
 
     /// The failing field, when one is known.
     pub fn field(&self) -> Option<String> {
         match self {
-            PrepareError::Json(_) | PrepareError::Encode { .. } => None,
+            PrepareError::Json(_) => None,
             PrepareError::Envelope(e) => e.field().map(str::to_string),
             PrepareError::Schema { error, .. } => Some(error.field()),
         }
@@ -63,11 +55,6 @@ impl PrepareError {
     pub fn event(&self) -> Option<(&str, &str)> {
         match self {
             PrepareError::Schema {
-                event_id,
-                event_type,
-                ..
-            }
-            | PrepareError::Encode {
                 event_id,
                 event_type,
                 ..
@@ -146,9 +133,7 @@ impl Pipeline {
         prepared: &Prepared,
         body: &[u8],
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        self.delivery
-            .deliver(prepared, crate::delivery::body_hash(body))
-            .await
+        self.delivery.deliver(prepared, body).await
     }
 
     /// Stores a body that could not be prepared, raw, on the quarantine topic, with the reason
@@ -178,32 +163,43 @@ pub fn prepare(
     received_at_ms: i64,
 ) -> Result<Prepared, PrepareError> {
     let json: serde_json::Value = serde_json::from_slice(body)?;
-    // serde_json has validated the bytes as UTF-8 while parsing.
-    let raw = String::from_utf8_lossy(body).into_owned();
+    // serde_json accepts only UTF-8 (it checks every string, and anything else outside strings
+    // is a syntax error), so this check cannot fail; `raw` is written from the body as it is.
+    let lossy;
+    let raw = match std::str::from_utf8(body) {
+        Ok(raw) => raw,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(body);
+            &lossy
+        }
+    };
     let event = envelope::normalize(json)?;
     let route = routes.get(&event.event_type).clone();
-    let key = event.id.clone();
-    let event_type = event.event_type.clone();
-    let envelope = event.envelope;
-    let occurred_at_ms = event.occurred_at_ms;
     let schema = &route.schema;
-    let value = convert::from_json(
+    // One buffer: wire prefix, then the datum written straight from the parsed body (no Avro
+    // value tree, no per-request schema resolution). `raw` alone is about the body's size.
+    let mut payload = Vec::with_capacity(route.wire_prefix.len() + 2 * body.len() + 64);
+    payload.extend_from_slice(&route.wire_prefix);
+    record::write_record(
         &schema.schema,
         &schema.names,
-        record::record_json(event, received_at_ms, raw),
+        &event,
+        received_at_ms,
+        raw,
+        &mut payload,
     )
     .map_err(|error| PrepareError::Schema {
-        event_id: key.clone(),
-        event_type: event_type.clone(),
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
         error,
     })?;
-    let payload = encode::encode(&route.wire_prefix, &schema.schema, value).map_err(|error| {
-        PrepareError::Encode {
-            event_id: key.clone(),
-            event_type: event_type.clone(),
-            error,
-        }
-    })?;
+    let envelope::Event {
+        id: key,
+        event_type,
+        envelope,
+        occurred_at_ms,
+        ..
+    } = event;
     Ok(Prepared {
         route,
         key,

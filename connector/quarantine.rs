@@ -5,7 +5,7 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `quarantine_reason` | `invalid_json`, `invalid_envelope`, `schema_mismatch`, `encode_failed` |
+//! | `quarantine_reason` | `invalid_json`, `invalid_envelope`, `schema_mismatch` |
 //! | `quarantine_error` | the full error message |
 //! | `quarantine_field` | the failing field, when known (`data.eval_id`) |
 //! | `received_at` | epoch milliseconds when the connector received the body |

@@ -112,4 +112,53 @@ proptest! {
         let expected = enrichments.filter(|e| !e.is_null());
         prop_assert_eq!(enrichments_back, expected);
     }
+
+    #[test]
+    fn prepared_payloads_are_exactly_what_apache_avro_reads_and_writes(
+        data in arbitrary_json(),
+        extra in prop::option::of(arbitrary_json()),
+        event_type in prop_oneof![
+            Just("evaluation_completed"),
+            Just("case_management_notification_case_closure"),
+            Just("create:cases"),
+            Just("update:cases:status"),
+            Just("something:else"),
+        ],
+        request_token in any::<bool>(),
+    ) {
+        // The converter writes Avro itself; apache-avro is the oracle: its reader takes the
+        // payload as exactly one datum of the route's schema, and its writer writes the value it
+        // read back to the same bytes. Anything that does not fit is an error naming a field.
+        use apache_avro::reader::datum::GenericDatumReader;
+        use apache_avro::writer::datum::GenericDatumWriter;
+        use riskos_connector::pipeline::PrepareError;
+        let routes = routes();
+        let mut body = if request_token {
+            json!({"request_token": "r", "timestamp": 1, "type": event_type, "description": "d"})
+        } else {
+            json!({"event_id": "e", "event_at": "2025-01-01T00:00:00Z", "event_type": event_type})
+        };
+        body["data"] = data;
+        if let Some(extra) = extra {
+            body["customer_metadata"] = extra;
+        }
+        let body = serde_json::to_vec(&body).unwrap();
+        match prepare(routes, &body, 5) {
+            Ok(prepared) => {
+                let schema = &prepared.route.schema.schema;
+                let datum = &prepared.payload[prepared.route.wire_prefix.len()..];
+                let mut rest = datum;
+                let value = GenericDatumReader::builder(schema).build().unwrap().read_value(&mut rest).unwrap();
+                prop_assert!(rest.is_empty(), "{} bytes after the datum", rest.len());
+                prop_assert!(value.validate(schema));
+                let mut again = Vec::new();
+                GenericDatumWriter::builder(schema).build().unwrap().write_value(&mut again, value).unwrap();
+                prop_assert_eq!(&again[..], datum);
+            }
+            Err(PrepareError::Schema { error, .. }) => {
+                prop_assert!(error.field().starts_with("data"), "{}", error);
+            }
+            Err(other) => prop_assert!(false, "{}", other),
+        }
+    }
 }

@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Splice the results into this markdown file between its bench markers.
     #[arg(long)]
     pub doc: Option<PathBuf>,
+    /// Which `<!-- bench:SECTION:begin -->` … `<!-- bench:SECTION:end -->` block of `--doc`
+    /// to replace.
+    #[arg(long, default_value = "results")]
+    pub section: String,
     /// The command line to print in the report.
     #[arg(long, default_value = "bench/run.sh")]
     pub command: String,
@@ -541,13 +545,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let context = report::Context::collect(&args, &bodies, started.elapsed());
     let markdown = report::markdown(&context, &all);
     std::fs::write(
-        args.out.join("results.json"),
+        args.out.join(format!("{}.json", args.section)),
         serde_json::to_string_pretty(&all)?,
     )?;
-    std::fs::write(args.out.join("results.md"), &markdown)?;
+    std::fs::write(args.out.join(format!("{}.md", args.section)), &markdown)?;
     println!("{markdown}");
     if let Some(doc) = &args.doc {
-        report::splice(doc, &markdown)?;
+        report::splice(doc, &args.section, &markdown)?;
         eprintln!("bench: results written into {}", doc.display());
     }
     Ok(())

@@ -10,9 +10,6 @@ use crate::fixtures::Bodies;
 use crate::load::{Mode, PhaseResult};
 use crate::orchestrate::{RunArgs, ServerResults};
 
-/// Markers in the target document; everything between them is replaced.
-pub const BEGIN: &str = "<!-- bench:results:begin -->";
-pub const END: &str = "<!-- bench:results:end -->";
 
 /// Facts printed above the table.
 pub struct Context {
@@ -230,16 +227,19 @@ fn targets(all: &[ServerResults]) -> String {
     out
 }
 
-/// Replaces what is between the markers in `doc` with `section`.
-pub fn splice(doc: &Path, section: &str) -> anyhow::Result<()> {
+/// Replaces what is between the `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`
+/// markers in `doc` with `section`.
+pub fn splice(doc: &Path, name: &str, section: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
-        bail!("{} has no {BEGIN} … {END} markers", doc.display());
+    let begin = format!("<!-- bench:{name}:begin -->");
+    let end = format!("<!-- bench:{name}:end -->");
+    let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
+        bail!("{} has no {begin} … {end} markers", doc.display());
     };
     if e < b {
         bail!("{}: the end marker comes before the begin marker", doc.display());
     }
-    let spliced = format!("{}{BEGIN}\n{section}{}", &text[..b], &text[e..]);
+    let spliced = format!("{}{begin}\n{section}{}", &text[..b], &text[e..]);
     std::fs::write(doc, spliced)?;
     Ok(())
 }

@@ -1,29 +1,28 @@
 //! The duplicate fast path: recently stored events, keyed like compaction by (topic, key) plus
-//! a hash of the body, so a vendor retry (same bytes) is answered from memory while a different
-//! body that reuses an id is still stored. Concurrent requests for the same entry coalesce onto
-//! one store; a failed store is not cached, so its retry tries again.
+//! the body, so a vendor retry (same bytes) is answered from memory while a different body that
+//! reuses an id is still stored. Concurrent requests for the same entry coalesce onto one store;
+//! a failed store is not cached, so its retry tries again.
+//!
+//! An entry is a 128-bit fingerprint of (topic, key, body), not the strings: at the default
+//! 100 000 entries that keeps the cache to a few MiB (docs/performance.md). The fingerprint is
+//! two SipHash-1-3 digests under random per-process keys, so a sender cannot craft a collision
+//! and an accidental one (which would answer a different body as a duplicate) is about
+//! n² / 2¹²⁹ — never, at any size this cache can have.
 
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-
-/// The cache key: topic, Kafka key, body hash.
-type Key = (String, String, u64);
+use moka::policy::EvictionPolicy;
 
 /// Bounded, expiring record of stored events.
 #[derive(Clone)]
 pub struct Dedup<V: Clone + Send + Sync + 'static> {
-    cache: Option<Cache<Key, V>>,
-}
-
-/// Hashes a body for the cache key.
-pub fn body_hash(body: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    body.hash(&mut hasher);
-    hasher.finish()
+    cache: Option<Cache<u128, V>>,
+    /// Two independently keyed hashers: the high and low halves of a fingerprint.
+    hashers: [RandomState; 2],
 }
 
 impl<V: Clone + Send + Sync + 'static> Dedup<V> {
@@ -33,18 +32,34 @@ impl<V: Clone + Send + Sync + 'static> Dedup<V> {
             Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
+                // Retries follow the original within minutes, so the newest entries are the
+                // useful ones. TinyLFU (moka's default) would refuse to admit new entries, all
+                // seen once, in favour of old ones once the cache is full.
+                .eviction_policy(EvictionPolicy::lru())
                 .build()
         });
-        Self { cache }
+        Self {
+            cache,
+            hashers: [RandomState::new(), RandomState::new()],
+        }
     }
 
-    /// Runs `store` unless an equal entry is cached or being stored; returns the outcome and
-    /// whether it came from another request (a duplicate).
+    /// The cache key of (topic, key, body).
+    fn fingerprint(&self, topic: &str, key: &str, body: &[u8]) -> u128 {
+        let [high, low] = self
+            .hashers
+            .each_ref()
+            .map(|state| state.hash_one((topic, key, body)));
+        (u128::from(high) << 64) | u128::from(low)
+    }
+
+    /// Runs `store` unless an entry for the same (topic, key, body) is cached or being stored;
+    /// returns the outcome and whether it came from another request (a duplicate).
     pub async fn once<E, F>(
         &self,
         topic: &str,
         key: &str,
-        body_hash: u64,
+        body: &[u8],
         store: F,
     ) -> Result<(V, bool), Arc<E>>
     where
@@ -55,7 +70,7 @@ impl<V: Clone + Send + Sync + 'static> Dedup<V> {
             return store.await.map(|v| (v, false)).map_err(Arc::new);
         };
         let entry = cache
-            .entry((topic.to_string(), key.to_string(), body_hash))
+            .entry(self.fingerprint(topic, key, body))
             .or_try_insert_with(store)
             .await?;
         let duplicate = !entry.is_fresh();
@@ -73,13 +88,13 @@ mod tests {
         let dedup: Dedup<u32> = Dedup::new(100, Duration::from_secs(60));
         let stores = Arc::new(AtomicU32::new(0));
         let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
-        let run = |topic: &'static str, key: &'static str, hash: u64| {
+        let run = |topic: &'static str, key: &'static str, body: &'static [u8]| {
             let dedup = dedup.clone();
             let stores = stores.clone();
             let mut gate = gate_rx.clone();
             tokio::spawn(async move {
                 dedup
-                    .once::<(), _>(topic, key, hash, async move {
+                    .once::<(), _>(topic, key, body, async move {
                         gate.wait_for(|open| *open).await.unwrap();
                         Ok(stores.fetch_add(1, Ordering::SeqCst))
                     })
@@ -87,9 +102,9 @@ mod tests {
                     .unwrap()
             })
         };
-        let same: Vec<_> = (0..5).map(|_| run("t", "k", 1)).collect();
-        let other_topic = run("u", "k", 1);
-        let other_body = run("t", "k", 2);
+        let same: Vec<_> = (0..5).map(|_| run("t", "k", b"1")).collect();
+        let other_topic = run("u", "k", b"1");
+        let other_body = run("t", "k", b"2");
         gate_tx.send(true).unwrap();
         let results: Vec<_> = futures::future::join_all(same).await;
         let fresh = results.iter().filter(|r| !r.as_ref().unwrap().1).count();
@@ -99,11 +114,11 @@ mod tests {
         assert_eq!(stores.load(Ordering::SeqCst), 3);
 
         let failed = dedup
-            .once::<&str, _>("f", "k", 1, async { Err("down") })
+            .once::<&str, _>("f", "k", b"1", async { Err("down") })
             .await;
         assert!(failed.is_err());
         let retried = dedup
-            .once::<&str, _>("f", "k", 1, async { Ok(9) })
+            .once::<&str, _>("f", "k", b"1", async { Ok(9) })
             .await
             .unwrap();
         assert_eq!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::kafka::{Delivered, ProduceError, Producer};
 use crate::pipeline::Prepared;
-pub use dedup::{body_hash, Dedup};
+pub use dedup::Dedup;
 pub use spool::{Spool, SpoolError, SpoolRecord};
 
 /// Where a record was made safe.
@@ -69,18 +69,19 @@ impl Delivery {
         self.spool.as_ref()
     }
 
-    /// Stores a prepared record once; `body_hash` scopes duplicates to identical bodies.
+    /// Stores a prepared record once; `body` (the request's) scopes duplicates to identical
+    /// bodies.
     pub async fn deliver(
         &self,
         prepared: &Prepared,
-        body_hash: u64,
+        body: &[u8],
     ) -> Result<Outcome, Arc<DeliveryError>> {
         let (stored, duplicate) = self
             .dedup
             .once(
                 &prepared.route.topic,
                 &prepared.key,
-                body_hash,
+                body,
                 self.store(prepared),
             )
             .await?;

@@ -1,17 +1,11 @@
-//! Wire encodings: a fixed prefix per schema, then the Avro binary datum.
+//! Wire encodings: a fixed prefix per schema, then the Avro binary datum (written by
+//! [`super::record::write_record`] right after the prefix, into the same buffer).
 //!
 //! - Confluent wire format: magic byte `0x00`, the registry's schema id as a big-endian `u32`.
 //! - Avro single-object encoding (Avro specification): marker `C3 01`, then the schema's
 //!   CRC-64-AVRO (Rabin) fingerprint of its Parsing Canonical Form, little-endian.
 
 use apache_avro::schema::Schema;
-use apache_avro::types::Value as Avro;
-use apache_avro::writer::datum::GenericDatumWriter;
-
-/// Avro could not write a value the converter produced (a bug, never the sender's fault).
-#[derive(Debug, thiserror::Error)]
-#[error("avro encoding failed: {0}")]
-pub struct EncodeError(#[from] apache_avro::Error);
 
 /// The 5-byte Confluent prefix for a registered schema id.
 pub fn confluent_prefix(schema_id: u32) -> Vec<u8> {
@@ -48,16 +42,6 @@ pub fn canonical_form(schema: &Schema) -> String {
     form
 }
 
-/// Writes `prefix` followed by `value` encoded with `schema` into one buffer.
-pub fn encode(prefix: &[u8], schema: &Schema, value: Avro) -> Result<Vec<u8>, EncodeError> {
-    let mut buffer = Vec::with_capacity(1024);
-    buffer.extend_from_slice(prefix);
-    GenericDatumWriter::builder(schema)
-        .build()?
-        .write_value(&mut buffer, value)?;
-    Ok(buffer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,11 +71,5 @@ mod tests {
             canonical_form(&schema),
             r#"{"name":"R","type":"record","fields":[{"name":"at","type":"long"}]}"#
         );
-    }
-
-    #[test]
-    fn encode_appends_the_datum_after_the_prefix() {
-        let bytes = encode(&[0, 0, 0, 0, 7], &Schema::String, Avro::String("a".into())).unwrap();
-        assert_eq!(bytes, vec![0, 0, 0, 0, 7, 2, b'a']);
     }
 }

@@ -10,6 +10,5 @@ pub mod record;
 pub mod registry;
 
 pub use catalog::{Catalog, CatalogError, SchemaEntry};
-pub use convert::{from_json, ConvertError};
-pub use encode::EncodeError;
+pub use convert::ConvertError;
 pub use registry::{Registry, RegistryError};
