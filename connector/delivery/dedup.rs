@@ -1,50 +1,85 @@
 //! The duplicate fast path: recently stored events, keyed like compaction by (topic, key) plus
 //! the body, so a vendor retry (same bytes) is answered from memory while a different body that
-//! reuses an id is still stored. Concurrent requests for the same entry coalesce onto one store;
-//! a failed store is not cached, so its retry tries again.
+//! reuses an id is still stored. Concurrent requests for the same entry coalesce onto one store
+//! and all get its result; a failed store is not remembered, so a later retry tries again.
 //!
-//! An entry is a 128-bit fingerprint of (topic, key, body), not the strings: at the default
-//! 100 000 entries that keeps the cache to a few MiB (docs/performance.md). The fingerprint is
-//! two SipHash-1-3 digests under random per-process keys, so a sender cannot craft a collision
-//! and an accidental one (which would answer a different body as a duplicate) is about
-//! n² / 2¹²⁹ — never, at any size this cache can have.
+//! Entries expire in the order they were stored (a fixed TTL, and nothing refreshes an entry),
+//! so the structure is a map plus a FIFO of insertion times, under one mutex that is held for
+//! a map operation, never across an await. A general-purpose cache (moka, used here before)
+//! spent about 7 % of the connector's CPU and 300 bytes an entry on access-order and frequency
+//! bookkeeping this access pattern never uses (docs/performance.md).
+//!
+//! An entry is a 128-bit fingerprint of (topic, key, body), not the strings: two SipHash-1-3
+//! digests under random per-process keys, so a sender cannot craft a collision and an accidental
+//! one (which would answer a different body as a duplicate) is about n² / 2¹²⁹ — never, at any
+//! size this map can have.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use moka::future::Cache;
-use moka::policy::EvictionPolicy;
+use tokio::sync::watch;
+// tokio's clock (the std one unless a test pauses time).
+use tokio::time::Instant;
+
+/// What a coalesced request receives from the one that stores: `None` until it finishes.
+type Shared<V, E> = Option<Result<V, Arc<E>>>;
 
 /// Bounded, expiring record of stored events.
-#[derive(Clone)]
-pub struct Dedup<V: Clone + Send + Sync + 'static> {
-    cache: Option<Cache<u128, V>>,
+pub struct Dedup<V, E> {
+    inner: Option<Arc<Inner<V, E>>>,
     /// Two independently keyed hashers: the high and low halves of a fingerprint.
     hashers: [RandomState; 2],
 }
 
-impl<V: Clone + Send + Sync + 'static> Dedup<V> {
+impl<V, E> Clone for Dedup<V, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            hashers: self.hashers.clone(),
+        }
+    }
+}
+
+struct Inner<V, E> {
+    state: Mutex<State<V, E>>,
+    max_entries: usize,
+    ttl: Duration,
+}
+
+struct State<V, E> {
+    /// Stored entries and when they were stored.
+    stored: HashMap<u128, (V, Instant)>,
+    /// The same entries oldest first: what expires or is evicted next.
+    order: VecDeque<(u128, Instant)>,
+    /// Stores under way; the coalesced requests subscribe to them. The storing request holds
+    /// the other reference, so the channel closes when both are gone.
+    pending: HashMap<u128, Arc<watch::Sender<Shared<V, E>>>>,
+}
+
+impl<V: Clone, E> Dedup<V, E> {
     /// `max_entries == 0` disables the fast path.
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
-        let cache = (max_entries > 0).then(|| {
-            Cache::builder()
-                .max_capacity(max_entries)
-                .time_to_live(ttl)
-                // Retries follow the original within minutes, so the newest entries are the
-                // useful ones. TinyLFU (moka's default) would refuse to admit new entries, all
-                // seen once, in favour of old ones once the cache is full.
-                .eviction_policy(EvictionPolicy::lru())
-                .build()
+        let inner = (max_entries > 0).then(|| {
+            Arc::new(Inner {
+                state: Mutex::new(State {
+                    stored: HashMap::new(),
+                    order: VecDeque::new(),
+                    pending: HashMap::new(),
+                }),
+                max_entries: usize::try_from(max_entries).unwrap_or(usize::MAX),
+                ttl,
+            })
         });
         Self {
-            cache,
+            inner,
             hashers: [RandomState::new(), RandomState::new()],
         }
     }
 
-    /// The cache key of (topic, key, body).
+    /// The map key of (topic, key, body).
     fn fingerprint(&self, topic: &str, key: &str, body: &[u8]) -> u128 {
         let [high, low] = self
             .hashers
@@ -53,9 +88,9 @@ impl<V: Clone + Send + Sync + 'static> Dedup<V> {
         (u128::from(high) << 64) | u128::from(low)
     }
 
-    /// Runs `store` unless an entry for the same (topic, key, body) is cached or being stored;
+    /// Runs `store` unless an entry for the same (topic, key, body) is stored or being stored;
     /// returns the outcome and whether it came from another request (a duplicate).
-    pub async fn once<E, F>(
+    pub async fn once<F>(
         &self,
         topic: &str,
         key: &str,
@@ -64,17 +99,129 @@ impl<V: Clone + Send + Sync + 'static> Dedup<V> {
     ) -> Result<(V, bool), Arc<E>>
     where
         F: Future<Output = Result<V, E>>,
-        E: Send + Sync + 'static,
     {
-        let Some(cache) = &self.cache else {
+        let Some(inner) = &self.inner else {
             return store.await.map(|v| (v, false)).map_err(Arc::new);
         };
-        let entry = cache
-            .entry(self.fingerprint(topic, key, body))
-            .or_try_insert_with(store)
-            .await?;
-        let duplicate = !entry.is_fresh();
-        Ok((entry.into_value(), duplicate))
+        let id = self.fingerprint(topic, key, body);
+        loop {
+            let step = {
+                let mut state = inner.lock();
+                inner.expire(&mut state, Instant::now());
+                if let Some((value, _)) = state.stored.get(&id) {
+                    Step::Stored(value.clone())
+                } else if let Some(sender) = state.pending.get(&id) {
+                    Step::Watch(sender.subscribe())
+                } else {
+                    let sender = Arc::new(watch::Sender::new(None));
+                    state.pending.insert(id, sender.clone());
+                    Step::Store(sender)
+                }
+            };
+            match step {
+                Step::Stored(value) => return Ok((value, true)),
+                Step::Store(sender) => return inner.store(id, sender, store).await,
+                // Another request is storing the same entry: take its result. If it was
+                // cancelled (its sender dropped with no result), go round and store it here.
+                Step::Watch(mut watching) => {
+                    if let Ok(shared) = watching.wait_for(Option::is_some).await {
+                        if let Some(result) = shared.clone() {
+                            return result.map(|value| (value, true));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl<V: Clone, E> Dedup<V, E> {
+    /// Stores under way.
+    fn pending(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| inner.lock().pending.len())
+    }
+
+    /// Requests waiting for a store under way.
+    fn watchers(&self) -> usize {
+        self.inner.as_ref().map_or(0, |inner| {
+            let state = inner.lock();
+            state.pending.values().map(|s| s.receiver_count()).sum()
+        })
+    }
+}
+
+/// What a request does once it has looked the entry up.
+enum Step<V, E> {
+    /// Answer with the stored outcome.
+    Stored(V),
+    /// Wait for the request that is storing it.
+    Watch(watch::Receiver<Shared<V, E>>),
+    /// Store it and tell the others.
+    Store(Arc<watch::Sender<Shared<V, E>>>),
+}
+
+impl<V: Clone, E> Inner<V, E> {
+    fn lock(&self) -> MutexGuard<'_, State<V, E>> {
+        // A panic while holding the lock leaves the maps consistent (each operation is one
+        // insert or remove), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops entries older than the TTL, then the oldest beyond `max_entries`.
+    fn expire(&self, state: &mut State<V, E>, now: Instant) {
+        while let Some(&(id, at)) = state.order.front() {
+            if now.duration_since(at) < self.ttl && state.order.len() <= self.max_entries {
+                break;
+            }
+            state.order.pop_front();
+            state.stored.remove(&id);
+        }
+    }
+
+    /// Runs the store as the one request doing it; publishes the result to the coalesced ones.
+    async fn store<F>(
+        &self,
+        id: u128,
+        sender: Arc<watch::Sender<Shared<V, E>>>,
+        store: F,
+    ) -> Result<(V, bool), Arc<E>>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        // If this future is dropped mid-store the guard withdraws the pending entry, the
+        // channel closes, and the waiters wake up and store it themselves.
+        let guard = Withdraw { inner: self, id };
+        let result = store.await.map_err(Arc::new);
+        std::mem::forget(guard);
+        {
+            let mut state = self.lock();
+            state.pending.remove(&id);
+            if let Ok(value) = &result {
+                let now = Instant::now();
+                state.stored.insert(id, (value.clone(), now));
+                state.order.push_back((id, now));
+                self.expire(&mut state, now);
+            }
+        }
+        sender.send_replace(Some(result.clone()));
+        result.map(|value| (value, false))
+    }
+}
+
+/// Removes a pending entry whose store was abandoned.
+struct Withdraw<'a, V: Clone, E> {
+    inner: &'a Inner<V, E>,
+    id: u128,
+}
+
+impl<V: Clone, E> Drop for Withdraw<'_, V, E> {
+    fn drop(&mut self) {
+        self.inner.lock().pending.remove(&self.id);
     }
 }
 
@@ -85,16 +232,16 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_equal_requests_store_once_and_failures_are_not_cached() {
-        let dedup: Dedup<u32> = Dedup::new(100, Duration::from_secs(60));
+        let dedup: Dedup<u32, &str> = Dedup::new(100, Duration::from_secs(60));
         let stores = Arc::new(AtomicU32::new(0));
-        let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+        let (gate_tx, gate_rx) = watch::channel(false);
         let run = |topic: &'static str, key: &'static str, body: &'static [u8]| {
             let dedup = dedup.clone();
             let stores = stores.clone();
             let mut gate = gate_rx.clone();
             tokio::spawn(async move {
                 dedup
-                    .once::<(), _>(topic, key, body, async move {
+                    .once(topic, key, body, async move {
                         gate.wait_for(|open| *open).await.unwrap();
                         Ok(stores.fetch_add(1, Ordering::SeqCst))
                     })
@@ -113,18 +260,95 @@ mod tests {
         other_body.await.unwrap();
         assert_eq!(stores.load(Ordering::SeqCst), 3);
 
-        let failed = dedup
-            .once::<&str, _>("f", "k", b"1", async { Err("down") })
-            .await;
-        assert!(failed.is_err());
-        let retried = dedup
-            .once::<&str, _>("f", "k", b"1", async { Ok(9) })
-            .await
-            .unwrap();
+        let failed = dedup.once("f", "k", b"1", async { Err("down") }).await;
+        assert_eq!(*failed.unwrap_err(), "down");
+        let retried = dedup.once("f", "k", b"1", async { Ok(9) }).await.unwrap();
         assert_eq!(
             retried,
             (9, false),
             "a failure is not answered from the cache"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failure_reaches_the_coalesced_requests_too() {
+        let dedup: Dedup<u32, &str> = Dedup::new(100, Duration::from_secs(60));
+        let (gate_tx, gate_rx) = watch::channel(false);
+        let leader = {
+            let dedup = dedup.clone();
+            let mut gate = gate_rx.clone();
+            tokio::spawn(async move {
+                dedup
+                    .once("t", "k", b"1", async move {
+                        gate.wait_for(|open| *open).await.unwrap();
+                        Err("down")
+                    })
+                    .await
+            })
+        };
+        // The follower's own store must not run while the leader's is pending.
+        let follower = {
+            let dedup = dedup.clone();
+            tokio::spawn(async move {
+                while dedup.pending() == 0 {
+                    tokio::task::yield_now().await;
+                }
+                dedup.once("t", "k", b"1", async { Ok(1) }).await
+            })
+        };
+        while dedup.watchers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        gate_tx.send(true).unwrap();
+        assert_eq!(*leader.await.unwrap().unwrap_err(), "down");
+        assert_eq!(*follower.await.unwrap().unwrap_err(), "down");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_store_is_taken_over_by_a_waiting_request() {
+        let dedup: Dedup<u32, ()> = Dedup::new(100, Duration::from_secs(60));
+        let leader = {
+            let dedup = dedup.clone();
+            tokio::spawn(async move {
+                dedup
+                    .once("t", "k", b"1", std::future::pending::<Result<u32, ()>>())
+                    .await
+            })
+        };
+        while dedup.pending() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let follower = {
+            let dedup = dedup.clone();
+            tokio::spawn(async move { dedup.once("t", "k", b"1", async { Ok(7) }).await })
+        };
+        while dedup.watchers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        leader.abort();
+        assert_eq!(follower.await.unwrap().unwrap(), (7, false));
+        assert_eq!(dedup.pending(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_after_the_ttl_and_the_oldest_go_beyond_the_limit() {
+        let dedup: Dedup<u32, ()> = Dedup::new(2, Duration::from_secs(60));
+        let once = |key: &'static str, value: u32| {
+            let dedup = dedup.clone();
+            async move {
+                dedup
+                    .once("t", key, b"", async move { Ok(value) })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(once("a", 1).await, (1, false));
+        assert_eq!(once("a", 2).await, (1, true), "remembered");
+        once("b", 3).await;
+        once("c", 4).await;
+        assert_eq!(once("a", 5).await, (5, false), "the oldest of three went");
+        assert_eq!(once("c", 6).await, (4, true));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(once("c", 7).await, (7, false), "expired");
     }
 }

@@ -45,13 +45,17 @@ pub enum DeliveryError {
 #[derive(Clone)]
 pub struct Delivery {
     producer: Producer,
-    dedup: Dedup<Stored>,
+    dedup: Dedup<Stored, DeliveryError>,
     spool: Option<Arc<Spool>>,
 }
 
 impl Delivery {
     /// Joins the parts.
-    pub fn new(producer: Producer, dedup: Dedup<Stored>, spool: Option<Arc<Spool>>) -> Self {
+    pub fn new(
+        producer: Producer,
+        dedup: Dedup<Stored, DeliveryError>,
+        spool: Option<Arc<Spool>>,
+    ) -> Self {
         Self {
             producer,
             dedup,
