@@ -17,7 +17,11 @@ struct Expected {
     authorization: String,
 }
 
-async fn receive(State(expected): State<Arc<Expected>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(expected): State<Arc<Expected>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let authorized = headers
         .get(header::AUTHORIZATION)
         .is_some_and(|v| v.as_bytes() == expected.authorization.as_bytes());
