@@ -9,7 +9,7 @@
 # docs/performance.md between its bench markers. Raw results and logs: bench/out/.
 #
 # Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and the
-# whole run by BENCH_TIMEOUT seconds (default 1800). It takes about 8 minutes.
+# whole run by BENCH_TIMEOUT seconds (default 1800). It takes about 11 minutes.
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 set -euo pipefail

@@ -520,6 +520,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let bodies = Arc::new(Bodies::load(&args.repo.join("tests/fixtures"), &tag)?);
     let started = Instant::now();
+    let cpu_start = report::CpuTimes::read();
     let mut all: Vec<ServerResults> = Vec::new();
     let mut half_rate = args.half_rate;
     let mut seq_base = 0u64;
@@ -557,7 +558,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             phases: results,
         });
     }
-    let context = report::Context::collect(&args, &bodies, started.elapsed());
+    let context = report::Context::collect(&args, &bodies, started.elapsed(), cpu_start);
     let markdown = report::markdown(&context, &all);
     std::fs::write(
         args.out.join(format!("{}.json", args.section)),

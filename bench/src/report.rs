@@ -37,9 +37,47 @@ fn package_version(path: &Path) -> Option<String> {
     json["version"].as_str().map(str::to_string)
 }
 
+/// The machine's CPU time counters (`/proc/stat`, first line), in ticks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTimes {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTimes {
+    /// Reads the counters now (zeros where `/proc/stat` is unreadable).
+    pub fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        Self {
+            // user nice system idle iowait irq softirq steal (guest time is inside user).
+            total: fields.iter().take(8).sum(),
+            steal: fields.get(7).copied().unwrap_or(0),
+        }
+    }
+
+    /// The share of CPU time since `start` that the hypervisor gave to other guests.
+    fn steal_since(self, start: CpuTimes) -> f64 {
+        let total = self.total.saturating_sub(start.total);
+        if total == 0 {
+            return 0.0;
+        }
+        self.steal.saturating_sub(start.steal) as f64 / total as f64
+    }
+}
+
 impl Context {
-    /// Reads the machine description and tool versions.
-    pub fn collect(args: &RunArgs, bodies: &Bodies, took: Duration) -> Self {
+    /// Reads the machine description and tool versions; `cpu_start` is taken when the run
+    /// starts.
+    pub fn collect(args: &RunArgs, bodies: &Bodies, took: Duration, cpu_start: CpuTimes) -> Self {
+        let steal = CpuTimes::read().steal_since(cpu_start);
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let model = cpuinfo
             .lines()
@@ -122,6 +160,13 @@ impl Context {
             ("kafka settings".into(), settings),
             ("versions".into(), versions),
             ("took".into(), format!("{:.0} s", took.as_secs_f64())),
+            (
+                "cpu steal".into(),
+                format!(
+                    "{:.0} % of the run's CPU time went to other guests of the hypervisor (above a few per cent every absolute figure is depressed; ratios less so)",
+                    steal * 100.0
+                ),
+            ),
         ];
         Self { lines }
     }
