@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use crate::helpers::load::{event, wait_for_ids, Load};
+use crate::helpers::load::{assert_nothing_lost, event, Load};
 use crate::helpers::{kafka::read_all, test_config, Broker, TestApp};
 
 const TOPIC: &str = "riskos.evaluation_completed";
@@ -137,23 +137,8 @@ async fn leader_changes_under_load_lose_no_acknowledged_event() {
     load.until_accepted(25).await;
     let report = load.stop().await;
 
-    let found = wait_for_ids(&mock.bootstrap_servers(), TOPIC, &report.accepted).await;
-    let lost: Vec<_> = report
-        .accepted
-        .iter()
-        .filter(|id| !found.contains(*id))
-        .collect();
-    println!(
-        "leader changes: sent {}, 2xx {}, retried {}, found in kafka {}, lost {}",
-        report.sent,
-        report.accepted.len(),
-        report.retried,
-        found.len(),
-        lost.len()
-    );
     assert!(report.accepted.len() >= 125);
-    assert!(lost.is_empty(), "lost {lost:?}");
-    assert!(report.gave_up.is_empty());
+    assert_nothing_lost("leader changes", &mock.bootstrap_servers(), TOPIC, &report).await;
 }
 
 /// Kills the real broker under load and restarts it; with or without the spool, every event the
@@ -190,23 +175,13 @@ async fn broker_killed_and_restarted_under_load(spool: bool) {
     load.until_accepted(40).await;
     let report = load.stop().await;
 
-    let found = wait_for_ids(&broker.bootstrap(), TOPIC, &report.accepted).await;
-    let lost: Vec<_> = report
-        .accepted
-        .iter()
-        .filter(|id| !found.contains(*id))
-        .collect();
-    println!(
-        "broker kill (spool {spool}): sent {}, 2xx {}, retried {} {:?}, found in kafka {}, lost {}",
-        report.sent,
-        report.accepted.len(),
-        report.retried,
-        report.retried_by_status,
-        found.len(),
-        lost.len()
-    );
-    assert!(report.gave_up.is_empty(), "gave up on {:?}", report.gave_up);
-    assert!(lost.is_empty(), "lost {lost:?}");
+    assert_nothing_lost(
+        &format!("broker kill (spool {spool})"),
+        &broker.bootstrap(),
+        TOPIC,
+        &report,
+    )
+    .await;
     if !spool {
         assert!(
             report.retried > 0,
@@ -344,27 +319,17 @@ async fn the_connector_killed_and_terminated_mid_load_loses_nothing_it_acknowled
     let report = load.stop().await;
 
     // Assert: every 2xx is in Kafka.
-    let found = wait_for_ids(&broker.bootstrap(), TOPIC, &report.accepted).await;
-    let lost: Vec<_> = report
-        .accepted
-        .iter()
-        .filter(|id| !found.contains(*id))
-        .collect();
-    println!(
-        "connector SIGKILL + SIGTERM mid-load (spool on): sent {}, 2xx {}, retried {} {:?}, found in kafka {}, lost {}",
-        report.sent,
-        report.accepted.len(),
-        report.retried,
-        report.retried_by_status,
-        found.len(),
-        lost.len()
-    );
+    assert_nothing_lost(
+        "connector SIGKILL + SIGTERM mid-load (spool on)",
+        &broker.bootstrap(),
+        TOPIC,
+        &report,
+    )
+    .await;
     assert!(spooled_segments > 0, "records were spooled before the kill");
     assert!(!killed.success(), "SIGKILL");
     assert!(terminated.success(), "SIGTERM exits 0: {terminated}");
     assert!(drain_time < Duration::from_secs(10), "{drain_time:?}");
-    assert!(report.gave_up.is_empty(), "gave up on {:?}", report.gave_up);
-    assert!(lost.is_empty(), "lost {lost:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

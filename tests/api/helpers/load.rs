@@ -162,6 +162,28 @@ impl Load {
     }
 }
 
+/// The loss check every fault test ends with: each 2xx'd event is in `topic`, none was given up
+/// on. Prints the counts under `label` (CI shows them).
+pub async fn assert_nothing_lost(label: &str, bootstrap: &str, topic: &str, report: &LoadReport) {
+    let found = wait_for_ids(bootstrap, topic, &report.accepted).await;
+    let lost: Vec<_> = report
+        .accepted
+        .iter()
+        .filter(|id| !found.contains(*id))
+        .collect();
+    println!(
+        "{label}: sent {}, 2xx {}, retried {} {:?}, found in kafka {}, lost {}",
+        report.sent,
+        report.accepted.len(),
+        report.retried,
+        report.retried_by_status,
+        found.len(),
+        lost.len()
+    );
+    assert!(report.gave_up.is_empty(), "gave up on {:?}", report.gave_up);
+    assert!(lost.is_empty(), "lost {lost:?}");
+}
+
 /// Polls the topic until every id in `expected` is present (or the deadline passes); returns
 /// the ids found.
 pub async fn wait_for_ids(
