@@ -162,17 +162,15 @@ pub fn prepare(
     body: &[u8],
     received_at_ms: i64,
 ) -> Result<Prepared, PrepareError> {
-    let json: serde_json::Value = serde_json::from_slice(body)?;
-    // serde_json accepts only UTF-8 (it checks every string, and anything else outside strings
-    // is a syntax error), so this check cannot fail; `raw` is written from the body as it is.
-    let lossy;
-    let raw = match std::str::from_utf8(body) {
-        Ok(raw) => raw,
-        Err(_) => {
-            lossy = String::from_utf8_lossy(body);
-            &lossy
-        }
+    // Checked once here: the parser then reads the text without re-checking its strings, and
+    // `raw` is written from the body as it is.
+    let Ok(raw) = std::str::from_utf8(body) else {
+        // JSON is UTF-8, so this is not JSON: the parser's error says where it breaks.
+        return Err(serde_json::from_slice::<serde_json::Value>(body)
+            .expect_err("serde_json rejects input that is not UTF-8")
+            .into());
     };
+    let json: serde_json::Value = serde_json::from_str(raw)?;
     let event = envelope::normalize(json)?;
     let route = routes.get(&event.event_type).clone();
     let schema = &route.schema;
@@ -209,4 +207,21 @@ pub fn prepare(
         payload,
         traceparent: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_invalid_json_naming_where() {
+        let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let catalog = crate::schema::Catalog::load(&schemas).unwrap();
+        let routes = crate::app::single_object_routes(&catalog, "riskos.");
+        // Valid JSON but for one byte inside a string that is not UTF-8.
+        let body = b"{\"event_id\": \"a\xffb\"}";
+        let error = prepare(&routes, body, 0).unwrap_err();
+        assert_eq!(error.reason(), "invalid_json");
+        assert!(error.to_string().contains("line 1 column"), "{error}");
+    }
 }
