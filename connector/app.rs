@@ -10,11 +10,14 @@ use anyhow::Context;
 
 use crate::config::{Config, Encoding};
 use crate::delivery::{self, Dedup, Delivery, Spool};
+use crate::http::conn_io::Deadlines;
 use crate::http::guard::Ingress;
-use crate::http::tls::{self, PeerAddr, ServeListener};
+use crate::http::server::{self, ConnectionLimits, RefusePeer};
+use crate::http::tls::{self, ServeListener};
 use crate::http::{self, AppState};
 use crate::kafka::{self, Producer, TopicSpec};
 use crate::pipeline::Pipeline;
+use crate::record_size;
 use crate::route::{PlannedRoute, Routes};
 use crate::schema::encode::{confluent_prefix, single_object_prefix};
 use crate::schema::{compat, Catalog, Registry};
@@ -27,6 +30,8 @@ pub struct Application {
     listener: ServeListener,
     state: AppState,
     router: axum::Router,
+    connections: ConnectionLimits,
+    refuse_peer: RefusePeer,
     grace: Duration,
 }
 
@@ -109,13 +114,21 @@ async fn check_compatibility(
     Ok(report)
 }
 
+/// The topics the connector needs: one compacted topic per route and the quarantine topic,
+/// each taking the largest record the connector produces.
+fn topic_specs(config: &Config, topics: impl IntoIterator<Item = String>) -> Vec<TopicSpec> {
+    let max = record_size::kafka_message_bytes(config.http.max_body_bytes);
+    topics
+        .into_iter()
+        .map(TopicSpec::compacted)
+        .chain([TopicSpec::retained(config.quarantine_topic())])
+        .map(|spec| spec.max_message_bytes(max))
+        .collect()
+}
+
 /// Creates any missing topic: one compacted topic per route and the quarantine topic.
 pub async fn ensure_topics(config: &Config, routes: &Routes) -> anyhow::Result<Vec<String>> {
-    let mut specs: Vec<TopicSpec> = routes
-        .all()
-        .map(|r| TopicSpec::compacted(&r.topic))
-        .collect();
-    specs.push(TopicSpec::retained(config.quarantine_topic()));
+    let specs = topic_specs(config, routes.all().map(|r| r.topic.clone()));
     if config.topics.create {
         kafka::ensure_topics(
             &config.kafka.bootstrap_servers,
@@ -130,12 +143,14 @@ pub async fn ensure_topics(config: &Config, routes: &Routes) -> anyhow::Result<V
     Ok(specs.into_iter().map(|s| s.name).collect())
 }
 
-/// The producer, configured from `[kafka]` and `[delivery]`.
+/// The producer, configured from `[kafka]` and `[delivery]`, taking records as large as the
+/// connector produces for `http.max_body_bytes`.
 pub fn producer(config: &Config) -> anyhow::Result<Producer> {
     Producer::new(
         &config.kafka.bootstrap_servers,
         &config.kafka.librdkafka,
         config.delivery.ack_timeout(),
+        record_size::kafka_message_bytes(config.http.max_body_bytes),
     )
     .context("creating the kafka producer")
 }
@@ -165,7 +180,12 @@ async fn pipeline_with(config: &Config, spool: Option<Arc<Spool>>) -> anyhow::Re
         Duration::from_secs(config.delivery.dedup.ttl_secs),
     );
     let delivery = Delivery::new(producer(config)?, dedup, spool);
-    Ok(Pipeline::new(routes, delivery, config.quarantine_topic()))
+    Ok(Pipeline::new(
+        routes,
+        delivery,
+        config.quarantine_topic(),
+        record_size::max_value_bytes(config.http.max_body_bytes),
+    ))
 }
 
 fn routes_for_retry(routes: &Routes) -> Vec<String> {
@@ -174,11 +194,7 @@ fn routes_for_retry(routes: &Routes) -> Vec<String> {
 
 /// Creates the topics once Kafka answers (start-up with a spool during an outage).
 async fn retry_topics(config: Config, topics: Vec<String>) {
-    let mut specs: Vec<TopicSpec> = topics.into_iter().map(TopicSpec::compacted).collect();
-    specs.push(TopicSpec::retained(config.quarantine_topic()));
-    if !config.topics.create {
-        return;
-    }
+    let specs = topic_specs(&config, topics);
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let created = kafka::ensure_topics(
@@ -233,14 +249,24 @@ impl Application {
             Encoding::Confluent => Some(Registry::new(&config.schema_registry)?),
             Encoding::SingleObject => None,
         };
+        let refuse_peer = server::refuse_untrusted_peer(ingress.sources());
         let state = AppState::new(pipeline, config.http.max_body_bytes, ingress, registry);
         let router = http::router(state.clone(), &config.http.path);
         let listener = tls::bind(config.http.listen, &config.http.tls).await?;
         tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, ?auth, tls = config.http.tls.enabled(), "ready to receive webhooks");
+        let connections = ConnectionLimits {
+            deadlines: Deadlines {
+                header_read: Duration::from_millis(config.http.header_read_timeout_ms),
+                idle: Duration::from_millis(config.http.idle_timeout_ms),
+            },
+            max_connections: config.http.max_connections,
+        };
         Ok(Self {
             listener,
             state,
             router,
+            connections,
+            refuse_peer,
             grace: config.shutdown.grace(),
         })
     }
@@ -270,15 +296,18 @@ impl Application {
         });
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<Instant>();
         let drain_state = self.state.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<PeerAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight webhooks");
-            drain_state.begin_shutdown();
-            let _ = signalled_tx.send(Instant::now());
-        });
+        let server = server::serve(
+            self.listener,
+            self.router,
+            self.connections,
+            self.refuse_peer,
+            async move {
+                shutdown.await;
+                tracing::info!("shutdown requested: draining in-flight webhooks");
+                drain_state.begin_shutdown();
+                let _ = signalled_tx.send(Instant::now());
+            },
+        );
         let grace = self.grace;
         let deadline = async move {
             match signalled_rx.await {
@@ -287,10 +316,7 @@ impl Application {
             }
         };
         let stopping_at = tokio::select! {
-            served = server => {
-                served.context("http server")?;
-                Instant::now()
-            }
+            () = server => Instant::now(),
             () = deadline => {
                 tracing::warn!(?grace, "grace period over with requests in flight; closing them");
                 Instant::now()

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 /// Prefix of the environment variables that override the file (`RISKOS_KAFKA__BOOTSTRAP_SERVERS`).
 pub const ENV_PREFIX: &str = "RISKOS_";
 
+/// Largest `http.max_body_bytes`: the records it implies stay well under librdkafka's
+/// 1,000,000,000-byte ceiling for `message.max.bytes`.
+pub const MAX_BODY_BYTES: usize = 256 << 20;
+
 /// The vendor gives up on a request after about 10 s; the ack deadline must leave room for
 /// the HTTP round trip, so anything above this is refused at start-up.
 pub const MAX_ACK_TIMEOUT_MS: u64 = 8_000;
@@ -67,8 +71,10 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Path the vendor POSTs webhooks to. Default `/webhooks/riskos`.
     pub path: String,
-    /// Largest accepted request body in bytes; larger bodies get 413 before they are read.
-    /// Default 1 MiB.
+    /// Largest accepted request body in bytes; larger bodies get 413 (when `Content-Length`
+    /// says so, before they are read). Default 1 MiB, at most 256 MiB. Every body up to it can
+    /// be stored: the producer's `message.max.bytes` and the created topics'
+    /// `max.message.bytes` are set from it (twice the body plus a margin).
     pub max_body_bytes: usize,
     /// Client addresses allowed to call, as CIDR blocks or single addresses; anything else
     /// gets 403. Default empty: any address. The vendor's are `35.230.191.253/32` (Sandbox)
@@ -87,16 +93,37 @@ pub struct HttpConfig {
     /// 0 turns the limit off.
     pub rate_limit_per_ip: u32,
     /// Webhook and token requests handled at once; more are shed with 503 and `Retry-After`
-    /// instead of queueing. Default 256.
+    /// instead of queueing. Default 256. In modes whose credentials are in the body (`hmac`) a
+    /// request takes its slot only once the signature is verified, so unauthenticated uploads
+    /// cannot hold the slots signed webhooks need.
     pub max_in_flight: usize,
+    /// Bytes of request bodies being read or held at once, over every connection; a request
+    /// whose body would go over gets 503 and `Retry-After`. Bytes are counted as they arrive,
+    /// so slow uploads hold only what they sent. Default 256 MiB; at least `max_body_bytes`.
+    pub max_body_bytes_in_flight: usize,
+    /// Open connections at most; a connection over the cap is closed as soon as it is
+    /// accepted. Default 4096 (the pod's file-descriptor limit must be higher).
+    pub max_connections: usize,
+    /// Longest a client may take to send a complete request head, from the connection's
+    /// accept (or from the first byte of a later request on a kept-alive connection); bytes
+    /// trickled one at a time do not extend it. Then the connection is closed. Default 10000.
+    pub header_read_timeout_ms: u64,
+    /// Longest a kept-alive connection may sit idle between a response and the next request
+    /// before it is closed. Default 75000: above the 60 s idle timeout of common load
+    /// balancers, which must close first or they may reuse a connection being closed (502).
+    pub idle_timeout_ms: u64,
+    /// Longest the request body may take to arrive, from the complete head; then 408.
+    /// Default 5000; must be below `request_timeout_ms`.
+    pub body_read_timeout_ms: u64,
     /// Deepest JSON nesting accepted (`{}` is 1); deeper bodies get 400 before they are
     /// parsed. Default 64, at most 128.
     pub max_json_depth: usize,
     /// Largest total size of request header names and values in bytes; larger get 431.
     /// Default 16384.
     pub max_header_bytes: usize,
-    /// Longest a request may take from its headers to the reply, body upload included;
-    /// then 408. Default 9000; must be above `delivery.ack_timeout_ms`.
+    /// Longest a request may take from its complete head to the reply, body upload included;
+    /// then 408 (the head itself is bounded by `header_read_timeout_ms`). Default 9000; must
+    /// be above `delivery.ack_timeout_ms`.
     pub request_timeout_ms: u64,
     /// Native HTTPS.
     pub tls: crate::http::tls::TlsConfig,
@@ -113,6 +140,11 @@ impl Default for HttpConfig {
             forwarded_header: Default::default(),
             rate_limit_per_ip: 1000,
             max_in_flight: 256,
+            max_body_bytes_in_flight: 256 << 20,
+            max_connections: 4096,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            body_read_timeout_ms: 5_000,
             max_json_depth: 64,
             max_header_bytes: 16 * 1024,
             request_timeout_ms: 9_000,
@@ -463,9 +495,13 @@ impl Config {
         if !self.http.path.starts_with('/') {
             return out_of_range("http.path", "must start with `/`");
         }
-        if self.http.max_body_bytes == 0 {
-            return out_of_range("http.max_body_bytes", "must be greater than 0");
+        if self.http.max_body_bytes == 0 || self.http.max_body_bytes > MAX_BODY_BYTES {
+            return out_of_range(
+                "http.max_body_bytes",
+                &format!("must be between 1 and {MAX_BODY_BYTES}"),
+            );
         }
+        self.validate_record_size()?;
         if self.delivery.ack_timeout_ms == 0 || self.delivery.ack_timeout_ms > MAX_ACK_TIMEOUT_MS {
             return out_of_range(
                 "delivery.ack_timeout_ms",
@@ -483,6 +519,33 @@ impl Config {
         self.validate_ingress()
     }
 
+    /// A `message.max.bytes` set in `kafka.librdkafka` must take the largest record the
+    /// connector produces for `http.max_body_bytes` (see [`crate::record_size`]): otherwise
+    /// valid webhooks could be accepted by the listener and refused by the producer.
+    fn validate_record_size(&self) -> Result<(), ConfigError> {
+        let needed = crate::record_size::kafka_message_bytes(self.http.max_body_bytes);
+        let set = self
+            .kafka
+            .librdkafka
+            .iter()
+            .find(|(key, _)| key.replace('_', ".") == "message.max.bytes");
+        let Some((_, value)) = set else {
+            return Ok(());
+        };
+        match value.trim().parse::<usize>() {
+            Ok(bytes) if bytes >= needed => Ok(()),
+            _ => Err(ConfigError::OutOfRange {
+                key: "kafka.librdkafka.message.max.bytes",
+                reason: format!(
+                    "is {value}, but http.max_body_bytes = {} needs at least {needed} (a record \
+                     carries the body twice: typed and raw); raise it, remove it (the connector \
+                     sets it), or lower http.max_body_bytes",
+                    self.http.max_body_bytes
+                ),
+            }),
+        }
+    }
+
     /// The `http` limits and the `auth` settings of the chosen mode.
     fn validate_ingress(&self) -> Result<(), ConfigError> {
         let fail = |key, reason: String| Err(ConfigError::OutOfRange { key, reason });
@@ -495,6 +558,30 @@ impl Config {
         }
         if http.max_header_bytes == 0 {
             return fail("http.max_header_bytes", "must be greater than 0".into());
+        }
+        if http.max_body_bytes_in_flight < self.http.max_body_bytes {
+            return fail(
+                "http.max_body_bytes_in_flight",
+                "must be at least http.max_body_bytes".into(),
+            );
+        }
+        if http.max_connections == 0 {
+            return fail("http.max_connections", "must be greater than 0".into());
+        }
+        for (key, value) in [
+            ("http.header_read_timeout_ms", http.header_read_timeout_ms),
+            ("http.idle_timeout_ms", http.idle_timeout_ms),
+            ("http.body_read_timeout_ms", http.body_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return fail(key, "must be greater than 0".into());
+            }
+        }
+        if http.body_read_timeout_ms >= http.request_timeout_ms {
+            return fail(
+                "http.body_read_timeout_ms",
+                "must be less than http.request_timeout_ms".into(),
+            );
         }
         if http.request_timeout_ms <= self.delivery.ack_timeout_ms {
             return fail(

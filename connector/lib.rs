@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod quarantine;
+pub mod record_size;
 pub mod route;
 pub mod schema;
 pub mod telemetry;

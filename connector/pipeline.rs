@@ -20,9 +20,23 @@ pub enum PrepareError {
     /// Not JSON (or nested deeper than the parser allows).
     #[error("body is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// JSON in which an object repeats a key: ambiguous, so refused.
+    #[error("body is ambiguous JSON: {0}")]
+    DuplicateKey(envelope::json::JsonError),
     /// JSON, but not a usable envelope.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// Nested deeper than `http.max_json_depth`: refused before it is parsed.
+    #[error("JSON is nested deeper than {0} levels")]
+    TooDeep(usize),
+    /// A usable envelope whose record would be larger than the connector produces (see
+    /// [`crate::record_size`]), or that the broker refused as too large.
+    #[error("the record for event type `{event_type}` is too large for kafka ({detail})")]
+    RecordTooLarge {
+        event_id: String,
+        event_type: String,
+        detail: String,
+    },
     /// A usable envelope whose content does not fit the event type's schema.
     #[error("event type `{event_type}` does not fit its schema: {error}")]
     Schema {
@@ -37,8 +51,11 @@ impl PrepareError {
     pub fn reason(&self) -> &'static str {
         match self {
             PrepareError::Json(_) => "invalid_json",
+            PrepareError::DuplicateKey(_) => "duplicate_key",
             PrepareError::Envelope(_) => "invalid_envelope",
             PrepareError::Schema { .. } => "schema_mismatch",
+            PrepareError::TooDeep(_) => "too_deep",
+            PrepareError::RecordTooLarge { .. } => "record_too_large",
         }
     }
 
@@ -46,8 +63,13 @@ impl PrepareError {
     pub fn field(&self) -> Option<String> {
         match self {
             PrepareError::Json(_) => None,
+            PrepareError::DuplicateKey(envelope::json::JsonError::DuplicateKey {
+                path, ..
+            }) => Some(path.clone()),
+            PrepareError::DuplicateKey(_) => None,
             PrepareError::Envelope(e) => e.field().map(str::to_string),
             PrepareError::Schema { error, .. } => Some(error.field()),
+            PrepareError::TooDeep(_) | PrepareError::RecordTooLarge { .. } => None,
         }
     }
 
@@ -58,15 +80,30 @@ impl PrepareError {
                 event_id,
                 event_type,
                 ..
+            }
+            | PrepareError::RecordTooLarge {
+                event_id,
+                event_type,
+                ..
             } => Some((event_id, event_type)),
             _ => None,
         }
     }
 
-    /// True when the body is a well-formed envelope our schemas do not fit: once quarantined it
-    /// is stored (a schema fix plus a replay recovers it), so the sender gets a 2xx.
+    /// True when the body is a well-formed envelope our schemas (or Kafka's size limit) do not
+    /// fit: once quarantined it is stored (a schema fix or a larger limit plus a replay
+    /// recovers it), so the sender gets a 2xx.
     pub fn is_stored_by_quarantine(&self) -> bool {
         self.event().is_some()
+    }
+}
+
+impl From<envelope::json::JsonError> for PrepareError {
+    fn from(error: envelope::json::JsonError) -> Self {
+        match error {
+            envelope::json::JsonError::Syntax(error) => PrepareError::Json(error),
+            duplicate => PrepareError::DuplicateKey(duplicate),
+        }
     }
 }
 
@@ -94,15 +131,23 @@ pub struct Pipeline {
     routes: Routes,
     delivery: Delivery,
     quarantine_topic: String,
+    max_value_bytes: usize,
 }
 
 impl Pipeline {
-    /// Joins the routing table, delivery and the quarantine topic.
-    pub fn new(routes: Routes, delivery: Delivery, quarantine_topic: String) -> Self {
+    /// Joins the routing table, delivery and the quarantine topic; records whose value would
+    /// be over `max_value_bytes` are quarantined instead (see [`crate::record_size`]).
+    pub fn new(
+        routes: Routes,
+        delivery: Delivery,
+        quarantine_topic: String,
+        max_value_bytes: usize,
+    ) -> Self {
         Self {
             routes,
             delivery,
             quarantine_topic,
+            max_value_bytes,
         }
     }
 
@@ -121,9 +166,22 @@ impl Pipeline {
         self.delivery.producer()
     }
 
-    /// Turns a request body into an encoded record. Pure: no I/O.
+    /// Turns a request body into an encoded record no larger than the connector produces.
+    /// Pure: no I/O.
     pub fn prepare(&self, body: &[u8], received_at_ms: i64) -> Result<Prepared, PrepareError> {
-        prepare(&self.routes, body, received_at_ms)
+        let prepared = prepare(&self.routes, body, received_at_ms)?;
+        if prepared.payload.len() > self.max_value_bytes {
+            return Err(PrepareError::RecordTooLarge {
+                detail: format!(
+                    "a value of {} bytes is over the {} the connector produces",
+                    prepared.payload.len(),
+                    self.max_value_bytes
+                ),
+                event_id: prepared.key,
+                event_type: prepared.event_type,
+            });
+        }
+        Ok(prepared)
     }
 
     /// Stores a prepared record (once per identical body) and waits until it is safe: acked
@@ -170,7 +228,8 @@ pub fn prepare(
             .expect_err("serde_json rejects input that is not UTF-8")
             .into());
     };
-    let json: serde_json::Value = serde_json::from_str(raw)?;
+    // One pass; a key repeated in any object is refused (serde_json would keep the last).
+    let json = envelope::json::from_str(raw)?;
     let event = envelope::normalize(json)?;
     let route = routes.get(&event.event_type).clone();
     let schema = &route.schema;

@@ -5,13 +5,14 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `quarantine_reason` | `invalid_json`, `invalid_envelope`, `schema_mismatch` |
-//! | `quarantine_error` | the full error message |
+//! | `quarantine_reason` | `invalid_json`, `duplicate_key`, `invalid_envelope`, `too_deep`, `schema_mismatch`, `record_too_large` |
+//! | `quarantine_error` | the error message (at most 1 KiB) |
 //! | `quarantine_field` | the failing field, when known (`data.eval_id`) |
 //! | `received_at` | epoch milliseconds when the connector received the body |
 //! | `event_id`, `event_type` | when the envelope was readable |
 
 use crate::pipeline::PrepareError;
+use crate::record_size::MAX_ERROR_HEADER_BYTES;
 
 /// Header carrying the reason class.
 pub const REASON_HEADER: &str = "quarantine_reason";
@@ -22,7 +23,10 @@ pub const RECEIVED_AT_HEADER: &str = "received_at";
 pub fn headers(error: &PrepareError, received_at_ms: i64) -> Vec<(&'static str, String)> {
     let mut headers = vec![
         (REASON_HEADER, error.reason().to_string()),
-        ("quarantine_error", error.to_string()),
+        (
+            "quarantine_error",
+            crate::record_size::truncate(&error.to_string(), MAX_ERROR_HEADER_BYTES).to_string(),
+        ),
         (RECEIVED_AT_HEADER, received_at_ms.to_string()),
     ];
     if let Some(field) = error.field() {

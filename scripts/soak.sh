@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Soak test (outside CI): starts a local broker and the connector (release build, spool on),
 # posts distinct events at a fixed rate for N minutes, and every 10 s prints the requests sent,
-# 2xx, errors by status and the connector's RSS.
+# 2xx, errors by status and the connector's RSS. Nothing scrapes /metrics meanwhile (a pod
+# whose metrics nobody collects must not grow). At the end it prints the RSS slope over the
+# second half of the run (least squares, MiB per hour) and whether memory stayed flat.
 #   scripts/soak.sh [MINUTES=5] [RATE_PER_SECOND=200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,12 +71,31 @@ threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in sche
 for t in threads:
     t.start()
 peak = 0.0
+samples = []
 while any(t.is_alive() for t in threads):
     time.sleep(10)
     rss = rss_mib(); peak = max(peak, rss)
+    samples.append((time.monotonic() - start, rss))
     with lock:
         sent = sum(stats.values()); ok = stats[200]
         errors = {k: v for k, v in stats.items() if k != 200}
     print(f"t={time.monotonic()-start:6.0f}s sent={sent} 2xx={ok} errors={errors} rss={rss:.1f}MiB", flush=True)
 print(f"done: sent={sum(stats.values())} 2xx={stats[200]} errors={sum(v for k, v in stats.items() if k != 200)} peak_rss={peak:.1f}MiB")
+# The first half is warm-up (allocator arenas, librdkafka buffers, caches filling).
+tail = samples[len(samples) // 2:]
+if len(tail) >= 3:
+    n = len(tail)
+    mean_t = sum(t for t, _ in tail) / n
+    mean_r = sum(r for _, r in tail) / n
+    var = sum((t - mean_t) ** 2 for t, _ in tail)
+    slope = sum((t - mean_t) * (r - mean_r) for t, r in tail) / var  # MiB per second
+    per_hour = slope * 3600
+    per_request = slope * 1024 * 1024 / rate
+    flat = per_request < 1.0  # under a byte a request: flat, not a leak
+    print(f"rss slope over the second half: {per_hour:+.2f} MiB/h ({per_request:+.2f} B a request) "
+          f"-> {'FLAT' if flat else 'GROWING'}")
+    if not flat:
+        sys.exit(1)
+else:
+    print("rss slope: run too short to tell (needs at least 1 minute)")
 PY

@@ -129,6 +129,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &args.bootstrap,
         &passthrough,
         Duration::from_millis(args.ack_timeout_ms),
+        // The connector's own setting for its default 1 MiB body limit.
+        riskos_connector::record_size::kafka_message_bytes(1 << 20),
     )?;
     let records = Arc::new(records);
     let me = std::process::id();

@@ -120,6 +120,14 @@ impl SourcePolicy {
         Some(current)
     }
 
+    /// True when the TCP peer alone is enough to refuse the connection: an allow-list is set,
+    /// the peer is not a trusted proxy (whose clients are known only from a header), and the
+    /// peer is not on the list.
+    pub fn refuses_peer(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        !self.allow.is_empty() && !self.is_trusted(peer) && !self.is_allowed(Some(peer))
+    }
+
     /// True when the allow-list is empty or contains `client`.
     pub fn is_allowed(&self, client: Option<IpAddr>) -> bool {
         if self.allow.is_empty() {

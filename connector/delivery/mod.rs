@@ -41,6 +41,13 @@ pub enum DeliveryError {
     Spool(#[from] SpoolError),
 }
 
+impl DeliveryError {
+    /// True when Kafka refused the record as too large: retrying cannot help.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, DeliveryError::Produce(ProduceError::TooLarge(_)))
+    }
+}
+
 /// Producer, dedup cache and optional spool.
 #[derive(Clone)]
 pub struct Delivery {

@@ -2,7 +2,8 @@
 //!
 //! The vendor retries only 408/409/423/429/502/503/504, so anything that may succeed on a
 //! retry (Kafka slow or down, overload, shutting down) must be a 503, and only what the sender
-//! got wrong is a 4xx.
+//! got wrong is a 4xx. A record too large for Kafka is never a 4xx: the handler quarantines
+//! the body raw (200); only if that fails too is it a 503.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -54,9 +55,6 @@ pub enum ApiError {
     /// `http.max_in_flight` requests are already running.
     #[error("too many requests in flight")]
     Overloaded,
-    /// JSON nested deeper than `http.max_json_depth`.
-    #[error("JSON is nested deeper than {0} levels")]
-    TooDeep(usize),
     /// Headers larger than `http.max_header_bytes`.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -85,7 +83,6 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::Prepare(_) => StatusCode::BAD_REQUEST,
-            ApiError::Produce(ProduceError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Produce(_)
             | ApiError::SpoolUnavailable(_)
             | ApiError::QuarantineFailed(_)
@@ -96,7 +93,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooDeep(_) | ApiError::Token(_) => StatusCode::BAD_REQUEST,
+            ApiError::Token(_) => StatusCode::BAD_REQUEST,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
@@ -144,7 +141,6 @@ impl ApiError {
             ApiError::Forbidden => "ip_not_allowed",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Overloaded => "overloaded",
-            ApiError::TooDeep(_) => "too_deep",
             ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::Token(error) => error.kind(),
@@ -179,6 +175,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }
+        // A rejected request's body may be unread, so the connection cannot carry another
+        // request: say so, and the listener closes it gracefully after the answer (a client
+        // reusing it would otherwise meet a broken pipe).
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
     }
 }

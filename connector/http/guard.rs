@@ -3,12 +3,15 @@
 //! 1. header size (431);
 //! 2. source address against the allow-list (403);
 //! 3. per-client rate (429 + `Retry-After`);
-//! 4. a slot under the in-flight cap (503 + `Retry-After`);
+//! 4. a slot under the in-flight cap (503 + `Retry-After`) — except in modes whose
+//!    credentials are in the body (`hmac`), where the handler takes it once the signature is
+//!    verified ([`Ingress::verified_slot`]), so unsigned uploads trickling in cannot hold the
+//!    slots signed webhooks need;
 //! 5. for webhooks, the credentials in the headers (401 + `WWW-Authenticate`);
 //! 6. the handler, under the request timeout (408).
 //!
-//! What needs the body (the HMAC, the JSON depth) is [`Ingress::check_body`], called by the
-//! handler once the body is read.
+//! The handler reads the body under its own bounds ([`super::body`]); what needs the body
+//! (the HMAC, the JSON depth) is [`Ingress::check_body`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,24 +21,29 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
+use super::body::BodyBudget;
 use super::error::ApiError;
 use super::limits::{self, InFlight, RateLimit};
 use super::tls::PeerAddr;
 use crate::auth::source_ip::SourcePolicy;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::Config;
+use crate::pipeline::PrepareError;
 
 /// Everything the guard and the handlers check, built once at start-up.
 pub struct Ingress {
-    sources: SourcePolicy,
+    sources: Arc<SourcePolicy>,
     rate: RateLimit,
     in_flight: InFlight,
     auth: Authenticator,
+    body_budget: BodyBudget,
     max_header_bytes: usize,
     max_json_depth: usize,
     request_timeout: Duration,
+    body_read_timeout: Duration,
 }
 
 impl Ingress {
@@ -44,18 +52,52 @@ impl Ingress {
     pub async fn from_config(config: &Config) -> Result<Self, AuthSetupError> {
         let http = &config.http;
         Ok(Self {
-            sources: SourcePolicy::new(
+            sources: Arc::new(SourcePolicy::new(
                 &http.allow_cidrs,
                 &http.trusted_proxies,
                 http.forwarded_header,
-            ),
+            )),
             rate: RateLimit::per_second(http.rate_limit_per_ip),
             in_flight: InFlight::new(http.max_in_flight),
             auth: Authenticator::from_config(&config.auth).await?,
+            body_budget: BodyBudget::new(http.max_body_bytes_in_flight),
             max_header_bytes: http.max_header_bytes,
             max_json_depth: http.max_json_depth,
             request_timeout: Duration::from_millis(http.request_timeout_ms),
+            body_read_timeout: Duration::from_millis(http.body_read_timeout_ms),
         })
+    }
+
+    /// The source policy (the listener applies it at accept when the peer alone decides).
+    pub fn sources(&self) -> Arc<SourcePolicy> {
+        self.sources.clone()
+    }
+
+    /// Body bytes held at once, over all requests.
+    pub fn body_budget(&self) -> &BodyBudget {
+        &self.body_budget
+    }
+
+    /// How long a body may take to arrive.
+    pub fn body_read_timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
+    /// True when the in-flight slot is taken after the body's signature is verified.
+    fn slot_after_body(&self) -> bool {
+        self.auth.needs_body()
+    }
+
+    /// For modes whose credentials are in the body: the in-flight slot, taken once they are
+    /// verified (`None` in the other modes, whose slot the guard already holds).
+    pub fn verified_slot(&self) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        if !self.slot_after_body() {
+            return Ok(None);
+        }
+        self.in_flight
+            .try_enter()
+            .map(Some)
+            .ok_or(ApiError::Overloaded)
     }
 
     /// The authenticator.
@@ -63,12 +105,15 @@ impl Ingress {
         &self.auth
     }
 
-    /// Checks that need the body, before it is parsed: the HMAC signature (401), then the
-    /// nesting depth (400).
+    /// The credentials that need the body: the HMAC signature (401).
     pub fn check_body(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-        self.auth.check_body(headers, body)?;
+        Ok(self.auth.check_body(headers, body)?)
+    }
+
+    /// The nesting depth, before the body is parsed.
+    pub fn check_depth(&self, body: &[u8]) -> Result<(), PrepareError> {
         if limits::json_too_deep(body, self.max_json_depth) {
-            return Err(ApiError::TooDeep(self.max_json_depth));
+            return Err(PrepareError::TooDeep(self.max_json_depth));
         }
         Ok(())
     }
@@ -91,7 +136,11 @@ impl Ingress {
         self.rate
             .check(client.unwrap_or(peer))
             .map_err(ApiError::RateLimited)?;
-        let _slot = self.in_flight.try_enter().ok_or(ApiError::Overloaded)?;
+        let _slot = if authenticate && self.slot_after_body() {
+            None
+        } else {
+            Some(self.in_flight.try_enter().ok_or(ApiError::Overloaded)?)
+        };
         let run = async {
             if authenticate {
                 self.auth.check_headers(request.headers()).await?;
@@ -103,6 +152,11 @@ impl Ingress {
             .map_err(|_| ApiError::RequestTimeout)?
     }
 }
+
+/// Request extension: the client address the guard admitted (the TCP peer when a trusted
+/// proxy's header names none), for handlers that key something by client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
 
 /// Middleware of the webhook route: every check, authentication included.
 pub async fn webhook(
@@ -130,12 +184,15 @@ pub async fn token_endpoint(
 async fn guard(
     ingress: &Ingress,
     peer: PeerAddr,
-    request: Request,
+    mut request: Request,
     next: Next,
     authenticate: bool,
 ) -> Response {
     let peer_ip = peer.0.ip().to_canonical();
     let client = ingress.sources.client_ip(peer_ip, request.headers());
+    request
+        .extensions_mut()
+        .insert(ClientIp(client.unwrap_or(peer_ip)));
     let span = tracing::info_span!(
         "ingress",
         client_ip = %client.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into()),

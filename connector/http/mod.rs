@@ -1,12 +1,17 @@
 //! HTTP: the router, the webhook handler, health endpoints and the error→status mapping;
 //! `guard` (source address, rate, in-flight cap, credentials) in front of the webhook and the
-//! OAuth2 `token` endpoint, `limits`, and the plain or TLS listener (`tls`).
+//! OAuth2 `token` endpoint, `limits`, `body` (size, deadline and byte budget of a body), the
+//! plain or TLS listener (`tls`), and the accept loop (`server`: connection cap, early source
+//! refusal, per-connection deadlines and lingering close in `conn_io`).
 
+pub mod body;
+pub mod conn_io;
 pub mod error;
 pub mod guard;
 pub mod health;
 pub mod limits;
 pub mod observe;
+pub mod server;
 pub mod tls;
 pub mod token;
 pub mod webhook;

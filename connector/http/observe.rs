@@ -43,6 +43,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         "event_type" => event_type
     )
     .increment(1);
+    crate::metrics::request_finished();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }

@@ -1,17 +1,23 @@
-//! `POST <auth.oauth2.token_endpoint.path>`: the client-credentials token endpoint. Parses the
-//! request (form-encoded per RFC 6749, or JSON) and lets [`TokenIssuer`] do the rest.
+//! `POST <auth.oauth2.token_endpoint.path>`: the client-credentials token endpoint. Refuses an
+//! address still waiting out its [back-off](crate::auth::backoff) (429 + `Retry-After`, before
+//! anything is read or compared), parses the request (form-encoded per RFC 6749, or JSON), lets
+//! [`TokenIssuer`] authenticate the client and issue, and reports the outcome to the back-off.
 //!
 //! [`TokenIssuer`]: crate::auth::token_endpoint::TokenIssuer
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::error::ApiError;
+use super::guard::ClientIp;
 use super::AppState;
-use crate::auth::token_endpoint::{TokenError, TokenRequest};
+use crate::auth::token_endpoint::{client_authorization, TokenError, TokenRequest};
 use crate::auth::unix_now;
 
 /// Largest token request body; real ones are a few hundred bytes.
@@ -20,6 +26,7 @@ pub const MAX_TOKEN_REQUEST_BYTES: usize = 8 * 1024;
 /// Issues an access token.
 pub async fn issue(
     State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -29,6 +36,13 @@ pub async fn issue(
         .token_issuer()
         // The route exists only with an issuer; without one no client can be valid.
         .ok_or(ApiError::Token(TokenError::InvalidClient))?;
+    // The guard always sets it; without it every caller shares one (strict) back-off.
+    let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ip)| ip.0);
+    let attempt = issuer
+        .backoff()
+        .begin(client)
+        .map_err(|wait| ApiError::RateLimited(retry_after_secs(wait)))?;
+    let authorization = client_authorization(&headers)?;
     let essence = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -52,7 +66,23 @@ pub async fn issue(
     } else {
         serde_json::from_slice(&body).map_err(|_| unreadable())?
     };
-    let token = issuer.issue(&request, headers.get(header::AUTHORIZATION), unix_now())?;
+    let token = match issuer.issue(&request, authorization, unix_now()) {
+        Ok(token) => {
+            attempt.succeeded();
+            token
+        }
+        Err(TokenError::InvalidClient) => {
+            if let Some(wait) = attempt.failed() {
+                tracing::warn!(
+                    wait_ms = wait.as_millis() as u64,
+                    "token endpoint: repeated failed client authentication, the address must wait"
+                );
+            }
+            return Err(ApiError::Token(TokenError::InvalidClient));
+        }
+        // Nothing was compared: the attempt neither counts nor resets.
+        Err(other) => return Err(other.into()),
+    };
     tracing::info!(expires_in = token.expires_in, "access token issued");
     let mut response = Json(token).into_response();
     // RFC 6749 §5.1: tokens must not be cached.
@@ -60,6 +90,13 @@ pub async fn issue(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+fn retry_after_secs(wait: Duration) -> u32 {
+    u32::try_from(wait.as_millis().div_ceil(1000))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 fn unreadable() -> ApiError {

@@ -33,9 +33,10 @@ pub struct Accepted {
     pub spooled: bool,
 }
 
-/// Stores a body that could not be prepared. A well-formed envelope our schema does not fit
-/// is then safe (200); anything else is still the sender's error (400). If the quarantine
-/// write fails, 503 so the vendor retries.
+/// Stores a body that could not be prepared (or that Kafka refused as too large). A
+/// well-formed envelope our schema or size limit does not fit is then safe (200); anything
+/// else is still the sender's error (400). If the quarantine write fails, 503 so the vendor
+/// retries.
 async fn quarantine(
     state: &AppState,
     body: &[u8],
@@ -95,16 +96,23 @@ async fn handle(
     if content_length(headers).is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            ApiError::PayloadTooLarge(limit)
-        } else {
-            ApiError::BodyRead(e.to_string())
-        }
-    })?;
+    let ingress = &state.ingress;
+    let (body, _body_share) = super::body::read(
+        body,
+        limit,
+        ingress.body_budget(),
+        ingress.body_read_timeout(),
+    )
+    .await?;
     let received_at_ms = now_millis();
-    // HMAC over the raw body, then the nesting depth: before parsing, before quarantine.
-    state.ingress.check_body(headers, &body)?;
+    // The HMAC over the raw body (401, nothing stored: the sender is unknown)…
+    ingress.check_body(headers, &body)?;
+    // …and only a verified request takes an in-flight slot in that mode.
+    let _slot = ingress.verified_slot()?;
+    // The nesting depth before the parser; an authenticated body too deep is kept raw.
+    if let Err(depth) = ingress.check_depth(&body) {
+        return quarantine(state, &body, depth, received_at_ms).await;
+    }
 
     let mut prepared = match state.pipeline.prepare(&body, received_at_ms) {
         Ok(prepared) => prepared,
@@ -116,7 +124,19 @@ async fn handle(
         prepared.route.schema.event_type.clone()
     }));
     prepared.traceparent = super::observe::traceparent(headers);
-    let outcome = state.pipeline.deliver(&prepared, &body).await?;
+    let outcome = match state.pipeline.deliver(&prepared, &body).await {
+        Ok(outcome) => outcome,
+        // A topic managed elsewhere with a smaller limit: keep the body raw instead.
+        Err(error) if error.is_too_large() => {
+            let error = PrepareError::RecordTooLarge {
+                detail: error.to_string(),
+                event_id: prepared.key,
+                event_type: prepared.event_type,
+            };
+            return quarantine(state, &body, error, received_at_ms).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
 
     let (partition, offset) = match outcome.stored {
         Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
@@ -143,7 +163,8 @@ async fn handle(
     }))
 }
 
-/// `application/json` or any `application/*+json`, parameters (charset) ignored.
+/// `application/json` or any `application/*+json`, with no charset or `charset=utf-8`: the
+/// body is read as UTF-8, so a body declared in another charset would be misread.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
@@ -151,14 +172,17 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    json && parts.all(|parameter| {
+        let Some((name, value)) = parameter.split_once('=') else {
+            return parameter.trim().is_empty();
+        };
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    })
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
@@ -168,17 +192,6 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
         .ok()?
         .parse()
         .ok()
-}
-
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// Wall-clock now in epoch milliseconds.
@@ -205,6 +218,11 @@ mod tests {
         assert!(check("application/json; charset=utf-8"));
         assert!(check("Application/JSON"));
         assert!(check("application/cloudevents+json"));
+        assert!(check("application/json; charset=\"UTF-8\""));
+        assert!(check("application/json;"));
+        assert!(!check("application/json; charset=latin1"));
+        assert!(!check("application/json; charset=utf-16"));
+        assert!(!check("application/json; charset=utf-8; charset=latin1"));
         assert!(!check("text/plain"));
         assert!(!check("application/x-www-form-urlencoded"));
         assert!(!is_json(&HeaderMap::new()));

@@ -30,7 +30,7 @@ pub struct TopicSpec {
     /// Topic name.
     pub name: String,
     /// Topic-level configs, e.g. `cleanup.policy=compact`.
-    pub configs: Vec<(&'static str, &'static str)>,
+    pub configs: Vec<(&'static str, String)>,
 }
 
 impl TopicSpec {
@@ -38,7 +38,7 @@ impl TopicSpec {
     pub fn compacted(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            configs: vec![("cleanup.policy", "compact")],
+            configs: vec![("cleanup.policy", "compact".into())],
         }
     }
 
@@ -46,8 +46,18 @@ impl TopicSpec {
     pub fn retained(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            configs: vec![("cleanup.policy", "delete"), ("retention.ms", "-1")],
+            configs: vec![
+                ("cleanup.policy", "delete".into()),
+                ("retention.ms", "-1".into()),
+            ],
         }
+    }
+
+    /// Lets the topic take records of up to `bytes` (`max.message.bytes`), so the largest
+    /// record the connector produces fits (see [`crate::record_size`]).
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.configs.push(("max.message.bytes", bytes.to_string()));
+        self
     }
 }
 

@@ -70,10 +70,13 @@ impl ClientContext for StatsContext {
 impl Producer {
     /// Creates the producer. librdkafka's own message timeout is the ack deadline, so a record
     /// answered 503 is not retried by the producer behind the vendor's back for long.
+    /// `message_max_bytes` is the largest record it must take (see [`crate::record_size`]);
+    /// a passthrough `message.max.bytes` overrides it (config validation refuses a smaller one).
     pub fn new(
         bootstrap_servers: &str,
         passthrough: &BTreeMap<String, String>,
         ack_timeout: Duration,
+        message_max_bytes: usize,
     ) -> Result<Self, KafkaError> {
         let defaults = [
             ("enable.idempotence", "true".to_string()),
@@ -86,6 +89,7 @@ impl Producer {
             // every second of reconnect delay is a second of 503s (or spooling).
             ("reconnect.backoff.max.ms", "1000".to_string()),
             ("statistics.interval.ms", "5000".to_string()),
+            ("message.max.bytes", message_max_bytes.to_string()),
         ];
         let inner: FutureProducer<StatsContext> =
             client_config(bootstrap_servers, &defaults, passthrough)

@@ -7,6 +7,8 @@ mod auth;
 mod cli;
 mod contract;
 mod faults;
+mod hardening;
+mod hardening_auth;
 mod interop;
 mod operations;
 mod startup;

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod jwt;
 pub mod kafka;
 pub mod load;
+pub mod logs;
 pub mod registry;
 
 pub use app::{test_config, TestApp};

@@ -1,0 +1,394 @@
+//! The listener under attack (issue 11), in a test binary of its own: these tests hold
+//! thousands of sockets and read process-wide gauges, so they run one at a time and away from
+//! the other integration tests. Each starts the real service in-process against a real broker.
+//!
+//! - slow-header and idle connections are closed at their deadlines, and a valid webhook is
+//!   answered meanwhile;
+//! - over `http.max_connections` a connection is closed at once;
+//! - an address outside `http.allow_cidrs` gets its 403 before sending a byte;
+//! - in `hmac` mode, unsigned uploads trickling in cannot take the slots signed webhooks need;
+//! - an early rejection says `Connection: close` and is read by a client still uploading.
+
+#[path = "api/helpers/mod.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::time::{Duration, Instant};
+
+use riskos_connector::auth::hmac::sign_hex;
+use riskos_connector::auth::secret::Secret;
+use riskos_connector::auth::AuthMode;
+use riskos_connector::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use helpers::kafka::read_all;
+use helpers::{fixtures, Stack};
+
+/// One test at a time: they measure process-wide gauges and hold thousands of sockets.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// A whole request head for the webhook path, with `content-length`, and nothing after it.
+fn head(path: &str, content_length: usize, extra: &[(&str, String)]) -> String {
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {content_length}\r\n"
+    );
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Reads until the peer closes (or resets) the connection; returns what was read.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The value of a gauge or counter line in the Prometheus text at `/metrics`.
+async fn metric(stack: &Stack, line_prefix: &str) -> f64 {
+    let text = stack
+        .app
+        .client
+        .get(stack.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `/metrics` until `line_prefix` reaches `at_least`, for at most 10 s.
+async fn wait_for_metric(stack: &Stack, line_prefix: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = metric(stack, line_prefix).await;
+        if value >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{line_prefix} stayed at {value}, expected {at_least}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn case_closure() -> Vec<u8> {
+    fixtures::all()
+        .into_iter()
+        .find(|(n, _)| n == "riskos.case_closure.match.json")
+        .unwrap()
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_get_through() {
+    let _serial = SERIAL.lock().await;
+    const SLOW: usize = 2000;
+    const IDLE: usize = 1200;
+    let header_read = Duration::from_secs(3);
+    let idle = Duration::from_secs(5);
+    let stack = Stack::start_with(|c: &mut Config| {
+        c.http.header_read_timeout_ms = header_read.as_millis() as u64;
+        c.http.idle_timeout_ms = idle.as_millis() as u64;
+        c.http.max_connections = SLOW + IDLE + 100;
+    })
+    .await;
+    let addr = stack.app.addr;
+
+    // Idle keep-alive connections: one complete request each, then silence.
+    let mut idle_conns = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "healthz answered");
+        idle_conns.push(stream);
+    }
+    let idle_since = Instant::now();
+
+    // Slow-header connections: a partial head, then one byte a second.
+    let slow_started = Instant::now();
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /webhooks/riskos HTTP/1.1\r\nhost: t")
+            .await
+            .unwrap();
+        slow.push(tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            loop {
+                tokio::select! {
+                    read = stream.read(&mut buf) => match read {
+                        Ok(0) | Err(_) => return Instant::now(),
+                        Ok(_) => {}
+                    },
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {
+                        if stream.write_all(b"x").await.is_err() {
+                            return Instant::now();
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let open = metric(&stack, "riskos_open_connections ").await;
+    assert!(
+        open >= (SLOW + IDLE) as f64,
+        "all {} connections are held open at once ({open})",
+        SLOW + IDLE
+    );
+
+    // A valid webhook is answered while they are all open.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(2),
+        stack.app.post_webhook(case_closure()),
+    )
+    .await
+    .expect("a valid webhook is answered within 2 s");
+    assert_eq!(answered.status(), 200);
+
+    // Every slow connection is closed at the header deadline: not before, not long after.
+    for task in slow {
+        let closed_at = tokio::time::timeout(header_read * 4, task)
+            .await
+            .expect("slow-header connection closed")
+            .unwrap();
+        let after = closed_at - slow_started;
+        assert!(after < header_read * 3, "closed after {after:?}");
+    }
+    // Idle ones at the idle deadline, which is longer than the header deadline.
+    for mut stream in idle_conns {
+        let read = tokio::time::timeout(idle * 3, read_until_closed(&mut stream))
+            .await
+            .expect("idle connection closed");
+        assert!(read.is_empty());
+    }
+    let idle_for = idle_since.elapsed();
+    assert!(
+        idle_for >= idle - Duration::from_millis(500),
+        "idle connections were kept for the idle timeout, not the header one ({idle_for:?})"
+    );
+    assert_eq!(
+        read_all(
+            &stack.broker.bootstrap(),
+            "riskos.case_management_notification_case_closure"
+        )
+        .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start_with(|c: &mut Config| {
+        c.http.max_connections = 20;
+        c.http.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    let before = metric(
+        &stack,
+        "riskos_connections_refused_total{reason=\"max_connections\"}",
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(TcpStream::connect(stack.app.addr).await.unwrap());
+    }
+    // The 21st is accepted by the kernel and closed by the server without waiting for the
+    // 60 s header deadline.
+    let mut extra = TcpStream::connect(stack.app.addr).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut extra))
+        .await
+        .expect("closed at once, not at the header deadline");
+    assert!(read.is_empty());
+    drop(held);
+    // Once they are gone, webhooks are served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reqwest::Client::new()
+            .post(stack.app.url("/webhooks/riskos"))
+            .header("content-type", "application/json")
+            .body(case_closure())
+            .send()
+            .await
+        {
+            Ok(response) => {
+                assert_eq!(response.status(), 200);
+                break;
+            }
+            Err(error) => assert!(Instant::now() < deadline, "never served again: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = metric(
+        &stack,
+        "riskos_connections_refused_total{reason=\"max_connections\"}",
+    )
+    .await;
+    assert!(after > before, "the refusal is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_outside_the_allow_list_gets_403_before_sending_anything() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start_with(|c: &mut Config| {
+        c.http.allow_cidrs = vec!["192.0.2.1/32".parse().unwrap()];
+        c.http.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    let mut stream = TcpStream::connect(stack.app.addr).await.unwrap();
+    // Not a byte sent: the answer comes from the peer address alone.
+    let answer = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut stream))
+        .await
+        .expect("answered without waiting for the request");
+    let answer = String::from_utf8(answer).unwrap().to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 403"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.contains("source address is not allowed"), "{answer}");
+}
+
+const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
+
+fn hmac(config: &mut Config) {
+    config.auth.mode = Some(AuthMode::Hmac);
+    config.auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
+    config.auth.hmac.timestamp_header = Some("X-Timestamp".into());
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
+    let _serial = SERIAL.lock().await;
+    const MAX_IN_FLIGHT: usize = 4;
+    let body_read = Duration::from_secs(3);
+    let stack = Stack::start_with(|c: &mut Config| {
+        hmac(c);
+        c.http.max_in_flight = MAX_IN_FLIGHT;
+        c.http.body_read_timeout_ms = body_read.as_millis() as u64;
+    })
+    .await;
+    let in_flight_before = metric(&stack, "riskos_in_flight_requests ").await;
+
+    // Twice as many unsigned uploads as there are slots: a signature header that will not
+    // verify, a fresh timestamp (so the header precheck passes), and a body that never ends.
+    let mut tricklers = Vec::new();
+    for _ in 0..2 * MAX_IN_FLIGHT {
+        let mut stream = TcpStream::connect(stack.app.addr).await.unwrap();
+        let headers = [
+            ("x-signature", "00".repeat(32)),
+            ("x-timestamp", now_secs().to_string()),
+        ];
+        stream
+            .write_all(head("/webhooks/riskos", 1000, &headers).as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(b"{\"event_id\":").await.unwrap();
+        tricklers.push(stream);
+    }
+    // All of them are being handled (counted by the outermost middleware).
+    wait_for_metric(
+        &stack,
+        "riskos_in_flight_requests ",
+        in_flight_before + (2 * MAX_IN_FLIGHT) as f64,
+    )
+    .await;
+
+    // A signed webhook still gets a slot.
+    let body = case_closure();
+    let timestamp = now_secs().to_string();
+    let signed = stack
+        .app
+        .client
+        .post(stack.app.url("/webhooks/riskos"))
+        .header("content-type", "application/json")
+        .header(
+            "x-signature",
+            sign_hex(HMAC_SECRET.as_bytes(), Some(&timestamp), &body),
+        )
+        .header("x-timestamp", timestamp)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200, "{}", signed.text().await.unwrap());
+
+    // The uploads are cut at the body deadline with 408.
+    let started = Instant::now();
+    for mut stream in tricklers {
+        let answer = tokio::time::timeout(body_read * 3, read_until_closed(&mut stream))
+            .await
+            .expect("cut at the body deadline");
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() < body_read * 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_413_is_read_by_a_client_still_uploading() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start().await;
+    let limit = stack.app.config.http.max_body_bytes;
+    let mut stream = TcpStream::connect(stack.app.addr).await.unwrap();
+    stream
+        .write_all(head("/webhooks/riskos", 2 * limit, &[]).as_bytes())
+        .await
+        .unwrap();
+    // The client uploads its whole body before it reads: the server must neither reset the
+    // connection under it nor lose the answer.
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..(2 * limit / chunk.len()) {
+        stream
+            .write_all(&chunk)
+            .await
+            .expect("upload not cut by a reset");
+    }
+    let answer = read_until_closed(&mut stream).await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_announces_connection_close() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start_with(hmac).await;
+    let response = stack.app.post_webhook(case_closure()).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+}

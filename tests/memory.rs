@@ -1,0 +1,99 @@
+//! Memory stays where it was when nobody scrapes `/metrics` (issue 11): the recorder used to
+//! keep every histogram sample until a scrape, ~38 bytes a request.
+//!
+//! A binary of its own, because it counts the live bytes of the process's Rust heap with a
+//! counting global allocator (librdkafka's C heap is not counted; its queue is bounded by
+//! its own settings). Count-based: it compares the heap after N and after N + M requests,
+//! whatever the time they took.
+
+#[path = "api/helpers/mod.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use futures::StreamExt as _;
+use serde_json::{json, Value};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Posts `count` distinct webhooks, 32 at a time, each answered 200.
+async fn post_distinct(app: &helpers::TestApp, template: &Value, from: usize, count: usize) {
+    futures::stream::iter(from..from + count)
+        .map(|n| {
+            let mut body = template.clone();
+            body["event_id"] = json!(format!("memory-{n}"));
+            async move {
+                let response = app.post_webhook(body.to_string()).await;
+                assert_eq!(response.status(), 200);
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_without_a_scrape_leave_the_heap_where_it_was() {
+    const WARM_UP: usize = 3_000;
+    const MEASURED: usize = 30_000;
+    let stack = helpers::Stack::start_with(|c| {
+        // Off: a duplicate cache grows by design until its own bound.
+        c.delivery.dedup.max_entries = 0;
+        c.http.rate_limit_per_ip = 0;
+    })
+    .await;
+    let (_, fixture) = helpers::fixtures::all()
+        .into_iter()
+        .find(|(n, _)| n == "riskos.case_closure.match.json")
+        .unwrap();
+    let template: Value = serde_json::from_slice(&fixture).unwrap();
+
+    post_distinct(&stack.app, &template, 0, WARM_UP).await;
+    let before = LIVE.load(Ordering::Relaxed);
+    post_distinct(&stack.app, &template, WARM_UP, MEASURED).await;
+    let after = LIVE.load(Ordering::Relaxed);
+
+    let grown = after - before;
+    println!(
+        "heap after {WARM_UP} requests: {before} B; after {MEASURED} more: {after} B; \
+         {:.2} B a request",
+        grown as f64 / MEASURED as f64
+    );
+    // 38 B a request before the fix would be over 1 MiB here.
+    assert!(
+        grown < 256 * 1024,
+        "the heap grew by {grown} B over {MEASURED} requests with no scrape"
+    );
+}
