@@ -7,10 +7,25 @@
 //!
 //! Top-level fields neither envelope defines (RiskOS may echo `customer_metadata`) are kept in
 //! [`Event::extra`].
+//!
+//! The id becomes the Kafka key and the id and type become record headers, so both are
+//! checked here, not only for presence: an id must be printable text without surrounding
+//! whitespace, a type must hold no control character, and neither may exceed its byte cap
+//! ([`MAX_EVENT_ID_BYTES`], [`MAX_EVENT_TYPE_BYTES`]). The body is parsed by [`json`], which
+//! refuses a key repeated in any object.
+
+pub mod json;
 
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// Longest accepted `event_id` / `request_token`, in UTF-8 bytes: it is the Kafka key and a
+/// record header.
+pub const MAX_EVENT_ID_BYTES: usize = 256;
+
+/// Longest accepted `event_type` / `type`, in UTF-8 bytes: it is a record header.
+pub const MAX_EVENT_TYPE_BYTES: usize = 256;
 
 /// Which envelope a webhook arrived in; carried into the record and a Kafka header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +90,19 @@ pub enum EnvelopeError {
     /// An id or type is the empty string.
     #[error("field `{0}` must not be empty")]
     Empty(&'static str),
+    /// An id of only whitespace, or with whitespace before or after it.
+    #[error("field `{0}` must not be blank or start or end with whitespace")]
+    Whitespace(&'static str),
+    /// An id or type holding a control character (Unicode `Cc`).
+    #[error("field `{0}` must not contain control characters")]
+    ControlCharacter(&'static str),
+    /// An id or type over its byte cap.
+    #[error("field `{field}` must be at most {max} bytes, found {found}")]
+    TooLong {
+        field: &'static str,
+        max: usize,
+        found: usize,
+    },
     /// A time field does not parse.
     #[error("field `{field}` is not a valid time: {reason}")]
     BadTime { field: &'static str, reason: String },
@@ -85,10 +113,13 @@ impl EnvelopeError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             EnvelopeError::NotAnObject(_) | EnvelopeError::UnknownEnvelope => None,
-            EnvelopeError::Missing(f) | EnvelopeError::Empty(f) => Some(f),
-            EnvelopeError::WrongType { field, .. } | EnvelopeError::BadTime { field, .. } => {
-                Some(field)
-            }
+            EnvelopeError::Missing(f)
+            | EnvelopeError::Empty(f)
+            | EnvelopeError::Whitespace(f)
+            | EnvelopeError::ControlCharacter(f) => Some(f),
+            EnvelopeError::WrongType { field, .. }
+            | EnvelopeError::BadTime { field, .. }
+            | EnvelopeError::TooLong { field, .. } => Some(field),
         }
     }
 }
@@ -112,7 +143,9 @@ pub fn normalize(body: Value) -> Result<Event, EnvelopeError> {
         EnvelopeKind::RequestToken => ("request_token", "type", "timestamp"),
     };
     let id = take_non_empty_string(&mut object, id_key)?;
+    check_text(id_key, &id, MAX_EVENT_ID_BYTES, true)?;
     let event_type = take_non_empty_string(&mut object, type_key)?;
+    check_text(type_key, &event_type, MAX_EVENT_TYPE_BYTES, false)?;
     let time = object.remove(time_key).filter(|v| !v.is_null());
     let time = time.ok_or(EnvelopeError::Missing(time_key))?;
     let occurred_at_ms = match envelope {
@@ -150,6 +183,30 @@ fn take_non_empty_string(
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(wrong_type(key, "a string", &other)),
     }
+}
+
+/// An id (`trimmed`: no surrounding whitespace) or type: no control characters, at most `max`
+/// bytes. The length is checked first, so a huge value costs no scan.
+fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    trimmed: bool,
+) -> Result<(), EnvelopeError> {
+    if text.len() > max {
+        return Err(EnvelopeError::TooLong {
+            field,
+            max,
+            found: text.len(),
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(EnvelopeError::ControlCharacter(field));
+    }
+    if trimmed && text.trim() != text {
+        return Err(EnvelopeError::Whitespace(field));
+    }
+    Ok(())
 }
 
 fn rfc3339_millis(field: &'static str, value: &Value) -> Result<i64, EnvelopeError> {
@@ -326,5 +383,92 @@ mod tests {
             let message = normalize(body.clone()).unwrap_err().to_string();
             assert!(message.contains(expected), "{body}: {message}");
         }
+    }
+
+    #[test]
+    fn ids_and_types_that_would_make_bad_keys_or_headers_are_refused() {
+        let event = |id: &str, event_type: &str| {
+            normalize(json!({"event_id": id, "event_type": event_type,
+                             "event_at": "2025-01-01T00:00:00Z"}))
+        };
+        let token = |id: &str, event_type: &str| {
+            normalize(json!({"request_token": id, "type": event_type, "timestamp": 1}))
+        };
+        let long = "x".repeat(MAX_EVENT_ID_BYTES + 1);
+        // 86 three-byte characters: 258 bytes, fewer than 256 characters.
+        let long_in_bytes = "\u{20ac}".repeat(86);
+        let whitespace = EnvelopeError::Whitespace("event_id");
+        let control = EnvelopeError::ControlCharacter("event_id");
+        let cases = [
+            (event("   ", "t"), whitespace.clone()),
+            (event("\u{a0}", "t"), whitespace.clone()),
+            (event(" e1", "t"), whitespace.clone()),
+            (event("e1\u{2003}", "t"), whitespace.clone()),
+            (event("e\n1", "t"), control.clone()),
+            (event("\t", "t"), control.clone()),
+            (event("e\u{7f}", "t"), control.clone()),
+            (event("e\u{85}", "t"), control),
+            (
+                event(&long, "t"),
+                EnvelopeError::TooLong {
+                    field: "event_id",
+                    max: 256,
+                    found: 257,
+                },
+            ),
+            (
+                event(&long_in_bytes, "t"),
+                EnvelopeError::TooLong {
+                    field: "event_id",
+                    max: 256,
+                    found: 258,
+                },
+            ),
+            (
+                event("e1", "evaluation\u{0}completed"),
+                EnvelopeError::ControlCharacter("event_type"),
+            ),
+            (
+                event("e1", &long),
+                EnvelopeError::TooLong {
+                    field: "event_type",
+                    max: 256,
+                    found: 257,
+                },
+            ),
+            (
+                token(" r", "create:cases"),
+                EnvelopeError::Whitespace("request_token"),
+            ),
+            (
+                token("r\r", "create:cases"),
+                EnvelopeError::ControlCharacter("request_token"),
+            ),
+            (
+                token("r", "create:cases\n"),
+                EnvelopeError::ControlCharacter("type"),
+            ),
+            (
+                token("r", &long),
+                EnvelopeError::TooLong {
+                    field: "type",
+                    max: 256,
+                    found: 257,
+                },
+            ),
+        ];
+        for (i, (result, expected)) in cases.into_iter().enumerate() {
+            let error = result.unwrap_err();
+            assert_eq!(error, expected, "case {i}");
+            assert!(
+                error.to_string().contains(error.field().unwrap()),
+                "case {i}"
+            );
+        }
+        // At the caps, inner spaces in ids, and spaces anywhere in types are fine.
+        let at_cap = "x".repeat(MAX_EVENT_ID_BYTES);
+        assert_eq!(event(&at_cap, &at_cap).unwrap().id, at_cap);
+        assert!(event("e 1", " case closure ").is_ok());
+        assert!(event("\u{e9}v\u{e9}nement-1", "t").is_ok());
     }
 }

@@ -123,6 +123,26 @@ mod tests {
     }
 
     #[test]
+    fn two_authorization_headers_are_refused_even_if_one_is_right() {
+        let auth = basic(&["riskos:pass"]);
+        let good = header("riskos:pass");
+        let wrong = header("riskos:wrong");
+        for (first, second) in [(&good, &wrong), (&wrong, &good), (&good, &good)] {
+            let mut headers = first.clone();
+            headers.append("authorization", second["authorization"].clone());
+            assert_eq!(auth.check(&headers), Err(Reason::DuplicateAuthorization));
+        }
+        // Whatever the second one's scheme.
+        let mut headers = good.clone();
+        headers.append("authorization", HeaderValue::from_static("Bearer x"));
+        assert_eq!(auth.check(&headers), Err(Reason::DuplicateAuthorization));
+        assert_eq!(
+            Reason::DuplicateAuthorization.kind(),
+            "duplicate_authorization"
+        );
+    }
+
+    #[test]
     fn pairs_without_a_password_are_refused_at_start_up() {
         let error = Basic::from_config(&BasicConfig {
             credentials: vec![Secret::new("user-only")],

@@ -97,6 +97,27 @@ mod tests {
     }
 
     #[test]
+    fn two_authorization_headers_are_refused_even_if_one_is_right() {
+        let auth = Bearer::from_config(&BearerConfig {
+            tokens: vec![Secret::new(OLD)],
+            tokens_file: None,
+        })
+        .unwrap();
+        let mut headers = header(&format!("Bearer {OLD}"));
+        headers.append(
+            "authorization",
+            HeaderValue::from_static("Bearer 00000000-0000-0000-0000-000000000000"),
+        );
+        assert_eq!(auth.check(&headers), Err(Reason::DuplicateAuthorization));
+        let mut headers = header("Bearer 00000000-0000-0000-0000-000000000000");
+        headers.append(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {OLD}")).unwrap(),
+        );
+        assert_eq!(auth.check(&headers), Err(Reason::DuplicateAuthorization));
+    }
+
+    #[test]
     fn short_tokens_are_refused_at_start_up_without_quoting_them() {
         let error = Bearer::from_config(&BearerConfig {
             tokens: vec![Secret::new("abc")],

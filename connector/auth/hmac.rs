@@ -20,7 +20,7 @@ use sha2::Sha256;
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 use super::secret::{load_list, secret_list, Secret};
-use super::{AuthSetupError, Reason};
+use super::{single_header, AuthSetupError, Reason};
 
 /// Shortest accepted secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -158,8 +158,8 @@ impl Hmac {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Vec<u8>, Reason> {
-        let value = headers
-            .get(&self.header)
+        let value = single_header(headers, &self.header)
+            .map_err(|_| Reason::DuplicateSignatureHeader)?
             .ok_or(Reason::Missing)?
             .to_str()
             .map_err(|_| Reason::Malformed)?
@@ -189,8 +189,8 @@ impl Hmac {
         let Some(name) = &self.timestamp_header else {
             return Ok(None);
         };
-        let text = headers
-            .get(name)
+        let text = single_header(headers, name)
+            .map_err(|_| Reason::DuplicateSignatureHeader)?
             .ok_or(Reason::Missing)?
             .to_str()
             .map_err(|_| Reason::Malformed)?
@@ -335,6 +335,38 @@ mod tests {
         assert_eq!(
             auth.precheck(&headers(&signature, None), NOW),
             Err(Reason::Missing)
+        );
+    }
+
+    #[test]
+    fn a_signature_or_timestamp_header_sent_twice_is_refused() {
+        let auth = verifier(true, SignatureEncoding::Hex);
+        let body = b"{}";
+        let ts = NOW - 10;
+        let good = sign_hex(OLD.as_bytes(), Some(&ts.to_string()), body);
+        let other = sign_hex(NEW.as_bytes(), Some(&ts.to_string()), body);
+        // Even when one of the two is a valid signature, and whichever comes first.
+        for (first, second) in [(&good, &other), (&other, &good), (&good, &good)] {
+            let mut h = headers(first, Some(ts));
+            h.append("x-signature", HeaderValue::from_str(second).unwrap());
+            assert_eq!(
+                auth.precheck(&h, NOW),
+                Err(Reason::DuplicateSignatureHeader)
+            );
+            assert_eq!(
+                auth.verify(&h, body, NOW),
+                Err(Reason::DuplicateSignatureHeader)
+            );
+        }
+        let mut h = headers(&good, Some(ts));
+        h.append("x-timestamp", HeaderValue::from(ts + 1));
+        assert_eq!(
+            auth.precheck(&h, NOW),
+            Err(Reason::DuplicateSignatureHeader)
+        );
+        assert_eq!(
+            Reason::DuplicateSignatureHeader.kind(),
+            "hmac_duplicate_header"
         );
     }
 

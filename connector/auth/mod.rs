@@ -7,6 +7,7 @@
 //! | [`oauth2`] | `Authorization: Bearer <JWT>`: signature, `exp`/`nbf`, `iss`, `aud`, scope |
 //! | [`jwks`] | the identity provider's keys: cached, refreshed, refetched on an unknown `kid` |
 //! | [`token_endpoint`] | the built-in client-credentials endpoint issuing those JWTs |
+//! | [`backoff`] | the token endpoint's growing wait for addresses that fail client authentication |
 //! | [`hmac`] | HMAC-SHA256 of the body, optional signed timestamp against replays |
 //! | [`source_ip`] | the client address behind trusted proxies, and the allow-list |
 //! | [`secret`] | secrets that never print, `*_file` loading, constant-time comparison |
@@ -15,6 +16,7 @@
 //! then. Failures carry a [`Reason`] for the log line and a challenge for `WWW-Authenticate`,
 //! and nothing else: the caller learns only that it was not authenticated.
 
+pub mod backoff;
 pub mod basic;
 pub mod bearer;
 pub mod hmac;
@@ -147,6 +149,9 @@ pub enum Reason {
     /// JWT names a key we do not know.
     #[error("token signed with an unknown key")]
     JwtUnknownKey,
+    /// JWT header without a `kid`: it must name the key that signed it.
+    #[error("token names no key")]
+    JwtMissingKid,
     /// JWT signature does not verify.
     #[error("token signature invalid")]
     JwtBadSignature,
@@ -165,6 +170,13 @@ pub enum Reason {
     /// HMAC timestamp outside the window.
     #[error("signature timestamp outside the replay window")]
     StaleTimestamp,
+    /// More than one `Authorization` header (RFC 9110 §11.6.2 allows one): which one a proxy
+    /// or another server would read is anyone's guess, so none is.
+    #[error("more than one Authorization header")]
+    DuplicateAuthorization,
+    /// The HMAC signature or timestamp header sent more than once.
+    #[error("a signature header sent more than once")]
+    DuplicateSignatureHeader,
 }
 
 impl Reason {
@@ -180,12 +192,15 @@ impl Reason {
             Reason::JwtWrongAudience => "jwt_wrong_audience",
             Reason::JwtAlgorithm => "jwt_algorithm_not_allowed",
             Reason::JwtUnknownKey => "jwt_unknown_key",
+            Reason::JwtMissingKid => "jwt_missing_kid",
             Reason::JwtBadSignature => "jwt_bad_signature",
             Reason::JwtMissingClaim => "jwt_missing_claim",
             Reason::JwtScope => "jwt_scope",
             Reason::JwtMalformed => "jwt_malformed",
             Reason::BadSignature => "hmac_bad_signature",
             Reason::StaleTimestamp => "hmac_stale_timestamp",
+            Reason::DuplicateAuthorization => "duplicate_authorization",
+            Reason::DuplicateSignatureHeader => "hmac_duplicate_header",
         }
     }
 }
@@ -215,10 +230,29 @@ impl AuthFailure {
     }
 }
 
-/// The value after `scheme ` in `Authorization`. Another scheme counts as no credentials.
+/// A header that must appear at most once was sent several times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatedHeader;
+
+/// A header that may appear at most once: `Ok(None)` when absent. (`HeaderMap::get` would
+/// silently pick the first of several.)
+pub fn single_header<K: header::AsHeaderName>(
+    headers: &HeaderMap,
+    name: K,
+) -> Result<Option<&HeaderValue>, RepeatedHeader> {
+    let mut values = headers.get_all(name).into_iter();
+    let first = values.next();
+    match values.next() {
+        None => Ok(first),
+        Some(_) => Err(RepeatedHeader),
+    }
+}
+
+/// The value after `scheme ` in `Authorization`. Another scheme counts as no credentials; two
+/// `Authorization` headers, whatever their schemes, are refused.
 pub(crate) fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Result<&'h str, Reason> {
-    let value = headers
-        .get(header::AUTHORIZATION)
+    let value = single_header(headers, header::AUTHORIZATION)
+        .map_err(|RepeatedHeader| Reason::DuplicateAuthorization)?
         .ok_or(Reason::Missing)?
         .to_str()
         .map_err(|_| Reason::Malformed)?;
@@ -288,6 +322,12 @@ impl Authenticator {
     /// The mode.
     pub fn mode(&self) -> AuthMode {
         self.mode
+    }
+
+    /// True when the credentials are in the body (HMAC): nothing proves the sender until the
+    /// body is read.
+    pub fn needs_body(&self) -> bool {
+        matches!(self.verifier, Verifier::Hmac(_))
     }
 
     /// The built-in token endpoint, when OAuth2 clients are configured.
@@ -464,6 +504,12 @@ mod tests {
             clients_file = "/s/clients"
             ttl_secs = 600
             signing_secrets_file = "/s/signing"
+            [auth.oauth2.token_endpoint.failure_backoff]
+            failures_before_backoff = 3
+            initial_wait_ms = 500
+            max_wait_secs = 60
+            forget_after_secs = 600
+            max_clients = 1000
             "#,
         )
         .unwrap();
@@ -472,6 +518,9 @@ mod tests {
         assert_eq!(config.http.allow_cidrs.len(), 2);
         assert!(config.http.tls.enabled());
         assert_eq!(config.auth.oauth2.token_endpoint.ttl_secs, 600);
+        let backoff = &config.auth.oauth2.token_endpoint.failure_backoff;
+        assert_eq!(backoff.failures_before_backoff, 3);
+        assert_eq!(backoff.max_clients, 1000);
     }
 
     #[test]
@@ -489,6 +538,16 @@ mod tests {
             (
                 "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\naudience = \"a\"",
                 "auth.oauth2.issuer",
+            ),
+            (
+                "[auth.oauth2.token_endpoint.failure_backoff]\nmax_wait = 5",
+                "max_wait",
+            ),
+            (
+                "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\nissuer = \"i\"\naudience = \"a\"\n\
+                 [auth.oauth2.token_endpoint]\nclients_file = \"/c\"\nsigning_secrets_file = \"/s\"\n\
+                 [auth.oauth2.token_endpoint.failure_backoff]\nforget_after_secs = 1",
+                "auth.oauth2.token_endpoint.failure_backoff.forget_after_secs",
             ),
         ] {
             let message = config_from(toml).unwrap_err().to_string();

@@ -2,8 +2,9 @@
 //!
 //! Keys come from a JWKS URL ([`super::jwks`]), from PEM files, and from the built-in token
 //! endpoint ([`super::token_endpoint`]). A token is checked in this order: its header's `alg`
-//! is on the allow-list (never `none`); its `kid` names a known key that may be used with that
-//! `alg` (so no HS/RS confusion); the signature; `exp` and `nbf` with `leeway_secs`; `iss`;
+//! is on the allow-list (never `none`); it has a `kid` (a token without one is refused, not
+//! matched against whichever key happens to accept its `alg`), and that `kid` names a known key
+//! that may be used with that `alg` (so no HS/RS confusion); the signature; `exp` and `nbf` with `leeway_secs`; `iss`;
 //! `aud`; and the required scope when one is configured.
 
 use std::path::PathBuf;
@@ -212,7 +213,9 @@ impl Validator {
     pub async fn validate(&self, token: &str) -> Result<(), Reason> {
         let alg = declared_algorithm(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Reason::JwtMalformed)?;
-        let key = match self.find(header.kid.as_deref(), alg) {
+        // Refused before any key lookup, so a token without a kid never refetches the JWKS.
+        let kid = header.kid.as_deref().ok_or(Reason::JwtMissingKid)?;
+        let key = match self.find(kid) {
             Some(key) => key,
             None => {
                 let refetched = match &self.jwks {
@@ -222,8 +225,7 @@ impl Validator {
                 if !refetched {
                     return Err(Reason::JwtUnknownKey);
                 }
-                self.find(header.kid.as_deref(), alg)
-                    .ok_or(Reason::JwtUnknownKey)?
+                self.find(kid).ok_or(Reason::JwtUnknownKey)?
             }
         };
         // The key's own binding, and (belt and braces) the allow-list for non-issued keys.
@@ -256,22 +258,14 @@ impl Validator {
         Ok(())
     }
 
-    /// The key a token with `kid` and `alg` refers to. Without a `kid`, the one key that
-    /// accepts `alg`, if exactly one does.
-    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<KeyEntry> {
+    /// The key named `kid`. (Keys without a `kid` can sign no acceptable token.)
+    fn find(&self, kid: &str) -> Option<KeyEntry> {
         let fetched = self.jwks.as_ref().map(|j| j.keys()).unwrap_or_default();
-        let all = self.fixed.iter().chain(fetched.iter());
-        match kid {
-            Some(kid) => all
-                .into_iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .cloned(),
-            None => {
-                let mut candidates = all.filter(|k| k.algorithms.contains(&alg));
-                let first = candidates.next()?;
-                candidates.next().is_none().then(|| first.clone())
-            }
-        }
+        self.fixed
+            .iter()
+            .chain(fetched.iter())
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .cloned()
     }
 }
 
@@ -511,13 +505,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_kid_the_single_matching_key_is_used() {
+    async fn a_token_without_a_kid_is_refused_even_when_one_key_would_verify_it() {
         let ec = ec_key("ec-1");
         let v = validator(vec![ec.entry.clone()], None);
         let token = encode(&Header::new(Algorithm::ES256), &claims(), &ec.encoding).unwrap();
-        assert_eq!(v.validate(&token).await, Ok(()));
+        assert_eq!(v.validate(&token).await, Err(Reason::JwtMissingKid));
         let v = validator(vec![ec.entry.clone(), ec_key("ec-2").entry], None);
-        assert_eq!(v.validate(&token).await, Err(Reason::JwtUnknownKey));
+        assert_eq!(v.validate(&token).await, Err(Reason::JwtMissingKid));
+        // The same token with its key's kid passes: only the kid was missing.
+        let named = sign(&ec, Algorithm::ES256, &claims());
+        assert_eq!(v.validate(&named).await, Ok(()));
+        // A key published without a kid signs nothing acceptable.
+        let anonymous = KeyEntry {
+            kid: None,
+            ..ec.entry.clone()
+        };
+        let v = validator(vec![anonymous], None);
+        assert_eq!(v.validate(&token).await, Err(Reason::JwtMissingKid));
+        assert_eq!(v.validate(&named).await, Err(Reason::JwtUnknownKey));
+        assert_eq!(Reason::JwtMissingKid.kind(), "jwt_missing_kid");
+    }
+
+    #[tokio::test]
+    async fn two_authorization_headers_are_refused_even_with_a_valid_token() {
+        let ec = ec_key("ec-1");
+        let v = validator(vec![ec.entry.clone()], None);
+        let good = format!("Bearer {}", sign(&ec, Algorithm::ES256, &claims()));
+        let mut headers = HeaderMap::new();
+        headers.append("authorization", good.parse().unwrap());
+        assert_eq!(v.check(&headers).await, Ok(()));
+        headers.append("authorization", "Bearer x.y.z".parse().unwrap());
+        assert_eq!(v.check(&headers).await, Err(Reason::DuplicateAuthorization));
     }
 
     #[test]

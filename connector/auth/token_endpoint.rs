@@ -9,17 +9,18 @@
 
 use std::path::PathBuf;
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderValue};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::backoff::{FailureBackoff, FailureBackoffConfig};
 use super::jwks::KeyEntry;
 use super::oauth2::OAuth2Config;
 use super::secret::{load_list, load_one, matches_any, secret_list, Digest32, Secret};
-use super::AuthSetupError;
+use super::{single_header, AuthSetupError};
 
 /// Shortest accepted signing secret, in bytes (HS256 wants at least its output size).
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
@@ -48,6 +49,9 @@ pub struct TokenEndpointConfig {
     pub signing_secrets: Vec<Secret>,
     /// A file with one signing secret per line, read at start-up; added to `signing_secrets`.
     pub signing_secrets_file: Option<PathBuf>,
+    /// How an address that keeps failing client authentication is slowed down (429 with
+    /// `Retry-After`, before its next attempt is checked).
+    pub failure_backoff: FailureBackoffConfig,
 }
 
 impl Default for TokenEndpointConfig {
@@ -59,6 +63,7 @@ impl Default for TokenEndpointConfig {
             ttl_secs: 300,
             signing_secrets: Vec::new(),
             signing_secrets_file: None,
+            failure_backoff: FailureBackoffConfig::default(),
         }
     }
 }
@@ -98,6 +103,7 @@ impl TokenEndpointConfig {
         if !self.enabled() {
             return Ok(());
         }
+        self.failure_backoff.validate()?;
         for client in &self.clients {
             if client.client_id.trim().is_empty() || client.client_id.contains('\0') {
                 return Err((
@@ -137,6 +143,10 @@ pub enum TokenError {
     /// Only `client_credentials` is supported.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    /// Two `Authorization` headers: RFC 6749 §5.2 `invalid_request` (a parameter included more
+    /// than once), logged apart.
+    #[error("invalid_request")]
+    DuplicateAuthorization,
 }
 
 impl TokenError {
@@ -146,6 +156,7 @@ impl TokenError {
             TokenError::InvalidRequest(_) => "token_invalid_request",
             TokenError::InvalidClient => "token_invalid_client",
             TokenError::UnsupportedGrantType => "token_unsupported_grant_type",
+            TokenError::DuplicateAuthorization => "token_duplicate_authorization",
         }
     }
 }
@@ -193,6 +204,7 @@ pub struct TokenIssuer {
     audience: String,
     scope: Option<String>,
     ttl_secs: u64,
+    backoff: FailureBackoff,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -277,12 +289,18 @@ impl TokenIssuer {
             audience: oauth2.audience.clone(),
             scope: oauth2.required_scope.clone(),
             ttl_secs: config.ttl_secs,
+            backoff: FailureBackoff::new(&config.failure_backoff),
         }))
     }
 
     /// The endpoint's path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The per-address back-off of failed client authentications.
+    pub fn backoff(&self) -> &FailureBackoff {
+        &self.backoff
     }
 
     /// The keys issued tokens verify with, for the validator.
@@ -348,6 +366,11 @@ impl TokenIssuer {
             scope: self.scope.clone(),
         })
     }
+}
+
+/// The request's `Authorization` header, if any; two of them are an `invalid_request`.
+pub fn client_authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, TokenError> {
+    single_header(headers, header::AUTHORIZATION).map_err(|_| TokenError::DuplicateAuthorization)
 }
 
 /// A stable, non-secret key id: a short digest of the secret, so rotation keeps ids apart.
@@ -514,6 +537,22 @@ mod tests {
             code(issuer.issue(&other_client, None, now())),
             "invalid_client"
         );
+    }
+
+    #[test]
+    fn two_authorization_headers_are_an_invalid_request() {
+        let mut headers = HeaderMap::new();
+        assert!(matches!(client_authorization(&headers), Ok(None)));
+        headers.append(header::AUTHORIZATION, basic("riskos:next-secret"));
+        assert_eq!(
+            client_authorization(&headers).unwrap(),
+            Some(&basic("riskos:next-secret"))
+        );
+        headers.append(header::AUTHORIZATION, basic("riskos:wrong"));
+        let error = client_authorization(&headers).unwrap_err();
+        assert!(matches!(error, TokenError::DuplicateAuthorization));
+        assert_eq!(error.to_string(), "invalid_request");
+        assert_eq!(error.kind(), "token_duplicate_authorization");
     }
 
     #[test]
