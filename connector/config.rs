@@ -577,16 +577,16 @@ impl Config {
                 return fail(key, "must be greater than 0".into());
             }
         }
-        if http.body_read_timeout_ms >= http.request_timeout_ms {
-            return fail(
-                "http.body_read_timeout_ms",
-                "must be less than http.request_timeout_ms".into(),
-            );
-        }
         if http.request_timeout_ms <= self.delivery.ack_timeout_ms {
             return fail(
                 "http.request_timeout_ms",
                 "must be greater than delivery.ack_timeout_ms".into(),
+            );
+        }
+        if http.body_read_timeout_ms >= http.request_timeout_ms {
+            return fail(
+                "http.body_read_timeout_ms",
+                "must be less than http.request_timeout_ms".into(),
             );
         }
         if let Err((key, reason)) = http.tls.validate() {

@@ -114,7 +114,7 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 pub fn request_finished() {
     static FINISHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = FINISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    if n % UPKEEP_EVERY_REQUESTS == 0 {
+    if n.is_multiple_of(UPKEEP_EVERY_REQUESTS) {
         if let Some(handle) = HANDLE.get() {
             handle.run_upkeep();
         }

@@ -252,22 +252,34 @@ async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_address_outside_the_allow_list_gets_403_before_sending_anything() {
+async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_connection() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::start_with(|c: &mut Config| {
         c.http.allow_cidrs = vec!["192.0.2.1/32".parse().unwrap()];
         c.http.header_read_timeout_ms = 60_000;
     })
     .await;
-    let mut stream = TcpStream::connect(stack.app.addr).await.unwrap();
-    // Not a byte sent: the answer comes from the peer address alone.
-    let answer = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut stream))
+    // A request gets its 403, with nothing behind the guard run.
+    let response = stack.app.post_webhook(case_closure()).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    // A refused address that sends nothing is closed at its own short deadline, not at the
+    // 60 s header deadline allowed senders get.
+    let mut silent = TcpStream::connect(stack.app.addr).await.unwrap();
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut silent))
         .await
-        .expect("answered without waiting for the request");
-    let answer = String::from_utf8(answer).unwrap().to_ascii_lowercase();
-    assert!(answer.starts_with("http/1.1 403"), "{answer}");
-    assert!(answer.contains("connection: close"), "{answer}");
-    assert!(answer.contains("source address is not allowed"), "{answer}");
+        .expect("closed well before the header deadline");
+    assert!(read.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        metric(&stack, "riskos_connections_refused_total{reason=\"ip_not_allowed\"}").await
+            == 0.0,
+        "within the refused pool nothing is closed at accept"
+    );
 }
 
 const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
@@ -391,4 +403,106 @@ async fn a_rejection_announces_connection_close() {
             .map(|v| v.to_str().unwrap()),
         Some("close")
     );
+}
+
+/// An HTTPS listener's slow and idle clients are bounded the same way: a client that
+/// completes the handshake and then trickles its head is closed at the header deadline, one
+/// idle after a response at the idle deadline, and a webhook is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
+    use std::sync::Arc;
+    let _serial = SERIAL.lock().await;
+    let made = rcgen::generate_simple_self_signed(vec!["riskos.test".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), made.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), made.signing_key.serialize_pem()).unwrap();
+    let header_read = Duration::from_secs(2);
+    let idle = Duration::from_secs(4);
+    let tls_dir = dir.path().to_path_buf();
+    let stack = Stack::start_with(move |c: &mut Config| {
+        c.http.tls.cert_file = Some(tls_dir.join("tls.crt"));
+        c.http.tls.key_file = Some(tls_dir.join("tls.key"));
+        c.http.header_read_timeout_ms = header_read.as_millis() as u64;
+        c.http.idle_timeout_ms = idle.as_millis() as u64;
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let connect = || async {
+        let tcp = TcpStream::connect(stack.app.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("riskos.test").unwrap();
+        connector.connect(name, tcp).await.expect("TLS handshake")
+    };
+
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut stream = connect().await;
+        stream
+            .write_all(b"POST /webhooks/riskos HTTP/1.1\r\nhost: t")
+            .await
+            .unwrap();
+        stream.flush().await.unwrap();
+        slow.push(stream);
+    }
+    let mut idle_conn = connect().await;
+    idle_conn
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: riskos.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle_conn.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let idle_since = Instant::now();
+
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap()])
+        .resolve("riskos.test", stack.app.addr)
+        .build()
+        .unwrap();
+    let response = https
+        .post(format!(
+            "https://riskos.test:{}/webhooks/riskos",
+            stack.app.addr.port()
+        ))
+        .header("content-type", "application/json")
+        .body(case_closure())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    for mut stream in slow {
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(header_read * 3, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "slow TLS client closed at the header deadline");
+    }
+    assert!(started.elapsed() < header_read * 3);
+    let closed = tokio::time::timeout(idle * 3, async {
+        loop {
+            match idle_conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle TLS client closed at the idle deadline");
+    assert!(idle_since.elapsed() >= idle - Duration::from_millis(500));
 }

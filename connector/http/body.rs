@@ -36,7 +36,7 @@ impl BodyBudget {
     /// A budget of `bytes`.
     pub fn new(bytes: usize) -> Self {
         Self(Arc::new(Semaphore::new(
-            bytes.min(Semaphore::MAX_PERMITS).max(1),
+            bytes.clamp(1, Semaphore::MAX_PERMITS),
         )))
     }
 

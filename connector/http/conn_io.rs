@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -45,11 +46,15 @@ pub struct Deadlines {
 }
 
 /// Set by the service while a request is being handled, so the stream's deadlines pause.
-/// Requests are also counted, so a request handled between two reads is not missed.
+/// Requests are also counted, so a request handled between two reads is not missed. When a
+/// request ends, the reader is woken: hyper may have polled the read side (Pending, no
+/// deadline while busy) before the response, and would otherwise not poll it again until the
+/// client sends something — an idle client never would, and its idle deadline never started.
 #[derive(Debug, Default)]
 pub struct Busy {
     active: AtomicBool,
     started: AtomicU64,
+    reader: AtomicWaker,
 }
 
 impl Busy {
@@ -67,6 +72,7 @@ pub struct BusyGuard(Arc<Busy>);
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.active.store(false, Ordering::Release);
+        self.0.reader.wake();
     }
 }
 
@@ -175,6 +181,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => {
                 let Some(deadline) = this.deadline() else {
+                    // Busy: no deadline here, but be woken when the request ends.
+                    this.busy.reader.register(cx.waker());
+                    if !this.busy.active.load(Ordering::Acquire) {
+                        cx.waker().wake_by_ref();
+                    }
                     return Poll::Pending;
                 };
                 if this.expired(deadline, cx) {
@@ -294,7 +305,7 @@ mod tests {
         let (mut io, mut client, busy) = timed();
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let mut buf = [0u8; 64];
-        io.read(&mut buf).await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 18);
         // A request is handled, then answered: idle from here.
         drop(busy.enter());
         io.sync_phase();
@@ -303,7 +314,7 @@ mod tests {
         let read = tokio::time::timeout(DEADLINES.header_read * 2, io.read(&mut buf)).await;
         assert!(read.is_err(), "still waiting after the header deadline");
         client.write_all(b"G").await.unwrap();
-        io.read(&mut buf).await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         // The next head started: the header deadline runs, not what was left of idle.
         let error = io.read(&mut buf).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
@@ -320,6 +331,26 @@ mod tests {
         let error = io.read(&mut buf).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() >= DEADLINES.idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_clock_starts_when_a_request_ends_even_if_the_reader_waits_already() {
+        let (io, _client, busy) = timed();
+        let handling = busy.enter();
+        // The reader is parked (busy, no deadline) before the request ends…
+        let reader = tokio::spawn(async move {
+            let mut io = io;
+            let mut buf = [0u8; 8];
+            io.read(&mut buf).await
+        });
+        tokio::task::yield_now().await;
+        let ended = Instant::now();
+        drop(handling);
+        // …and is woken, so the idle deadline closes it.
+        let read = tokio::time::timeout(DEADLINES.idle * 2, reader).await;
+        let error = read.expect("woken and timed out").unwrap().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(ended.elapsed() >= DEADLINES.idle);
     }
 
     #[tokio::test(start_paused = true)]

@@ -52,6 +52,10 @@ pub enum ApiError {
     /// The client is over `http.rate_limit_per_ip`; retry after this many seconds.
     #[error("too many requests")]
     RateLimited(u32),
+    /// The token endpoint makes this address wait after repeated failed client
+    /// authentications; retry after this many seconds.
+    #[error("too many failed client authentications; retry later")]
+    TokenBackoff(u32),
     /// `http.max_in_flight` requests are already running.
     #[error("too many requests in flight")]
     Overloaded,
@@ -91,7 +95,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TokenBackoff(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Token(_) => StatusCode::BAD_REQUEST,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -114,7 +118,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Produce(ProduceError::QueueFull) | ApiError::Overloaded => Some(1),
-            ApiError::RateLimited(seconds) => Some(*seconds),
+            ApiError::RateLimited(seconds) | ApiError::TokenBackoff(seconds) => Some(*seconds),
             ApiError::Produce(_)
             | ApiError::SpoolUnavailable(_)
             | ApiError::QuarantineFailed(_)
@@ -140,6 +144,7 @@ impl ApiError {
             ApiError::Unauthorized(failure) => failure.reason.kind(),
             ApiError::Forbidden => "ip_not_allowed",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::TokenBackoff(_) => "token_backoff",
             ApiError::Overloaded => "overloaded",
             ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::RequestTimeout => "request_timeout",

@@ -5,13 +5,20 @@
 //!   never waits and the process never runs out of file descriptors;
 //! - the source allow-list applied when the connection is accepted (plain HTTP) or its TLS
 //!   handshake is done, when the TCP peer alone decides it (no trusted proxy in between): a
-//!   refused address gets its 403 without a byte of its request being read;
+//!   refused address is served apart, in a small pool of its own with a short header deadline,
+//!   and every request it sends gets 403 with nothing else run; so refused addresses cannot
+//!   take the connections or the time the allowed ones need. (The 403 waits for the request
+//!   head because an HTTP client that gets an answer before it has sent its request treats
+//!   it as a broken connection, not as a 403.)
 //! - per-connection header-read and idle deadlines and a lingering close ([`super::conn_io`]);
 //! - graceful shutdown: stop accepting, let requests in flight finish, close idle connections.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
@@ -19,17 +26,18 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
-use tracing::Instrument as _;
 
 use super::conn_io::{Busy, Deadlines, TimedIo};
 use super::error::ApiError;
-use super::tls::{ServeListener, Stream};
+use super::tls::ServeListener;
 use crate::metrics::{CONNECTIONS_OPEN, CONNECTIONS_REFUSED};
 
-/// Largest response head plus body the early 403 may need.
-const EARLY_RESPONSE_MAX: usize = 4096;
+/// Connections from refused addresses open at once; more are closed at accept.
+const REFUSED_CONNECTIONS: usize = 256;
+
+/// Longest a refused address may take to send the request head its 403 answers.
+const REFUSED_HEADER_READ: Duration = Duration::from_secs(2);
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +62,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    let refused = Arc::new(Semaphore::new(REFUSED_CONNECTIONS));
+    let refused_deadlines = Deadlines {
+        header_read: limits.deadlines.header_read.min(REFUSED_HEADER_READ),
+        idle: limits.deadlines.idle.min(REFUSED_HEADER_READ),
+    };
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -61,45 +74,50 @@ pub async fn serve(
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
             () = &mut shutdown => break,
         };
-        let Ok(slot) = open.clone().try_acquire_owned() else {
-            metrics::counter!(CONNECTIONS_REFUSED, "reason" => "max_connections").increment(1);
-            tracing::debug!(peer = %peer.0, "http.max_connections reached; connection closed");
+        let peer_ip = peer.0.ip().to_canonical();
+        let refused_peer = refuse_peer(peer_ip);
+        let (pool, deadlines, reason) = if refused_peer {
+            (&refused, refused_deadlines, "ip_not_allowed")
+        } else {
+            (&open, limits.deadlines, "max_connections")
+        };
+        let Ok(slot) = pool.clone().try_acquire_owned() else {
+            metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+            tracing::debug!(peer = %peer.0, reason, "connection closed at accept");
             drop(stream);
             continue;
         };
         metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
         let busy = Arc::new(Busy::default());
-        let io = TimedIo::new(stream, limits.deadlines, busy.clone());
-        let peer_ip = peer.0.ip().to_canonical();
-        if refuse_peer(peer_ip) {
-            metrics::counter!(CONNECTIONS_REFUSED, "reason" => "ip_not_allowed").increment(1);
-            let span = tracing::info_span!("ingress", client_ip = %peer_ip, peer = %peer_ip);
-            tokio::spawn(
-                async move {
-                    refuse(io).await;
-                    metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
-                    drop(slot);
-                }
-                .instrument(span),
-            );
-            continue;
-        }
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            let handling = busy.enter();
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let router = router.clone();
-            async move {
-                let response = tower::ServiceExt::oneshot(router, request).await;
-                drop(handling);
-                response
-            }
-        });
+        let io = TokioIo::new(TimedIo::new(stream, deadlines, busy.clone()));
         let mut http = hyper::server::conn::http1::Builder::new();
         // The deadlines live in `TimedIo`; hyper's own would also cut idle connections at the
         // header deadline.
         http.header_read_timeout(None).keep_alive(true);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        let connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if refused_peer
+        {
+            let service = hyper::service::service_fn(move |_: hyper::Request<Incoming>| {
+                let _handling = busy.enter();
+                let span = tracing::info_span!("ingress", client_ip = %peer_ip, peer = %peer_ip);
+                let response = span.in_scope(|| ApiError::Forbidden.into_response());
+                std::future::ready(Ok::<_, Infallible>(response))
+            });
+            Box::pin(graceful.watch(http.serve_connection(io, service)))
+        } else {
+            let router = router.clone();
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    let handling = busy.enter();
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let router = router.clone();
+                    async move {
+                        let response = tower::ServiceExt::oneshot(router, request).await;
+                        drop(handling);
+                        response
+                    }
+                });
+            Box::pin(graceful.watch(http.serve_connection(io, service)))
+        };
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(peer = %peer.0, %error, "connection ended");
@@ -110,32 +128,6 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
-}
-
-/// Answers 403 before reading anything, then closes gracefully (the lingering close lets the
-/// client read it even while it is still sending).
-async fn refuse(mut io: TimedIo<Stream>) {
-    let response = ApiError::Forbidden.into_response();
-    let (parts, body) = response.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, EARLY_RESPONSE_MAX).await else {
-        return;
-    };
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        parts.status.as_u16(),
-        parts.status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in &parts.headers {
-        if let Ok(value) = value.to_str() {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&body);
-    if io.write_all(&bytes).await.is_ok() {
-        let _ = io.shutdown().await;
-    }
 }
 
 /// The early refusal for a source policy: only when the peer is not a trusted proxy (then the

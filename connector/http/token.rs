@@ -41,7 +41,7 @@ pub async fn issue(
     let attempt = issuer
         .backoff()
         .begin(client)
-        .map_err(|wait| ApiError::RateLimited(retry_after_secs(wait)))?;
+        .map_err(|wait| ApiError::TokenBackoff(retry_after_secs(wait)))?;
     let authorization = client_authorization(&headers)?;
     let essence = headers
         .get(header::CONTENT_TYPE)

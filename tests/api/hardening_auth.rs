@@ -35,7 +35,7 @@ const SIGNING_SECRET: &str = "token-endpoint-signing-secret-0123456789";
 const QUARANTINE: &str = "riskos.quarantine";
 /// The `kind` of the token endpoint's back-off 429. (`rate_limited` until `ApiError` has a
 /// variant of its own for it.)
-const BACKOFF_KIND: &str = "rate_limited";
+const BACKOFF_KIND: &str = "token_backoff";
 
 fn basic_header(user_password: &str) -> String {
     format!(

@@ -366,9 +366,9 @@ async fn bad_requests_get_their_status_and_reach_no_event_topic() {
         let text = response.text().await.unwrap();
         assert!(text.contains(message), "{name}: {text}");
     }
-    // Nothing reached an event topic; the five bodies that were read but did not parse or
-    // normalize are kept raw in quarantine (415, 413 and too-deep bodies are refused by the
-    // ingress limits before parsing).
+    // Nothing reached an event topic; the six bodies that were read but did not parse,
+    // normalize, or pass the depth scan are kept raw in quarantine (415 and 413 bodies are
+    // refused by the ingress limits before they are read).
     let bootstrap = stack.broker.bootstrap();
     for topic in stack
         .broker
@@ -378,7 +378,8 @@ async fn bad_requests_get_their_status_and_reach_no_event_topic() {
     {
         let records = read_all(&bootstrap, topic);
         if topic == "riskos.quarantine" {
-            assert_eq!(records.len(), 5, "quarantined");
+            assert_eq!(records.len(), 6, "quarantined");
+            assert_eq!(records[5].header("quarantine_reason"), Some("too_deep"));
         } else {
             assert!(records.is_empty(), "{topic} got a record");
         }
