@@ -30,5 +30,8 @@ QUICKSTART_EXIT_AFTER=1 timeout 600 scripts/quickstart.sh > target/quickstart.ou
   || { cat target/quickstart.out; exit 1; }
 python3 tests/quickstart/check_output.py target/quickstart.out
 
+step "fuzzing (each target briefly, from the checked-in corpus)"
+scripts/fuzz.sh --ci
+
 step "deployment artifacts (Helm chart, compose, Dockerfile)"
 bash tests/deploy/run.sh

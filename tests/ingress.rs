@@ -263,7 +263,10 @@ async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_con
     let response = stack.app.post_webhook(case_closure()).await;
     assert_eq!(response.status(), 403);
     assert_eq!(
-        response.headers().get("connection").map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
         Some("close")
     );
     // A refused address that sends nothing is closed at its own short deadline, not at the
@@ -276,7 +279,11 @@ async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_con
     assert!(read.is_empty());
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
-        metric(&stack, "riskos_connections_refused_total{reason=\"ip_not_allowed\"}").await
+        metric(
+            &stack,
+            "riskos_connections_refused_total{reason=\"ip_not_allowed\"}"
+        )
+        .await
             == 0.0,
         "within the refused pool nothing is closed at accept"
     );
@@ -491,7 +498,10 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
             }
         })
         .await;
-        assert!(closed.is_ok(), "slow TLS client closed at the header deadline");
+        assert!(
+            closed.is_ok(),
+            "slow TLS client closed at the header deadline"
+        );
     }
     assert!(started.elapsed() < header_read * 3);
     let closed = tokio::time::timeout(idle * 3, async {
@@ -503,6 +513,9 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
         }
     })
     .await;
-    assert!(closed.is_ok(), "idle TLS client closed at the idle deadline");
+    assert!(
+        closed.is_ok(),
+        "idle TLS client closed at the idle deadline"
+    );
     assert!(idle_since.elapsed() >= idle - Duration::from_millis(500));
 }

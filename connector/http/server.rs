@@ -94,8 +94,7 @@ pub async fn serve(
         // The deadlines live in `TimedIo`; hyper's own would also cut idle connections at the
         // header deadline.
         http.header_read_timeout(None).keep_alive(true);
-        let connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if refused_peer
-        {
+        let connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if refused_peer {
             let service = hyper::service::service_fn(move |_: hyper::Request<Incoming>| {
                 let _handling = busy.enter();
                 let span = tracing::info_span!("ingress", client_ip = %peer_ip, peer = %peer_ip);
