@@ -27,7 +27,6 @@ pub mod source_ip;
 pub mod token_endpoint;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -343,7 +342,7 @@ impl Authenticator {
             Verifier::Basic(basic) => basic.check(headers),
             Verifier::Bearer(bearer) => bearer.check(headers),
             Verifier::OAuth2(validator) => validator.check(headers).await,
-            Verifier::Hmac(hmac) => hmac.precheck(headers, unix_now()),
+            Verifier::Hmac(hmac) => hmac.precheck(headers, crate::clock::now_secs()),
         };
         result.map_err(|reason| self.failure(reason))
     }
@@ -352,7 +351,7 @@ impl Authenticator {
     pub fn check_body(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
         match &self.verifier {
             Verifier::Hmac(hmac) => hmac
-                .verify(headers, body, unix_now())
+                .verify(headers, body, crate::clock::now_secs())
                 .map_err(|reason| self.failure(reason)),
             _ => Ok(()),
         }
@@ -364,14 +363,6 @@ impl Authenticator {
             reason,
         }
     }
-}
-
-/// Wall-clock now in Unix seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Delivery {
 fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
     metrics::counter!(crate::metrics::PRODUCED, "topic" => topic.to_string()).increment(1);
     if let Some(at) = occurred_at_ms {
-        let delay_ms = crate::http::webhook::now_millis().saturating_sub(at).max(0);
+        let delay_ms = crate::clock::now_millis().saturating_sub(at).max(0);
         metrics::histogram!(crate::metrics::END_TO_END).record(delay_ms as f64 / 1000.0);
     }
 }

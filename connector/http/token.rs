@@ -18,7 +18,6 @@ use super::error::ApiError;
 use super::guard::ClientIp;
 use super::AppState;
 use crate::auth::token_endpoint::{client_authorization, TokenError, TokenRequest};
-use crate::auth::unix_now;
 
 /// Largest token request body; real ones are a few hundred bytes.
 pub const MAX_TOKEN_REQUEST_BYTES: usize = 8 * 1024;
@@ -66,7 +65,7 @@ pub async fn issue(
     } else {
         serde_json::from_slice(&body).map_err(|_| unreadable())?
     };
-    let token = match issuer.issue(&request, authorization, unix_now()) {
+    let token = match issuer.issue(&request, authorization, crate::clock::now_secs()) {
         Ok(token) => {
             attempt.succeeded();
             token

@@ -1,6 +1,6 @@
 //! The webhook handler: check the request, run the pipeline, answer only after Kafka's ack.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -104,7 +104,7 @@ async fn handle(
         ingress.body_read_timeout(),
     )
     .await?;
-    let received_at_ms = now_millis();
+    let received_at_ms = crate::clock::now_millis();
     // The HMAC over the raw body (401, nothing stored: the sender is unknown)…
     ingress.check_body(headers, &body)?;
     // …and only a verified request takes an in-flight slot in that mode.
@@ -192,14 +192,6 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// Wall-clock now in epoch milliseconds.
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

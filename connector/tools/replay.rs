@@ -40,7 +40,7 @@ pub async fn run(config: &Config, since_ms: Option<i64>) -> anyhow::Result<Repla
         let body = message.payload().unwrap_or_default();
         let received_at_ms = received_at(&message)
             .or_else(|| message.timestamp().to_millis())
-            .unwrap_or_else(crate::http::webhook::now_millis);
+            .unwrap_or_else(crate::clock::now_millis);
         match pipeline.prepare(body, received_at_ms) {
             Ok(prepared) => {
                 pipeline.deliver(&prepared, body).await?;

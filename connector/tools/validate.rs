@@ -29,7 +29,7 @@ pub fn validate_file(routes: &Routes, path: &Path) -> Value {
             return json!({"file": file, "ok": false, "reason": "unreadable", "error": e.to_string()})
         }
     };
-    let received_at = crate::http::webhook::now_millis();
+    let received_at = crate::clock::now_millis();
     match prepare(routes, &body, received_at) {
         Ok(prepared) => {
             let prefix = prepared.route.wire_prefix.len();
