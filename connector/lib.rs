@@ -26,7 +26,6 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
-pub mod quarantine;
 pub mod record_size;
 pub mod route;
 pub mod schema;

@@ -8,9 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kafka::{Delivered, ProduceError, Producer};
-use crate::pipeline::Prepared;
 pub use dedup::Dedup;
 pub use spool::{Spool, SpoolError, SpoolRecord};
+
+/// A record to store: what delivery needs, borrowed from whoever prepared it (the pipeline
+/// converts its prepared record into this; delivery knows nothing of envelopes or schemas).
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Kafka key (the event id).
+    pub key: &'a str,
+    /// Encoded value.
+    pub value: &'a [u8],
+    /// Kafka headers.
+    pub headers: Vec<(&'static str, &'a str)>,
+    /// The event's own time, epoch ms, for the end-to-end delay metric.
+    pub occurred_at_ms: Option<i64>,
+}
 
 /// Where a record was made safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,21 +95,15 @@ impl Delivery {
         self.spool.as_ref()
     }
 
-    /// Stores a prepared record once; `body` (the request's) scopes duplicates to identical
-    /// bodies.
+    /// Stores a record once; `body` (the request's) scopes duplicates to identical bodies.
     pub async fn deliver(
         &self,
-        prepared: &Prepared,
+        record: &Record<'_>,
         body: &[u8],
     ) -> Result<Outcome, Arc<DeliveryError>> {
         let (stored, duplicate) = self
             .dedup
-            .once(
-                &prepared.route.topic,
-                &prepared.key,
-                body,
-                self.store(prepared),
-            )
+            .once(record.topic, record.key, body, self.store(record))
             .await?;
         if duplicate {
             metrics::counter!(crate::metrics::DUPLICATES).increment(1);
@@ -102,61 +111,51 @@ impl Delivery {
         Ok(Outcome { stored, duplicate })
     }
 
-    async fn store(&self, prepared: &Prepared) -> Result<Stored, DeliveryError> {
-        let mut headers = vec![
-            ("event_type", prepared.event_type.as_str()),
-            ("envelope", prepared.envelope.as_str()),
-        ];
-        if let Some(traceparent) = &prepared.traceparent {
-            headers.push(("traceparent", traceparent.as_str()));
-        }
+    async fn store(&self, record: &Record<'_>) -> Result<Stored, DeliveryError> {
         let Some(spool) = &self.spool else {
-            return Ok(Stored::Acked(self.produce(prepared, &headers).await?));
+            return Ok(Stored::Acked(self.produce(record).await?));
         };
         // While anything is spooled, new records queue behind it so a key's records reach
         // Kafka in the order they were accepted (compaction keeps the last one).
         if spool.pending() == 0 {
-            match self.produce(prepared, &headers).await {
+            match self.produce(record).await {
                 Ok(delivered) => return Ok(Stored::Acked(delivered)),
                 Err(error @ ProduceError::TooLarge(_)) => return Err(error.into()),
                 Err(error) => {
-                    tracing::warn!(%error, topic = %prepared.route.topic, "kafka did not ack; spooling")
+                    tracing::warn!(%error, topic = %record.topic, "kafka did not ack; spooling")
                 }
             }
         }
-        let record = SpoolRecord {
-            topic: prepared.route.topic.clone(),
-            key: Some(prepared.key.clone()),
-            headers: headers
+        let spooled = SpoolRecord {
+            topic: record.topic.to_string(),
+            key: Some(record.key.to_string()),
+            headers: record
+                .headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            value: prepared.payload.clone(),
+            value: record.value.to_vec(),
         };
         let spool = spool.clone();
-        tokio::task::spawn_blocking(move || spool.append(&record))
+        tokio::task::spawn_blocking(move || spool.append(&spooled))
             .await
             .map_err(|e| SpoolError::Io(std::io::Error::other(e)))??;
         Ok(Stored::Spooled)
     }
 
-    async fn produce(
-        &self,
-        prepared: &Prepared,
-        headers: &[(&str, &str)],
-    ) -> Result<Delivered, ProduceError> {
+    async fn produce(&self, record: &Record<'_>) -> Result<Delivered, ProduceError> {
         let started = std::time::Instant::now();
         let delivered = self
             .producer
             .send(
-                &prepared.route.topic,
-                Some(&prepared.key),
-                &prepared.payload,
-                headers,
+                record.topic,
+                Some(record.key),
+                record.value,
+                &record.headers,
             )
             .await?;
         metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
-        record_produced(&prepared.route.topic, Some(prepared.occurred_at_ms));
+        record_produced(record.topic, record.occurred_at_ms);
         Ok(delivered)
     }
 }

@@ -9,7 +9,7 @@ use rdkafka::message::{Headers, Message};
 
 use super::reader::{Start, TopicReader};
 use crate::config::Config;
-use crate::quarantine::RECEIVED_AT_HEADER;
+use crate::pipeline::quarantine::RECEIVED_AT_HEADER;
 
 /// What a replay did.
 #[derive(Debug, Default)]

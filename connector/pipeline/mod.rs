@@ -3,14 +3,16 @@
 //! cannot be prepared ([`Pipeline::quarantine`]).
 //!
 //! Keeping the pure half apart lets the CLI validate payloads with no Kafka and lets tests
-//! exercise every rejection without a broker.
+//! exercise every rejection without a broker. `quarantine` says what a quarantined body
+//! carries with it.
+
+pub mod quarantine;
 
 use std::sync::Arc;
 
-use crate::delivery::{Delivery, DeliveryError, Outcome};
+use crate::delivery::{self, Delivery, DeliveryError, Outcome};
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
 use crate::kafka::{Delivered, ProduceError, Producer};
-use crate::quarantine;
 use crate::route::{Route, Routes};
 use crate::schema::{record, ConvertError};
 
@@ -126,6 +128,26 @@ pub struct Prepared {
     pub traceparent: Option<String>,
 }
 
+impl Prepared {
+    /// What delivery stores: topic, key, value and the headers every event record carries.
+    pub fn record(&self) -> delivery::Record<'_> {
+        let mut headers = vec![
+            ("event_type", self.event_type.as_str()),
+            ("envelope", self.envelope.as_str()),
+        ];
+        if let Some(traceparent) = &self.traceparent {
+            headers.push(("traceparent", traceparent.as_str()));
+        }
+        delivery::Record {
+            topic: &self.route.topic,
+            key: &self.key,
+            value: &self.payload,
+            headers,
+            occurred_at_ms: Some(self.occurred_at_ms),
+        }
+    }
+}
+
 /// Routes plus delivery.
 pub struct Pipeline {
     routes: Routes,
@@ -191,7 +213,7 @@ impl Pipeline {
         prepared: &Prepared,
         body: &[u8],
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        self.delivery.deliver(prepared, body).await
+        self.delivery.deliver(&prepared.record(), body).await
     }
 
     /// Stores a body that could not be prepared, raw, on the quarantine topic, with the reason

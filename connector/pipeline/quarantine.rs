@@ -11,7 +11,7 @@
 //! | `received_at` | epoch milliseconds when the connector received the body |
 //! | `event_id`, `event_type` | when the envelope was readable |
 
-use crate::pipeline::PrepareError;
+use super::PrepareError;
 use crate::record_size::MAX_ERROR_HEADER_BYTES;
 
 /// Header carrying the reason class.
