@@ -12,6 +12,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::secret::{Scalar, Secret};
+
 /// Prefix of the environment variables that override the file (`RISKOS_KAFKA__BOOTSTRAP_SERVERS`).
 pub const ENV_PREFIX: &str = "RISKOS_";
 
@@ -35,6 +37,9 @@ pub enum ConfigError {
     /// A value parsed but is out of its allowed range.
     #[error("config key `{key}`: {reason}")]
     OutOfRange { key: &'static str, reason: String },
+    /// An `[auth]` setting of the chosen mode is unusable (the message names the key).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthSetupError),
 }
 
 /// The whole configuration.
@@ -126,7 +131,7 @@ pub struct HttpConfig {
     /// be above `delivery.ack_timeout_ms`.
     pub request_timeout_ms: u64,
     /// Native HTTPS.
-    pub tls: crate::http::tls::TlsConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for HttpConfig {
@@ -153,6 +158,62 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[http.tls]`: native HTTPS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. Set with `key_file` to serve HTTPS; default none
+    /// (plain HTTP, e.g. behind a TLS-terminating ingress). Reloaded when it changes.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1). Reloaded when it changes.
+    pub key_file: Option<PathBuf>,
+    /// How often both files are checked for changes, in milliseconds. Default 10000.
+    pub reload_interval_ms: u64,
+    /// Longest TLS handshake, in milliseconds; slower clients are dropped. Default 10000.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            reload_interval_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// True when HTTPS is configured.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    /// Checks that need no I/O.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err((
+                "http.tls.cert_file",
+                "set http.tls.cert_file and http.tls.key_file together".into(),
+            ));
+        }
+        if self.reload_interval_ms == 0 {
+            return Err((
+                "http.tls.reload_interval_ms",
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.handshake_timeout_ms == 0 {
+            return Err((
+                "http.tls.handshake_timeout_ms",
+                "must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[kafka]`: the cluster records are produced to.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -176,7 +237,7 @@ pub struct SchemaRegistryConfig {
     #[serde(deserialize_with = "optional_scalar")]
     pub username: Option<String>,
     /// Basic-auth password (Confluent Cloud API secret); redacted in logs and `config check`.
-    pub password: Option<crate::auth::secret::Secret>,
+    pub password: Option<Secret>,
     /// A file holding the password instead (a Kubernetes Secret mount).
     pub password_file: Option<PathBuf>,
     /// Timeout of one registry call in milliseconds. Default 5000.
@@ -592,7 +653,7 @@ impl Config {
         if let Err((key, reason)) = http.tls.validate() {
             return fail(key, reason);
         }
-        self.auth.validate()
+        Ok(self.auth.validate()?)
     }
 }
 
@@ -602,30 +663,6 @@ fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX)
         .filter(|key| key.as_str().contains("__"))
         .split("__")
-}
-
-/// Env values are typed by figment (`20` is a number); text settings (and secrets) accept any
-/// scalar as its text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Scalar {
-    Text(String),
-    Signed(i64),
-    Unsigned(u64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl From<Scalar> for String {
-    fn from(scalar: Scalar) -> String {
-        match scalar {
-            Scalar::Text(s) => s,
-            Scalar::Signed(n) => n.to_string(),
-            Scalar::Unsigned(n) => n.to_string(),
-            Scalar::Float(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }
-    }
 }
 
 fn scalar_map<'de, D: serde::Deserializer<'de>>(
@@ -759,5 +796,138 @@ mod tests {
         let figment = base().merge(Serialized::default("delivery.ack_timeout_ms", 9_500));
         let message = Config::from_figment(figment).unwrap_err().to_string();
         assert!(message.contains("delivery.ack_timeout_ms"), "{message}");
+    }
+
+    #[test]
+    fn tls_cert_and_key_go_together() {
+        let half = TlsConfig {
+            cert_file: Some("tls.crt".into()),
+            ..TlsConfig::default()
+        };
+        assert_eq!(half.validate().unwrap_err().0, "http.tls.cert_file");
+        assert!(TlsConfig::default().validate().is_ok());
+    }
+
+    /// The ingress and auth settings, read through the whole config as a user writes them.
+    mod ingress_settings {
+        use super::*;
+        use crate::auth::AuthMode;
+
+        fn config_from(toml: &str) -> Result<Config, ConfigError> {
+            use figment::providers::{Format, Toml};
+            let base = "[kafka]\nbootstrap_servers = \"b:9092\"\n";
+            Config::from_figment(
+                figment::Figment::new().merge(Toml::string(&format!("{base}{toml}"))),
+            )
+        }
+
+        #[test]
+        fn the_example_config_parses_with_its_auth_section() {
+            use figment::providers::{Format, Toml};
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+            let config =
+                Config::from_figment(figment::Figment::new().merge(Toml::file(path))).unwrap();
+            assert_eq!(config.auth.mode, Some(AuthMode::Bearer));
+            assert!(config.auth.bearer.tokens_file.is_some());
+            assert_eq!(config.http.rate_limit_per_ip, 1000);
+        }
+
+        #[test]
+        fn every_documented_auth_key_parses() {
+            let config = config_from(
+                r#"
+                [http]
+                allow_cidrs = ["35.230.191.253/32", "3.138.161.243"]
+                trusted_proxies = ["10.0.0.0/8"]
+                forwarded_header = "forwarded"
+                rate_limit_per_ip = 5
+                max_in_flight = 10
+                max_json_depth = 16
+                max_header_bytes = 4096
+                request_timeout_ms = 9500
+                [http.tls]
+                cert_file = "/tls/tls.crt"
+                key_file = "/tls/tls.key"
+                [auth]
+                mode = "oauth2"
+                [auth.basic]
+                credentials = ["u:p"]
+                credentials_file = "/s/basic"
+                [auth.bearer]
+                tokens = "single-token-value-xyz"
+                tokens_file = "/s/bearer"
+                [auth.hmac]
+                secrets = ["a", "b"]
+                secrets_file = "/s/hmac"
+                header = "X-Sig"
+                encoding = "base64"
+                timestamp_header = "X-Ts"
+                tolerance_secs = 60
+                [auth.oauth2]
+                jwks_url = "https://idp/jwks"
+                issuer = "https://idp"
+                audience = "riskos"
+                required_scope = "webhooks"
+                algorithms = ["RS256", "ES256"]
+                leeway_secs = 10
+                jwks_refresh_secs = 60
+                jwks_min_refetch_secs = 5
+                static_keys = [{ kid = "k1", alg = "RS256", file = "/s/k1.pem" }]
+                [auth.oauth2.token_endpoint]
+                path = "/token"
+                clients = [{ client_id = "c", client_secret_file = "/s/c" }]
+                clients_file = "/s/clients"
+                ttl_secs = 600
+                signing_secrets_file = "/s/signing"
+                [auth.oauth2.token_endpoint.failure_backoff]
+                failures_before_backoff = 3
+                initial_wait_ms = 500
+                max_wait_secs = 60
+                forget_after_secs = 600
+                max_clients = 1000
+                "#,
+            )
+            .unwrap();
+            assert_eq!(config.auth.mode, Some(AuthMode::OAuth2));
+            assert_eq!(config.auth.bearer.tokens.len(), 1);
+            assert_eq!(config.http.allow_cidrs.len(), 2);
+            assert!(config.http.tls.enabled());
+            assert_eq!(config.auth.oauth2.token_endpoint.ttl_secs, 600);
+            let backoff = &config.auth.oauth2.token_endpoint.failure_backoff;
+            assert_eq!(backoff.failures_before_backoff, 3);
+            assert_eq!(backoff.max_clients, 1000);
+        }
+
+        #[test]
+        fn bad_ingress_settings_name_their_key() {
+            for (toml, key) in [
+                ("[auth.bearer]\ntoken = [\"x\"]", "token"),
+                ("[auth]\nmode = \"digest\"", "mode"),
+                ("[http]\nallow_cidrs = [\"vendor\"]", "allow_cidrs"),
+                (
+                    "[http]\nrequest_timeout_ms = 5000",
+                    "http.request_timeout_ms",
+                ),
+                ("[http]\nmax_json_depth = 500", "http.max_json_depth"),
+                ("[http.tls]\ncert_file = \"/c\"", "http.tls.cert_file"),
+                (
+                    "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\naudience = \"a\"",
+                    "auth.oauth2.issuer",
+                ),
+                (
+                    "[auth.oauth2.token_endpoint.failure_backoff]\nmax_wait = 5",
+                    "max_wait",
+                ),
+                (
+                    "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\nissuer = \"i\"\naudience = \"a\"\n\
+                     [auth.oauth2.token_endpoint]\nclients_file = \"/c\"\nsigning_secrets_file = \"/s\"\n\
+                     [auth.oauth2.token_endpoint.failure_backoff]\nforget_after_secs = 1",
+                    "auth.oauth2.token_endpoint.failure_backoff.forget_after_secs",
+                ),
+            ] {
+                let message = config_from(toml).unwrap_err().to_string();
+                assert!(message.contains(key), "{toml}: {message}");
+            }
+        }
     }
 }

@@ -29,5 +29,6 @@ pub mod pipeline;
 pub mod record_size;
 pub mod route;
 pub mod schema;
+pub mod secret;
 pub mod telemetry;
 pub mod tools;

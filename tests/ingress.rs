@@ -16,9 +16,9 @@ mod helpers;
 use std::time::{Duration, Instant};
 
 use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::secret::Secret;
 use riskos_connector::auth::AuthMode;
 use riskos_connector::config::Config;
+use riskos_connector::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;

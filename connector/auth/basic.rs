@@ -7,8 +7,8 @@ use axum::http::HeaderMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::secret::{load_list, matches_any, secret_list, Digest32, Secret};
 use super::{authorization, AuthSetupError, Reason};
+use crate::secret::{load_list, matches_any, secret_list, Digest32, Secret};
 
 /// `[auth.basic]`: the dashboard's "Basic Authentication" option.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::secret::{load_list, matches_any, secret_list, Digest32, Secret};
 use super::{authorization, AuthSetupError, Reason};
+use crate::secret::{load_list, matches_any, secret_list, Digest32, Secret};
 
 /// Shortest accepted token; the dashboard's UUIDs have 36 characters.
 pub const MIN_TOKEN_CHARS: usize = 16;

@@ -19,8 +19,8 @@ use sha2::Sha256;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-use super::secret::{load_list, secret_list, Secret};
 use super::{single_header, AuthSetupError, Reason};
+use crate::secret::{load_list, secret_list, Secret};
 
 /// Shortest accepted secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;

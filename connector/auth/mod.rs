@@ -22,7 +22,6 @@ pub mod bearer;
 pub mod hmac;
 pub mod jwks;
 pub mod oauth2;
-pub mod secret;
 pub mod source_ip;
 pub mod token_endpoint;
 
@@ -31,7 +30,6 @@ use std::path::PathBuf;
 use axum::http::{header, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
 use basic::{Basic, BasicConfig};
 use bearer::{Bearer, BearerConfig};
 use hmac::{Hmac, HmacConfig};
@@ -75,10 +73,10 @@ pub enum AuthMode {
 
 impl AuthConfig {
     /// Checks of the chosen mode's settings that need no I/O; called by
-    /// [`crate::config::Config::validate`]. A missing mode is refused by `serve`
+    /// `Config::validate` (the config module). A missing mode is refused by `serve`
     /// ([`Authenticator::from_config`]), not here, so the offline tools run without one.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |key: &'static str, reason: String| ConfigError::OutOfRange { key, reason };
+    pub fn validate(&self) -> Result<(), AuthSetupError> {
+        let fail = |key: &'static str, reason: String| AuthSetupError::Invalid { key, reason };
         match self.mode {
             None => Ok(()),
             Some(AuthMode::OAuth2) => self.oauth2.validate().map_err(|(k, r)| fail(k, r)),
@@ -113,6 +111,9 @@ pub enum AuthSetupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A secret of the mode cannot be loaded.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
     /// The JWKS URL cannot be used.
     #[error("config key `auth.oauth2.jwks_url`: {0}")]
     Jwks(#[from] jwks::JwksError),
@@ -368,7 +369,7 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secret::Secret;
+    use crate::secret::Secret;
 
     #[tokio::test]
     async fn the_mode_must_be_written_out() {
@@ -426,124 +427,6 @@ mod tests {
             .unwrap()
             .contains("invalid_token"));
         assert!(auth.check_body(&wrong, b"{}").is_ok());
-    }
-
-    fn config_from(toml: &str) -> Result<crate::config::Config, ConfigError> {
-        use figment::providers::{Format, Toml};
-        let base = "[kafka]\nbootstrap_servers = \"b:9092\"\n";
-        crate::config::Config::from_figment(
-            figment::Figment::new().merge(Toml::string(&format!("{base}{toml}"))),
-        )
-    }
-
-    #[test]
-    fn the_example_config_parses_with_its_auth_section() {
-        use figment::providers::{Format, Toml};
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
-        let config =
-            crate::config::Config::from_figment(figment::Figment::new().merge(Toml::file(path)))
-                .unwrap();
-        assert_eq!(config.auth.mode, Some(AuthMode::Bearer));
-        assert!(config.auth.bearer.tokens_file.is_some());
-        assert_eq!(config.http.rate_limit_per_ip, 1000);
-    }
-
-    #[test]
-    fn every_documented_auth_key_parses() {
-        let config = config_from(
-            r#"
-            [http]
-            allow_cidrs = ["35.230.191.253/32", "3.138.161.243"]
-            trusted_proxies = ["10.0.0.0/8"]
-            forwarded_header = "forwarded"
-            rate_limit_per_ip = 5
-            max_in_flight = 10
-            max_json_depth = 16
-            max_header_bytes = 4096
-            request_timeout_ms = 9500
-            [http.tls]
-            cert_file = "/tls/tls.crt"
-            key_file = "/tls/tls.key"
-            [auth]
-            mode = "oauth2"
-            [auth.basic]
-            credentials = ["u:p"]
-            credentials_file = "/s/basic"
-            [auth.bearer]
-            tokens = "single-token-value-xyz"
-            tokens_file = "/s/bearer"
-            [auth.hmac]
-            secrets = ["a", "b"]
-            secrets_file = "/s/hmac"
-            header = "X-Sig"
-            encoding = "base64"
-            timestamp_header = "X-Ts"
-            tolerance_secs = 60
-            [auth.oauth2]
-            jwks_url = "https://idp/jwks"
-            issuer = "https://idp"
-            audience = "riskos"
-            required_scope = "webhooks"
-            algorithms = ["RS256", "ES256"]
-            leeway_secs = 10
-            jwks_refresh_secs = 60
-            jwks_min_refetch_secs = 5
-            static_keys = [{ kid = "k1", alg = "RS256", file = "/s/k1.pem" }]
-            [auth.oauth2.token_endpoint]
-            path = "/token"
-            clients = [{ client_id = "c", client_secret_file = "/s/c" }]
-            clients_file = "/s/clients"
-            ttl_secs = 600
-            signing_secrets_file = "/s/signing"
-            [auth.oauth2.token_endpoint.failure_backoff]
-            failures_before_backoff = 3
-            initial_wait_ms = 500
-            max_wait_secs = 60
-            forget_after_secs = 600
-            max_clients = 1000
-            "#,
-        )
-        .unwrap();
-        assert_eq!(config.auth.mode, Some(AuthMode::OAuth2));
-        assert_eq!(config.auth.bearer.tokens.len(), 1);
-        assert_eq!(config.http.allow_cidrs.len(), 2);
-        assert!(config.http.tls.enabled());
-        assert_eq!(config.auth.oauth2.token_endpoint.ttl_secs, 600);
-        let backoff = &config.auth.oauth2.token_endpoint.failure_backoff;
-        assert_eq!(backoff.failures_before_backoff, 3);
-        assert_eq!(backoff.max_clients, 1000);
-    }
-
-    #[test]
-    fn bad_ingress_settings_name_their_key() {
-        for (toml, key) in [
-            ("[auth.bearer]\ntoken = [\"x\"]", "token"),
-            ("[auth]\nmode = \"digest\"", "mode"),
-            ("[http]\nallow_cidrs = [\"vendor\"]", "allow_cidrs"),
-            (
-                "[http]\nrequest_timeout_ms = 5000",
-                "http.request_timeout_ms",
-            ),
-            ("[http]\nmax_json_depth = 500", "http.max_json_depth"),
-            ("[http.tls]\ncert_file = \"/c\"", "http.tls.cert_file"),
-            (
-                "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\naudience = \"a\"",
-                "auth.oauth2.issuer",
-            ),
-            (
-                "[auth.oauth2.token_endpoint.failure_backoff]\nmax_wait = 5",
-                "max_wait",
-            ),
-            (
-                "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\nissuer = \"i\"\naudience = \"a\"\n\
-                 [auth.oauth2.token_endpoint]\nclients_file = \"/c\"\nsigning_secrets_file = \"/s\"\n\
-                 [auth.oauth2.token_endpoint.failure_backoff]\nforget_after_secs = 1",
-                "auth.oauth2.token_endpoint.failure_backoff.forget_after_secs",
-            ),
-        ] {
-            let message = config_from(toml).unwrap_err().to_string();
-            assert!(message.contains(key), "{toml}: {message}");
-        }
     }
 
     #[tokio::test]

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use super::backoff::{FailureBackoff, FailureBackoffConfig};
 use super::jwks::KeyEntry;
 use super::oauth2::OAuth2Config;
-use super::secret::{load_list, load_one, matches_any, secret_list, Digest32, Secret};
 use super::{single_header, AuthSetupError};
+use crate::secret::{load_list, load_one, matches_any, secret_list, Digest32, Secret};
 
 /// Shortest accepted signing secret, in bytes (HS256 wants at least its output size).
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;

@@ -22,71 +22,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::TlsConfig;
+
 /// Handshakes in progress at once; more connections are closed until some finish.
 const MAX_HANDSHAKES: usize = 1024;
-
-/// `[http.tls]`: native HTTPS.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM certificate chain, leaf first. Set with `key_file` to serve HTTPS; default none
-    /// (plain HTTP, e.g. behind a TLS-terminating ingress). Reloaded when it changes.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1). Reloaded when it changes.
-    pub key_file: Option<PathBuf>,
-    /// How often both files are checked for changes, in milliseconds. Default 10000.
-    pub reload_interval_ms: u64,
-    /// Longest TLS handshake, in milliseconds; slower clients are dropped. Default 10000.
-    pub handshake_timeout_ms: u64,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            cert_file: None,
-            key_file: None,
-            reload_interval_ms: 10_000,
-            handshake_timeout_ms: 10_000,
-        }
-    }
-}
-
-impl TlsConfig {
-    /// True when HTTPS is configured.
-    pub fn enabled(&self) -> bool {
-        self.cert_file.is_some()
-    }
-
-    /// Checks that need no I/O.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.cert_file.is_some() != self.key_file.is_some() {
-            return Err((
-                "http.tls.cert_file",
-                "set http.tls.cert_file and http.tls.key_file together".into(),
-            ));
-        }
-        if self.reload_interval_ms == 0 {
-            return Err((
-                "http.tls.reload_interval_ms",
-                "must be greater than 0".into(),
-            ));
-        }
-        if self.handshake_timeout_ms == 0 {
-            return Err((
-                "http.tls.handshake_timeout_ms",
-                "must be greater than 0".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Why the certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -468,15 +413,5 @@ mod tests {
         std::fs::write(&key_path, "not a key").unwrap();
         let error = CertStore::load(&cert_path, &key_path).unwrap_err();
         assert!(error.to_string().contains("http.tls.key_file"), "{error}");
-    }
-
-    #[test]
-    fn cert_and_key_go_together() {
-        let half = TlsConfig {
-            cert_file: Some("tls.crt".into()),
-            ..TlsConfig::default()
-        };
-        assert_eq!(half.validate().unwrap_err().0, "http.tls.cert_file");
-        assert!(TlsConfig::default().validate().is_ok());
     }
 }

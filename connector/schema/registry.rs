@@ -57,7 +57,7 @@ impl Registry {
             let password = match (&config.password, &config.password_file) {
                 (None, None) => None,
                 (inline, file) => Some(
-                    crate::auth::secret::load_one(
+                    crate::secret::load_one(
                         "schema_registry.password",
                         inline.as_ref(),
                         file.as_deref(),

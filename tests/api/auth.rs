@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::secret::Secret;
 use riskos_connector::auth::token_endpoint::ClientConfig;
 use riskos_connector::auth::AuthMode;
 use riskos_connector::config::Config;
+use riskos_connector::secret::Secret;
 use serde_json::{json, Value};
 
 use crate::helpers::decode::decode;

@@ -16,10 +16,10 @@
 
 use base64::Engine as _;
 use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::secret::Secret;
 use riskos_connector::auth::token_endpoint::ClientConfig;
 use riskos_connector::auth::AuthMode;
 use riskos_connector::config::Config;
+use riskos_connector::secret::Secret;
 use serde_json::{json, Value};
 
 use crate::helpers::jwt::{good_claims, JwksDouble, SigningKey, AUDIENCE, ISSUER};

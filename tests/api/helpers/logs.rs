@@ -1,9 +1,15 @@
-//! The service's log lines, captured in-process: JSON lines written by a subscriber that is
-//! the default of the test's thread only, so a `#[tokio::test]` (current-thread runtime, the
-//! service's tasks on the same thread) sees its own service's lines and no other test's.
+//! The service's log lines, captured in-process. One global subscriber (installed once per
+//! test binary) writes each JSON line to the buffer of the thread that logged it, when that
+//! thread is capturing; a `#[tokio::test]` (current-thread runtime, the service's tasks on the
+//! same thread) so sees its own service's lines and no other test's.
+//!
+//! Not `tracing::subscriber::set_default` per test: tracing's global level and callsite
+//! interest are recomputed as scoped subscribers come and go on other threads, and a test could
+//! miss a line while another test's subscriber was being dropped.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use serde_json::Value;
 
@@ -11,15 +17,34 @@ use serde_json::Value;
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
+thread_local! {
+    static CAPTURING: RefCell<Option<Logs>> = const { RefCell::new(None) };
+}
+
+/// Stops capturing on this thread when dropped.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| *c.borrow_mut() = None);
+    }
+}
+
 /// Captures this thread's log lines until the guard is dropped.
-pub fn capture() -> (tracing::subscriber::DefaultGuard, Logs) {
+pub fn capture() -> (CaptureGuard, Logs) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        // A test binary that set its own global subscriber keeps it.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
     let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(logs.clone())
-        .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    CAPTURING.with(|c| *c.borrow_mut() = Some(logs.clone()));
+    (CaptureGuard(()), logs)
 }
 
 impl Logs {
@@ -43,21 +68,20 @@ impl Logs {
     }
 }
 
-impl Write for Logs {
+/// Writes to the current thread's capture buffer, or nowhere.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURING.with(|c| {
+            if let Some(logs) = &*c.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
     }
 }

@@ -1,5 +1,6 @@
 //! Secrets in config: a type that never prints its value, lists that may also come from a file
-//! (a Kubernetes Secret mount), and constant-time comparison.
+//! (a Kubernetes Secret mount), and constant-time comparison. Used by the auth modes and the
+//! registry client alike; it depends on no other module of the crate.
 //!
 //! Presented credentials are compared by their SHA-256 digests with `subtle`, so neither the
 //! content nor the length of a configured secret shows in response timing.
@@ -7,12 +8,51 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::config::Scalar;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AuthSetupError;
+/// A secret setting that cannot be loaded; every message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Nothing configured where something is needed.
+    #[error("config key `{key}`: is required (inline or as `_file`)")]
+    Missing { key: &'static str },
+    /// A value that cannot be used.
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    /// A `*_file` that cannot be read.
+    #[error("config key `{key}`: cannot read {}: {source}", path.display())]
+    File {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Env values are typed by figment (`20` is a number); text settings (and secrets) accept any
+/// scalar as its text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Scalar {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<Scalar> for String {
+    fn from(scalar: Scalar) -> String {
+        match scalar {
+            Scalar::Text(s) => s,
+            Scalar::Signed(n) => n.to_string(),
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
 
 /// What `Debug`, `Serialize` and logs show instead of a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -81,7 +121,7 @@ pub fn load_list(
     key: &'static str,
     inline: &[Secret],
     file: Option<&Path>,
-) -> Result<Vec<Secret>, AuthSetupError> {
+) -> Result<Vec<Secret>, SecretError> {
     let mut out: Vec<Secret> = inline
         .iter()
         .filter(|s| !s.expose().trim().is_empty())
@@ -104,10 +144,10 @@ pub fn load_one(
     key: &'static str,
     inline: Option<&Secret>,
     file: Option<&Path>,
-) -> Result<Secret, AuthSetupError> {
+) -> Result<Secret, SecretError> {
     let value = match (inline, file) {
         (Some(_), Some(_)) => {
-            return Err(AuthSetupError::Invalid {
+            return Err(SecretError::Invalid {
                 key,
                 reason: "set the value or the `_file` variant, not both".into(),
             })
@@ -117,13 +157,13 @@ pub fn load_one(
         (None, None) => String::new(),
     };
     if value.is_empty() {
-        return Err(AuthSetupError::Missing { key });
+        return Err(SecretError::Missing { key });
     }
     Ok(Secret(value))
 }
 
-fn read_file(key: &'static str, path: &Path) -> Result<String, AuthSetupError> {
-    std::fs::read_to_string(path).map_err(|source| AuthSetupError::File {
+fn read_file(key: &'static str, path: &Path) -> Result<String, SecretError> {
+    std::fs::read_to_string(path).map_err(|source| SecretError::File {
         key,
         path: PathBuf::from(path),
         source,
