@@ -17,8 +17,8 @@ pub use spool::{Spool, SpoolError, SpoolRecord};
 pub struct Record<'a> {
     /// Topic.
     pub topic: &'a str,
-    /// Kafka key (the event id).
-    pub key: &'a str,
+    /// Kafka key (the event id); a quarantined body that is not an envelope has none.
+    pub key: Option<&'a str>,
     /// Encoded value.
     pub value: &'a [u8],
     /// Kafka headers.
@@ -103,7 +103,12 @@ impl Delivery {
     ) -> Result<Outcome, Arc<DeliveryError>> {
         let (stored, duplicate) = self
             .dedup
-            .once(record.topic, record.key, body, self.store(record))
+            .once(
+                record.topic,
+                record.key.unwrap_or_default(),
+                body,
+                self.store(record),
+            )
             .await?;
         if duplicate {
             metrics::counter!(crate::metrics::DUPLICATES).increment(1);
@@ -128,7 +133,7 @@ impl Delivery {
         }
         let spooled = SpoolRecord {
             topic: record.topic.to_string(),
-            key: Some(record.key.to_string()),
+            key: record.key.map(str::to_string),
             headers: record
                 .headers
                 .iter()
@@ -147,12 +152,7 @@ impl Delivery {
         let started = std::time::Instant::now();
         let delivered = self
             .producer
-            .send(
-                record.topic,
-                Some(record.key),
-                record.value,
-                &record.headers,
-            )
+            .send(record.topic, record.key, record.value, &record.headers)
             .await?;
         metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
         record_produced(record.topic, record.occurred_at_ms);

@@ -39,7 +39,7 @@ pub enum ApiError {
     SpoolUnavailable(String),
     /// The body could not be prepared and the quarantine write failed too.
     #[error("could not store the body in quarantine: {0}")]
-    QuarantineFailed(ProduceError),
+    QuarantineFailed(std::sync::Arc<DeliveryError>),
     /// The server is draining before exit.
     #[error("server is shutting down")]
     ShuttingDown,

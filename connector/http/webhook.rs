@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::observe::EventTypeLabel;
 use super::AppState;
 use crate::delivery::Stored;
-use crate::pipeline::PrepareError;
+use crate::pipeline::{Answer, Fate, PrepareError, Quarantined};
 
 /// The 200 body.
 #[derive(Debug, Serialize)]
@@ -33,35 +33,38 @@ pub struct Accepted {
     pub spooled: bool,
 }
 
-/// Stores a body that could not be prepared (or that Kafka refused as too large). A
-/// well-formed envelope our schema or size limit does not fit is then safe (200); anything
-/// else is still the sender's error (400). If the quarantine write fails, 503 so the vendor
-/// retries.
+/// Keeps a body in quarantine, then answers as its fate says (200 `quarantined` or 400). If
+/// the quarantine write fails, 503 so the vendor retries.
 async fn quarantine(
     state: &AppState,
     body: &[u8],
-    error: PrepareError,
-    received_at_ms: i64,
+    quarantined: Quarantined,
 ) -> Result<Json<Accepted>, ApiError> {
-    let delivered = state
+    let outcome = state
         .pipeline
-        .quarantine(body, &error, received_at_ms)
+        .quarantine(body, &quarantined)
         .await
         .map_err(ApiError::QuarantineFailed)?;
+    let (partition, offset) = match outcome.stored {
+        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
+        Stored::Spooled => (None, None),
+    };
+    let error = quarantined.error;
     tracing::warn!(
         reason = error.reason(),
         error = %error,
-        partition = delivered.partition,
-        offset = delivered.offset,
+        partition,
+        offset,
+        spooled = outcome.stored == Stored::Spooled,
         "quarantined"
     );
-    match error.event() {
-        Some((event_id, _)) if error.is_stored_by_quarantine() => Ok(Json(Accepted {
+    match (quarantined.answer, quarantined.key) {
+        (Answer::Accepted, Some(event_id)) => Ok(Json(Accepted {
             status: "quarantined",
-            event_id: event_id.to_string(),
+            event_id,
             reason: Some(error.to_string()),
-            duplicate: false,
-            spooled: false,
+            duplicate: outcome.duplicate,
+            spooled: outcome.stored == Stored::Spooled,
         })),
         _ => Err(ApiError::Prepare(error)),
     }
@@ -109,14 +112,15 @@ async fn handle(
     ingress.check_body(headers, &body)?;
     // …and only a verified request takes an in-flight slot in that mode.
     let _slot = ingress.verified_slot()?;
-    // The nesting depth before the parser; an authenticated body too deep is kept raw.
-    if let Err(depth) = ingress.check_depth(&body) {
-        return quarantine(state, &body, depth, received_at_ms).await;
-    }
-
-    let mut prepared = match state.pipeline.prepare(&body, received_at_ms) {
-        Ok(prepared) => prepared,
-        Err(error) => return quarantine(state, &body, error, received_at_ms).await,
+    // The nesting depth before the parser (an authenticated body too deep is kept raw), then
+    // the pipeline decides the body's fate.
+    let fate = match ingress.check_depth(&body) {
+        Ok(()) => state.pipeline.decide(&body, received_at_ms),
+        Err(too_deep) => Fate::Quarantine(Quarantined::new(too_deep, received_at_ms)),
+    };
+    let mut prepared = match fate {
+        Fate::Store(prepared) => prepared,
+        Fate::Quarantine(quarantined) => return quarantine(state, &body, quarantined).await,
     };
     *label = Some(EventTypeLabel(if prepared.route.schema.is_fallback() {
         "unrecognized".to_string()
@@ -133,7 +137,7 @@ async fn handle(
                 event_id: prepared.key,
                 event_type: prepared.event_type,
             };
-            return quarantine(state, &body, error, received_at_ms).await;
+            return quarantine(state, &body, Quarantined::new(error, received_at_ms)).await;
         }
         Err(error) => return Err(error.into()),
     };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::delivery::{self, Delivery, DeliveryError, Outcome};
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
-use crate::kafka::{Delivered, ProduceError, Producer};
+use crate::kafka::Producer;
 use crate::route::{Route, Routes};
 use crate::schema::{record, ConvertError};
 
@@ -91,13 +91,72 @@ impl PrepareError {
             _ => None,
         }
     }
+}
 
-    /// True when the body is a well-formed envelope our schemas (or Kafka's size limit) do not
-    /// fit: once quarantined it is stored (a schema fix or a larger limit plus a replay
-    /// recovers it), so the sender gets a 2xx.
-    pub fn is_stored_by_quarantine(&self) -> bool {
-        self.event().is_some()
+/// How the sender is answered once its body is kept in quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 `quarantined`: a well-formed envelope our schemas or Kafka's size limit do not fit.
+    /// It is stored; a schema fix (or a larger limit) plus a replay recovers it.
+    Accepted,
+    /// 400: the sender's error (not JSON, ambiguous, not an envelope, too deep). The bytes are
+    /// kept all the same, for whoever must find out what was sent.
+    Rejected,
+}
+
+/// A body that goes to quarantine: why, what the sender is told, and the record's key and
+/// headers — each derived here, once.
+#[derive(Debug)]
+pub struct Quarantined {
+    /// Why it could not be stored on its topic.
+    pub error: PrepareError,
+    /// What the sender is told.
+    pub answer: Answer,
+    /// The event id, when the envelope was readable (the record's key).
+    pub key: Option<String>,
+    /// The record's headers (reason, error, field, receive time, id and type when known).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Quarantined {
+    /// Decides the answer and builds the record's key and headers.
+    pub fn new(error: PrepareError, received_at_ms: i64) -> Self {
+        // The one rule. An `Accepted` body must have a key: both variants carry the event id.
+        let answer = match &error {
+            PrepareError::Schema { .. } | PrepareError::RecordTooLarge { .. } => Answer::Accepted,
+            PrepareError::Json(_)
+            | PrepareError::DuplicateKey(_)
+            | PrepareError::Envelope(_)
+            | PrepareError::TooDeep(_) => Answer::Rejected,
+        };
+        Self {
+            key: error.event().map(|(id, _)| id.to_string()),
+            headers: quarantine::headers(&error, received_at_ms),
+            answer,
+            error,
+        }
     }
+
+    /// What delivery stores: the body, raw, on `topic`.
+    fn record<'a>(&'a self, topic: &'a str, body: &'a [u8]) -> delivery::Record<'a> {
+        delivery::Record {
+            topic,
+            key: self.key.as_deref(),
+            value: body,
+            headers: self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            occurred_at_ms: None,
+        }
+    }
+}
+
+/// What becomes of a body, decided once by the pipeline: stored on its event topic, or kept
+/// raw in quarantine with the answer the sender gets.
+#[derive(Debug)]
+pub enum Fate {
+    /// Produce to its event topic.
+    Store(Prepared),
+    /// Keep raw in quarantine.
+    Quarantine(Quarantined),
 }
 
 impl From<envelope::json::JsonError> for PrepareError {
@@ -140,7 +199,7 @@ impl Prepared {
         }
         delivery::Record {
             topic: &self.route.topic,
-            key: &self.key,
+            key: Some(&self.key),
             value: &self.payload,
             headers,
             occurred_at_ms: Some(self.occurred_at_ms),
@@ -206,6 +265,14 @@ impl Pipeline {
         Ok(prepared)
     }
 
+    /// Decides a body's fate: prepared for its topic, or quarantined with its answer.
+    pub fn decide(&self, body: &[u8], received_at_ms: i64) -> Fate {
+        match self.prepare(body, received_at_ms) {
+            Ok(prepared) => Fate::Store(prepared),
+            Err(error) => Fate::Quarantine(Quarantined::new(error, received_at_ms)),
+        }
+    }
+
     /// Stores a prepared record (once per identical body) and waits until it is safe: acked
     /// by Kafka, or fsync'd to the spool.
     pub async fn deliver(
@@ -216,23 +283,18 @@ impl Pipeline {
         self.delivery.deliver(&prepared.record(), body).await
     }
 
-    /// Stores a body that could not be prepared, raw, on the quarantine topic, with the reason
-    /// in headers; waits for the ack.
+    /// Stores a quarantined body, raw, on the quarantine topic, through delivery like any
+    /// record: acked by Kafka, or fsync'd to the spool when it is on.
     pub async fn quarantine(
         &self,
         body: &[u8],
-        error: &PrepareError,
-        received_at_ms: i64,
-    ) -> Result<Delivered, ProduceError> {
-        let headers = quarantine::headers(error, received_at_ms);
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let key = error.event().map(|(id, _)| id);
-        let delivered = self
-            .producer()
-            .send(&self.quarantine_topic, key, body, &headers)
-            .await?;
-        metrics::counter!(crate::metrics::QUARANTINED, "reason" => error.reason()).increment(1);
-        Ok(delivered)
+        quarantined: &Quarantined,
+    ) -> Result<Outcome, Arc<DeliveryError>> {
+        let record = quarantined.record(&self.quarantine_topic, body);
+        let outcome = self.delivery.deliver(&record, body).await?;
+        metrics::counter!(crate::metrics::QUARANTINED, "reason" => quarantined.error.reason())
+            .increment(1);
+        Ok(outcome)
     }
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
+use crate::helpers::kafka::{read_all, try_read_all};
 use crate::helpers::load::{assert_nothing_lost, event, Load};
-use crate::helpers::{kafka::read_all, test_config, Broker, TestApp};
+use crate::helpers::{test_config, Broker, TestApp};
 
 const TOPIC: &str = "riskos.evaluation_completed";
 
@@ -414,5 +415,59 @@ async fn a_full_spool_and_a_full_producer_queue_answer_503_at_once() {
         waiting.await.unwrap(),
         503,
         "the queued one times out: broker down"
+    );
+}
+
+/// The quarantine write goes through delivery: with the spool on and Kafka down, a readable
+/// envelope whose data does not fit its schema is answered 200 (spooled) like any other body,
+/// not 503 — Socure deletes a webhook after 5 failed deliveries — and reaches the quarantine
+/// topic once Kafka is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outage() {
+    let mut broker = Broker::start_sqlite().await;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&broker.bootstrap(), "");
+    config.delivery.ack_timeout_ms = 1_000;
+    // See broker_killed_and_restarted_under_load: tansu 0.6 + idempotence + kill.
+    config
+        .kafka
+        .librdkafka
+        .insert("enable.idempotence".into(), "false".into());
+    config.delivery.spool.dir = Some(spool_dir.path().to_path_buf());
+    let app = TestApp::spawn(config).await.unwrap();
+    broker.kill();
+
+    // `eval_id` is a string in the schema: the vendor "changed its type".
+    let body = serde_json::json!({
+        "event_id": "outage-quarantine-1", "event_type": "evaluation_completed",
+        "event_at": "2025-08-27T16:16:23Z", "data": {"eval_id": 42}
+    })
+    .to_string();
+    let response = app.post_webhook(body.clone()).await;
+    let status = response.status();
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["status"], "quarantined", "{reply}");
+    assert_eq!(reply["spooled"], true, "{reply}");
+
+    broker.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let quarantined = loop {
+        let records = try_read_all(&broker.bootstrap(), "riskos.quarantine").unwrap_or_default();
+        if !records.is_empty() {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spooled quarantine record never reached Kafka"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].payload, body.as_bytes());
+    assert_eq!(quarantined[0].key.as_deref(), Some("outage-quarantine-1"));
+    assert_eq!(
+        quarantined[0].header("quarantine_reason"),
+        Some("schema_mismatch")
     );
 }
