@@ -42,7 +42,7 @@ fn head(path: &str, content_length: usize, extra: &[(&str, String)]) -> String {
 }
 
 /// Reads until the peer closes (or resets) the connection; returns what was read.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+async fn read_until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
     let mut all = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -488,31 +488,14 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
     assert_eq!(response.status(), 200);
 
     for mut stream in slow {
-        let mut buf = [0u8; 64];
-        let closed = tokio::time::timeout(header_read * 3, async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
+        let closed = tokio::time::timeout(header_read * 3, read_until_closed(&mut stream)).await;
         assert!(
             closed.is_ok(),
             "slow TLS client closed at the header deadline"
         );
     }
     assert!(started.elapsed() < header_read * 3);
-    let closed = tokio::time::timeout(idle * 3, async {
-        loop {
-            match idle_conn.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    let closed = tokio::time::timeout(idle * 3, read_until_closed(&mut idle_conn)).await;
     assert!(
         closed.is_ok(),
         "idle TLS client closed at the idle deadline"

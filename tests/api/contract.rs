@@ -9,19 +9,9 @@ use serde_json::{json, Value};
 use crate::helpers::decode::{assert_data_matches, decode};
 use crate::helpers::kafka::read_all;
 use crate::helpers::{
-    fixtures, post_all_fixtures, python_decode, test_config, Broker, RegistryDouble, Stack, TestApp,
+    fixtures, post_all_fixtures, python_decode, schema_copy, test_config, Broker, RegistryDouble,
+    Stack, TestApp,
 };
-
-/// A copy of the shipped schemas that a test may edit.
-fn schema_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    dir
-}
 
 /// Applies `edit` to the `data` record's field list of one schema file.
 fn edit_data_fields(file: &Path, edit: impl FnOnce(&mut Vec<Value>)) {

@@ -144,9 +144,9 @@ async fn leader_changes_under_load_lose_no_acknowledged_event() {
 
 /// Kills the real broker under load and restarts it; with or without the spool, every event the
 /// load generator got a 2xx for is in Kafka afterwards, and every 503 was retried until it was.
-async fn broker_killed_and_restarted_under_load(spool: bool) {
-    let mut broker = Broker::start_sqlite().await;
-    let spool_dir = tempfile::tempdir().unwrap();
+/// A connector for a broker that will be killed: a short ack deadline, the spool in `spool`
+/// when given.
+async fn connector_for_outages(broker: &Broker, spool: Option<&std::path::Path>) -> TestApp {
     let mut config = test_config(&broker.bootstrap(), "");
     config.delivery.ack_timeout_ms = 1_000;
     // tansu 0.6's SQLite engine panics ("more or less than one row") on the first idempotent
@@ -156,10 +156,14 @@ async fn broker_killed_and_restarted_under_load(spool: bool) {
         .kafka
         .librdkafka
         .insert("enable.idempotence".into(), "false".into());
-    if spool {
-        config.delivery.spool.dir = Some(spool_dir.path().to_path_buf());
-    }
-    let app = TestApp::spawn(config).await.unwrap();
+    config.delivery.spool.dir = spool.map(std::path::Path::to_path_buf);
+    TestApp::spawn(config).await.unwrap()
+}
+
+async fn broker_killed_and_restarted_under_load(spool: bool) {
+    let mut broker = Broker::start_sqlite().await;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let app = connector_for_outages(&broker, spool.then(|| spool_dir.path())).await;
     let run = if spool { "kill-spool" } else { "kill-503" };
     let load = Load::start(app.url("/webhooks/riskos"), run, 4);
 
@@ -426,15 +430,7 @@ async fn a_full_spool_and_a_full_producer_queue_answer_503_at_once() {
 async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outage() {
     let mut broker = Broker::start_sqlite().await;
     let spool_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&broker.bootstrap(), "");
-    config.delivery.ack_timeout_ms = 1_000;
-    // See broker_killed_and_restarted_under_load: tansu 0.6 + idempotence + kill.
-    config
-        .kafka
-        .librdkafka
-        .insert("enable.idempotence".into(), "false".into());
-    config.delivery.spool.dir = Some(spool_dir.path().to_path_buf());
-    let app = TestApp::spawn(config).await.unwrap();
+    let app = connector_for_outages(&broker, Some(spool_dir.path())).await;
     broker.kill();
 
     // `eval_id` is a string in the schema: the vendor "changed its type".

@@ -3,7 +3,6 @@
 //! bodies the connector must refuse are refused with the right status and the reason logged.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,7 +19,7 @@ use tower::ServiceExt as _;
 
 use crate::helpers::decode::decode;
 use crate::helpers::kafka::read_all;
-use crate::helpers::{fixtures, logs, test_config, Broker, RegistryDouble, Stack};
+use crate::helpers::{fixtures, logs, schema_copy, test_config, Broker, RegistryDouble, Stack};
 
 const EVALUATION_TOPIC: &str = "riskos.evaluation_completed";
 
@@ -92,12 +91,7 @@ fn a_producer_limit_that_cannot_take_the_body_twice_stops_start_up_naming_the_ke
 /// A copy of the shipped schemas plus one whose typed form is 4× its JSON (`[1,1,…]` as
 /// doubles).
 fn schemas_with_an_expanding_type() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let dir = schema_copy();
     let mut schema: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("update.cases.status.avsc")).unwrap(),
     )
