@@ -31,7 +31,8 @@ pub struct Route {
     pub topic: String,
     /// Its value schema.
     pub schema: Arc<SchemaEntry>,
-    /// Bytes written before every Avro datum (the Confluent schema id header).
+    /// Bytes written before every Avro datum: the Confluent header (magic byte and schema id)
+    /// or the single-object header (marker and fingerprint), per `schemas.encoding`.
     pub wire_prefix: Vec<u8>,
 }
 

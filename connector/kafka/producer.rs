@@ -141,11 +141,6 @@ impl Producer {
         self.inner.flush(timeout)
     }
 
-    /// Records queued in librdkafka and not yet acked.
-    pub fn in_flight(&self) -> i32 {
-        self.inner.in_flight_count()
-    }
-
     /// The underlying client, for metadata queries (readiness).
     pub fn client(&self) -> &FutureProducer<StatsContext> {
         &self.inner

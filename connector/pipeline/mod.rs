@@ -237,11 +237,6 @@ impl Pipeline {
         &self.delivery
     }
 
-    /// The routing table.
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
-
     /// The producer.
     pub fn producer(&self) -> &Producer {
         self.delivery.producer()

@@ -1,4 +1,4 @@
-//! `spawn_app`: the real service, in-process, on a free port, against a real broker.
+//! `TestApp::spawn`: the real service, in-process, on a free port, against a real broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
