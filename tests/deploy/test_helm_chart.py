@@ -411,6 +411,10 @@ def test_default_config_values(default_objects: list[dict[str, Any]]) -> None:
 def test_production_config_values(production_objects: list[dict[str, Any]]) -> None:
     config = config_toml(production_objects)
     assert config["http"]["allow_cidrs"] == ["35.199.32.202/32", "3.138.161.243/32"]
+    # Connection limits: only what the values set, the connector's defaults otherwise.
+    assert config["http"]["max_connections"] == 8192
+    assert config["http"]["idle_timeout_ms"] == 120000
+    assert "header_read_timeout_ms" not in config["http"]
     assert config["http"]["tls"] == {
         "cert_file": f"{CONFIG_DIR}/tls/tls.crt",
         "key_file": f"{CONFIG_DIR}/tls/tls.key",

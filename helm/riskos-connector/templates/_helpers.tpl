@@ -197,6 +197,15 @@ rate_limit_per_ip = {{ int64 .Values.http.rateLimitPerIp }}
 {{- if not (kindIs "invalid" .Values.http.maxInFlight) }}
 max_in_flight = {{ int64 .Values.http.maxInFlight }}
 {{- end }}
+{{- if not (kindIs "invalid" .Values.http.maxConnections) }}
+max_connections = {{ int64 .Values.http.maxConnections }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.http.headerReadTimeoutMs) }}
+header_read_timeout_ms = {{ int64 .Values.http.headerReadTimeoutMs }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.http.idleTimeoutMs) }}
+idle_timeout_ms = {{ int64 .Values.http.idleTimeoutMs }}
+{{- end }}
 {{- if .Values.http.tls.enabled }}
 
 [http.tls]
