@@ -32,3 +32,4 @@ pub mod schema;
 pub mod secret;
 pub mod telemetry;
 pub mod tools;
+pub mod topology;

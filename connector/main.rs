@@ -157,7 +157,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             command: SchemasCommand::Check(arg),
         } => {
             let config = Config::load(arg.config.as_deref())?;
-            for line in runtime.block_on(riskos_connector::app::check_schemas(&config))? {
+            for line in runtime.block_on(riskos_connector::topology::check_schemas(&config))? {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)

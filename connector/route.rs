@@ -103,6 +103,14 @@ impl Routes {
     }
 }
 
+/// Routes with single-object framing: no registry involved.
+pub fn single_object_routes(catalog: &Catalog, topic_prefix: &str) -> Routes {
+    Routes::new(Routes::plan(catalog, topic_prefix).into_iter().map(|plan| {
+        let prefix = crate::schema::encode::single_object_prefix(&plan.schema.schema);
+        (plan, prefix)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

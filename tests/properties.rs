@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use riskos_connector::app::single_object_routes;
 use riskos_connector::pipeline::prepare;
+use riskos_connector::route::single_object_routes;
 use riskos_connector::route::Routes;
 use riskos_connector::schema::decode;
 use riskos_connector::schema::Catalog;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use riskos_connector::app::single_object_routes;
+use riskos_connector::route::single_object_routes;
 use riskos_connector::kafka::{ensure_topics, Producer, TopicSpec};
 use riskos_connector::pipeline::prepare;
 use riskos_connector::schema::Catalog;

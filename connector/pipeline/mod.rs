@@ -355,7 +355,7 @@ mod tests {
     fn a_body_that_is_not_utf8_is_invalid_json_naming_where() {
         let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
         let catalog = crate::schema::Catalog::load(&schemas).unwrap();
-        let routes = crate::app::single_object_routes(&catalog, "riskos.");
+        let routes = crate::route::single_object_routes(&catalog, "riskos.");
         // Valid JSON but for one byte inside a string that is not UTF-8.
         let body = b"{\"event_id\": \"a\xffb\"}";
         let error = prepare(&routes, body, 0).unwrap_err();

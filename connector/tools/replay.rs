@@ -25,7 +25,7 @@ pub struct ReplayReport {
 /// Reads the quarantine topic from `since` (epoch ms) or the beginning, up to its end when the
 /// replay started.
 pub async fn run(config: &Config, since_ms: Option<i64>) -> anyhow::Result<ReplayReport> {
-    let pipeline = crate::app::pipeline(config).await?;
+    let pipeline = crate::topology::pipeline(config).await?;
     let topic = config.quarantine_topic();
     let start = since_ms.map_or(Start::Beginning, Start::Time);
     let mut reader = TopicReader::new(config, std::slice::from_ref(&topic), start)?;

@@ -13,7 +13,7 @@ use crate::schema::decode;
 /// The routes as `validate` uses them: from `schemas/`, single-object framing, no registry.
 pub fn offline_routes(config: &Config) -> anyhow::Result<Routes> {
     let catalog = crate::schema::Catalog::load(&config.schemas.dir)?;
-    Ok(crate::app::single_object_routes(
+    Ok(crate::route::single_object_routes(
         &catalog,
         &config.topics.prefix,
     ))

@@ -151,10 +151,10 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     let broker = Broker::start_memory().await;
     let registry = RegistryDouble::start().await;
     let config = test_config(&broker.bootstrap(), &registry.url);
-    let routes = riskos_connector::app::resolve_routes(&config)
+    let routes = riskos_connector::topology::resolve_routes(&config)
         .await
         .unwrap();
-    riskos_connector::app::ensure_topics(&config, &routes)
+    riskos_connector::topology::ensure_topics(&config, &routes)
         .await
         .unwrap();
     let body = evaluation_of_size("refused-1", 300_000);
