@@ -6,6 +6,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use tokio::net::TcpListener;
+
 use anyhow::Context;
 
 use crate::config::{Config, Encoding};
@@ -32,8 +34,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Does every start-up step; any failure is returned with the step that failed.
-    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+    /// Does every start-up step on an already bound `listener` (the binary binds
+    /// `http.listen`; tests bind port 0); any failure is returned with the step that failed.
+    pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
         // Secrets and the JWKS first: a bad credential setup fails before anything is created.
         crate::metrics::install();
         let ingress = Ingress::from_config(config)
@@ -49,7 +52,7 @@ impl Application {
         let refuse_peer = server::refuse_untrusted_peer(ingress.sources());
         let state = AppState::new(pipeline, config.http.max_body_bytes, ingress, registry);
         let router = http::router(state.clone(), &config.http.path);
-        let listener = tls::bind(config.http.listen, &config.http.tls).await?;
+        let listener = tls::serve_on(listener, &config.http.tls)?;
         tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, ?auth, tls = config.http.tls.enabled(), "ready to receive webhooks");
         let connections = ConnectionLimits {
             deadlines: Deadlines {

@@ -122,7 +122,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let telemetry =
                 runtime.block_on(async { telemetry::init(&config.log, &config.tracing) })?;
             let served = runtime.block_on(async {
-                let app = Application::build(&config).await?;
+                let listener = riskos_connector::http::tls::bind(config.http.listen).await?;
+                let app = Application::build(&config, listener).await?;
                 app.run_until(shutdown_signal()).await
             });
             telemetry.shutdown();

@@ -68,15 +68,19 @@ impl Connected<IncomingStream<'_, ServeListener>> for PeerAddr {
     }
 }
 
-/// Binds `listen`, with TLS when `tls` is enabled (the files are read now; a bad pair stops
-/// start-up naming the key).
-pub async fn bind(listen: SocketAddr, tls: &TlsConfig) -> Result<ServeListener, TlsError> {
-    let tcp = TcpListener::bind(listen)
+/// Binds `listen` (`http.listen`); the error names the key.
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener, TlsError> {
+    TcpListener::bind(listen)
         .await
         .map_err(|source| TlsError::Bind {
             addr: listen,
             source,
-        })?;
+        })
+}
+
+/// Serves `tcp` as is, or with TLS when `tls` is enabled (the files are read now; a bad pair
+/// stops start-up naming the key).
+pub fn serve_on(tcp: TcpListener, tls: &TlsConfig) -> Result<ServeListener, TlsError> {
     let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
         return Ok(ServeListener::Plain(tcp));
     };

@@ -35,7 +35,8 @@ impl TestApp {
     /// Builds and starts the service with `config`.
     pub async fn spawn(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let app = Application::build(&config).await?;
+        let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
+        let app = Application::build(&config, listener).await?;
         let addr = app.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
