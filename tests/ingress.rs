@@ -53,6 +53,13 @@ async fn read_until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> 
     }
 }
 
+/// The answer has `status` and says `Connection: close`.
+fn assert_rejected_and_closed(response: reqwest::Response, status: u16) {
+    assert_eq!(response.status().as_u16(), status);
+    let connection = response.headers().get("connection");
+    assert_eq!(connection.map(|v| v.to_str().unwrap()), Some("close"));
+}
+
 /// The value of a gauge or counter line in the Prometheus text at `/metrics`.
 async fn metric(stack: &Stack, line_prefix: &str) -> f64 {
     let text = stack
@@ -260,15 +267,7 @@ async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_con
     })
     .await;
     // A request gets its 403, with nothing behind the guard run.
-    let response = stack.app.post_webhook(case_closure()).await;
-    assert_eq!(response.status(), 403);
-    assert_eq!(
-        response
-            .headers()
-            .get("connection")
-            .map(|v| v.to_str().unwrap()),
-        Some("close")
-    );
+    assert_rejected_and_closed(stack.app.post_webhook(case_closure()).await, 403);
     // A refused address that sends nothing is closed at its own short deadline, not at the
     // 60 s header deadline allowed senders get.
     let mut silent = TcpStream::connect(stack.app.addr).await.unwrap();
@@ -401,15 +400,7 @@ async fn an_early_413_is_read_by_a_client_still_uploading() {
 async fn a_rejection_announces_connection_close() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::start_with(hmac).await;
-    let response = stack.app.post_webhook(case_closure()).await;
-    assert_eq!(response.status(), 401);
-    assert_eq!(
-        response
-            .headers()
-            .get("connection")
-            .map(|v| v.to_str().unwrap()),
-        Some("close")
-    );
+    assert_rejected_and_closed(stack.app.post_webhook(case_closure()).await, 401);
 }
 
 /// An HTTPS listener's slow and idle clients are bounded the same way: a client that
