@@ -84,14 +84,14 @@ pub struct HttpConfig {
     /// Client addresses allowed to call, as CIDR blocks or single addresses; anything else
     /// gets 403. Default empty: any address. The vendor's are `35.230.191.253/32` (Sandbox)
     /// and `35.199.32.202/32`, `3.138.161.243/32` (Production).
-    pub allow_cidrs: Vec<crate::auth::source_ip::Cidr>,
+    pub allow_cidrs: Vec<crate::net::Cidr>,
     /// Load balancers and proxies in front of the connector. Only when the TCP peer is one of
     /// them is the forwarding header read (right to left, skipping trusted hops) for the client
     /// address. Default empty: the TCP peer is the client.
-    pub trusted_proxies: Vec<crate::auth::source_ip::Cidr>,
+    pub trusted_proxies: Vec<crate::net::Cidr>,
     /// The header trusted proxies record clients in: `x-forwarded-for` (default) or
     /// `forwarded` (RFC 7239). The other one is ignored.
-    pub forwarded_header: crate::auth::source_ip::ForwardedHeader,
+    pub forwarded_header: crate::net::ForwardedHeader,
     /// Requests per second per client address (IPv6: per /64), with a burst of as many;
     /// more get 429 with `Retry-After`. Default 1000: the vendor sends from a handful of
     /// addresses, so the limit must stay above its bursts and only stops a runaway sender.

@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod net;
 pub mod pipeline;
 pub mod record_size;
 pub mod route;

@@ -9,7 +9,6 @@
 //! | [`token_endpoint`] | the built-in client-credentials endpoint issuing those JWTs |
 //! | [`backoff`] | the token endpoint's growing wait for addresses that fail client authentication |
 //! | [`hmac`] | HMAC-SHA256 of the body, optional signed timestamp against replays |
-//! | [`source_ip`] | the client address behind trusted proxies, and the allow-list |
 //! | [`secret`] | secrets that never print, `*_file` loading, constant-time comparison |
 //!
 //! [`Authenticator`] is built once at start-up from [`AuthConfig`]; every secret file is read
@@ -22,7 +21,6 @@ pub mod bearer;
 pub mod hmac;
 pub mod jwks;
 pub mod oauth2;
-pub mod source_ip;
 pub mod token_endpoint;
 
 use std::path::PathBuf;

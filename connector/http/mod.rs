@@ -12,6 +12,7 @@ pub mod health;
 pub mod limits;
 pub mod observe;
 pub mod server;
+pub mod source_ip;
 pub mod tls;
 pub mod token;
 pub mod webhook;

@@ -131,7 +131,7 @@ pub async fn serve(
 
 /// The early refusal for a source policy: only when the peer is not a trusted proxy (then the
 /// client address is in a header, read later) and not allowed.
-pub fn refuse_untrusted_peer(sources: Arc<crate::auth::source_ip::SourcePolicy>) -> RefusePeer {
+pub fn refuse_untrusted_peer(sources: Arc<super::source_ip::SourcePolicy>) -> RefusePeer {
     Arc::new(move |peer| sources.refuses_peer(peer))
 }
 

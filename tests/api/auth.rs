@@ -69,7 +69,7 @@ fn none(config: &mut Config) {
 /// A change to a connector's config.
 type Adjust<'a> = Box<dyn Fn(&mut Config) + 'a>;
 
-fn cidrs(list: &[&str]) -> Vec<riskos_connector::auth::source_ip::Cidr> {
+fn cidrs(list: &[&str]) -> Vec<riskos_connector::net::Cidr> {
     list.iter().map(|c| c.parse().unwrap()).collect()
 }
 
