@@ -271,21 +271,11 @@ async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_con
     // A refused address that sends nothing is closed at its own short deadline, not at the
     // 60 s header deadline allowed senders get.
     let mut silent = TcpStream::connect(stack.app.addr).await.unwrap();
-    let started = Instant::now();
-    let read = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut silent))
+    // Its deadline is 2 s; 6 s leaves room for a slow machine and is a tenth of the 60 s.
+    let read = tokio::time::timeout(Duration::from_secs(6), read_until_closed(&mut silent))
         .await
-        .expect("closed well before the header deadline");
+        .expect("closed at the refused pool's deadline, well before the header deadline");
     assert!(read.is_empty());
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(
-        metric(
-            &stack,
-            "riskos_connections_refused_total{reason=\"ip_not_allowed\"}"
-        )
-        .await
-            == 0.0,
-        "within the refused pool nothing is closed at accept"
-    );
 }
 
 const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";

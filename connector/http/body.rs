@@ -76,21 +76,39 @@ async fn collect(
     budget: &BodyBudget,
 ) -> Result<(Bytes, BodyShare), ApiError> {
     let mut share = BodyShare::default();
-    let mut buffer = BytesMut::new();
+    // A body that arrives in one frame (the usual webhook) is kept as it is; only a second
+    // frame makes a buffer to join them in.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut len = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers carry nothing we keep
         };
-        if buffer.len() + data.len() > limit {
+        if len + data.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
         budget
             .grow(&mut share, data.len())
             .ok_or(ApiError::Overloaded)?;
-        buffer.extend_from_slice(&data);
+        len += data.len();
+        match (&mut joined, first.take()) {
+            (Some(buffer), _) => buffer.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(earlier)) => {
+                let mut buffer = BytesMut::with_capacity(len);
+                buffer.extend_from_slice(&earlier);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
+            }
+        }
     }
-    Ok((buffer.freeze(), share))
+    let body = match (joined, first) {
+        (Some(buffer), _) => buffer.freeze(),
+        (None, first) => first.unwrap_or_default(),
+    };
+    Ok((body, share))
 }
 
 #[cfg(test)]
