@@ -123,7 +123,13 @@ for target in "${targets[@]}"; do
   if [[ $crashes -gt 0 ]]; then
     found=1
     say "$target: crashing inputs (reproduce: scripts/fuzz.sh --repro $target FILE):"
-    find "$out/default/crashes" -name 'id:*' | sort >&2
+    # The files stay on the machine that ran; CI keeps only this log, so each input is printed
+    # too (base64, first 4 KiB): `base64 -d > crash.bin`, then --repro.
+    find "$out/default/crashes" -name 'id:*' | sort | while read -r file; do
+      printf '%s\n' "$file" >&2
+      head -c 4096 "$file" | base64 -w 0 >&2
+      printf '\n' >&2
+    done
   fi
   if [[ $hangs -gt 0 ]]; then
     say "$target: inputs over the 2 s timeout (check: time $BIN/$target < FILE):"

@@ -17,7 +17,6 @@ use riskos_connector::pipeline::prepare;
 use riskos_connector::route::Routes;
 use riskos_connector::schema::encode::single_object_prefix;
 use riskos_connector::schema::Catalog;
-use serde_json::Value as Json;
 
 /// The depth limit the `prepare` target scans with: the largest `http.max_json_depth` the
 /// configuration accepts (the default is 64), so every configuration's inputs are covered.
@@ -170,8 +169,9 @@ pub fn check_json_depth(body: &[u8]) {
         }
     }
     // serde_json refuses nesting past 128 on its own; whatever it parses has a known depth.
-    if let Ok(value) = serde_json::from_slice::<Json>(body) {
-        let depth = nesting_depth(&value);
+    // The depth is measured while parsing, not from a `serde_json::Value`: a map keeps only the
+    // last of duplicate keys, so `{"a":[[]],"a":1}` would read as depth 1 (a false finding).
+    if let Ok(Depth(depth)) = serde_json::from_slice::<Depth>(body) {
         assert!(
             !json_too_deep(body, depth),
             "parsed depth {depth}, yet too deep at max {depth}"
@@ -186,12 +186,59 @@ pub fn check_json_depth(body: &[u8]) {
     }
 }
 
-/// Containers on the deepest path: a scalar is 0, `{}` and `[]` are 1.
-pub fn nesting_depth(value: &Json) -> usize {
-    match value {
-        Json::Array(items) => 1 + items.iter().map(nesting_depth).max().unwrap_or(0),
-        Json::Object(fields) => 1 + fields.values().map(nesting_depth).max().unwrap_or(0),
-        _ => 0,
+/// Containers on the deepest path of a JSON text, every member counted (duplicate keys too):
+/// a scalar is 0, `{}` and `[]` are 1.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Depth(pub usize);
+
+impl<'de> serde::Deserialize<'de> for Depth {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DepthVisitor)
+    }
+}
+
+struct DepthVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DepthVisitor {
+    type Value = Depth;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+    fn visit_unit<E>(self) -> Result<Depth, E> {
+        Ok(Depth(0))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Depth, A::Error> {
+        let mut deepest = 0;
+        while let Some(Depth(depth)) = items.next_element::<Depth>()? {
+            deepest = deepest.max(depth);
+        }
+        Ok(Depth(1 + deepest))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Depth, A::Error> {
+        let mut deepest = 0;
+        while let Some((_, Depth(depth))) = fields.next_entry::<serde::de::IgnoredAny, Depth>()? {
+            deepest = deepest.max(depth);
+        }
+        Ok(Depth(1 + deepest))
     }
 }
 
@@ -200,10 +247,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nesting_depth_counts_containers() {
-        let depth = |s: &str| nesting_depth(&serde_json::from_str(s).unwrap());
+    fn depth_counts_containers() {
+        let depth = |s: &str| serde_json::from_str::<Depth>(s).unwrap().0;
         assert_eq!(depth("1"), 0);
         assert_eq!(depth("[]"), 1);
         assert_eq!(depth(r#"{"a":[1,{"b":[]}]}"#), 4);
+    }
+
+    /// The finding CI's fuzz run made (json_depth, crash id 000000): the oracle measured the
+    /// depth of a `serde_json::Value`, whose map keeps only the last of duplicate keys.
+    #[test]
+    fn a_duplicate_key_does_not_hide_a_deeper_member() {
+        let body = br#"{"a":[[]],"a":1}"#;
+        assert_eq!(serde_json::from_slice::<Depth>(body).unwrap(), Depth(3));
+        check_json_depth(body);
     }
 }
