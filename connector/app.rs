@@ -1,24 +1,28 @@
-//! The service's lifecycle: `Application::build` sets everything up (authentication, then
-//! [`crate::topology`]: routes, topics, producer, pipeline), binds the listener, and
-//! `run_until` serves until the shutdown future resolves, then drains.
+//! The service's lifecycle: `Application::build` sets everything up on a bound listener
+//! (authentication, then [`crate::topology`]: routes, topics, the Kafka store, the pipeline),
+//! and `run_until` serves until the shutdown future resolves, then drains.
+//! `Application::build_with_store` and [`handlers`] do the same over another
+//! [`Store`] (tests: [`crate::delivery::MemoryStore`]), touching no Kafka.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
 use anyhow::Context;
 
-use crate::config::{Config, Encoding};
-use crate::delivery;
+use crate::config::Config;
+use crate::delivery::Store;
 use crate::http::conn_io::Deadlines;
 use crate::http::guard::Ingress;
 use crate::http::server::{self, ConnectionLimits, RefusePeer};
 use crate::http::tls::{self, ServeListener};
 use crate::http::{self, AppState};
+use crate::route::Routes;
 use crate::schema::Registry;
-use crate::topology::{open_spool, pipeline_with};
+use crate::topology::{kafka_store, open_spool, pipeline_over, registry, resolve_routes};
 
 /// How long shutdown waits for Kafka to ack what is still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,21 +42,28 @@ impl Application {
     /// `http.listen`; tests bind port 0); any failure is returned with the step that failed.
     pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
         // Secrets and the JWKS first: a bad credential setup fails before anything is created.
-        crate::metrics::install();
-        let ingress = Ingress::from_config(config)
-            .await
-            .context("setting up authentication")?;
-        let auth = ingress.auth().mode();
+        let (ingress, registry, routes) = authenticate_then_route(config).await?;
         let spool = open_spool(config)?;
-        let pipeline = pipeline_with(config, spool).await?;
-        let registry = match config.encoding() {
-            Encoding::Confluent => Some(Registry::new(&config.schema_registry)?),
-            Encoding::SingleObject => None,
-        };
-        let refuse_peer = server::refuse_untrusted_peer(ingress.sources());
-        let state = AppState::new(pipeline, config.http.max_body_bytes, ingress, registry);
+        let store = Arc::new(kafka_store(config, &routes, spool).await?);
+        let state = assemble(config, ingress, registry, routes, store);
+        Self::serve_with(config, listener, state)
+    }
+
+    /// [`Application::build`] over another store: no topic is created and no Kafka touched.
+    pub async fn build_with_store(
+        config: &Config,
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let state = handler_state(config, store).await?;
+        Self::serve_with(config, listener, state)
+    }
+
+    fn serve_with(config: &Config, listener: TcpListener, state: AppState) -> anyhow::Result<Self> {
+        let refuse_peer = server::refuse_untrusted_peer(state.ingress.sources());
         let router = http::router(state.clone(), &config.http.path);
         let listener = tls::serve_on(listener, &config.http.tls)?;
+        let auth = state.ingress.auth().mode();
         tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, ?auth, tls = config.http.tls.enabled(), "ready to receive webhooks");
         let connections = ConnectionLimits {
             deadlines: Deadlines {
@@ -87,13 +98,8 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let forwarder = state.pipeline.delivery().spool().map(|spool| {
-            tokio::spawn(delivery::forward(
-                spool.clone(),
-                state.pipeline.producer().clone(),
-                stop_rx.clone(),
-            ))
-        });
+        let store = state.pipeline.delivery().store().clone();
+        let background = store.background(stop_rx).map(tokio::spawn);
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<Instant>();
         let drain_state = self.state.clone();
         let server = server::serve(
@@ -123,19 +129,54 @@ impl Application {
             }
         };
         let _ = stop_tx.send(true);
-        if let Some(forwarder) = forwarder {
-            let _ = forwarder.await;
+        if let Some(background) = background {
+            let _ = background.await;
         }
         let flush_for = FLUSH_TIMEOUT.min(grace.saturating_sub(stopping_at.elapsed()));
-        let producer = state.pipeline.producer().clone();
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(flush_for)).await?;
-        if let Err(error) = flushed {
+        if let Err(error) = store.flush(flush_for).await {
             // Only records whose requests were never answered 2xx can still be queued here.
             tracing::warn!(%error, "producer not fully flushed before the grace period ended");
         }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The router over `store`, with the service's authentication, routes and limits: what the
+/// HTTP tests drive with `tower::ServiceExt::oneshot`, no listener and no broker involved.
+pub async fn handlers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<axum::Router> {
+    let state = handler_state(config, store).await?;
+    Ok(http::router(state, &config.http.path))
+}
+
+async fn handler_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+    let (ingress, registry, routes) = authenticate_then_route(config).await?;
+    Ok(assemble(config, ingress, registry, routes, store))
+}
+
+/// Authentication (secrets, JWKS), then the registry client and the routes (schemas
+/// checked and registered with the Confluent encoding).
+async fn authenticate_then_route(
+    config: &Config,
+) -> anyhow::Result<(Ingress, Option<Registry>, Routes)> {
+    crate::metrics::install();
+    let ingress = Ingress::from_config(config)
+        .await
+        .context("setting up authentication")?;
+    let registry = registry(config)?;
+    let routes = resolve_routes(config, registry.as_ref()).await?;
+    Ok((ingress, registry, routes))
+}
+
+fn assemble(
+    config: &Config,
+    ingress: Ingress,
+    registry: Option<Registry>,
+    routes: Routes,
+    store: Arc<dyn Store>,
+) -> AppState {
+    let pipeline = pipeline_over(config, routes, store);
+    AppState::new(pipeline, config.http.max_body_bytes, ingress, registry)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

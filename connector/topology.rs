@@ -1,7 +1,7 @@
 //! What the connector needs around it, set up from the config: the routes with their wire
 //! prefixes (checking and registering schemas with the Confluent encoding), the topics, the
-//! producer and the pipeline. The service (`app`) and the tools (`replay`, `schemas check`)
-//! build on it.
+//! Kafka store (producer and spool) and the pipeline over a store. The service (`app`) and the
+//! tools (`replay`, `schemas check`) build on it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::{Config, Encoding};
-use crate::delivery::{Dedup, Delivery, Spool};
+use crate::delivery::{Dedup, Delivery, KafkaStore, Spool, Store};
 use crate::kafka::{self, Producer, TopicSpec};
 use crate::pipeline::Pipeline;
 use crate::record_size;
@@ -17,27 +17,34 @@ use crate::route::{single_object_routes, PlannedRoute, Routes};
 use crate::schema::encode::confluent_prefix;
 use crate::schema::{compat, Catalog, Registry};
 
-/// Loads `schemas/` and gives every route its wire prefix. With the Confluent encoding every
-/// schema is first checked against its subject's latest version (so an incompatible edit is
-/// refused before anything is registered or written), then registered.
-pub async fn resolve_routes(config: &Config) -> anyhow::Result<Routes> {
+/// The schema registry client, with the Confluent encoding.
+pub fn registry(config: &Config) -> anyhow::Result<Option<Registry>> {
+    Ok(match config.encoding() {
+        Encoding::Confluent => Some(Registry::new(&config.schema_registry)?),
+        Encoding::SingleObject => None,
+    })
+}
+
+/// Loads `schemas/` and gives every route its wire prefix. With the Confluent encoding (and
+/// so a `registry`) every schema is first checked against its subject's latest version (so an
+/// incompatible edit is refused before anything is registered or written), then registered.
+pub async fn resolve_routes(
+    config: &Config,
+    registry: Option<&Registry>,
+) -> anyhow::Result<Routes> {
     let catalog = Catalog::load(&config.schemas.dir).context("loading schemas")?;
-    let planned = Routes::plan(&catalog, &config.topics.prefix);
-    let routes = match config.encoding() {
-        Encoding::SingleObject => return Ok(single_object_routes(&catalog, &config.topics.prefix)),
-        Encoding::Confluent => {
-            let registry = Registry::new(&config.schema_registry)?;
-            check_compatibility(config, &registry, &planned).await?;
-            let mut routes = Vec::with_capacity(planned.len());
-            for plan in planned {
-                let subject = Registry::value_subject(&plan.topic);
-                let id = registry.register(&subject, &plan.schema).await?;
-                tracing::info!(subject, schema_id = id, file = %plan.schema.file.display(), "schema registered");
-                routes.push((plan, confluent_prefix(id)));
-            }
-            routes
-        }
+    let Some(registry) = registry else {
+        return Ok(single_object_routes(&catalog, &config.topics.prefix));
     };
+    let planned = Routes::plan(&catalog, &config.topics.prefix);
+    check_compatibility(config, registry, &planned).await?;
+    let mut routes = Vec::with_capacity(planned.len());
+    for plan in planned {
+        let subject = Registry::value_subject(&plan.topic);
+        let id = registry.register(&subject, &plan.schema).await?;
+        tracing::info!(subject, schema_id = id, file = %plan.schema.file.display(), "schema registered");
+        routes.push((plan, confluent_prefix(id)));
+    }
     Ok(Routes::new(routes))
 }
 
@@ -129,40 +136,49 @@ pub fn producer(config: &Config) -> anyhow::Result<Producer> {
     .context("creating the kafka producer")
 }
 
-/// Routes, topics and delivery: everything between a body and a stored record. Delivery has
-/// no spool here (tools that produce, like replay, wait for Kafka).
+/// Routes, topics and a Kafka store without a spool (tools that produce, like replay, wait
+/// for Kafka): everything between a body and a stored record.
 pub async fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
-    pipeline_with(config, None).await
+    let routes = resolve_routes(config, registry(config)?.as_ref()).await?;
+    let store = kafka_store(config, &routes, None).await?;
+    Ok(pipeline_over(config, routes, Arc::new(store)))
 }
 
-pub(crate) async fn pipeline_with(
+/// The pipeline over any store: the routes, the dedup cache from `[delivery.dedup]`, the
+/// quarantine topic and the largest value the connector produces.
+pub fn pipeline_over(config: &Config, routes: Routes, store: Arc<dyn Store>) -> Pipeline {
+    let dedup = Dedup::new(
+        config.delivery.dedup.max_entries,
+        Duration::from_secs(config.delivery.dedup.ttl_secs),
+    );
+    Pipeline::new(
+        routes,
+        Delivery::new(store, dedup),
+        config.quarantine_topic(),
+        record_size::max_value_bytes(config.http.max_body_bytes),
+    )
+}
+
+/// Kafka as the store: the routes' topics (created now, or in the background once Kafka
+/// answers when a spool can take webhooks meanwhile), the producer, and the spool if any.
+pub async fn kafka_store(
     config: &Config,
+    routes: &Routes,
     spool: Option<Arc<Spool>>,
-) -> anyhow::Result<Pipeline> {
-    let routes = resolve_routes(config).await?;
-    match ensure_topics(config, &routes).await {
+) -> anyhow::Result<KafkaStore> {
+    match ensure_topics(config, routes).await {
         Ok(topics) => tracing::info!(?topics, encoding = ?config.encoding(), "topics ready"),
         // With a spool the connector can take webhooks while Kafka is down (a pod restarted
         // during an outage must come back to drain what it acknowledged); topics are created
         // in the background once Kafka answers.
         Err(error) if spool.is_some() => {
             tracing::warn!(error = %format!("{error:#}"), "kafka unavailable at start-up; spooling until it answers");
-            let (config, routes_topics) = (config.clone(), routes_for_retry(&routes));
+            let (config, routes_topics) = (config.clone(), routes_for_retry(routes));
             tokio::spawn(async move { retry_topics(config, routes_topics).await });
         }
         Err(error) => return Err(error),
     }
-    let dedup = Dedup::new(
-        config.delivery.dedup.max_entries,
-        Duration::from_secs(config.delivery.dedup.ttl_secs),
-    );
-    let delivery = Delivery::new(producer(config)?, dedup, spool);
-    Ok(Pipeline::new(
-        routes,
-        delivery,
-        config.quarantine_topic(),
-        record_size::max_value_bytes(config.http.max_body_bytes),
-    ))
+    Ok(KafkaStore::new(producer(config)?, spool))
 }
 
 fn routes_for_retry(routes: &Routes) -> Vec<String> {
@@ -193,7 +209,7 @@ async fn retry_topics(config: Config, topics: Vec<String>) {
 }
 
 /// Opens the spool when `delivery.spool.dir` is set.
-pub(crate) fn open_spool(config: &Config) -> anyhow::Result<Option<Arc<Spool>>> {
+pub fn open_spool(config: &Config) -> anyhow::Result<Option<Arc<Spool>>> {
     let spool = &config.delivery.spool;
     let Some(dir) = &spool.dir else {
         return Ok(None);

@@ -1,14 +1,23 @@
-//! Delivery: from a prepared record to "stored" — the duplicate fast path, the producer, and
-//! the optional durable spool with its forwarder.
+//! Delivery: from a record to "stored". [`Delivery`] is the duplicate fast path ([`dedup`])
+//! in front of a [`Store`], the seam between the pipeline and Kafka: [`KafkaStore`] (the
+//! producer plus the optional durable [`spool`] and its forwarder) in the service, and
+//! [`MemoryStore`] in tests of the HTTP surface, which then need no broker.
 
 pub mod dedup;
+pub mod kafka_store;
+pub mod memory;
 pub mod spool;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kafka::{Delivered, ProduceError, Producer};
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use crate::kafka::{Delivered, ProduceError};
 pub use dedup::Dedup;
+pub use kafka_store::KafkaStore;
+pub use memory::MemoryStore;
 pub use spool::{Spool, SpoolError, SpoolRecord};
 
 /// A record to store: what delivery needs, borrowed from whoever prepared it (the pipeline
@@ -63,36 +72,55 @@ impl DeliveryError {
     }
 }
 
-/// Producer, dedup cache and optional spool.
+/// Where records are made safe: "store this record and say when it is safe".
+///
+/// A trait rather than the producer itself so that the HTTP surface can be tested without a
+/// broker (Svix Bridge keeps its receivers' output behind a trait for the same reason).
+pub trait Store: Send + Sync + 'static {
+    /// Stores one record; resolves once it is safe (acked by Kafka, or fsync'd to the spool).
+    fn store<'a>(&'a self, record: &'a Record<'a>) -> BoxFuture<'a, Result<Stored, DeliveryError>>;
+
+    /// What readiness reports of the store (each check bounded by `timeout`).
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Health>;
+
+    /// Sets the gauges of what the store holds, before `/metrics` is rendered.
+    fn set_gauges(&self) {}
+
+    /// Work that runs beside the server until `stop` turns true (the spool's forwarder).
+    fn background(&self, stop: watch::Receiver<bool>) -> Option<BoxFuture<'static, ()>> {
+        let _ = stop;
+        None
+    }
+
+    /// Waits up to `timeout` for what is still queued to be acked (shutdown).
+    fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DeliveryError>>;
+}
+
+/// A store's state as readiness sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Kafka answers a metadata request.
+    pub kafka: bool,
+    /// With a spool: whether it is above its high-water mark.
+    pub spool_above_high_water_mark: Option<bool>,
+}
+
+/// The dedup cache in front of a store.
 #[derive(Clone)]
 pub struct Delivery {
-    producer: Producer,
+    store: Arc<dyn Store>,
     dedup: Dedup<Stored, DeliveryError>,
-    spool: Option<Arc<Spool>>,
 }
 
 impl Delivery {
     /// Joins the parts.
-    pub fn new(
-        producer: Producer,
-        dedup: Dedup<Stored, DeliveryError>,
-        spool: Option<Arc<Spool>>,
-    ) -> Self {
-        Self {
-            producer,
-            dedup,
-            spool,
-        }
+    pub fn new(store: Arc<dyn Store>, dedup: Dedup<Stored, DeliveryError>) -> Self {
+        Self { store, dedup }
     }
 
-    /// The producer.
-    pub fn producer(&self) -> &Producer {
-        &self.producer
-    }
-
-    /// The spool, when configured.
-    pub fn spool(&self) -> Option<&Arc<Spool>> {
-        self.spool.as_ref()
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Stores a record once; `body` (the request's) scopes duplicates to identical bodies.
@@ -107,151 +135,12 @@ impl Delivery {
                 record.topic,
                 record.key.unwrap_or_default(),
                 body,
-                self.store(record),
+                self.store.store(record),
             )
             .await?;
         if duplicate {
             metrics::counter!(crate::metrics::DUPLICATES).increment(1);
         }
         Ok(Outcome { stored, duplicate })
-    }
-
-    async fn store(&self, record: &Record<'_>) -> Result<Stored, DeliveryError> {
-        let Some(spool) = &self.spool else {
-            return Ok(Stored::Acked(self.produce(record).await?));
-        };
-        // While anything is spooled, new records queue behind it so a key's records reach
-        // Kafka in the order they were accepted (compaction keeps the last one).
-        if spool.pending() == 0 {
-            match self.produce(record).await {
-                Ok(delivered) => return Ok(Stored::Acked(delivered)),
-                Err(error @ ProduceError::TooLarge(_)) => return Err(error.into()),
-                Err(error) => {
-                    tracing::warn!(%error, topic = %record.topic, "kafka did not ack; spooling")
-                }
-            }
-        }
-        let spooled = SpoolRecord {
-            topic: record.topic.to_string(),
-            key: record.key.map(str::to_string),
-            headers: record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: record.value.to_vec(),
-        };
-        let spool = spool.clone();
-        tokio::task::spawn_blocking(move || spool.append(&spooled))
-            .await
-            .map_err(|e| SpoolError::Io(std::io::Error::other(e)))??;
-        Ok(Stored::Spooled)
-    }
-
-    async fn produce(&self, record: &Record<'_>) -> Result<Delivered, ProduceError> {
-        let started = std::time::Instant::now();
-        let delivered = self
-            .producer
-            .send(record.topic, record.key, record.value, &record.headers)
-            .await?;
-        metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
-        record_produced(record.topic, record.occurred_at_ms);
-        Ok(delivered)
-    }
-}
-
-/// Counts an acked record and, when the event time is known, its end-to-end delay.
-fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
-    metrics::counter!(crate::metrics::PRODUCED, "topic" => topic.to_string()).increment(1);
-    if let Some(at) = occurred_at_ms {
-        let delay_ms = crate::clock::now_millis().saturating_sub(at).max(0);
-        metrics::histogram!(crate::metrics::END_TO_END).record(delay_ms as f64 / 1000.0);
-    }
-}
-
-/// Drains the spool in order until `stop` resolves: each record is produced (retrying with
-/// backoff while Kafka is down), and a segment is deleted once all its records are acked.
-pub async fn forward(
-    spool: Arc<Spool>,
-    producer: Producer,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let next = {
-            let spool = spool.clone();
-            tokio::task::spawn_blocking(move || spool.next_segment()).await
-        };
-        let segment = match next {
-            Ok(Ok(Some(segment))) => segment,
-            Ok(Ok(None)) => {
-                tokio::select! {
-                    _ = spool.appended() => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "cannot read the spool");
-                wait_or_stop(&mut stop, Duration::from_secs(5)).await;
-                continue;
-            }
-            Err(_) => return,
-        };
-        for record in &segment.records {
-            let headers: Vec<(&str, &str)> = record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            loop {
-                match producer
-                    .send(
-                        &record.topic,
-                        record.key.as_deref(),
-                        &record.value,
-                        &headers,
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        record_produced(&record.topic, None);
-                        backoff = Duration::from_millis(100);
-                        break;
-                    }
-                    Err(error @ ProduceError::TooLarge(_)) => {
-                        tracing::error!(%error, topic = %record.topic, "spooled record refused by kafka; dropped");
-                        metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, pending = spool.pending(), "spool forwarder: kafka not acking; retrying");
-                        if wait_or_stop(&mut stop, backoff).await {
-                            return;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            spool.acked();
-        }
-        let removal = {
-            let spool = spool.clone();
-            tokio::task::spawn_blocking(move || spool.remove(&segment)).await
-        };
-        if let Ok(Err(error)) = removal {
-            tracing::error!(%error, "cannot delete a drained spool segment");
-        }
-    }
-}
-
-/// Waits `delay` (retry backoff); true when stopped meanwhile.
-async fn wait_or_stop(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => *stop.borrow(),
-        _ = stop.changed() => true,
     }
 }

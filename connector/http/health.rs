@@ -5,7 +5,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use rdkafka::producer::Producer as _;
 use serde_json::{json, Value};
 
 use super::AppState;
@@ -19,16 +18,7 @@ pub async fn healthz() -> Json<Value> {
 /// mark, the brokers answer a metadata request, and the registry (if configured) answers.
 /// The body lists every check and names the first that failed.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let spool = state.pipeline.delivery().spool().cloned();
-    let producer = state.pipeline.producer().clone();
-    let kafka = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .client()
-            .fetch_metadata(None, CHECK_TIMEOUT)
-            .map(|m| !m.brokers().is_empty())
-            .unwrap_or(false)
-    });
+    let store = state.pipeline.delivery().store().health(CHECK_TIMEOUT);
     let registry = async {
         match &state.registry {
             Some(registry) => Some(
@@ -39,17 +29,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             None => None,
         }
     };
-    let (kafka, registry) = tokio::join!(kafka, registry);
-    let kafka = kafka.unwrap_or(false);
+    let (store, registry) = tokio::join!(store, registry);
 
     // (check, result, whether a failure makes the pod unready)
     let mut results = vec![("shutdown", !state.is_shutting_down(), true)];
-    if let Some(spool) = &spool {
-        results.push(("spool", !spool.above_high_water_mark(), true));
+    if let Some(above) = store.spool_above_high_water_mark {
+        results.push(("spool", !above, true));
     }
     // With a spool, webhooks are still accepted (and safe) while Kafka is down: report it as
     // degraded but stay ready until the spool reaches its high-water mark.
-    results.push(("kafka", kafka, spool.is_none()));
+    let spooling = store.spool_above_high_water_mark.is_some();
+    results.push(("kafka", store.kafka, !spooling));
     if let Some(ok) = registry {
         results.push(("schema_registry", ok, true));
     }

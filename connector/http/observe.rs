@@ -10,7 +10,7 @@ use axum::response::Response;
 use tracing::Instrument as _;
 
 use super::AppState;
-use crate::metrics::{InFlightGuard, REQUESTS, SPOOL_BYTES, SPOOL_RECORDS};
+use crate::metrics::{InFlightGuard, REQUESTS};
 
 /// The request id header, read and echoed.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -70,10 +70,7 @@ fn rand_u128() -> u128 {
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> String {
-    if let Some(spool) = state.pipeline.delivery().spool() {
-        metrics::gauge!(SPOOL_RECORDS).set(spool.pending() as f64);
-        metrics::gauge!(SPOOL_BYTES).set(spool.bytes() as f64);
-    }
+    state.pipeline.delivery().store().set_gauges();
     let handle = crate::metrics::install();
     handle.run_upkeep();
     handle.render()

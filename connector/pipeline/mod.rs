@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use crate::delivery::{self, Delivery, DeliveryError, Outcome};
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
-use crate::kafka::Producer;
 use crate::route::{Route, Routes};
 use crate::schema::{record, ConvertError};
 
@@ -232,14 +231,9 @@ impl Pipeline {
         }
     }
 
-    /// Delivery (producer, dedup, spool).
+    /// Delivery (dedup cache and store).
     pub fn delivery(&self) -> &Delivery {
         &self.delivery
-    }
-
-    /// The producer.
-    pub fn producer(&self) -> &Producer {
-        self.delivery.producer()
     }
 
     /// Turns a request body into an encoded record no larger than the connector produces.

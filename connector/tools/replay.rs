@@ -56,7 +56,11 @@ pub async fn run(config: &Config, since_ms: Option<i64>) -> anyhow::Result<Repla
             )),
         }
     }
-    pipeline.producer().flush(Duration::from_secs(10))?;
+    pipeline
+        .delivery()
+        .store()
+        .flush(Duration::from_secs(10))
+        .await?;
     Ok(report)
 }
 

@@ -3,16 +3,16 @@
 //! bodies the connector must refuse are refused with the right status and the reason logged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use riskos_connector::delivery::{Dedup, Delivery};
+use riskos_connector::delivery::KafkaStore;
 use riskos_connector::http::guard::Ingress;
 use riskos_connector::http::tls::PeerAddr;
 use riskos_connector::http::{self, AppState};
 use riskos_connector::kafka::Producer;
-use riskos_connector::pipeline::Pipeline;
 use riskos_connector::record_size;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
@@ -151,7 +151,8 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     let broker = Broker::start_memory().await;
     let registry = RegistryDouble::start().await;
     let config = test_config(&broker.bootstrap(), &registry.url);
-    let routes = riskos_connector::topology::resolve_routes(&config)
+    let registry_client = riskos_connector::topology::registry(&config).unwrap();
+    let routes = riskos_connector::topology::resolve_routes(&config, registry_client.as_ref())
         .await
         .unwrap();
     riskos_connector::topology::ensure_topics(&config, &routes)
@@ -161,13 +162,8 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     let small = BTreeMap::from([("batch.size".to_string(), "400000".to_string())]);
     let producer =
         Producer::new(&broker.bootstrap(), &small, Duration::from_secs(3), 450_000).unwrap();
-    let delivery = Delivery::new(producer, Dedup::new(0, Duration::from_secs(60)), None);
-    let pipeline = Pipeline::new(
-        routes,
-        delivery,
-        config.quarantine_topic(),
-        record_size::max_value_bytes(config.http.max_body_bytes),
-    );
+    let store = Arc::new(KafkaStore::new(producer, None));
+    let pipeline = riskos_connector::topology::pipeline_over(&config, routes, store);
     let ingress = Ingress::from_config(&config).await.unwrap();
     let state = AppState::new(pipeline, config.http.max_body_bytes, ingress, None);
     let request = axum::http::Request::post(&config.http.path)

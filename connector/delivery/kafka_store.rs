@@ -1,0 +1,219 @@
+//! The real [`Store`]: the rdkafka producer, plus the optional durable spool and the forwarder
+//! that drains it into Kafka.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rdkafka::producer::Producer as _;
+use tokio::sync::watch;
+
+use super::{DeliveryError, Health, Record, Spool, SpoolError, SpoolRecord, Store, Stored};
+use crate::kafka::{Delivered, ProduceError, Producer};
+
+/// Kafka, with the spool in front when `delivery.spool.dir` is set.
+#[derive(Clone)]
+pub struct KafkaStore {
+    producer: Producer,
+    spool: Option<Arc<Spool>>,
+}
+
+impl KafkaStore {
+    /// Joins the producer and the spool.
+    pub fn new(producer: Producer, spool: Option<Arc<Spool>>) -> Self {
+        Self { producer, spool }
+    }
+
+    async fn store_record(&self, record: &Record<'_>) -> Result<Stored, DeliveryError> {
+        let Some(spool) = &self.spool else {
+            return Ok(Stored::Acked(self.produce(record).await?));
+        };
+        // While anything is spooled, new records queue behind it so a key's records reach
+        // Kafka in the order they were accepted (compaction keeps the last one).
+        if spool.pending() == 0 {
+            match self.produce(record).await {
+                Ok(delivered) => return Ok(Stored::Acked(delivered)),
+                Err(error @ ProduceError::TooLarge(_)) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(%error, topic = %record.topic, "kafka did not ack; spooling")
+                }
+            }
+        }
+        let spooled = SpoolRecord {
+            topic: record.topic.to_string(),
+            key: record.key.map(str::to_string),
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: record.value.to_vec(),
+        };
+        let spool = spool.clone();
+        tokio::task::spawn_blocking(move || spool.append(&spooled))
+            .await
+            .map_err(|e| SpoolError::Io(std::io::Error::other(e)))??;
+        Ok(Stored::Spooled)
+    }
+
+    async fn produce(&self, record: &Record<'_>) -> Result<Delivered, ProduceError> {
+        let started = std::time::Instant::now();
+        let delivered = self
+            .producer
+            .send(record.topic, record.key, record.value, &record.headers)
+            .await?;
+        metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
+        record_produced(record.topic, record.occurred_at_ms);
+        Ok(delivered)
+    }
+}
+
+impl Store for KafkaStore {
+    fn store<'a>(&'a self, record: &'a Record<'a>) -> BoxFuture<'a, Result<Stored, DeliveryError>> {
+        self.store_record(record).boxed()
+    }
+
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Health> {
+        let producer = self.producer.clone();
+        async move {
+            let kafka = tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .client()
+                    .fetch_metadata(None, timeout)
+                    .map(|m| !m.brokers().is_empty())
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+            Health {
+                kafka,
+                spool_above_high_water_mark: self
+                    .spool
+                    .as_ref()
+                    .map(|spool| spool.above_high_water_mark()),
+            }
+        }
+        .boxed()
+    }
+
+    fn set_gauges(&self) {
+        if let Some(spool) = &self.spool {
+            metrics::gauge!(crate::metrics::SPOOL_RECORDS).set(spool.pending() as f64);
+            metrics::gauge!(crate::metrics::SPOOL_BYTES).set(spool.bytes() as f64);
+        }
+    }
+
+    fn background(&self, stop: watch::Receiver<bool>) -> Option<BoxFuture<'static, ()>> {
+        let spool = self.spool.clone()?;
+        Some(forward(spool, self.producer.clone(), stop).boxed())
+    }
+
+    fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        let producer = self.producer.clone();
+        async move {
+            tokio::task::spawn_blocking(move || producer.flush(timeout))
+                .await
+                .map_err(|e| SpoolError::Io(std::io::Error::other(e)))?
+                .map_err(|e| DeliveryError::Produce(ProduceError::Kafka(e)))
+        }
+        .boxed()
+    }
+}
+
+/// Counts an acked record and, when the event time is known, its end-to-end delay.
+fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
+    metrics::counter!(crate::metrics::PRODUCED, "topic" => topic.to_string()).increment(1);
+    if let Some(at) = occurred_at_ms {
+        let delay_ms = crate::clock::now_millis().saturating_sub(at).max(0);
+        metrics::histogram!(crate::metrics::END_TO_END).record(delay_ms as f64 / 1000.0);
+    }
+}
+
+/// Drains the spool in order until `stop` resolves: each record is produced (retrying with
+/// backoff while Kafka is down), and a segment is deleted once all its records are acked.
+async fn forward(
+    spool: Arc<Spool>,
+    producer: Producer,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let next = {
+            let spool = spool.clone();
+            tokio::task::spawn_blocking(move || spool.next_segment()).await
+        };
+        let segment = match next {
+            Ok(Ok(Some(segment))) => segment,
+            Ok(Ok(None)) => {
+                tokio::select! {
+                    _ = spool.appended() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot read the spool");
+                wait_or_stop(&mut stop, Duration::from_secs(5)).await;
+                continue;
+            }
+            Err(_) => return,
+        };
+        for record in &segment.records {
+            let headers: Vec<(&str, &str)> = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            loop {
+                match producer
+                    .send(
+                        &record.topic,
+                        record.key.as_deref(),
+                        &record.value,
+                        &headers,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        record_produced(&record.topic, None);
+                        backoff = Duration::from_millis(100);
+                        break;
+                    }
+                    Err(error @ ProduceError::TooLarge(_)) => {
+                        tracing::error!(%error, topic = %record.topic, "spooled record refused by kafka; dropped");
+                        metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, pending = spool.pending(), "spool forwarder: kafka not acking; retrying");
+                        if wait_or_stop(&mut stop, backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            spool.acked();
+        }
+        let removal = {
+            let spool = spool.clone();
+            tokio::task::spawn_blocking(move || spool.remove(&segment)).await
+        };
+        if let Ok(Err(error)) = removal {
+            tracing::error!(%error, "cannot delete a drained spool segment");
+        }
+    }
+}
+
+/// Waits `delay` (retry backoff); true when stopped meanwhile.
+async fn wait_or_stop(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
