@@ -13,6 +13,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::secret::{Scalar, Secret};
+use crate::setting::SettingError;
 
 /// Prefix of the environment variables that override the file (`RISKOS_KAFKA__BOOTSTRAP_SERVERS`).
 pub const ENV_PREFIX: &str = "RISKOS_";
@@ -34,12 +35,10 @@ pub enum ConfigError {
     /// A key has the wrong type, an unknown name, or a required key is absent.
     #[error("config: {0}")]
     Invalid(String),
-    /// A value parsed but is out of its allowed range.
-    #[error("config key `{key}`: {reason}")]
-    OutOfRange { key: &'static str, reason: String },
-    /// An `[auth]` setting of the chosen mode is unusable (the message names the key).
+    /// A setting parsed but cannot be used: out of range, missing where required, or naming
+    /// a file that cannot be read. Every check, whichever module makes it, reports this way.
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthSetupError),
+    Setting(#[from] SettingError),
 }
 
 /// The whole configuration.
@@ -191,23 +190,23 @@ impl TlsConfig {
     }
 
     /// Checks that need no I/O.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.cert_file.is_some() != self.key_file.is_some() {
-            return Err((
+            return Err(SettingError::invalid(
                 "http.tls.cert_file",
-                "set http.tls.cert_file and http.tls.key_file together".into(),
+                "set http.tls.cert_file and http.tls.key_file together",
             ));
         }
         if self.reload_interval_ms == 0 {
-            return Err((
+            return Err(SettingError::invalid(
                 "http.tls.reload_interval_ms",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             ));
         }
         if self.handshake_timeout_ms == 0 {
-            return Err((
+            return Err(SettingError::invalid(
                 "http.tls.handshake_timeout_ms",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             ));
         }
         Ok(())
@@ -479,36 +478,20 @@ pub enum LogFormat {
 impl Config {
     /// Reads `file` (when given) and then the `RISKOS_*` environment, and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile(path.to_path_buf()));
-            }
-            figment = figment.merge(Toml::file(path));
-        }
-        Self::from_figment(figment.merge(env_provider()))
+        Self::from_figment(layers(file)?)
     }
 
-    /// Like [`Config::load`] for offline tools: Kafka settings may be absent.
+    /// Like [`Config::load`] for offline tools (`validate`): the services they do not use,
+    /// Kafka and the schema registry, may be left unset; everything else is checked.
     pub fn load_offline(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile(path.to_path_buf()));
-            }
-            figment = figment.merge(Toml::file(path));
-        }
-        figment
-            .merge(env_provider())
-            .extract()
-            .map_err(|e| ConfigError::Invalid(one_line(e)))
+        let config = extract(layers(file)?)?;
+        config.validate_offline()?;
+        Ok(config)
     }
 
     /// Extracts and validates a config from any figment (tests layer their own providers).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(one_line(e)))?;
+        let config = extract(figment)?;
         config.validate()?;
         Ok(config)
     }
@@ -532,27 +515,32 @@ impl Config {
             .unwrap_or_else(|| format!("{}quarantine", self.topics.prefix))
     }
 
-    /// Range and presence checks serde cannot express.
+    /// Every check serde cannot express: the services' addresses, then
+    /// [`Config::validate_offline`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let out_of_range = |key, reason: &str| {
-            Err(ConfigError::OutOfRange {
-                key,
-                reason: reason.to_string(),
-            })
-        };
         if self.kafka.bootstrap_servers.trim().is_empty() {
-            return out_of_range(
+            return Err(SettingError::invalid(
                 "kafka.bootstrap_servers",
                 "is required (set it in the file or RISKOS_KAFKA__BOOTSTRAP_SERVERS)",
-            );
+            )
+            .into());
         }
         if self.encoding() == Encoding::Confluent && self.schema_registry.url.trim().is_empty() {
-            return out_of_range(
+            return Err(SettingError::invalid(
                 "schema_registry.url",
                 "is required with schemas.encoding = \"confluent\" (set it in the file or \
                  RISKOS_SCHEMA_REGISTRY__URL, or use schemas.encoding = \"single-object\")",
-            );
+            )
+            .into());
         }
+        self.validate_offline()
+    }
+
+    /// The range and presence checks of everything but the services' addresses (Kafka, the
+    /// registry): what offline tools rely on.
+    pub fn validate_offline(&self) -> Result<(), ConfigError> {
+        let out_of_range =
+            |key, reason: &str| Err(ConfigError::Setting(SettingError::invalid(key, reason)));
         if !self.http.path.starts_with('/') {
             return out_of_range("http.path", "must start with `/`");
         }
@@ -595,7 +583,7 @@ impl Config {
         };
         match value.trim().parse::<usize>() {
             Ok(bytes) if bytes >= needed => Ok(()),
-            _ => Err(ConfigError::OutOfRange {
+            _ => Err(ConfigError::Setting(SettingError::Invalid {
                 key: "kafka.librdkafka.message.max.bytes",
                 reason: format!(
                     "is {value}, but http.max_body_bytes = {} needs at least {needed} (a record \
@@ -603,13 +591,13 @@ impl Config {
                      sets it), or lower http.max_body_bytes",
                     self.http.max_body_bytes
                 ),
-            }),
+            })),
         }
     }
 
     /// The `http` limits and the `auth` settings of the chosen mode.
     fn validate_ingress(&self) -> Result<(), ConfigError> {
-        let fail = |key, reason: String| Err(ConfigError::OutOfRange { key, reason });
+        let fail = |key, reason: String| Err(SettingError::invalid(key, reason).into());
         let http = &self.http;
         if http.max_in_flight == 0 {
             return fail("http.max_in_flight", "must be greater than 0".into());
@@ -650,11 +638,27 @@ impl Config {
                 "must be less than http.request_timeout_ms".into(),
             );
         }
-        if let Err((key, reason)) = http.tls.validate() {
-            return fail(key, reason);
-        }
+        http.tls.validate()?;
         Ok(self.auth.validate()?)
     }
+}
+
+/// The file (when given), then the `RISKOS_*` environment over it.
+fn layers(file: Option<&Path>) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::MissingFile(path.to_path_buf()));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    Ok(figment.merge(env_provider()))
+}
+
+fn extract(figment: Figment) -> Result<Config, ConfigError> {
+    figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(one_line(e)))
 }
 
 /// `RISKOS_<SECTION>__<KEY>` variables. Only names with a `__` are settings, so `RISKOS_CONFIG`
@@ -804,7 +808,7 @@ mod tests {
             cert_file: Some("tls.crt".into()),
             ..TlsConfig::default()
         };
-        assert_eq!(half.validate().unwrap_err().0, "http.tls.cert_file");
+        assert_eq!(half.validate().unwrap_err().key(), "http.tls.cert_file");
         assert!(TlsConfig::default().validate().is_ok());
     }
 
@@ -819,6 +823,40 @@ mod tests {
             Config::from_figment(
                 figment::Figment::new().merge(Toml::string(&format!("{base}{toml}"))),
             )
+        }
+
+        #[test]
+        fn offline_loading_leaves_out_the_services_and_checks_the_rest() {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("offline.toml");
+            std::fs::write(&file, "[http]\npath = \"/riskos\"\n").unwrap();
+            let config = Config::load_offline(Some(&file)).expect("no kafka, no registry needed");
+            assert!(config.kafka.bootstrap_servers.is_empty());
+            assert!(matches!(
+                Config::load(Some(&file)),
+                Err(ConfigError::Setting(e)) if e.key() == "kafka.bootstrap_servers"
+            ));
+
+            std::fs::write(&file, "[http]\nmax_body_bytes = 0\n").unwrap();
+            let error = Config::load_offline(Some(&file)).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("config key `http.max_body_bytes`:"),
+                "{error}"
+            );
+            std::fs::write(
+                &file,
+                "[auth]\nmode = \"hmac\"\n[auth.hmac]\ntolerance_secs = 0\n",
+            )
+            .unwrap();
+            let error = Config::load_offline(Some(&file)).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("config key `auth.hmac.tolerance_secs`:"),
+                "{error}"
+            );
         }
 
         #[test]

@@ -31,6 +31,7 @@ pub mod record_size;
 pub mod route;
 pub mod schema;
 pub mod secret;
+pub mod setting;
 pub mod telemetry;
 pub mod tools;
 pub mod topology;

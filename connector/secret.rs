@@ -1,6 +1,6 @@
 //! Secrets in config: a type that never prints its value, lists that may also come from a file
 //! (a Kubernetes Secret mount), and constant-time comparison. Used by the auth modes and the
-//! registry client alike; it depends on no other module of the crate.
+//! registry client alike; it depends on no other module of the crate but the leaf `setting`.
 //!
 //! Presented credentials are compared by their SHA-256 digests with `subtle`, so neither the
 //! content nor the length of a configured secret shows in response timing.
@@ -12,23 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// A secret setting that cannot be loaded; every message names the key.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    /// Nothing configured where something is needed.
-    #[error("config key `{key}`: is required (inline or as `_file`)")]
-    Missing { key: &'static str },
-    /// A value that cannot be used.
-    #[error("config key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-    /// A `*_file` that cannot be read.
-    #[error("config key `{key}`: cannot read {}: {source}", path.display())]
-    File {
-        key: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
+use crate::setting::SettingError;
 
 /// Env values are typed by figment (`20` is a number); text settings (and secrets) accept any
 /// scalar as its text.
@@ -121,7 +105,7 @@ pub fn load_list(
     key: &'static str,
     inline: &[Secret],
     file: Option<&Path>,
-) -> Result<Vec<Secret>, SecretError> {
+) -> Result<Vec<Secret>, SettingError> {
     let mut out: Vec<Secret> = inline
         .iter()
         .filter(|s| !s.expose().trim().is_empty())
@@ -144,10 +128,10 @@ pub fn load_one(
     key: &'static str,
     inline: Option<&Secret>,
     file: Option<&Path>,
-) -> Result<Secret, SecretError> {
+) -> Result<Secret, SettingError> {
     let value = match (inline, file) {
         (Some(_), Some(_)) => {
-            return Err(SecretError::Invalid {
+            return Err(SettingError::Invalid {
                 key,
                 reason: "set the value or the `_file` variant, not both".into(),
             })
@@ -157,13 +141,13 @@ pub fn load_one(
         (None, None) => String::new(),
     };
     if value.is_empty() {
-        return Err(SecretError::Missing { key });
+        return Err(SettingError::Missing { key });
     }
     Ok(Secret(value))
 }
 
-fn read_file(key: &'static str, path: &Path) -> Result<String, SecretError> {
-    std::fs::read_to_string(path).map_err(|source| SecretError::File {
+fn read_file(key: &'static str, path: &Path) -> Result<String, SettingError> {
+    std::fs::read_to_string(path).map_err(|source| SettingError::File {
         key,
         path: PathBuf::from(path),
         source,

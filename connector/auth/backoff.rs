@@ -23,6 +23,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::setting::SettingError;
+
 /// `[auth.oauth2.token_endpoint.failure_backoff]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,35 +57,35 @@ impl Default for FailureBackoffConfig {
 
 impl FailureBackoffConfig {
     /// Range checks, naming the key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.failures_before_backoff == 0 {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.failure_backoff.failures_before_backoff",
-                "must be at least 1".into(),
+                "must be at least 1",
             ));
         }
         if self.initial_wait_ms == 0 {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.failure_backoff.initial_wait_ms",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             ));
         }
         if self.max_wait_secs.saturating_mul(1000) < self.initial_wait_ms {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.failure_backoff.max_wait_secs",
-                "must be at least initial_wait_ms".into(),
+                "must be at least initial_wait_ms",
             ));
         }
         if self.forget_after_secs < self.max_wait_secs {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.failure_backoff.forget_after_secs",
-                "must be at least max_wait_secs".into(),
+                "must be at least max_wait_secs",
             ));
         }
         if self.max_clients == 0 {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.failure_backoff.max_clients",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             ));
         }
         Ok(())
@@ -406,8 +408,8 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        assert_eq!(FailureBackoffConfig::default().validate(), Ok(()));
-        let bad = |c: FailureBackoffConfig| c.validate().unwrap_err().0;
+        assert!(FailureBackoffConfig::default().validate().is_ok());
+        let bad = |c: FailureBackoffConfig| c.validate().unwrap_err().key();
         let d = FailureBackoffConfig::default;
         assert!(bad(FailureBackoffConfig {
             failures_before_backoff: 0,

@@ -7,8 +7,9 @@ use axum::http::HeaderMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{authorization, AuthSetupError, Reason};
+use super::{authorization, Reason};
 use crate::secret::{load_list, matches_any, secret_list, Digest32, Secret};
+use crate::setting::SettingError;
 
 /// `[auth.basic]`: the dashboard's "Basic Authentication" option.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,17 +32,17 @@ pub struct Basic {
 
 impl Basic {
     /// Reads the pairs; at least one is required and each needs a user and a password.
-    pub fn from_config(config: &BasicConfig) -> Result<Self, AuthSetupError> {
+    pub fn from_config(config: &BasicConfig) -> Result<Self, SettingError> {
         let key = "auth.basic.credentials";
         let pairs = load_list(key, &config.credentials, config.credentials_file.as_deref())?;
         if pairs.is_empty() {
-            return Err(AuthSetupError::Missing { key });
+            return Err(SettingError::Missing { key });
         }
         for pair in &pairs {
             match pair.expose().split_once(':') {
                 Some((user, password)) if !user.is_empty() && !password.is_empty() => {}
                 _ => {
-                    return Err(AuthSetupError::Invalid {
+                    return Err(SettingError::Invalid {
                         key,
                         reason: "every entry must be `user:password` with both parts non-empty"
                             .into(),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::{authorization, AuthSetupError, Reason};
+use super::{authorization, Reason};
 use crate::secret::{load_list, matches_any, secret_list, Digest32, Secret};
+use crate::setting::SettingError;
 
 /// Shortest accepted token; the dashboard's UUIDs have 36 characters.
 pub const MIN_TOKEN_CHARS: usize = 16;
@@ -32,17 +33,17 @@ pub struct Bearer {
 
 impl Bearer {
     /// Reads the tokens; at least one is required.
-    pub fn from_config(config: &BearerConfig) -> Result<Self, AuthSetupError> {
+    pub fn from_config(config: &BearerConfig) -> Result<Self, SettingError> {
         let key = "auth.bearer.tokens";
         let tokens = load_list(key, &config.tokens, config.tokens_file.as_deref())?;
         if tokens.is_empty() {
-            return Err(AuthSetupError::Missing { key });
+            return Err(SettingError::Missing { key });
         }
         if tokens
             .iter()
             .any(|t| t.expose().chars().count() < MIN_TOKEN_CHARS)
         {
-            return Err(AuthSetupError::Invalid {
+            return Err(SettingError::Invalid {
                 key,
                 reason: format!("every token needs at least {MIN_TOKEN_CHARS} characters"),
             });

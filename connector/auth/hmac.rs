@@ -19,8 +19,9 @@ use sha2::Sha256;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-use super::{single_header, AuthSetupError, Reason};
+use super::{single_header, Reason};
 use crate::secret::{load_list, secret_list, Secret};
+use crate::setting::SettingError;
 
 /// Shortest accepted secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -90,20 +91,20 @@ impl std::fmt::Debug for Hmac {
 
 impl Hmac {
     /// Reads the secrets and checks the header names.
-    pub fn from_config(config: &HmacConfig) -> Result<Self, AuthSetupError> {
+    pub fn from_config(config: &HmacConfig) -> Result<Self, SettingError> {
         let key = "auth.hmac.secrets";
         let secrets = load_list(key, &config.secrets, config.secrets_file.as_deref())?;
         if secrets.is_empty() {
-            return Err(AuthSetupError::Missing { key });
+            return Err(SettingError::Missing { key });
         }
         if secrets.iter().any(|s| s.expose().len() < MIN_SECRET_BYTES) {
-            return Err(AuthSetupError::Invalid {
+            return Err(SettingError::Invalid {
                 key,
                 reason: format!("every secret needs at least {MIN_SECRET_BYTES} bytes"),
             });
         }
         let header_name = |key: &'static str, name: &str| {
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| AuthSetupError::Invalid {
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| SettingError::Invalid {
                 key,
                 reason: format!("`{name}` is not a header name"),
             })

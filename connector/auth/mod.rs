@@ -23,8 +23,6 @@ pub mod jwks;
 pub mod oauth2;
 pub mod token_endpoint;
 
-use std::path::PathBuf;
-
 use axum::http::{header, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +31,8 @@ use bearer::{Bearer, BearerConfig};
 use hmac::{Hmac, HmacConfig};
 use oauth2::{OAuth2Config, Validator};
 use token_endpoint::TokenIssuer;
+
+use crate::setting::SettingError;
 
 /// `[auth]`: how webhook callers authenticate.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -73,48 +73,17 @@ impl AuthConfig {
     /// Checks of the chosen mode's settings that need no I/O; called by
     /// `Config::validate` (the config module). A missing mode is refused by `serve`
     /// ([`Authenticator::from_config`]), not here, so the offline tools run without one.
-    pub fn validate(&self) -> Result<(), AuthSetupError> {
-        let fail = |key: &'static str, reason: String| AuthSetupError::Invalid { key, reason };
+    pub fn validate(&self) -> Result<(), SettingError> {
         match self.mode {
             None => Ok(()),
-            Some(AuthMode::OAuth2) => self.oauth2.validate().map_err(|(k, r)| fail(k, r)),
-            Some(AuthMode::Hmac) if self.hmac.tolerance_secs == 0 => Err(fail(
+            Some(AuthMode::OAuth2) => self.oauth2.validate(),
+            Some(AuthMode::Hmac) if self.hmac.tolerance_secs == 0 => Err(SettingError::invalid(
                 "auth.hmac.tolerance_secs",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             )),
             Some(_) => Ok(()),
         }
     }
-}
-
-/// A start-up problem with the auth settings, naming the key.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthSetupError {
-    /// `auth.mode` is not set.
-    #[error(
-        "config key `auth.mode`: is required: basic, bearer, oauth2, hmac, or none (none only \
-         behind another layer that authenticates callers)"
-    )]
-    NoMode,
-    /// Nothing configured where the mode needs something.
-    #[error("config key `{key}`: is required with this auth.mode (inline or as `_file`)")]
-    Missing { key: &'static str },
-    /// A value that cannot be used.
-    #[error("config key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-    /// A `*_file` that cannot be read.
-    #[error("config key `{key}`: cannot read {}: {source}", path.display())]
-    File {
-        key: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// A secret of the mode cannot be loaded.
-    #[error(transparent)]
-    Secret(#[from] crate::secret::SecretError),
-    /// The JWKS URL cannot be used.
-    #[error("config key `auth.oauth2.jwks_url`: {0}")]
-    Jwks(#[from] jwks::JwksError),
 }
 
 /// Why a request was not authenticated. For logs only; the response says none of it.
@@ -287,8 +256,14 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// Reads every secret of the configured mode (and only that mode) and, for OAuth2,
     /// fetches the JWKS.
-    pub async fn from_config(config: &AuthConfig) -> Result<Self, AuthSetupError> {
-        let mode = config.mode.ok_or(AuthSetupError::NoMode)?;
+    pub async fn from_config(config: &AuthConfig) -> Result<Self, SettingError> {
+        let mode = config.mode.ok_or_else(|| {
+            SettingError::invalid(
+                "auth.mode",
+                "is required: basic, bearer, oauth2, hmac, or none (none only behind another \
+                 layer that authenticates callers)",
+            )
+        })?;
         let mut issuer = None;
         let verifier = match mode {
             AuthMode::None => {

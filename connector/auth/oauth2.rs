@@ -20,7 +20,8 @@ use serde_json::Value;
 
 use super::jwks::{Jwks, KeyEntry};
 use super::token_endpoint::TokenEndpointConfig;
-use super::{authorization, AuthSetupError, Reason};
+use super::{authorization, Reason};
+use crate::setting::SettingError;
 
 /// `[auth.oauth2]`: the dashboard's "OAuth2" option.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,28 +94,28 @@ pub struct StaticKeyConfig {
 
 impl OAuth2Config {
     /// Presence and range checks that need no I/O.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.issuer.trim().is_empty() {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.issuer",
-                "is required with auth.mode = \"oauth2\"".into(),
+                "is required with auth.mode = \"oauth2\"",
             ));
         }
         if self.audience.trim().is_empty() {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.audience",
-                "is required with auth.mode = \"oauth2\"".into(),
+                "is required with auth.mode = \"oauth2\"",
             ));
         }
         if self.algorithms.is_empty() || self.algorithms.iter().any(|a| is_hmac(*a)) {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.algorithms",
-                "must list asymmetric algorithms only (RS*, PS*, ES*, EdDSA)".into(),
+                "must list asymmetric algorithms only (RS*, PS*, ES*, EdDSA)",
             ));
         }
         for key in &self.static_keys {
             if !self.algorithms.contains(&key.alg) {
-                return Err((
+                return Err(SettingError::invalid(
                     "auth.oauth2.static_keys",
                     format!(
                         "key `{}`: {:?} is not in auth.oauth2.algorithms",
@@ -124,16 +125,16 @@ impl OAuth2Config {
             }
         }
         if self.jwks_refresh_secs == 0 {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.jwks_refresh_secs",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             ));
         }
         if self.jwks_url.is_none() && self.static_keys.is_empty() && !self.token_endpoint.enabled()
         {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.jwks_url",
-                "no key source: set jwks_url, static_keys or token_endpoint clients".into(),
+                "no key source: set jwks_url, static_keys or token_endpoint clients",
             ));
         }
         self.token_endpoint.validate()
@@ -169,7 +170,7 @@ impl std::fmt::Debug for Validator {
 
 impl Validator {
     /// Reads the PEM keys and fetches the JWKS. `issued` are the built-in endpoint's keys.
-    pub async fn new(config: &OAuth2Config, issued: Vec<KeyEntry>) -> Result<Self, AuthSetupError> {
+    pub async fn new(config: &OAuth2Config, issued: Vec<KeyEntry>) -> Result<Self, SettingError> {
         let mut fixed = issued;
         for key in &config.static_keys {
             fixed.push(static_key(key)?);
@@ -181,7 +182,8 @@ impl Validator {
                     &config.algorithms,
                     Duration::from_secs(config.jwks_min_refetch_secs),
                 )
-                .await?;
+                .await
+                .map_err(|e| SettingError::invalid("auth.oauth2.jwks_url", e.to_string()))?;
                 jwks.spawn_refresh(Duration::from_secs(config.jwks_refresh_secs));
                 Some(jwks)
             }
@@ -297,9 +299,9 @@ fn has_scope(claims: &Value, required: &str) -> bool {
     in_scope || in_scp
 }
 
-fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, AuthSetupError> {
+fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, SettingError> {
     let key = "auth.oauth2.static_keys";
-    let pem = std::fs::read(&config.file).map_err(|source| AuthSetupError::File {
+    let pem = std::fs::read(&config.file).map_err(|source| SettingError::File {
         key,
         path: config.file.clone(),
         source,
@@ -314,7 +316,7 @@ fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, AuthSetupError> {
         Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
         Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
         _ => {
-            return Err(AuthSetupError::Invalid {
+            return Err(SettingError::Invalid {
                 key,
                 reason: format!(
                     "key `{}`: {:?} is not an asymmetric algorithm",
@@ -323,7 +325,7 @@ fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, AuthSetupError> {
             })
         }
     }
-    .map_err(|e| AuthSetupError::Invalid {
+    .map_err(|e| SettingError::Invalid {
         key,
         reason: format!("key `{}` in {}: {e}", config.kid, config.file.display()),
     })?;
@@ -547,12 +549,15 @@ mod tests {
             algorithms: vec![Algorithm::RS256, Algorithm::HS256],
             ..OAuth2Config::default()
         };
-        assert_eq!(config.validate().unwrap_err().0, "auth.oauth2.algorithms");
+        assert_eq!(
+            config.validate().unwrap_err().key(),
+            "auth.oauth2.algorithms"
+        );
         let config = OAuth2Config {
             issuer: ISS.into(),
             audience: AUD.into(),
             ..OAuth2Config::default()
         };
-        assert_eq!(config.validate().unwrap_err().0, "auth.oauth2.jwks_url");
+        assert_eq!(config.validate().unwrap_err().key(), "auth.oauth2.jwks_url");
     }
 }

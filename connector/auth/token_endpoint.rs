@@ -19,8 +19,9 @@ use sha2::{Digest, Sha256};
 use super::backoff::{FailureBackoff, FailureBackoffConfig};
 use super::jwks::KeyEntry;
 use super::oauth2::OAuth2Config;
-use super::{single_header, AuthSetupError};
+use super::single_header;
 use crate::secret::{load_list, load_one, matches_any, secret_list, Digest32, Secret};
+use crate::setting::SettingError;
 
 /// Shortest accepted signing secret, in bytes (HS256 wants at least its output size).
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
@@ -87,15 +88,15 @@ impl TokenEndpointConfig {
     }
 
     /// Checks that need no I/O.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if !self.path.starts_with('/') {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.path",
-                "must start with `/`".into(),
+                "must start with `/`",
             ));
         }
         if self.ttl_secs == 0 || self.ttl_secs > MAX_TTL_SECS {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.ttl_secs",
                 format!("must be between 1 and {MAX_TTL_SECS}"),
             ));
@@ -106,13 +107,13 @@ impl TokenEndpointConfig {
         self.failure_backoff.validate()?;
         for client in &self.clients {
             if client.client_id.trim().is_empty() || client.client_id.contains('\0') {
-                return Err((
+                return Err(SettingError::invalid(
                     "auth.oauth2.token_endpoint.clients",
-                    "every client needs a client_id".into(),
+                    "every client needs a client_id",
                 ));
             }
             if client.client_secret.is_some() == client.client_secret_file.is_some() {
-                return Err((
+                return Err(SettingError::invalid(
                     "auth.oauth2.token_endpoint.clients",
                     format!(
                         "client `{}`: set client_secret or client_secret_file (one of them)",
@@ -122,9 +123,9 @@ impl TokenEndpointConfig {
             }
         }
         if self.signing_secrets.is_empty() && self.signing_secrets_file.is_none() {
-            return Err((
+            return Err(SettingError::invalid(
                 "auth.oauth2.token_endpoint.signing_secrets",
-                "is required when clients are configured".into(),
+                "is required when clients are configured",
             ));
         }
         Ok(())
@@ -219,7 +220,7 @@ impl std::fmt::Debug for TokenIssuer {
 
 impl TokenIssuer {
     /// `None` without clients; otherwise reads the client and signing secrets.
-    pub fn from_config(oauth2: &OAuth2Config) -> Result<Option<Self>, AuthSetupError> {
+    pub fn from_config(oauth2: &OAuth2Config) -> Result<Option<Self>, SettingError> {
         let config = &oauth2.token_endpoint;
         if !config.enabled() {
             return Ok(None);
@@ -243,7 +244,7 @@ impl TokenIssuer {
                     clients.push(Digest32::of(&client_key(id, secret)));
                 }
                 _ => {
-                    return Err(AuthSetupError::Invalid {
+                    return Err(SettingError::Invalid {
                         key,
                         reason: "every line must be `client_id:client_secret`".into(),
                     })
@@ -251,7 +252,11 @@ impl TokenIssuer {
             }
         }
         if clients.is_empty() {
-            return Err(AuthSetupError::Missing { key });
+            // `validate` required clients or a clients file; so the file holds none.
+            return Err(SettingError::invalid(
+                key,
+                "holds no `client_id:client_secret` line",
+            ));
         }
         let key = "auth.oauth2.token_endpoint.signing_secrets";
         let secrets = load_list(
@@ -260,13 +265,17 @@ impl TokenIssuer {
             config.signing_secrets_file.as_deref(),
         )?;
         if secrets.is_empty() {
-            return Err(AuthSetupError::Missing { key });
+            // `validate` required inline secrets or a file; so the file holds none.
+            return Err(SettingError::invalid(
+                "auth.oauth2.token_endpoint.signing_secrets_file",
+                "holds no secret",
+            ));
         }
         if secrets
             .iter()
             .any(|s| s.expose().len() < MIN_SIGNING_SECRET_BYTES)
         {
-            return Err(AuthSetupError::Invalid {
+            return Err(SettingError::Invalid {
                 key,
                 reason: format!("every secret needs at least {MIN_SIGNING_SECRET_BYTES} bytes"),
             });
@@ -591,7 +600,7 @@ mod tests {
         let mut no_secret = config();
         no_secret.token_endpoint.clients[0].client_secret = None;
         assert_eq!(
-            no_secret.token_endpoint.validate().unwrap_err().0,
+            no_secret.token_endpoint.validate().unwrap_err().key(),
             "auth.oauth2.token_endpoint.clients"
         );
     }

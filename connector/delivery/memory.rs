@@ -59,6 +59,8 @@ impl Kept {
 struct State {
     kept: Vec<Kept>,
     behaviour: Behaviour,
+    /// Overrides of `behaviour` for single topics.
+    on_topic: Vec<(String, Behaviour)>,
     health: Health,
     /// Calls to `store` so far, kept or not.
     attempts: usize,
@@ -85,6 +87,7 @@ impl MemoryStore {
             state: Arc::new(Mutex::new(State {
                 kept: Vec::new(),
                 behaviour: Behaviour::Ack,
+                on_topic: Vec::new(),
                 health: Health {
                     kafka: true,
                     spool_above_high_water_mark: None,
@@ -103,6 +106,13 @@ impl MemoryStore {
     /// From now on the store answers as `behaviour` says.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.lock().behaviour = behaviour;
+    }
+
+    /// From now on records for `topic` get `behaviour`, whatever the others get.
+    pub fn set_topic_behaviour(&self, topic: &str, behaviour: Behaviour) {
+        let mut state = self.lock();
+        state.on_topic.retain(|(t, _)| t != topic);
+        state.on_topic.push((topic.to_string(), behaviour));
     }
 
     /// What readiness will be told.
@@ -152,7 +162,12 @@ impl MemoryStore {
         drop(held);
         let mut state = self.lock();
         state.attempts += 1;
-        let stored = match state.behaviour {
+        let behaviour = state
+            .on_topic
+            .iter()
+            .find(|(topic, _)| topic == record.topic)
+            .map_or(state.behaviour, |(_, behaviour)| *behaviour);
+        let stored = match behaviour {
             Behaviour::Ack => Stored::Acked(Delivered {
                 partition: 0,
                 offset: state.kept.len() as i64,

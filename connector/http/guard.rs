@@ -29,9 +29,10 @@ use super::error::ApiError;
 use super::limits::{self, InFlight, RateLimit};
 use super::source_ip::SourcePolicy;
 use super::tls::PeerAddr;
-use crate::auth::{AuthSetupError, Authenticator};
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::pipeline::PrepareError;
+use crate::setting::SettingError;
 
 /// Everything the guard and the handlers check, built once at start-up.
 pub struct Ingress {
@@ -49,7 +50,7 @@ pub struct Ingress {
 impl Ingress {
     /// Reads the auth secrets (and fetches a JWKS) for `config.auth` and sets up the limits of
     /// `config.http`.
-    pub async fn from_config(config: &Config) -> Result<Self, AuthSetupError> {
+    pub async fn from_config(config: &Config) -> Result<Self, SettingError> {
         let http = &config.http;
         Ok(Self {
             sources: Arc::new(SourcePolicy::new(
