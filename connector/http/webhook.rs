@@ -2,13 +2,16 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::body::BodyShare;
 use super::error::ApiError;
 use super::observe::EventTypeLabel;
 use super::AppState;
@@ -70,10 +73,23 @@ async fn quarantine(
     }
 }
 
-/// `POST <http.path>`.
+/// `POST <http.path>`: read and decide, then store and answer.
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut label = None;
-    let mut response = handle(&state, &headers, body, &mut label)
+    let started = Instant::now();
+    let decided = match read_and_decide(&state, &headers, body).await {
+        Ok(decided) => decided,
+        Err(error) => return error.into_response(),
+    };
+    // The request counter's event type: a type the catalog knows, or `unrecognized`.
+    let label = match &decided.fate {
+        Fate::Store(prepared) => Some(EventTypeLabel(if prepared.route.schema.is_fallback() {
+            "unrecognized".to_string()
+        } else {
+            prepared.route.schema.event_type.clone()
+        })),
+        Fate::Quarantine(_) => None,
+    };
+    let mut response = store_and_answer(&state, &headers, decided, started)
         .await
         .into_response();
     if let Some(label) = label {
@@ -82,13 +98,22 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     response
 }
 
-async fn handle(
+/// A body read, checked and given its fate; the capacity it holds is released when dropped.
+struct Decided {
+    body: Bytes,
+    fate: Fate,
+    received_at_ms: i64,
+    _body_share: BodyShare,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Everything before a byte is stored: the request's checks, the body read under its limits,
+/// the HMAC, and the pipeline's decision.
+async fn read_and_decide(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-    label: &mut Option<EventTypeLabel>,
-) -> Result<Json<Accepted>, ApiError> {
-    let started = Instant::now();
+) -> Result<Decided, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
@@ -100,7 +125,7 @@ async fn handle(
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let ingress = &state.ingress;
-    let (body, _body_share) = super::body::read(
+    let (body, body_share) = super::body::read(
         body,
         limit,
         ingress.body_budget(),
@@ -111,24 +136,47 @@ async fn handle(
     // The HMAC over the raw body (401, nothing stored: the sender is unknown)…
     ingress.check_body(headers, &body)?;
     // …and only a verified request takes an in-flight slot in that mode.
-    let _slot = ingress.verified_slot()?;
+    let slot = ingress.verified_slot()?;
     // The nesting depth before the parser (an authenticated body too deep is kept raw), then
     // the pipeline decides the body's fate.
     let fate = match ingress.check_depth(&body) {
         Ok(()) => state.pipeline.decide(&body, received_at_ms),
         Err(too_deep) => Fate::Quarantine(Quarantined::new(too_deep, received_at_ms)),
     };
-    let mut prepared = match fate {
+    Ok(Decided {
+        body,
+        fate,
+        received_at_ms,
+        _body_share: body_share,
+        _slot: slot,
+    })
+}
+
+/// Stores the record (or keeps the body in quarantine) and answers once it is safe.
+async fn store_and_answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    decided: Decided,
+    started: Instant,
+) -> Result<Json<Accepted>, ApiError> {
+    // The body's share of the budget and the in-flight slot are held until the answer.
+    let Decided {
+        body,
+        fate,
+        received_at_ms,
+        _body_share,
+        _slot,
+    } = decided;
+    let prepared = match fate {
         Fate::Store(prepared) => prepared,
         Fate::Quarantine(quarantined) => return quarantine(state, &body, quarantined).await,
     };
-    *label = Some(EventTypeLabel(if prepared.route.schema.is_fallback() {
-        "unrecognized".to_string()
-    } else {
-        prepared.route.schema.event_type.clone()
-    }));
-    prepared.traceparent = super::observe::traceparent(headers);
-    let outcome = match state.pipeline.deliver(&prepared, &body).await {
+    let traceparent = super::observe::traceparent(headers);
+    let outcome = match state
+        .pipeline
+        .deliver(&prepared, &body, traceparent.as_deref())
+        .await
+    {
         Ok(outcome) => outcome,
         // A topic managed elsewhere with a smaller limit: keep the body raw instead.
         Err(error) if error.is_too_large() => {

@@ -182,19 +182,18 @@ pub struct Prepared {
     pub occurred_at_ms: i64,
     /// Encoded value (wire prefix + Avro datum).
     pub payload: Vec<u8>,
-    /// The request's W3C `traceparent`, carried into the record's headers.
-    pub traceparent: Option<String>,
 }
 
 impl Prepared {
-    /// What delivery stores: topic, key, value and the headers every event record carries.
-    pub fn record(&self) -> delivery::Record<'_> {
+    /// What delivery stores: topic, key, value and the headers every event record carries,
+    /// plus the request's W3C `traceparent` when it came with one.
+    pub fn record<'a>(&'a self, traceparent: Option<&'a str>) -> delivery::Record<'a> {
         let mut headers = vec![
             ("event_type", self.event_type.as_str()),
             ("envelope", self.envelope.as_str()),
         ];
-        if let Some(traceparent) = &self.traceparent {
-            headers.push(("traceparent", traceparent.as_str()));
+        if let Some(traceparent) = traceparent {
+            headers.push(("traceparent", traceparent));
         }
         delivery::Record {
             topic: &self.route.topic,
@@ -263,13 +262,16 @@ impl Pipeline {
     }
 
     /// Stores a prepared record (once per identical body) and waits until it is safe: acked
-    /// by Kafka, or fsync'd to the spool.
+    /// by Kafka, or fsync'd to the spool. `traceparent` is the request's, for the headers.
     pub async fn deliver(
         &self,
         prepared: &Prepared,
         body: &[u8],
+        traceparent: Option<&str>,
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        self.delivery.deliver(&prepared.record(), body).await
+        self.delivery
+            .deliver(&prepared.record(traceparent), body)
+            .await
     }
 
     /// Stores a quarantined body, raw, on the quarantine topic, through delivery like any
@@ -337,7 +339,6 @@ pub fn prepare(
         envelope,
         occurred_at_ms,
         payload,
-        traceparent: None,
     })
 }
 

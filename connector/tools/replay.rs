@@ -43,7 +43,7 @@ pub async fn run(config: &Config, since_ms: Option<i64>) -> anyhow::Result<Repla
             .unwrap_or_else(crate::clock::now_millis);
         match pipeline.prepare(body, received_at_ms) {
             Ok(prepared) => {
-                pipeline.deliver(&prepared, body).await?;
+                pipeline.deliver(&prepared, body, None).await?;
                 *report
                     .replayed
                     .entry(prepared.route.topic.clone())
