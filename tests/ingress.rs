@@ -1,6 +1,7 @@
 //! The listener under attack (issue 11), in a test binary of its own: these tests hold
 //! thousands of sockets and read process-wide gauges, so they run one at a time and away from
-//! the other integration tests. Each starts the real service in-process against a real broker.
+//! the other integration tests. Each starts the real service in-process (listener, connection
+//! limits, deadlines, TLS) over an in-memory store: no broker, nothing here needs Kafka.
 //!
 //! - slow-header and idle connections are closed at their deadlines, and a valid webhook is
 //!   answered meanwhile;
@@ -9,22 +10,92 @@
 //! - in `hmac` mode, unsigned uploads trickling in cannot take the slots signed webhooks need;
 //! - an early rejection says `Connection: close` and is read by a client still uploading.
 
-#[path = "api/helpers/mod.rs"]
-#[allow(dead_code)]
-mod helpers;
+#[path = "api/helpers/fixtures.rs"]
+mod fixtures;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use riskos_connector::app::Application;
 use riskos_connector::auth::hmac::sign_hex;
 use riskos_connector::auth::AuthMode;
-use riskos_connector::config::Config;
+use riskos_connector::config::{Config, Encoding};
+use riskos_connector::delivery::MemoryStore;
 use riskos_connector::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use helpers::kafka::read_all;
-use helpers::{fixtures, Stack};
+/// The real service on a free loopback port, over a [`MemoryStore`].
+struct App {
+    addr: SocketAddr,
+    config: Config,
+    client: reqwest::Client,
+    /// What was stored.
+    store: MemoryStore,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl App {
+    /// With the test config as is.
+    async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// With the test config adjusted by `adjust`: single-object encoding (no registry) and a
+    /// Kafka address nothing listens on, which nothing may try.
+    async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.kafka.bootstrap_servers = "127.0.0.1:1".to_string();
+        config.schema_registry.url = String::new();
+        config.schemas.encoding = Some(Encoding::SingleObject);
+        config.schemas.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        config.auth.mode = Some(AuthMode::None);
+        adjust(&mut config);
+        config.validate().expect("the config validates");
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .unwrap();
+        let store = MemoryStore::new();
+        let app = Application::build_with_store(&config, listener, Arc::new(store.clone()))
+            .await
+            .expect("the connector starts");
+        let addr = app.local_addr();
+        let task = tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            addr,
+            config,
+            client: reqwest::Client::new(),
+            store,
+            task,
+        }
+    }
+
+    /// `http://addr` + path.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a JSON body to the webhook path.
+    async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(&self.config.http.path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 /// One test at a time: they measure process-wide gauges and hold thousands of sockets.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -61,11 +132,10 @@ fn assert_rejected_and_closed(response: reqwest::Response, status: u16) {
 }
 
 /// The value of a gauge or counter line in the Prometheus text at `/metrics`.
-async fn metric(stack: &Stack, line_prefix: &str) -> f64 {
-    let text = stack
-        .app
+async fn metric(app: &App, line_prefix: &str) -> f64 {
+    let text = app
         .client
-        .get(stack.app.url("/metrics"))
+        .get(app.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -80,10 +150,10 @@ async fn metric(stack: &Stack, line_prefix: &str) -> f64 {
 }
 
 /// Polls `/metrics` until `line_prefix` reaches `at_least`, for at most 10 s.
-async fn wait_for_metric(stack: &Stack, line_prefix: &str, at_least: f64) {
+async fn wait_for_metric(app: &App, line_prefix: &str, at_least: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let value = metric(stack, line_prefix).await;
+        let value = metric(app, line_prefix).await;
         if value >= at_least {
             return;
         }
@@ -111,13 +181,13 @@ async fn slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_
     const IDLE: usize = 1200;
     let header_read = Duration::from_secs(3);
     let idle = Duration::from_secs(5);
-    let stack = Stack::start_with(|c: &mut Config| {
+    let app = App::start_with(|c: &mut Config| {
         c.http.header_read_timeout_ms = header_read.as_millis() as u64;
         c.http.idle_timeout_ms = idle.as_millis() as u64;
         c.http.max_connections = SLOW + IDLE + 100;
     })
     .await;
-    let addr = stack.app.addr;
+    let addr = app.addr;
 
     // Idle keep-alive connections: one complete request each, then silence.
     let mut idle_conns = Vec::with_capacity(IDLE);
@@ -160,7 +230,7 @@ async fn slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_
             }
         }));
     }
-    let open = metric(&stack, "riskos_open_connections ").await;
+    let open = metric(&app, "riskos_open_connections ").await;
     assert!(
         open >= (SLOW + IDLE) as f64,
         "all {} connections are held open at once ({open})",
@@ -168,12 +238,9 @@ async fn slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_
     );
 
     // A valid webhook is answered while they are all open.
-    let answered = tokio::time::timeout(
-        Duration::from_secs(2),
-        stack.app.post_webhook(case_closure()),
-    )
-    .await
-    .expect("a valid webhook is answered within 2 s");
+    let answered = tokio::time::timeout(Duration::from_secs(2), app.post_webhook(case_closure()))
+        .await
+        .expect("a valid webhook is answered within 2 s");
     assert_eq!(answered.status(), 200);
 
     // Every slow connection is closed at the header deadline: not before, not long after.
@@ -198,11 +265,9 @@ async fn slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_
         "idle connections were kept for the idle timeout, not the header one ({idle_for:?})"
     );
     assert_eq!(
-        read_all(
-            &stack.broker.bootstrap(),
-            "riskos.case_management_notification_case_closure"
-        )
-        .len(),
+        app.store
+            .on_topic("riskos.case_management_notification_case_closure")
+            .len(),
         1
     );
 }
@@ -210,23 +275,23 @@ async fn slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::start_with(|c: &mut Config| {
+    let app = App::start_with(|c: &mut Config| {
         c.http.max_connections = 20;
         c.http.header_read_timeout_ms = 60_000;
     })
     .await;
     let before = metric(
-        &stack,
+        &app,
         "riskos_connections_refused_total{reason=\"max_connections\"}",
     )
     .await;
     let mut held = Vec::new();
     for _ in 0..20 {
-        held.push(TcpStream::connect(stack.app.addr).await.unwrap());
+        held.push(TcpStream::connect(app.addr).await.unwrap());
     }
     // The 21st is accepted by the kernel and closed by the server without waiting for the
     // 60 s header deadline.
-    let mut extra = TcpStream::connect(stack.app.addr).await.unwrap();
+    let mut extra = TcpStream::connect(app.addr).await.unwrap();
     let read = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut extra))
         .await
         .expect("closed at once, not at the header deadline");
@@ -236,7 +301,7 @@ async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match reqwest::Client::new()
-            .post(stack.app.url("/webhooks/riskos"))
+            .post(app.url("/webhooks/riskos"))
             .header("content-type", "application/json")
             .body(case_closure())
             .send()
@@ -251,7 +316,7 @@ async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = metric(
-        &stack,
+        &app,
         "riskos_connections_refused_total{reason=\"max_connections\"}",
     )
     .await;
@@ -261,16 +326,16 @@ async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_connection() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::start_with(|c: &mut Config| {
+    let app = App::start_with(|c: &mut Config| {
         c.http.allow_cidrs = vec!["192.0.2.1/32".parse().unwrap()];
         c.http.header_read_timeout_ms = 60_000;
     })
     .await;
     // A request gets its 403, with nothing behind the guard run.
-    assert_rejected_and_closed(stack.app.post_webhook(case_closure()).await, 403);
+    assert_rejected_and_closed(app.post_webhook(case_closure()).await, 403);
     // A refused address that sends nothing is closed at its own short deadline, not at the
     // 60 s header deadline allowed senders get.
-    let mut silent = TcpStream::connect(stack.app.addr).await.unwrap();
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
     // Its deadline is 2 s; 6 s leaves room for a slow machine and is a tenth of the 60 s.
     let read = tokio::time::timeout(Duration::from_secs(6), read_until_closed(&mut silent))
         .await
@@ -298,19 +363,19 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
     let _serial = SERIAL.lock().await;
     const MAX_IN_FLIGHT: usize = 4;
     let body_read = Duration::from_secs(3);
-    let stack = Stack::start_with(|c: &mut Config| {
+    let app = App::start_with(|c: &mut Config| {
         hmac(c);
         c.http.max_in_flight = MAX_IN_FLIGHT;
         c.http.body_read_timeout_ms = body_read.as_millis() as u64;
     })
     .await;
-    let in_flight_before = metric(&stack, "riskos_in_flight_requests ").await;
+    let in_flight_before = metric(&app, "riskos_in_flight_requests ").await;
 
     // Twice as many unsigned uploads as there are slots: a signature header that will not
     // verify, a fresh timestamp (so the header precheck passes), and a body that never ends.
     let mut tricklers = Vec::new();
     for _ in 0..2 * MAX_IN_FLIGHT {
-        let mut stream = TcpStream::connect(stack.app.addr).await.unwrap();
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
         let headers = [
             ("x-signature", "00".repeat(32)),
             ("x-timestamp", now_secs().to_string()),
@@ -324,7 +389,7 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
     }
     // All of them are being handled (counted by the outermost middleware).
     wait_for_metric(
-        &stack,
+        &app,
         "riskos_in_flight_requests ",
         in_flight_before + (2 * MAX_IN_FLIGHT) as f64,
     )
@@ -333,10 +398,9 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
     // A signed webhook still gets a slot.
     let body = case_closure();
     let timestamp = now_secs().to_string();
-    let signed = stack
-        .app
+    let signed = app
         .client
-        .post(stack.app.url("/webhooks/riskos"))
+        .post(app.url("/webhooks/riskos"))
         .header("content-type", "application/json")
         .header(
             "x-signature",
@@ -364,9 +428,9 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_413_is_read_by_a_client_still_uploading() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::start().await;
-    let limit = stack.app.config.http.max_body_bytes;
-    let mut stream = TcpStream::connect(stack.app.addr).await.unwrap();
+    let app = App::start().await;
+    let limit = app.config.http.max_body_bytes;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
     stream
         .write_all(head("/webhooks/riskos", 2 * limit, &[]).as_bytes())
         .await
@@ -389,8 +453,8 @@ async fn an_early_413_is_read_by_a_client_still_uploading() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_announces_connection_close() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::start_with(hmac).await;
-    assert_rejected_and_closed(stack.app.post_webhook(case_closure()).await, 401);
+    let app = App::start_with(hmac).await;
+    assert_rejected_and_closed(app.post_webhook(case_closure()).await, 401);
 }
 
 /// An HTTPS listener's slow and idle clients are bounded the same way: a client that
@@ -407,7 +471,7 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
     let header_read = Duration::from_secs(2);
     let idle = Duration::from_secs(4);
     let tls_dir = dir.path().to_path_buf();
-    let stack = Stack::start_with(move |c: &mut Config| {
+    let app = App::start_with(move |c: &mut Config| {
         c.http.tls.cert_file = Some(tls_dir.join("tls.crt"));
         c.http.tls.key_file = Some(tls_dir.join("tls.key"));
         c.http.header_read_timeout_ms = header_read.as_millis() as u64;
@@ -425,7 +489,7 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
     let connect = || async {
-        let tcp = TcpStream::connect(stack.app.addr).await.unwrap();
+        let tcp = TcpStream::connect(app.addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("riskos.test").unwrap();
         connector.connect(name, tcp).await.expect("TLS handshake")
     };
@@ -453,13 +517,13 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
 
     let https = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap()])
-        .resolve("riskos.test", stack.app.addr)
+        .resolve("riskos.test", app.addr)
         .build()
         .unwrap();
     let response = https
         .post(format!(
             "https://riskos.test:{}/webhooks/riskos",
-            stack.app.addr.port()
+            app.addr.port()
         ))
         .header("content-type", "application/json")
         .body(case_closure())

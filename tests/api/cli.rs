@@ -10,7 +10,8 @@ use crate::helpers::{fixtures, Broker, RegistryDouble};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
     // Arrange: config file for some keys, env vars for the rest.
-    let broker = Broker::start_memory().await;
+    let broker = Broker::shared();
+    let prefix = crate::helpers::app::unique_topic_prefix();
     let registry = RegistryDouble::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
@@ -30,6 +31,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
         .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env("RISKOS_SCHEMA_REGISTRY__URL", &registry.url)
+        .env("RISKOS_TOPICS__PREFIX", &prefix)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -181,7 +183,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
     let stored: usize = broker
         .topics()
         .iter()
-        .filter(|t| t.starts_with("riskos."))
+        .filter(|t| t.starts_with(&prefix))
         .map(|t| read_all(&broker.bootstrap(), t).len())
         .sum();
     assert_eq!(stored, 8);

@@ -1,5 +1,6 @@
 //! The data contract: quarantine and replay, schema evolution against the registry,
-//! single-object encoding read by an independent decoder, and the consumer tools.
+//! single-object encoding read by an independent decoder, and the consumer tools. Bodies that
+//! are not envelopes and a failed quarantine write are in `tests/http/contract.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,8 +43,8 @@ async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix(
     let reply: Value = response.json().await.unwrap();
     assert_eq!(reply["status"], "quarantined");
     let bootstrap = stack.broker.bootstrap();
-    assert!(read_all(&bootstrap, "riskos.evaluation_completed").is_empty());
-    let quarantined = read_all(&bootstrap, "riskos.quarantine");
+    assert!(read_all(&bootstrap, &stack.app.topic("evaluation_completed")).is_empty());
+    let quarantined = read_all(&bootstrap, &stack.app.topic("quarantine"));
     assert_eq!(quarantined.len(), 1);
     let record = &quarantined[0];
     assert_eq!(record.payload, body.as_bytes());
@@ -82,7 +83,7 @@ async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix(
         "{:?}",
         report.still_failing
     );
-    let replayed = read_all(&bootstrap, "riskos.evaluation_completed");
+    let replayed = read_all(&bootstrap, &stack.app.topic("evaluation_completed"));
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].key.as_deref(), Some("q-1"));
     let value = decode(&stack.registry.url, &replayed[0].payload).await;
@@ -93,55 +94,21 @@ async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix(
     assert_eq!(value["raw"], body);
 }
 
-#[tokio::test]
-async fn bodies_that_are_not_envelopes_are_quarantined_and_answered_400() {
-    let stack = Stack::start().await;
-    let bodies = [
-        ("{not json", "invalid_json", None),
-        (r#"{"hello":"world"}"#, "invalid_envelope", None),
-        (
-            r#"{"event_id":"e","event_type":"t"}"#,
-            "invalid_envelope",
-            Some("event_at"),
-        ),
-    ];
-    for (body, _, _) in bodies {
-        assert_eq!(stack.app.post_webhook(body).await.status(), 400, "{body}");
-    }
-    let quarantined = read_all(&stack.broker.bootstrap(), "riskos.quarantine");
-    assert_eq!(quarantined.len(), bodies.len());
-    for (record, (body, reason, field)) in quarantined.iter().zip(bodies) {
-        assert_eq!(record.payload, body.as_bytes());
-        assert_eq!(record.header("quarantine_reason"), Some(reason));
-        assert_eq!(record.header("quarantine_field"), field);
-        assert_eq!(record.key, None);
-    }
-}
-
-#[tokio::test]
-async fn a_failed_quarantine_write_is_503_so_the_vendor_retries() {
-    let mut stack = Stack::start_with(|c| c.delivery.ack_timeout_ms = 1_000).await;
-    stack.broker.kill();
-    let response = stack.app.post_webhook(r#"{"hello":"world"}"#).await;
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incompatible_schema_edit_is_refused_before_anything_is_registered() {
     // Arrange: a first deployment registers the shipped schemas.
-    let broker = Broker::start_memory().await;
+    let broker = Broker::shared();
     let registry = RegistryDouble::start().await;
-    let first = TestApp::spawn(test_config(&broker.bootstrap(), &registry.url))
-        .await
-        .unwrap();
+    let deployed = test_config(&broker.bootstrap(), &registry.url);
+    let first = TestApp::spawn(deployed.clone()).await.unwrap();
     first.stop().await.unwrap();
     let schemas = schema_copy();
     edit_data_fields(&schemas.path().join("create.cases.avsc"), |fields| {
         fields.push(json!({"name": "priority", "type": "long"}));
     });
-    let mut config = test_config(&broker.bootstrap(), &registry.url);
+    let mut config = deployed;
     config.schemas.dir = schemas.path().to_path_buf();
+    let subject = format!("{}create.cases-value", config.topics.prefix);
 
     // Act
     let error = TestApp::spawn(config.clone()).await.err().expect("refused");
@@ -149,18 +116,19 @@ async fn an_incompatible_schema_edit_is_refused_before_anything_is_registered() 
 
     // Assert: the message names the subject and the field; nothing new was registered.
     let message = format!("{error:#}");
-    assert!(message.contains("riskos.create.cases-value"), "{message}");
+    assert!(message.contains(&subject), "{message}");
     assert!(message.contains("data.priority"), "{message}");
-    assert_eq!(registry.versions("riskos.create.cases-value"), 1);
+    assert_eq!(registry.versions(&subject), 1);
     assert!(!check.status.success());
     assert!(String::from_utf8_lossy(&check.stderr).contains("data.priority"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compatible_schema_edit_registers_a_new_version() {
-    let broker = Broker::start_memory().await;
+    let broker = Broker::shared();
     let registry = RegistryDouble::start().await;
-    TestApp::spawn(test_config(&broker.bootstrap(), &registry.url))
+    let deployed = test_config(&broker.bootstrap(), &registry.url);
+    TestApp::spawn(deployed.clone())
         .await
         .unwrap()
         .stop()
@@ -170,8 +138,10 @@ async fn a_compatible_schema_edit_registers_a_new_version() {
     edit_data_fields(&schemas.path().join("create.cases.avsc"), |fields| {
         fields.push(json!({"name": "priority", "type": ["null", "long"], "default": null}));
     });
-    let mut config = test_config(&broker.bootstrap(), &registry.url);
+    let mut config = deployed;
     config.schemas.dir = schemas.path().to_path_buf();
+    let topic = format!("{}create.cases", config.topics.prefix);
+    let subject = format!("{topic}-value");
 
     let check = schemas_check(&config);
     let app = TestApp::spawn(config).await.expect("starts");
@@ -183,14 +153,14 @@ async fn a_compatible_schema_edit_registers_a_new_version() {
     );
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(
-        report.contains("riskos.create.cases-value: compatible (Backward)"),
+        report.contains(&format!("{subject}: compatible (Backward)")),
         "{report}"
     );
-    assert_eq!(registry.versions("riskos.create.cases-value"), 2);
+    assert_eq!(registry.versions(&subject), 2);
     let body = json!({"request_token": "rt-9", "timestamp": 1, "type": "create:cases",
                       "data": {"case_token": "c", "priority": 3}});
     assert_eq!(app.post_webhook(body.to_string()).await.status(), 200);
-    let records = read_all(&broker.bootstrap(), "riskos.create.cases");
+    let records = read_all(&broker.bootstrap(), &topic);
     let value = decode(&registry.url, &records[0].payload).await;
     assert_eq!(value["data"]["priority"], 3);
 }
@@ -204,6 +174,7 @@ fn schemas_check(config: &riskos_connector::config::Config) -> std::process::Out
         )
         .env("RISKOS_SCHEMA_REGISTRY__URL", &config.schema_registry.url)
         .env("RISKOS_SCHEMAS__DIR", &config.schemas.dir)
+        .env("RISKOS_TOPICS__PREFIX", &config.topics.prefix)
         .output()
         .unwrap()
 }
@@ -251,6 +222,7 @@ async fn tail_prints_decoded_records_as_json_lines() {
         .args(["tail", "--from-beginning", "--exit-at-end"])
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", stack.broker.bootstrap())
         .env("RISKOS_SCHEMA_REGISTRY__URL", &stack.registry.url)
+        .env("RISKOS_TOPICS__PREFIX", &stack.app.config.topics.prefix)
         .env(
             "RISKOS_SCHEMAS__DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),

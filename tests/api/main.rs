@@ -8,7 +8,6 @@ mod cli;
 mod contract;
 mod faults;
 mod hardening;
-mod hardening_auth;
 mod interop;
 mod operations;
 mod startup;

@@ -1,10 +1,11 @@
-//! Operations: readiness follows its dependencies, and a W3C trace context reaches Kafka.
+//! Operations: readiness follows its dependencies, and spans reach an OTLP collector. The
+//! trace context in the record headers and readiness over the store's health are in
+//! `tests/http/operations.rs`.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::kafka::read_all;
 use crate::helpers::{fixtures, Stack};
 
 async fn readyz(stack: &Stack) -> (u16, Value) {
@@ -20,7 +21,7 @@ async fn readyz(stack: &Stack) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_turns_503_when_the_broker_stops_and_200_when_it_returns() {
-    let mut stack = Stack::start().await;
+    let mut stack = Stack::start_own_broker_with(|_| {}).await;
     let (before, body) = readyz(&stack).await;
     assert_eq!(before, 200, "{body}");
     assert_eq!(body["checks"]["kafka"], "ok");
@@ -60,29 +61,6 @@ async fn readiness_names_an_unreachable_registry() {
     drop(broker);
 }
 
-#[tokio::test]
-async fn a_traceparent_is_carried_into_the_record_headers() {
-    let stack = Stack::start().await;
-    let (_, body) = fixtures::all()
-        .into_iter()
-        .find(|(n, _)| n == "riskos.evaluation_completed.docv.json")
-        .unwrap();
-    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let response = stack
-        .app
-        .client
-        .post(stack.app.url("/webhooks/riskos"))
-        .header("content-type", "application/json")
-        .header("traceparent", traceparent)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let records = read_all(&stack.broker.bootstrap(), "riskos.evaluation_completed");
-    assert_eq!(records[0].header("traceparent"), Some(traceparent));
-}
-
 /// A collector double: records the bodies POSTed to `/v1/traces`.
 async fn otlp_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
     use axum::routing::post;
@@ -107,7 +85,7 @@ async fn otlp_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     use std::process::{Command, Stdio};
-    let broker = crate::helpers::Broker::start_memory().await;
+    let broker = crate::helpers::Broker::shared();
     let (collector, received) = otlp_collector().await;
     let port = crate::helpers::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
@@ -115,6 +93,10 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
         .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("RISKOS_AUTH__MODE", "none")
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
+        .env(
+            "RISKOS_TOPICS__PREFIX",
+            crate::helpers::app::unique_topic_prefix(),
+        )
         .env(
             "RISKOS_SCHEMAS__DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),

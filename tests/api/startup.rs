@@ -13,22 +13,20 @@ async fn start_up_registers_every_schema_and_creates_compacted_topics() {
     let stack = Stack::start().await;
 
     let subjects = stack.registry.subjects();
-    for subject in [
-        "riskos.case_management_notification_case_closure-value",
-        "riskos.evaluation_completed-value",
-        "riskos.create.cases-value",
-        "riskos.update.cases.status-value",
-        "riskos.update.transactions.status-value",
-        "riskos.create.bankaccountsnapshots.status_description-value",
-        "riskos.create.reviews.is_entity-value",
-        "riskos.unrecognized-value",
+    for name in [
+        "case_management_notification_case_closure",
+        "evaluation_completed",
+        "create.cases",
+        "update.cases.status",
+        "update.transactions.status",
+        "create.bankaccountsnapshots.status_description",
+        "create.reviews.is_entity",
+        "unrecognized",
     ] {
-        assert!(
-            subjects.iter().any(|s| s == subject),
-            "{subject} in {subjects:?}"
-        );
-        let topic = subject.trim_end_matches("-value");
-        assert!(stack.broker.topics().iter().any(|t| t == topic), "{topic}");
+        let topic = stack.app.topic(name);
+        let subject = format!("{topic}-value");
+        assert!(subjects.contains(&subject), "{subject} in {subjects:?}");
+        assert!(stack.broker.topics().contains(&topic), "{topic}");
     }
 
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -37,7 +35,10 @@ async fn start_up_registers_every_schema_and_creates_compacted_topics() {
         .unwrap();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     let configs = admin
-        .describe_configs(&[ResourceSpecifier::Topic("riskos.create.cases")], &options)
+        .describe_configs(
+            &[ResourceSpecifier::Topic(&stack.app.topic("create.cases"))],
+            &options,
+        )
         .await
         .unwrap();
     let resource = configs.into_iter().next().unwrap().unwrap();
@@ -47,7 +48,7 @@ async fn start_up_registers_every_schema_and_creates_compacted_topics() {
 
 #[tokio::test]
 async fn an_unreachable_registry_stops_start_up_with_a_clear_error() {
-    let broker = Broker::start_memory().await;
+    let broker = Broker::shared();
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
@@ -64,7 +65,7 @@ async fn an_unreachable_registry_stops_start_up_with_a_clear_error() {
 
 #[tokio::test]
 async fn a_broken_schema_file_stops_start_up_naming_the_file() {
-    let broker = Broker::start_memory().await;
+    let broker = Broker::shared();
     let registry = RegistryDouble::start().await;
     let dir = tempfile::tempdir().unwrap();
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");

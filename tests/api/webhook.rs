@@ -1,4 +1,5 @@
 //! The webhook end to end: HTTP in, records on the broker, decoded and compared field by field.
+//! The duplicate cache, request-token ids and bad requests are in `tests/http/webhook.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -7,15 +8,6 @@ use serde_json::{json, Value};
 use crate::helpers::decode::{assert_data_matches, decode};
 use crate::helpers::kafka::read_all;
 use crate::helpers::{fixtures, Stack};
-
-fn expected_topic(body: &Value) -> String {
-    let event_type = body
-        .get("event_type")
-        .or_else(|| body.get("type"))
-        .and_then(Value::as_str)
-        .unwrap();
-    riskos_connector::route::topic_name("riskos.", event_type)
-}
 
 #[tokio::test]
 async fn every_fixture_is_stored_and_decodes_field_for_field() {
@@ -38,7 +30,7 @@ async fn every_fixture_is_stored_and_decodes_field_for_field() {
     let mut compared_fields = 0;
     for (name, body) in &fixtures {
         let posted: Value = serde_json::from_slice(body).unwrap();
-        let topic = expected_topic(&posted);
+        let topic = stack.app.topic_of(&posted);
         let raw = String::from_utf8(body.clone()).unwrap();
         let records = read_all(&bootstrap, &topic);
         let mut found = None;
@@ -93,40 +85,12 @@ async fn event_time_keeps_millisecond_precision_of_nanosecond_input() {
     });
     let response = stack.app.post_webhook(body.to_string()).await;
     assert_eq!(response.status(), 200);
-    let records = read_all(&stack.broker.bootstrap(), "riskos.evaluation_completed");
-    let value = decode(&stack.registry.url, &records[0].payload).await;
-    assert_eq!(value["occurred_at"], 1_756_311_383_104_i64);
-}
-
-#[tokio::test]
-async fn a_retried_event_is_answered_from_the_duplicate_cache_and_stored_once() {
-    let stack = Stack::start().await;
-    let (_, body) = fixtures::all()
-        .into_iter()
-        .find(|(n, _)| n == "riskos.case_closure.match.json")
-        .unwrap();
-    let first: Value = stack
-        .app
-        .post_webhook(body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let retry = stack.app.post_webhook(body.clone()).await;
-    assert_eq!(retry.status(), 200);
-    let retry: Value = retry.json().await.unwrap();
-    assert_eq!(first["status"], "accepted");
-    assert_eq!(first.get("duplicate"), None);
-    assert_eq!(retry["duplicate"], true);
     let records = read_all(
         &stack.broker.bootstrap(),
-        "riskos.case_management_notification_case_closure",
+        &stack.app.topic("evaluation_completed"),
     );
-    assert_eq!(records.len(), 1, "the retry was not produced again");
-    assert_eq!(
-        records[0].key.as_deref(),
-        Some("557a2863-5442-4bbb-9d1e-92c1205d0a80")
-    );
+    let value = decode(&stack.registry.url, &records[0].payload).await;
+    assert_eq!(value["occurred_at"], 1_756_311_383_104_i64);
 }
 
 #[tokio::test]
@@ -141,7 +105,7 @@ async fn without_the_duplicate_cache_a_retry_is_produced_and_compaction_has_one_
     }
     let records = read_all(
         &stack.broker.bootstrap(),
-        "riskos.case_management_notification_case_closure",
+        &stack.app.topic("case_management_notification_case_closure"),
     );
     let keys: std::collections::BTreeSet<_> = records.iter().map(|r| r.key.clone()).collect();
     assert_eq!(records.len(), 2, "both deliveries are acked records");
@@ -208,7 +172,7 @@ async fn realistic_payloads_beyond_the_fixtures_are_stored() {
     }
     let bootstrap = stack.broker.bootstrap();
     for payload in &payloads {
-        let topic = expected_topic(payload);
+        let topic = stack.app.topic_of(payload);
         let records = read_all(&bootstrap, &topic);
         assert_eq!(records.len(), 1, "{topic}");
         let value = decode(&stack.registry.url, &records[0].payload).await;
@@ -226,28 +190,6 @@ async fn realistic_payloads_beyond_the_fixtures_are_stored() {
 }
 
 #[tokio::test]
-async fn request_token_events_sharing_an_id_are_all_stored() {
-    let stack = Stack::start().await;
-    let request_token: Vec<_> = fixtures::all()
-        .into_iter()
-        .filter(|(n, _)| n.starts_with("request_token."))
-        .collect();
-    for (name, body) in &request_token {
-        assert_eq!(
-            stack.app.post_webhook(body.clone()).await.status(),
-            200,
-            "{name}"
-        );
-    }
-    for (name, body) in &request_token {
-        let posted: Value = serde_json::from_slice(body).unwrap();
-        let records = read_all(&stack.broker.bootstrap(), &expected_topic(&posted));
-        assert_eq!(records.len(), 1, "{name}");
-        assert_eq!(records[0].key.as_deref(), Some(":request_token"), "{name}");
-    }
-}
-
-#[tokio::test]
 async fn unknown_event_types_go_to_unrecognized_and_create_no_topic() {
     let stack = Stack::start().await;
     let body = json!({
@@ -257,7 +199,7 @@ async fn unknown_event_types_go_to_unrecognized_and_create_no_topic() {
     });
     let response = stack.app.post_webhook(body.to_string()).await;
     assert_eq!(response.status(), 200);
-    let records = read_all(&stack.broker.bootstrap(), "riskos.unrecognized");
+    let records = read_all(&stack.broker.bootstrap(), &stack.app.topic("unrecognized"));
     assert_eq!(records.len(), 1);
     let value = decode(&stack.registry.url, &records[0].payload).await;
     assert_eq!(value["event_type"], body["event_type"]);
@@ -270,125 +212,8 @@ async fn unknown_event_types_go_to_unrecognized_and_create_no_topic() {
 }
 
 #[tokio::test]
-async fn bad_requests_get_their_status_and_reach_no_event_topic() {
-    let stack = Stack::start_with(|c| c.http.max_body_bytes = 4096).await;
-    let url = stack.app.url("/webhooks/riskos");
-    let client = &stack.app.client;
-    let valid = json!({
-        "event_id": "e", "event_type": "evaluation_completed",
-        "event_at": "2025-01-01T00:00:00Z", "data": {"eval_id": "x"}
-    });
-    let cases: Vec<(&str, Option<&str>, reqwest::Body, u16, &str)> = vec![
-        (
-            "no content type",
-            None,
-            valid.to_string().into(),
-            415,
-            "content type",
-        ),
-        (
-            "text/plain",
-            Some("text/plain"),
-            valid.to_string().into(),
-            415,
-            "content type",
-        ),
-        (
-            "not JSON",
-            Some("application/json"),
-            "{not json".into(),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "empty body",
-            Some("application/json"),
-            "".into(),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "not an envelope",
-            Some("application/json"),
-            r#"{"hello":"world"}"#.into(),
-            400,
-            "neither",
-        ),
-        (
-            "missing event_id",
-            Some("application/json"),
-            json!({"event_type": "t", "event_at": "2025-01-01T00:00:00Z"})
-                .to_string()
-                .into(),
-            400,
-            "missing field `event_id`",
-        ),
-        (
-            "bad time",
-            Some("application/json"),
-            json!({"event_id": "e", "event_type": "t", "event_at": "soon"})
-                .to_string()
-                .into(),
-            400,
-            "`event_at` is not a valid time",
-        ),
-        (
-            "oversize with content-length",
-            Some("application/json"),
-            format!(r#"{{"pad":"{}"}}"#, "x".repeat(5000)).into(),
-            413,
-            "larger than 4096",
-        ),
-        (
-            "oversize streamed without content-length",
-            Some("application/json"),
-            reqwest::Body::wrap_stream(futures::stream::iter(
-                (0..10).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1000])),
-            )),
-            413,
-            "larger than 4096",
-        ),
-        (
-            "nested too deep",
-            Some("application/json"),
-            format!("{}{}", "[".repeat(200), "]".repeat(200)).into(),
-            400,
-            "nested deeper than",
-        ),
-    ];
-    for (name, content_type, body, status, message) in cases {
-        let mut request = client.post(&url).body(body);
-        if let Some(ct) = content_type {
-            request = request.header("content-type", ct);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{name}");
-        let text = response.text().await.unwrap();
-        assert!(text.contains(message), "{name}: {text}");
-    }
-    // Nothing reached an event topic; the six bodies that were read but did not parse,
-    // normalize, or pass the depth scan are kept raw in quarantine (415 and 413 bodies are
-    // refused by the ingress limits before they are read).
-    let bootstrap = stack.broker.bootstrap();
-    for topic in stack
-        .broker
-        .topics()
-        .iter()
-        .filter(|t| t.starts_with("riskos."))
-    {
-        let records = read_all(&bootstrap, topic);
-        if topic == "riskos.quarantine" {
-            assert_eq!(records.len(), 6, "quarantined");
-            assert_eq!(records[5].header("quarantine_reason"), Some("too_deep"));
-        } else {
-            assert!(records.is_empty(), "{topic} got a record");
-        }
-    }
-}
-
-#[tokio::test]
 async fn a_stopped_broker_gives_503_with_retry_after_within_the_deadline() {
-    let mut stack = Stack::start_with(|c| c.delivery.ack_timeout_ms = 2_000).await;
+    let mut stack = Stack::start_own_broker_with(|c| c.delivery.ack_timeout_ms = 2_000).await;
     let fixtures = fixtures::all();
     assert_eq!(
         stack.app.post_webhook(fixtures[0].1.clone()).await.status(),

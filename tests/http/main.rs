@@ -6,3 +6,10 @@
 
 mod helpers;
 mod status;
+mod support;
+
+mod auth;
+mod contract;
+mod hardening;
+mod operations;
+mod webhook;

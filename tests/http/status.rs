@@ -407,7 +407,8 @@ async fn second_while_one_is_held(configure: impl FnOnce(&mut Config)) -> (Reply
 async fn with_capacity_taken_a_request_is_503_and_the_held_one_completes() {
     // Budget = the largest body: one case-closure body held leaves less than another.
     let budget = fixture(CASE_CLOSURE).len() + 100;
-    let rows: [(&str, Box<dyn FnOnce(&mut Config)>, &str); 2] = [
+    type Configure = Box<dyn FnOnce(&mut Config)>;
+    let rows: [(&str, Configure, &str); 2] = [
         (
             "http.max_in_flight",
             Box::new(|c| c.http.max_in_flight = 1),

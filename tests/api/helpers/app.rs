@@ -16,16 +16,28 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-/// A config pointing at `bootstrap` and `registry_url`, listening on a free loopback port.
+/// A topic prefix no other test of this process uses (`riskos.t<n>.`): tests share a broker,
+/// each with topics of its own.
+pub fn unique_topic_prefix() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("riskos.t{n}.")
+}
+
+/// A config pointing at `bootstrap` and `registry_url`, listening on a free loopback port, with
+/// a topic prefix of its own.
 pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     let mut config = Config::default();
+    config.topics.prefix = unique_topic_prefix();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.kafka.bootstrap_servers = bootstrap.to_string();
     config.schema_registry.url = registry_url.to_string();
     config.schemas.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
     config.topics.partitions = 1;
     config.topics.replication_factor = 1;
-    config.delivery.ack_timeout_ms = 3_000;
+    // Generous: the first record to a just-created topic waits for its leader, and the
+    // machine is shared with brokers and other tests.
+    config.delivery.ack_timeout_ms = 5_000;
     // Written out, as production config must; tests/api/auth.rs covers the other modes.
     config.auth.mode = Some(riskos_connector::auth::AuthMode::None);
     config
@@ -49,6 +61,22 @@ impl TestApp {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// The full name of one of this connector's topics: `name` after its topic prefix
+    /// (`quarantine`, `evaluation_completed`, …).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.config.topics.prefix)
+    }
+
+    /// The topic an event (a posted envelope) goes to.
+    pub fn topic_of(&self, posted: &serde_json::Value) -> String {
+        let event_type = posted
+            .get("event_type")
+            .or_else(|| posted.get("type"))
+            .and_then(serde_json::Value::as_str)
+            .expect("an envelope with a type");
+        riskos_connector::route::topic_name(&self.config.topics.prefix, event_type)
     }
 
     /// `http://addr` + path.

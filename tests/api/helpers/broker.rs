@@ -1,149 +1,286 @@
-//! A real Kafka-protocol broker process: tansu, on a free loopback port.
+//! Apache Kafka (KRaft), started by `scripts/kafka.sh` with plain `java` from the official jars
+//! (fetched once from Maven Central into a cache).
 //!
-//! `scripts/test.sh` installs it (`cargo install tansu --version 0.6.0 --features
-//! dynostore,libsql`); `TANSU_BIN` overrides the binary. Memory storage is fast; SQLite storage
-//! (relative to the broker's working directory) survives a kill and restart.
+//! - [`Broker::shared`]: one single-node broker per test binary, started on first use, for the
+//!   tests that never stop a broker; each test keeps to its own topics (a topic prefix of its
+//!   own, see `TestApp::topic`). A watchdog stops it and deletes its folder when the test
+//!   process exits, however it exits: it waits for end-of-file on a pipe only this process
+//!   holds open.
+//! - [`Broker::start_cluster`]: a cluster of its own (1 or 3 nodes) for tests that kill nodes;
+//!   stopped (SIGKILL) when dropped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
-/// A running (or killed) tansu broker.
+/// A running (or partly killed) Apache Kafka cluster.
 pub struct Broker {
-    child: Option<Child>,
+    dir: PathBuf,
+    /// Holds the folder of a cluster of its own; `None` for the shared broker (its watchdog
+    /// deletes the folder).
+    _owned: Option<tempfile::TempDir>,
     port: u16,
-    storage: String,
-    workdir: tempfile::TempDir,
+    nodes: usize,
 }
 
-fn tansu_bin() -> String {
-    std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_string())
+fn kafka_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// Runs `scripts/kafka.sh args…`, panicking with its output when it fails.
+fn run(args: &[&str]) -> String {
+    let mut command = Command::new(kafka_sh());
+    command.args(args).stdin(Stdio::null());
+    // Two fault tests may start 3-node clusters at once on two cores: six JVMs booting
+    // together take longer than kafka.sh's default 60 s allowance for readiness.
+    if std::env::var_os("KAFKA_READY_TIMEOUT").is_none() {
+        command.env("KAFKA_READY_TIMEOUT", "180");
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}"));
+    if !output.status.success() {
+        panic!(
+            "scripts/kafka.sh {} failed ({}):\n{}\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `n` consecutive free loopback ports for clients and `n` for controllers (kafka.sh puts node
+/// i on PORT+i and CPORT+i).
+fn free_port_runs(n: u16) -> (u16, u16) {
+    let free = |base: u16| {
+        (base..base + n).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+    };
+    // Start from a port the OS says is free, so parallel test binaries rarely collide.
+    for _ in 0..200 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        let controller = base.wrapping_add(1000);
+        if base < 60_000 && controller > base && free(base) && free(controller) {
+            return (base, controller);
+        }
+    }
+    panic!("no run of {n} free ports found");
 }
 
 impl Broker {
-    /// A broker with in-memory storage.
-    pub async fn start_memory() -> Self {
-        Self::start("memory://tansu/").await
+    /// The test binary's shared single-node broker, started on first use.
+    pub fn shared() -> &'static Broker {
+        static SHARED: OnceLock<Broker> = OnceLock::new();
+        static WATCHDOG: OnceLock<Mutex<Child>> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("riskos-kafka-shared-")
+                .tempdir()
+                .unwrap()
+                .keep();
+            // Stops the broker and removes its folder once this process has exited: `cat`
+            // sees end-of-file when the last holder of the pipe's write end (this process,
+            // through the child's stdin kept in a static) is gone.
+            let watchdog = Command::new("bash")
+                .arg("-c")
+                .arg(r#"cat > /dev/null; "$0" stop --dir "$1" --signal KILL; rm -rf "$1""#)
+                .arg(kafka_sh())
+                .arg(&dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting the broker watchdog");
+            WATCHDOG.get_or_init(|| Mutex::new(watchdog));
+            Self::start_in(dir, None, 1, &[])
+        })
     }
 
-    /// A broker storing in SQLite inside its own working directory.
-    #[allow(dead_code)]
-    pub async fn start_sqlite() -> Self {
-        Self::start("sqlite://tansu.db").await
+    /// A cluster of `nodes` of its own, each node also given `config` (`key=value`).
+    pub async fn start_cluster(nodes: usize, config: &[&str]) -> Broker {
+        let config: Vec<String> = config.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let owned = tempfile::Builder::new()
+                .prefix("riskos-kafka-")
+                .tempdir()
+                .unwrap();
+            let dir = owned.path().to_path_buf();
+            let config: Vec<&str> = config.iter().map(String::as_str).collect();
+            Self::start_in(dir, Some(owned), nodes, &config)
+        })
+        .await
+        .unwrap()
     }
 
-    async fn start(storage: &str) -> Self {
-        let mut broker = Self {
-            child: None,
-            port: free_port(),
-            storage: storage.to_string(),
-            workdir: tempfile::tempdir().unwrap(),
-        };
-        broker.spawn().await;
-        broker
+    /// A single-node broker of its own (storage on disk: it survives a kill and restart).
+    pub async fn start_memory() -> Broker {
+        Self::start_cluster(1, &[]).await
     }
 
-    async fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let child = Command::new(tansu_bin())
-            .arg("broker")
-            .args(["--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", &self.storage])
-            .current_dir(self.workdir.path())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start the tansu broker ({e}); run scripts/test.sh, which installs it, \
-                     or set TANSU_BIN"
-                )
-            });
-        self.child = Some(child);
-        self.wait_ready().await;
+    fn start_in(
+        dir: PathBuf,
+        owned: Option<tempfile::TempDir>,
+        nodes: usize,
+        config: &[&str],
+    ) -> Broker {
+        let (port, controller) = free_port_runs(nodes as u16);
+        let (port_s, controller_s, nodes_s) =
+            (port.to_string(), controller.to_string(), nodes.to_string());
+        let dir_s = dir.to_str().unwrap().to_string();
+        let mut args = vec![
+            "start",
+            "--dir",
+            &dir_s,
+            "--port",
+            &port_s,
+            "--controller-port",
+            &controller_s,
+            "--nodes",
+            &nodes_s,
+        ];
+        for line in config {
+            args.extend(["--config", line]);
+        }
+        run(&args);
+        Broker {
+            dir,
+            _owned: owned,
+            port,
+            nodes,
+        }
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.workdir.path().join("broker.log")
+    /// `127.0.0.1:port,…` of every node.
+    pub fn bootstrap(&self) -> String {
+        (0..self.nodes)
+            .map(|i| format!("127.0.0.1:{}", self.port + i as u16))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    /// Polls metadata until the broker answers (a readiness wait, not a fixed sleep).
-    async fn wait_ready(&mut self) {
-        let bootstrap = self.bootstrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait().unwrap() {
-                    let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-                    panic!("tansu exited with {status}: {log}");
-                }
-            }
-            let bootstrap = bootstrap.clone();
-            let ready = tokio::task::spawn_blocking(move || {
-                let consumer: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &bootstrap)
-                    .create()
-                    .unwrap();
-                consumer
-                    .fetch_metadata(None, Duration::from_millis(500))
-                    .map(|m| !m.brokers().is_empty())
-                    .unwrap_or(false)
-            })
+    /// Kills every node (SIGKILL) and waits until their ports are closed.
+    pub fn kill(&mut self) {
+        run(&[
+            "stop",
+            "--dir",
+            self.dir.to_str().unwrap(),
+            "--signal",
+            "KILL",
+        ]);
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill_node(&mut self, i: usize) {
+        run(&[
+            "stop",
+            "--dir",
+            self.dir.to_str().unwrap(),
+            "--node",
+            &i.to_string(),
+            "--signal",
+            "KILL",
+        ]);
+    }
+
+    /// Starts every stopped node again from its data folder and waits until each is ready.
+    pub async fn restart(&mut self) {
+        let dir = self.dir.to_str().unwrap().to_string();
+        tokio::task::spawn_blocking(move || run(&["start", "--dir", &dir]))
             .await
             .unwrap();
-            if ready {
+    }
+
+    /// Starts node `i` again from its data folder and waits until it is ready.
+    pub async fn restart_node(&mut self, i: usize) {
+        let dir = self.dir.to_str().unwrap().to_string();
+        tokio::task::spawn_blocking(move || {
+            run(&["start-node", "--dir", &dir, "--node", &i.to_string()])
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The node leading `topic`'s partition `partition`, from metadata.
+    pub fn leader(&self, topic: &str, partition: i32) -> usize {
+        let metadata = self
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10));
+        let metadata = metadata.expect("metadata");
+        let leader = metadata.topics()[0].partitions()[partition as usize].leader();
+        // kafka.sh numbers node i with node.id i.
+        usize::try_from(leader).expect("a partition with a leader")
+    }
+
+    /// The node ids holding a replica of `topic`'s partition `partition`, and those in sync,
+    /// from metadata.
+    pub fn replicas(&self, topic: &str, partition: i32) -> (Vec<i32>, Vec<i32>) {
+        let metadata = self
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10));
+        let metadata = metadata.expect("metadata");
+        let partition = &metadata.topics()[0].partitions()[partition as usize];
+        (partition.replicas().to_vec(), partition.isr().to_vec())
+    }
+
+    /// Waits (up to `within`) until every replica of `topic`'s partition `partition` is in
+    /// sync again, e.g. after a killed node was restarted; panics with the last ISR if not.
+    pub async fn until_in_sync(&self, topic: &str, partition: i32, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (replicas, mut isr) = self.replicas(topic, partition);
+            isr.sort_unstable();
+            let mut all = replicas.clone();
+            all.sort_unstable();
+            if isr == all {
                 return;
             }
             assert!(
-                Instant::now() < deadline,
-                "tansu did not become ready in 30 s"
+                std::time::Instant::now() < deadline,
+                "{topic}/{partition}: replicas {replicas:?}, in sync only {isr:?}"
             );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    /// `127.0.0.1:port`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the process (SIGKILL) and waits for it to exit.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the broker again on the same port and storage.
-    #[allow(dead_code)]
-    pub async fn restart(&mut self) {
-        self.kill();
-        self.spawn().await;
-    }
-
-    /// Topic names the broker reports.
-    pub fn topics(&self) -> Vec<String> {
-        let consumer: BaseConsumer = ClientConfig::new()
+    /// The value the cluster reports for topic config `key` of `topic` (explicit or the
+    /// broker default that applies to it), from DescribeConfigs.
+    pub async fn topic_config(&self, topic: &str, key: &str) -> Option<String> {
+        use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .create()
             .unwrap();
-        let metadata = consumer
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+            .await
+            .expect("describe configs");
+        let resource = results
+            .into_iter()
+            .next()
+            .expect("one result")
+            .unwrap_or_else(|code| panic!("describe configs of {topic}: {code}"));
+        resource.get(key).and_then(|entry| entry.value.clone())
+    }
+
+    fn client(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap()
+    }
+
+    /// Topic names the cluster reports.
+    pub fn topics(&self) -> Vec<String> {
+        let metadata = self
+            .client()
             .fetch_metadata(None, Duration::from_secs(10))
             .expect("metadata");
         metadata
@@ -152,30 +289,43 @@ impl Broker {
             .map(|t| t.name().to_string())
             .collect()
     }
+
+    /// The last lines of every node's log (for a failing test's output).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for i in 0..self.nodes {
+            let path = self.dir.join(format!("node-{i}/server.log"));
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let all: Vec<&str> = log.lines().collect();
+            out.push_str(&format!("--- {} ---\n", path.display()));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let first_problems = lines
-                .iter()
-                .filter(|l| {
-                    ["ERROR", "WARN", "ready in", "panic"]
-                        .iter()
-                        .any(|w| l.contains(w))
-                })
-                .take(20);
-            eprintln!("--- tansu log: first problems ---");
-            for line in first_problems {
-                eprintln!("{line}");
-            }
-            eprintln!("--- tansu log: last lines ---");
-            for line in &lines[lines.len().saturating_sub(10)..] {
-                eprintln!("{line}");
-            }
+        if self._owned.is_none() {
+            return; // the shared broker: its watchdog stops it
         }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail(20));
+        }
+        let _ = Command::new(kafka_sh())
+            .args([
+                "stop",
+                "--dir",
+                self.dir.to_str().unwrap(),
+                "--signal",
+                "KILL",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }

@@ -1,6 +1,9 @@
 //! TEST DOUBLE of an identity provider — not a product component: ES256 signing keys made
 //! with rcgen, and a JWKS endpoint whose key set a test can swap (key rotation) and whose
 //! fetches it can count.
+//!
+//! Shared with `tests/http` (through `#[path]`), whose tests use parts `tests/api` does not.
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,5 @@
-//! Shared test helpers: a real broker process, the registry test double, the app, readers.
+//! Shared test helpers: Apache Kafka (one broker per test binary, or a cluster of a test's
+//! own), the registry test double, the app, readers.
 
 pub mod app;
 pub mod broker;
@@ -7,7 +8,6 @@ pub mod fixtures;
 pub mod jwt;
 pub mod kafka;
 pub mod load;
-pub mod logs;
 pub mod registry;
 
 pub use app::{test_config, TestApp};
@@ -36,11 +36,7 @@ pub async fn post_all_fixtures(app: &TestApp) -> std::collections::BTreeSet<Stri
     for (name, body) in fixtures::all() {
         assert_eq!(app.post_webhook(body.clone()).await.status(), 200, "{name}");
         let posted: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let event_type = posted.get("event_type").or(posted.get("type")).unwrap();
-        topics.insert(riskos_connector::route::topic_name(
-            "riskos.",
-            event_type.as_str().unwrap(),
-        ));
+        topics.insert(app.topic_of(&posted));
     }
     topics
 }
@@ -77,22 +73,70 @@ pub async fn python_decode(
         .collect()
 }
 
+/// The broker a [`Stack`] uses: the test binary's shared one, or one of its own (for a test
+/// that stops it).
+pub enum StackBroker {
+    Shared(&'static Broker),
+    Own(Broker),
+}
+
+impl std::ops::Deref for StackBroker {
+    type Target = Broker;
+    fn deref(&self) -> &Broker {
+        match self {
+            StackBroker::Shared(broker) => broker,
+            StackBroker::Own(broker) => broker,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StackBroker {
+    fn deref_mut(&mut self) -> &mut Broker {
+        match self {
+            StackBroker::Own(broker) => broker,
+            StackBroker::Shared(_) => {
+                panic!(
+                    "the shared broker is not stopped by tests: use Stack::start_own_broker_with"
+                )
+            }
+        }
+    }
+}
+
 /// A broker, a registry double and a connector wired together.
 pub struct Stack {
-    pub broker: Broker,
+    pub broker: StackBroker,
     pub registry: RegistryDouble,
     pub app: TestApp,
 }
 
 impl Stack {
-    /// Starts a fresh broker (memory storage), registry double and connector.
+    /// A connector with topics of its own on the shared broker, and a registry double.
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
     /// Like [`Stack::start`], letting the test adjust the connector's config.
     pub async fn start_with(adjust: impl FnOnce(&mut riskos_connector::config::Config)) -> Self {
-        let broker = Broker::start_memory().await;
+        Self::start_on(StackBroker::Shared(Broker::shared()), adjust).await
+    }
+
+    /// Like [`Stack::start_with`] on a broker of its own, which the test may stop.
+    #[allow(dead_code)]
+    pub async fn start_own_broker_with(
+        adjust: impl FnOnce(&mut riskos_connector::config::Config),
+    ) -> Self {
+        Self::start_on(
+            StackBroker::Own(Broker::start_cluster(1, &[]).await),
+            adjust,
+        )
+        .await
+    }
+
+    async fn start_on(
+        broker: StackBroker,
+        adjust: impl FnOnce(&mut riskos_connector::config::Config),
+    ) -> Self {
         let registry = RegistryDouble::start().await;
         let mut config = test_config(&broker.bootstrap(), &registry.url);
         adjust(&mut config);
