@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod compaction;
 mod contract;
 mod faults;
 mod hardening;
