@@ -15,19 +15,21 @@ minutes=${1:-5}
 rate=${2:-200}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tansu=$(scripts/install-tansu.sh)
 cargo build --quiet --release --bin riskos-connector
 work=$(mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/kafka.sh stop --dir "$work/kafka" --signal KILL >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-broker_port=$(free_port); http_port=$(free_port)
-(cd "$work" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$broker_port" \
-  --advertised-listener-url "tcp://127.0.0.1:$broker_port" --storage-engine memory://tansu/) \
-  >"$work/broker.log" 2>&1 &
-pids+=($!)
-until bash -c "</dev/tcp/127.0.0.1/$broker_port" 2>/dev/null; do sleep 0.2; done
+# Apache Kafka (scripts/kafka.sh: the official jars, KRaft), ready when this returns.
+broker_port=$(free_port); controller_port=$(free_port); http_port=$(free_port)
+scripts/kafka.sh start --dir "$work/kafka" --port "$broker_port" \
+  --controller-port "$controller_port" >/dev/null
 
 RISKOS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$broker_port" RISKOS_HTTP__LISTEN="127.0.0.1:$http_port" \
 RISKOS_SCHEMAS__ENCODING=single-object RISKOS_TOPICS__PARTITIONS=1 RISKOS_TOPICS__REPLICATION_FACTOR=1 \
@@ -35,7 +37,7 @@ RISKOS_AUTH__MODE=none RISKOS_HTTP__RATE_LIMIT_PER_IP=0 RISKOS_LOG__LEVEL=warn \
 RISKOS_DELIVERY__SPOOL__DIR="$work/spool" RISKOS_DELIVERY__DEDUP__MAX_ENTRIES=10000 \
   target/release/riskos-connector serve >"$work/connector.log" 2>&1 &
 connector=$!
-pids+=($connector)
+pids+=("$connector")
 until curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1; do sleep 0.2; done
 
 python3 - "$http_port" "$connector" "$minutes" "$rate" <<'PY'

@@ -1,5 +1,6 @@
-//! Integration tests over a real Kafka-protocol broker process (tansu) and the schema registry
-//! test double. Run them with `scripts/test.sh`, which installs the broker.
+//! Integration tests on Apache Kafka (started by `scripts/kafka.sh` from the official jars:
+//! one shared broker per test binary, clusters of their own for tests that stop brokers) and
+//! the schema registry test double. Run them with `scripts/test.sh`, which fetches the jars.
 
 mod helpers;
 
