@@ -55,23 +55,55 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A free loopback port for a process that is killed and restarted on the same port (see
+/// [`free_port_runs`] for why below the ephemeral range).
+pub fn restartable_port() -> u16 {
+    free_port_runs(1).0
+}
+
 /// `n` consecutive free loopback ports for clients and `n` for controllers (kafka.sh puts node
 /// i on PORT+i and CPORT+i).
+///
+/// Chosen below the kernel's ephemeral port range: between the check that a port is free and
+/// the JVM binding it (and while a killed node is down, before its restart binds it again), any
+/// outgoing connection (the load generator's, the connector's, a reader's) could be given that
+/// port as its local port, and the node would then exit with "address already in use". Never
+/// the same port twice in one test process either, so a new cluster cannot take the port of
+/// another test's killed node.
 fn free_port_runs(n: u16) -> (u16, u16) {
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    // Clients in [LOW, MID), controllers at +SPAN in [MID, ephemeral_low).
+    const LOW: u16 = 10_000;
+    let span = ephemeral_low.saturating_sub(LOW) / 2;
+    assert!(
+        span > 1_000,
+        "the ephemeral port range starts at {ephemeral_low}: no room below it for brokers"
+    );
+    let mut handed_out = HANDED_OUT.lock().unwrap();
     let free = |base: u16| {
-        (base..base + n).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        (base..base + n).all(|port| {
+            !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
     };
-    // Start from a port the OS says is free, so parallel test binaries rarely collide.
-    for _ in 0..200 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        let controller = base.wrapping_add(1000);
-        if base < 60_000 && controller > base && free(base) && free(controller) {
+    for _ in 0..500 {
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        let base = LOW + (random % u64::from(span - n)) as u16;
+        let controller = base + span;
+        if free(base) && free(controller) {
+            handed_out.extend((base..base + n).chain(controller..controller + n));
             return (base, controller);
         }
     }
-    panic!("no run of {n} free ports found");
+    panic!("no run of {n} free ports found below {ephemeral_low}");
 }
 
 impl Broker {
@@ -117,11 +149,6 @@ impl Broker {
         })
         .await
         .unwrap()
-    }
-
-    /// A single-node broker of its own (storage on disk: it survives a kill and restart).
-    pub async fn start_memory() -> Broker {
-        Self::start_cluster(1, &[]).await
     }
 
     fn start_in(
@@ -209,11 +236,7 @@ impl Broker {
 
     /// The node leading `topic`'s partition `partition`, from metadata.
     pub fn leader(&self, topic: &str, partition: i32) -> usize {
-        let metadata = self
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(10));
-        let metadata = metadata.expect("metadata");
-        let leader = metadata.topics()[0].partitions()[partition as usize].leader();
+        let (leader, _, _) = self.partition(topic, partition);
         // kafka.sh numbers node i with node.id i.
         usize::try_from(leader).expect("a partition with a leader")
     }
@@ -221,12 +244,38 @@ impl Broker {
     /// The node ids holding a replica of `topic`'s partition `partition`, and those in sync,
     /// from metadata.
     pub fn replicas(&self, topic: &str, partition: i32) -> (Vec<i32>, Vec<i32>) {
-        let metadata = self
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(10));
-        let metadata = metadata.expect("metadata");
-        let partition = &metadata.topics()[0].partitions()[partition as usize];
-        (partition.replicas().to_vec(), partition.isr().to_vec())
+        let (_, replicas, isr) = self.partition(topic, partition);
+        (replicas, isr)
+    }
+
+    /// (leader, replicas, in sync) of `topic`'s partition `partition`. Waits (up to 30 s) until
+    /// the node asked reports the partition with a leader: a topic just created, or a cluster
+    /// just restarted, is not known to every node at once.
+    fn partition(&self, topic: &str, partition: i32) -> (i32, Vec<i32>, Vec<i32>) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let client = self.client();
+        loop {
+            let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10));
+            let found = metadata.as_ref().ok().and_then(|m| {
+                let topic = m.topics().first()?;
+                let p = topic.partitions().iter().find(|p| p.id() == partition)?;
+                (topic.error().is_none() && p.leader() >= 0)
+                    .then(|| (p.leader(), p.replicas().to_vec(), p.isr().to_vec()))
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no leader for {topic}/{partition} in metadata: {:?}",
+                metadata.map(|m| m
+                    .topics()
+                    .iter()
+                    .map(|t| (t.error(), t.partitions().len()))
+                    .collect::<Vec<_>>())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits (up to `within`) until every replica of `topic`'s partition `partition` is in

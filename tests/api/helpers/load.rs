@@ -51,8 +51,15 @@ pub fn event(run: &str, i: u64) -> String {
 }
 
 impl Load {
-    /// Starts `concurrency` workers posting distinct events to `url` until stopped.
+    /// Starts `concurrency` workers posting distinct events to `url` as fast as they are
+    /// answered, until stopped.
     pub fn start(url: String, run: &str, concurrency: usize) -> Self {
+        Self::start_paced(url, run, concurrency, Duration::ZERO)
+    }
+
+    /// Like [`Load::start`], each worker pausing `pause` after an event before its next one:
+    /// a vendor's event rate (at most `concurrency / pause`), not synchronization.
+    pub fn start_paced(url: String, run: &str, concurrency: usize, pause: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
         let acked = Arc::new(AtomicU64::new(0));
@@ -111,17 +118,22 @@ impl Load {
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_millis(800));
                         }
-                        let mut report = report.lock().unwrap();
-                        match ok {
-                            Some(spooled) => {
-                                report.accepted.push(id);
-                                report.spooled += u64::from(spooled);
-                                if !spooled {
-                                    acked.fetch_add(1, Ordering::SeqCst);
+                        {
+                            let mut report = report.lock().unwrap();
+                            match ok {
+                                Some(spooled) => {
+                                    report.accepted.push(id);
+                                    report.spooled += u64::from(spooled);
+                                    if !spooled {
+                                        acked.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                    accepted.fetch_add(1, Ordering::SeqCst);
                                 }
-                                accepted.fetch_add(1, Ordering::SeqCst);
+                                None => report.gave_up.push(id),
                             }
-                            None => report.gave_up.push(id),
+                        }
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
                         }
                     }
                 })
@@ -193,7 +205,8 @@ async fn until_counted(counter: &AtomicU64, n: u64, what: &str) {
 /// on. Prints the counts under `label` (CI shows them), duplicates included: records beyond the
 /// first with the same key. They are reported, not asserted: a record that Kafka took after its
 /// request had been answered 503 (the ack came too late, or was never seen) is produced again
-/// when the vendor retries, which is at-least-once as designed; compaction keeps one.
+/// when the vendor retries, which is at-least-once as designed; compaction keeps one (it never
+/// touches the active segment, so a test sees every copy).
 pub async fn assert_nothing_lost(label: &str, bootstrap: &str, topic: &str, report: &LoadReport) {
     let found = wait_for_ids(bootstrap, topic, &report.accepted).await;
     let lost: Vec<_> = report
