@@ -10,23 +10,32 @@
 #       Resolves kafka_2.13 + kafka-tools + a log4j2 slf4j binding, with their runtime
 #       dependencies, into the cache (once; later runs are instant). Prints the cache dir, which
 #       is the classpath dir: java -cp "$(scripts/kafka.sh fetch)/*" ...
-#   scripts/kafka.sh start --dir DIR --port PORT [--nodes N] [--controller-port CPORT]
-#                          [--cluster-id ID] [--config key=value ...]
+#   scripts/kafka.sh start --dir DIR --port PORT [--nodes N] [--controllers M]
+#                          [--controller-port CPORT] [--cluster-id ID] [--config key=value ...]
 #       Formats (only if not formatted yet) and starts N combined broker+controller nodes
 #       (default 1; static quorum of all N), waits until each has logged "Kafka Server started"
 #       and accepts TCP connections. Prints "node i: 127.0.0.1:PORT+i pid P log PATH" per node
 #       and, last, the bootstrap string "127.0.0.1:PORT,127.0.0.1:PORT+1,...".
-#       Re-running on an existing (formatted) DIR reuses its data and configuration (--nodes, --port,
-#       --controller-port and --config may be omitted; if given they must match the first start)
-#       and starts only the nodes that are not running: that is how a cluster killed as a whole
-#       is restarted from its data folders.
-#   scripts/kafka.sh stop --dir DIR [--node i] [--signal TERM|KILL]
-#       Stops the nodes (or node i) by their pid files, after checking that the pid's command
-#       line is still kafka.Kafka with that node's properties file. TERM (default) waits up to
-#       KAFKA_STOP_TIMEOUT seconds, then KILLs; KILL is immediate.
-#   scripts/kafka.sh start-node --dir DIR --node i
-#       Starts one stopped node of an existing cluster with its stored server.properties.
-#   scripts/kafka.sh status --dir DIR         One line per node; exit 0 only if all run.
+#       With --controllers M (M >= 1; default 0, the combined nodes above): M dedicated
+#       controller-only nodes (process.roles=controller) form the quorum and the N nodes are
+#       broker-only (process.roles=broker), so brokers can die while the quorum lives on. The
+#       controllers start first and must be ready (the same test: logged, port open) before the
+#       brokers start; "controller j: 127.0.0.1:CPORT+j pid P log PATH" lines come before the
+#       node lines.
+#       Re-running on an existing (formatted) DIR reuses its data and configuration (--nodes,
+#       --controllers, --port, --controller-port and --config may be omitted; if given they must
+#       match the first start) and starts only the nodes that are not running (controllers
+#       first): that is how a cluster killed as a whole is restarted from its data folders.
+#   scripts/kafka.sh stop --dir DIR [--node i | --controller j] [--signal TERM|KILL]
+#       Stops the nodes (or node i, or controller j) by their pid files, after checking that the
+#       pid's command line is still kafka.Kafka with that node's properties file. TERM (default)
+#       waits up to KAFKA_STOP_TIMEOUT seconds, then KILLs; KILL is immediate. Without --node
+#       or --controller: every node, then every controller.
+#   scripts/kafka.sh start-node --dir DIR (--node i | --controller j)
+#       Starts one stopped node (or controller) of an existing cluster with its stored
+#       server.properties.
+#   scripts/kafka.sh status --dir DIR         One line per controller and node; exit 0 only if
+#                                             all run.
 #   scripts/kafka.sh bootstrap --dir DIR      Prints the bootstrap string.
 #   scripts/kafka.sh tool CLASS [args...]     Runs a Java main class from the cache.
 #   Aliases (args passed through to the class):
@@ -41,23 +50,35 @@
 #     storage           kafka.tools.StorageTool
 #
 # Ports: node i listens for clients on 127.0.0.1:PORT+i (PLAINTEXT) and for the controller
-# quorum on 127.0.0.1:CPORT+i, CPORT defaulting to PORT+100. Every port must be free.
+# quorum on 127.0.0.1:CPORT+i, CPORT defaulting to PORT+100. Every port must be free. With
+# --controllers M: node i (a broker) listens on PORT+i only; controller j listens on
+# 127.0.0.1:CPORT+j (CONTROLLER) only.
 #
-# Files: DIR/cluster.env (nodes, ports, cluster id, heap, version), DIR/extra.properties (the
-# --config lines), DIR/log4j2.properties (broker logging), and per node DIR/node-i/:
-# server.properties, data/ (log.dirs and KRaft metadata; data/meta.properties once formatted),
-# server.log (stdout, stderr and log4j output, appended across restarts), pid.
+# Node ids: node i has node.id i (with or without dedicated controllers); controller j has
+# node.id 100+j (so --controllers wants at most 100 nodes).
+#
+# Files: DIR/cluster.env (nodes, controllers, ports, cluster id, heaps, version),
+# DIR/extra.properties (the --config lines, given to every node and controller: e.g.
+# broker.session.timeout.ms is read by the controllers), DIR/log4j2.properties (broker logging),
+# and per node DIR/node-i/ (per controller DIR/controller-j/): server.properties, data/ (log.dirs
+# and KRaft metadata; data/meta.properties once formatted), server.log (stdout, stderr and log4j
+# output, appended across restarts), pid.
 #
 # Timing on 2 cores: a new 1-node cluster is ready in about 8 s, 3 nodes in about 20 s. After the
 # whole cluster was killed, a restart takes about 10 s more: the controller waits
 # broker.session.timeout.ms (9 s) for the dead brokers' registrations to expire. With acks=all,
-# writes stall after one node is killed until the controller fences it (the same 9 s).
+# writes stall after one node is killed until the controller fences it (the same 9 s). Killing
+# two of three combined nodes also kills the quorum: nothing is fenced, the partition state
+# (ISR) cannot change, and acks=all writes just wait. With dedicated controllers the quorum
+# survives, fences the killed brokers and shrinks the ISR (below min.insync.replicas: produces
+# fail with NOT_ENOUGH_REPLICAS).
 #
 # Environment: KAFKA_VERSION (default 4.4.0), KAFKA_CACHE (default
 # $HOME/.cache/riskos-connector/kafka-$KAFKA_VERSION), KAFKA_READY_TIMEOUT (seconds, default 60),
-# KAFKA_STOP_TIMEOUT (seconds, default 30), KAFKA_HEAP (broker -Xmx, default 512m for one node,
-# 384m each for more), KAFKA_JVM_OPTS (extra broker JVM options), KAFKA_TOOL_OPTS (JVM options
-# for tools, default -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1), JAVA (default java).
+# KAFKA_STOP_TIMEOUT (seconds, default 30), KAFKA_HEAP (-Xmx of every node and controller;
+# default 512m for one node, 384m each for more, 256m for a dedicated controller),
+# KAFKA_JVM_OPTS (extra broker JVM options), KAFKA_TOOL_OPTS (JVM options for tools, default
+# -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1), JAVA (default java).
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
@@ -155,18 +176,52 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------- processes
+#
+# A "member" is one JVM of the cluster, named by its folder: node-i (a combined node, or a
+# broker when the cluster has dedicated controllers) or controller-j.
 
 port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
-# pid of node i if it is running (and really is that node), else nothing
-node_pid() {
-  local dir=$1 i=$2 pid cmd
-  [[ -f $dir/node-$i/pid ]] || return 0
-  pid=$(<"$dir/node-$i/pid")
+label() { echo "${1%-*} ${1##*-}"; } # node-2 -> "node 2", controller-0 -> "controller 0"
+
+controllers_of() { env_get "$1" controllers || echo 0; } # 0 in a DIR made before --controllers
+
+# The ports member $2 binds, the one it serves first (checked for readiness).
+member_ports() { # dir member
+  local k=${2##*-} port cport
+  port=$(env_get "$1" port)
+  cport=$(env_get "$1" controller_port)
+  case $2 in
+    controller-*) echo $((cport + k)) ;;
+    *)
+      if (($(controllers_of "$1"))); then
+        echo $((port + k)) # a broker-only node
+      else
+        echo $((port + k)) $((cport + k))
+      fi
+      ;;
+  esac
+}
+
+member_heap() { # dir member
+  if [[ -n ${KAFKA_HEAP:-} ]]; then
+    echo "$KAFKA_HEAP"
+  elif [[ $2 == controller-* ]]; then
+    env_get "$1" controller_heap
+  else
+    env_get "$1" heap
+  fi
+}
+
+# pid of member $2 if it is running (and really is that member), else nothing
+member_pid() {
+  local dir=$1 m=$2 pid cmd
+  [[ -f $dir/$m/pid ]] || return 0
+  pid=$(<"$dir/$m/pid")
   [[ $pid =~ ^[0-9]+$ ]] || return 0
   alive "$pid" || return 0
   cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
-  [[ " $cmd " == *" kafka.Kafka $dir/node-$i/server.properties "* ]] || return 0
+  [[ " $cmd " == *" kafka.Kafka $dir/$m/server.properties "* ]] || return 0
   echo "$pid"
 }
 
@@ -179,9 +234,9 @@ alive() { # a killed JVM's main thread turns zombie while its other threads stil
   ((${threads:-0} > 1))
 }
 
-launch_node() { # dir i heap: starts the JVM detached; the pid file is written by the process
-  local dir=$1 i=$2 heap=$3
-  local nd="$dir/node-$i"
+launch_member() { # dir member heap: starts the JVM detached; the pid file is written by the process
+  local dir=$1 m=$2 heap=$3
+  local nd="$dir/$m"
   local -a jvm=(-Xms64m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.properties" "-Dkafka.logs.dir=$nd")
@@ -190,7 +245,7 @@ launch_node() { # dir i heap: starts the JVM detached; the pid file is written b
     read -r -a extra <<<"$KAFKA_JVM_OPTS"
     jvm+=("${extra[@]}")
   fi
-  echo "=== $(date -u +%FT%TZ) kafka.sh starting node $i" >>"$nd/server.log"
+  echo "=== $(date -u +%FT%TZ) kafka.sh starting $(label "$m")" >>"$nd/server.log"
   rm -f "$nd/pid"
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner bash: it writes its pid, then execs java
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$nd/pid" \
@@ -198,21 +253,21 @@ launch_node() { # dir i heap: starts the JVM detached; the pid file is written b
     >>"$nd/server.log" 2>&1 </dev/null &
   local n=0
   while [[ ! -s $nd/pid ]] && ((n < 50)); do sleep 0.1; n=$((n + 1)); done
-  [[ -s $nd/pid ]] || die "node $i: no pid file after launch"
+  [[ -s $nd/pid ]] || die "$(label "$m"): no pid file after launch"
 }
 
-stop_pids() { # signal dir nodes...: signals all verified nodes at once, then waits for all
-  local sig=$1 dir=$2 i pid
+stop_pids() { # signal dir members...: signals all verified members at once, then waits for all
+  local sig=$1 dir=$2 m pid
   shift 2
   local -A pids=()
-  for i in "$@"; do
-    pid=$(node_pid "$dir" "$i")
+  for m in "$@"; do
+    pid=$(member_pid "$dir" "$m")
     if [[ -z $pid ]]; then
-      rm -f "$dir/node-$i/pid"
-      echo "node $i: not running"
+      rm -f "$dir/$m/pid"
+      echo "$(label "$m"): not running"
       continue
     fi
-    pids[$i]=$pid
+    pids[$m]=$pid
     kill "-$sig" "$pid" 2>/dev/null || true
   done
   local wait_s=$KAFKA_STOP_TIMEOUT killed=0
@@ -220,14 +275,14 @@ stop_pids() { # signal dir nodes...: signals all verified nodes at once, then wa
   local deadline=$((SECONDS + wait_s))
   while :; do
     local left=0
-    for i in "${!pids[@]}"; do alive "${pids[$i]}" && left=1; done
+    for m in "${!pids[@]}"; do alive "${pids[$m]}" && left=1; done
     ((left)) || break
     if ((SECONDS >= deadline)); then
       ((killed)) && break
-      for i in "${!pids[@]}"; do
-        if alive "${pids[$i]}"; then
-          note "node $i (pid ${pids[$i]}) still running after ${KAFKA_STOP_TIMEOUT}s of TERM; KILL"
-          kill -KILL "${pids[$i]}" 2>/dev/null || true
+      for m in "${!pids[@]}"; do
+        if alive "${pids[$m]}"; then
+          note "$(label "$m") (pid ${pids[$m]}) still running after ${KAFKA_STOP_TIMEOUT}s of TERM; KILL"
+          kill -KILL "${pids[$m]}" 2>/dev/null || true
         fi
       done
       killed=1
@@ -235,22 +290,20 @@ stop_pids() { # signal dir nodes...: signals all verified nodes at once, then wa
     fi
     sleep 0.2
   done
-  local failed=0 port cport p n
-  port=$(env_get "$dir" port)
-  cport=$(env_get "$dir" controller_port)
-  for i in "${!pids[@]}"; do
-    if alive "${pids[$i]}"; then
-      note "node $i: pid ${pids[$i]} did not exit"
+  local failed=0 p n
+  for m in "${!pids[@]}"; do
+    if alive "${pids[$m]}"; then
+      note "$(label "$m"): pid ${pids[$m]} did not exit"
       failed=1
       continue
     fi
-    rm -f "$dir/node-$i/pid"
-    for p in $((port + i)) $((cport + i)); do # so that a start right after finds them free
+    rm -f "$dir/$m/pid"
+    for p in $(member_ports "$dir" "$m"); do # so that a start right after finds them free
       n=0
       while port_open "$p" && ((n < 50)); do sleep 0.2; n=$((n + 1)); done
-      port_open "$p" && { note "node $i: port $p still accepts connections"; failed=1; }
+      port_open "$p" && { note "$(label "$m"): port $p still accepts connections"; failed=1; }
     done
-    echo "node $i: stopped (pid ${pids[$i]}, $sig)"
+    echo "$(label "$m"): stopped (pid ${pids[$m]}, $sig)"
   done
   return "$failed"
 }
@@ -273,36 +326,73 @@ random_cluster_id() { # a base64url Uuid as Kafka prints them, not starting with
   done
 }
 
-write_node_properties() { # dir i nodes port cport
-  local dir=$1 i=$2 n=$3 port=$4 cport=$5 rf voters="" j
+# The settings every member gets: topic defaults (the controllers apply num.partitions and
+# default.replication.factor to CreateTopics), internal topics, then the --config lines.
+common_properties() { # dir rf
+  local dir=$1 rf=$2
+  echo "num.partitions=1"
+  echo "default.replication.factor=$rf"
+  echo "auto.create.topics.enable=false"
+  echo "group.initial.rebalance.delay.ms=0"
+  echo "offsets.topic.replication.factor=$rf"
+  echo "transaction.state.log.replication.factor=$rf"
+  echo "transaction.state.log.min.isr=$((rf > 1 ? 2 : 1))"
+  echo "share.coordinator.state.topic.replication.factor=$rf"
+  echo "share.coordinator.state.topic.min.isr=$((rf > 1 ? 2 : 1))"
+  if [[ -s $dir/extra.properties ]]; then
+    echo "# --config"
+    cat "$dir/extra.properties"
+  fi
+}
+
+# node i of n; m dedicated controllers (0: node i is a combined broker+controller)
+write_node_properties() { # dir i n m port cport
+  local dir=$1 i=$2 n=$3 m=$4 port=$5 cport=$6 rf voters="" j
   rf=$((n < 3 ? n : 3))
-  for ((j = 0; j < n; j++)); do voters+="${voters:+,}$j@127.0.0.1:$((cport + j))"; done
+  if ((m)); then
+    for ((j = 0; j < m; j++)); do voters+="${voters:+,}$((100 + j))@127.0.0.1:$((cport + j))"; done
+  else
+    for ((j = 0; j < n; j++)); do voters+="${voters:+,}$j@127.0.0.1:$((cport + j))"; done
+  fi
   mkdir -p "$dir/node-$i/data"
   {
     echo "# generated by scripts/kafka.sh (node $i of $n); reused by start and start-node"
-    echo "process.roles=broker,controller"
-    echo "node.id=$i"
-    echo "controller.quorum.voters=$voters"
-    echo "listeners=PLAINTEXT://127.0.0.1:$((port + i)),CONTROLLER://127.0.0.1:$((cport + i))"
+    if ((m)); then
+      echo "process.roles=broker"
+      echo "node.id=$i"
+      echo "controller.quorum.voters=$voters"
+      echo "listeners=PLAINTEXT://127.0.0.1:$((port + i))"
+    else
+      echo "process.roles=broker,controller"
+      echo "node.id=$i"
+      echo "controller.quorum.voters=$voters"
+      echo "listeners=PLAINTEXT://127.0.0.1:$((port + i)),CONTROLLER://127.0.0.1:$((cport + i))"
+    fi
     echo "advertised.listeners=PLAINTEXT://127.0.0.1:$((port + i))"
     echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "log.dirs=$dir/node-$i/data"
-    echo "num.partitions=1"
-    echo "default.replication.factor=$rf"
-    echo "auto.create.topics.enable=false"
-    echo "group.initial.rebalance.delay.ms=0"
-    echo "offsets.topic.replication.factor=$rf"
-    echo "transaction.state.log.replication.factor=$rf"
-    echo "transaction.state.log.min.isr=$((rf > 1 ? 2 : 1))"
-    echo "share.coordinator.state.topic.replication.factor=$rf"
-    echo "share.coordinator.state.topic.min.isr=$((rf > 1 ? 2 : 1))"
-    if [[ -s $dir/extra.properties ]]; then
-      echo "# --config"
-      cat "$dir/extra.properties"
-    fi
+    common_properties "$dir" "$rf"
   } >"$dir/node-$i/server.properties"
+}
+
+write_controller_properties() { # dir j n m cport
+  local dir=$1 j=$2 n=$3 m=$4 cport=$5 rf voters="" k
+  rf=$((n < 3 ? n : 3))
+  for ((k = 0; k < m; k++)); do voters+="${voters:+,}$((100 + k))@127.0.0.1:$((cport + k))"; done
+  mkdir -p "$dir/controller-$j/data"
+  {
+    echo "# generated by scripts/kafka.sh (controller $j of $m); reused by start and start-node"
+    echo "process.roles=controller"
+    echo "node.id=$((100 + j))"
+    echo "controller.quorum.voters=$voters"
+    echo "listeners=CONTROLLER://127.0.0.1:$((cport + j))"
+    echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT"
+    echo "controller.listener.names=CONTROLLER"
+    echo "log.dirs=$dir/controller-$j/data"
+    common_properties "$dir" "$rf"
+  } >"$dir/controller-$j/server.properties"
 }
 
 write_broker_log_config() {
@@ -319,20 +409,32 @@ logger.statechange.name = state.change.logger
 logger.statechange.level = WARN"
 }
 
-format_node() { # dir i cluster_id
-  local nd="$1/node-$2"
+format_member() { # dir member cluster_id
+  local nd="$1/$2"
   [[ -f $nd/data/meta.properties ]] && return 0
   "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     "-Dlog4j2.configurationFile=$KAFKA_CACHE/tools-log4j2.properties" -cp "$KAFKA_CACHE/*" \
     kafka.tools.StorageTool format --cluster-id "$3" --config "$nd/server.properties" \
-    >>"$nd/server.log" 2>&1 || { tail -n 20 "$nd/server.log" >&2; die "node $2: format failed"; }
+    >>"$nd/server.log" 2>&1 || { tail -n 20 "$nd/server.log" >&2; die "$(label "$2"): format failed"; }
 }
 
-node_line() { # dir i
-  local port pid
-  port=$(env_get "$1" port)
-  pid=$(node_pid "$1" "$2")
-  echo "node $2: 127.0.0.1:$((port + $2)) pid ${pid:-none} log $1/node-$2/server.log"
+member_line() { # dir member
+  local ports pid
+  ports=$(member_ports "$1" "$2")
+  pid=$(member_pid "$1" "$2")
+  echo "$(label "$2"): 127.0.0.1:${ports%% *} pid ${pid:-none} log $1/$2/server.log"
+}
+
+# The members of the cluster in DIR: controllers (if any), then nodes.
+controller_members() {
+  local m j
+  m=$(controllers_of "$1")
+  for ((j = 0; j < m; j++)); do echo "controller-$j"; done
+}
+node_members() {
+  local n i
+  n=$(env_get "$1" nodes)
+  for ((i = 0; i < n; i++)); do echo "node-$i"; done
 }
 
 bootstrap_string() {
@@ -343,7 +445,7 @@ bootstrap_string() {
   echo "$s"
 }
 
-STARTED=() # nodes this invocation launched: stopped again if it fails or is interrupted
+STARTED=() # members this invocation launched: stopped again if it fails or is interrupted
 STARTED_DIR=""
 abort_started() {
   if ((${#STARTED[@]})) && [[ -n $STARTED_DIR ]]; then
@@ -352,25 +454,27 @@ abort_started() {
   fi
   STARTED=()
 }
+started_all() { # the invocation succeeded: keep what it started
+  STARTED=()
+  trap - INT TERM
+}
 
-# Starts the given nodes (skipping running ones) and waits until all of them are ready.
-start_nodes() { # dir heap nodes...
-  local dir=$1 heap=$2 i p pid port cport
-  shift 2
-  port=$(env_get "$dir" port)
-  cport=$(env_get "$dir" controller_port)
+# Starts the given members (skipping running ones) and waits until all of them are ready.
+start_members() { # dir members...
+  local dir=$1 m p pid ready
+  shift
   local -A offset=()
   local -a waiting=()
-  for i in "$@"; do
-    pid=$(node_pid "$dir" "$i")
+  for m in "$@"; do
+    pid=$(member_pid "$dir" "$m")
     if [[ -n $pid ]]; then
-      note "node $i: already running (pid $pid)"
+      note "$(label "$m"): already running (pid $pid)"
       continue
     fi
-    for p in $((port + i)) $((cport + i)); do
-      port_open "$p" && die "node $i: port $p is already in use (see ss -ltnp)"
+    for p in $(member_ports "$dir" "$m"); do
+      port_open "$p" && die "$(label "$m"): port $p is already in use (see ss -ltnp)"
     done
-    waiting+=("$i")
+    waiting+=("$m")
   done
   ((${#waiting[@]})) || return 0
   STARTED_DIR=$dir
@@ -378,62 +482,69 @@ start_nodes() { # dir heap nodes...
   local cid
   cid=$(env_get "$dir" cluster_id)
   local -a fmt=()
-  for i in "${waiting[@]}"; do
-    if [[ ! -f $dir/node-$i/data/meta.properties ]]; then
-      format_node "$dir" "$i" "$cid" &
+  for m in "${waiting[@]}"; do
+    if [[ ! -f $dir/$m/data/meta.properties ]]; then
+      format_member "$dir" "$m" "$cid" &
       fmt+=($!)
     fi
   done
-  for pid in "${fmt[@]}"; do wait "$pid" || die "formatting storage failed"; done
-  for i in "${waiting[@]}"; do
-    touch "$dir/node-$i/server.log"
-    offset[$i]=$(stat -c %s "$dir/node-$i/server.log")
-    launch_node "$dir" "$i" "$heap"
-    STARTED+=("$i")
+  for pid in "${fmt[@]}"; do
+    wait "$pid" || { abort_started; die "formatting storage failed"; }
+  done
+  for m in "${waiting[@]}"; do
+    touch "$dir/$m/server.log"
+    offset[$m]=$(stat -c %s "$dir/$m/server.log")
+    launch_member "$dir" "$m" "$(member_heap "$dir" "$m")"
+    STARTED+=("$m")
   done
   local deadline=$((SECONDS + KAFKA_READY_TIMEOUT)) start=$SECONDS
   local -a pending=("${waiting[@]}")
   while ((${#pending[@]})); do
     local -a still=()
-    for i in "${pending[@]}"; do
-      pid=$(<"$dir/node-$i/pid")
+    for m in "${pending[@]}"; do
+      pid=$(<"$dir/$m/pid")
       if ! alive "$pid"; then
-        tail -c "+$((offset[$i] + 1))" "$dir/node-$i/server.log" | tail -n 40 >&2
+        tail -c "+$((offset[$m] + 1))" "$dir/$m/server.log" | tail -n 40 >&2
         abort_started
-        die "node $i exited during startup (log: $dir/node-$i/server.log)"
+        die "$(label "$m") exited during startup (log: $dir/$m/server.log)"
       fi
-      if tail -c "+$((offset[$i] + 1))" "$dir/node-$i/server.log" | grep -q 'Kafka Server started' &&
-        port_open $((port + i)); then
+      ready=$(member_ports "$dir" "$m")
+      if tail -c "+$((offset[$m] + 1))" "$dir/$m/server.log" | grep -q 'Kafka Server started' &&
+        port_open "${ready%% *}"; then
         continue
       fi
-      still+=("$i")
+      still+=("$m")
     done
     pending=("${still[@]+"${still[@]}"}")
     ((${#pending[@]})) || break
     if ((SECONDS >= deadline)); then
-      for i in "${pending[@]}"; do
-        echo "--- node $i: last lines of $dir/node-$i/server.log" >&2
-        tail -c "+$((offset[$i] + 1))" "$dir/node-$i/server.log" | tail -n 40 >&2
+      for m in "${pending[@]}"; do
+        echo "--- $(label "$m"): last lines of $dir/$m/server.log" >&2
+        tail -c "+$((offset[$m] + 1))" "$dir/$m/server.log" | tail -n 40 >&2
       done
       abort_started
-      die "nodes ${pending[*]} not ready within ${KAFKA_READY_TIMEOUT}s (KAFKA_READY_TIMEOUT)"
+      die "not ready within ${KAFKA_READY_TIMEOUT}s (KAFKA_READY_TIMEOUT): ${pending[*]}"
     fi
     sleep 0.25
   done
   note "ready in $((SECONDS - start))s"
-  STARTED=()
-  trap - INT TERM
 }
 
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd -P); }
 
+any_formatted() {
+  compgen -G "$1/node-*/data/meta.properties" >/dev/null ||
+    compgen -G "$1/controller-*/data/meta.properties" >/dev/null
+}
+
 cmd_start() {
-  local dir="" nodes="" port="" cport="" cid="" configs=() given_config=0
+  local dir="" nodes="" ctrls="" port="" cport="" cid="" configs=() given_config=0
   while (($#)); do
     case $1 in
       --dir) dir=$2; shift 2 ;;
       --port) port=$2; shift 2 ;;
       --nodes) nodes=$2; shift 2 ;;
+      --controllers) ctrls=$2; shift 2 ;;
       --controller-port) cport=$2; shift 2 ;;
       --cluster-id) cid=$2; shift 2 ;;
       --config)
@@ -443,51 +554,66 @@ cmd_start() {
     esac
   done
   [[ -n $dir ]] || die "start: --dir is required"
-  for v in "$nodes" "$port" "$cport"; do
+  for v in "$nodes" "$ctrls" "$port" "$cport"; do
     [[ -z $v || $v =~ ^[0-9]+$ ]] || die "start: '$v' is not a number"
   done
   fetch
   dir=$(abs_dir "$dir")
-  local heap
-  if [[ -f $dir/cluster.env ]] && compgen -G "$dir/node-*/data/meta.properties" >/dev/null; then
-    local k v
-    for k in nodes port controller_port cluster_id; do
-      case $k in nodes) v=$nodes ;; port) v=$port ;; controller_port) v=$cport ;; cluster_id) v=$cid ;; esac
-      [[ -z $v || $v == "$(env_get "$dir" "$k")" ]] ||
-        die "$dir already holds a cluster with $k=$(env_get "$dir" $k), not $v; use another --dir"
+  if [[ -f $dir/cluster.env ]] && any_formatted "$dir"; then
+    local k v was
+    for k in nodes controllers port controller_port cluster_id; do
+      case $k in
+        nodes) v=$nodes ;; controllers) v=$ctrls ;; port) v=$port ;;
+        controller_port) v=$cport ;; cluster_id) v=$cid ;;
+      esac
+      if [[ $k == controllers ]]; then was=$(controllers_of "$dir"); else was=$(env_get "$dir" "$k"); fi
+      [[ -z $v || $v == "$was" ]] ||
+        die "$dir already holds a cluster with $k=$was, not $v; use another --dir"
     done
     if ((given_config)) && [[ "$(printf '%s\n' "${configs[@]}")" != "$(cat "$dir/extra.properties")" ]]; then
       die "$dir was first started with other --config lines (see $dir/extra.properties)"
     fi
-    local was
     was=$(env_get "$dir" kafka_version)
     [[ $was == "$KAFKA_VERSION" ]] || note "warning: $dir was created by Kafka $was, running $KAFKA_VERSION"
-    nodes=$(env_get "$dir" nodes)
-    heap=${KAFKA_HEAP:-$(env_get "$dir" heap)}
   else
     # a new cluster, or one whose storage was never formatted (an earlier start failed early)
     [[ -n $port ]] || die "start: --port is required for a new cluster"
     nodes=${nodes:-1}
+    ctrls=${ctrls:-0}
     ((nodes >= 1)) || die "start: --nodes must be at least 1"
+    ((ctrls == 0 || nodes <= 100)) || die "start: at most 100 nodes with --controllers (ids 100+j)"
+    local cports=$((ctrls ? ctrls : nodes)) # how many controller ports are used
     cport=${cport:-$((port + 100))}
-    ((cport + nodes <= port || port + nodes <= cport)) || die "client and controller ports overlap"
-    ((cport + nodes <= 65536 && port + nodes <= 65536)) || die "ports out of range"
+    ((cport + cports <= port || port + nodes <= cport)) || die "client and controller ports overlap"
+    ((cport + cports <= 65536 && port + nodes <= 65536)) || die "ports out of range"
     cid=${cid:-$(random_cluster_id)}
-    heap=${KAFKA_HEAP:-$((nodes == 1 ? 512 : 384))m}
+    local heap=${KAFKA_HEAP:-$((nodes == 1 ? 512 : 384))m} cheap=${KAFKA_HEAP:-256m}
     if ((${#configs[@]})); then printf '%s\n' "${configs[@]}"; fi >"$dir/extra.properties"
     local i
-    for ((i = 0; i < nodes; i++)); do write_node_properties "$dir" "$i" "$nodes" "$port" "$cport"; done
-    printf '%s\n' "nodes=$nodes" "port=$port" "controller_port=$cport" "cluster_id=$cid" \
-      "heap=$heap" "kafka_version=$KAFKA_VERSION" >"$dir/cluster.env"
+    for ((i = 0; i < nodes; i++)); do
+      write_node_properties "$dir" "$i" "$nodes" "$ctrls" "$port" "$cport"
+    done
+    for ((i = 0; i < ctrls; i++)); do
+      write_controller_properties "$dir" "$i" "$nodes" "$ctrls" "$cport"
+    done
+    local -a env=("nodes=$nodes" "port=$port" "controller_port=$cport" "cluster_id=$cid")
+    env+=("heap=$heap")
+    ((ctrls)) && env+=("controllers=$ctrls" "controller_heap=$cheap")
+    printf '%s\n' "${env[@]}" "kafka_version=$KAFKA_VERSION" >"$dir/cluster.env"
   fi
   write_broker_log_config "$dir"
-  local i all=()
-  for ((i = 0; i < nodes; i++)); do
-    [[ -f $dir/node-$i/server.properties ]] || die "missing $dir/node-$i/server.properties"
-    all+=("$i")
+  local m
+  local -a ctl=() brk=()
+  mapfile -t ctl < <(controller_members "$dir")
+  mapfile -t brk < <(node_members "$dir")
+  for m in "${ctl[@]+"${ctl[@]}"}" "${brk[@]}"; do
+    [[ -f $dir/$m/server.properties ]] || die "missing $dir/$m/server.properties"
   done
-  start_nodes "$dir" "$heap" "${all[@]}"
-  for i in "${all[@]}"; do node_line "$dir" "$i"; done
+  # dedicated controllers first: brokers register with the quorum as they start
+  if ((${#ctl[@]})); then start_members "$dir" "${ctl[@]}"; fi
+  start_members "$dir" "${brk[@]}"
+  started_all
+  for m in "${ctl[@]+"${ctl[@]}"}" "${brk[@]}"; do member_line "$dir" "$m"; done
   bootstrap_string "$dir"
 }
 
@@ -497,55 +623,75 @@ existing_dir() { # resolves --dir of an existing cluster
   (cd "$1" && pwd -P)
 }
 
-check_node() { # dir i
-  local n
-  n=$(env_get "$1" nodes)
-  if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 >= n)); then
-    die "no node '$2' (the cluster has nodes 0..$((n - 1)))"
+# The member named by --node i or --controller j (exactly one of them given).
+member_of() { # dir node controller
+  local dir=$1 node=$2 ctrl=$3 n
+  [[ -n $node && -n $ctrl ]] && die "--node and --controller exclude each other"
+  if [[ -n $ctrl ]]; then
+    n=$(controllers_of "$dir")
+    if ! [[ $ctrl =~ ^[0-9]+$ ]] || ((ctrl >= n)); then
+      ((n)) || die "no controller '$ctrl' (the cluster has no dedicated controllers)"
+      die "no controller '$ctrl' (the cluster has controllers 0..$((n - 1)))"
+    fi
+    echo "controller-$ctrl"
+  else
+    n=$(env_get "$dir" nodes)
+    if ! [[ $node =~ ^[0-9]+$ ]] || ((node >= n)); then
+      die "no node '$node' (the cluster has nodes 0..$((n - 1)))"
+    fi
+    echo "node-$node"
   fi
 }
 
 cmd_start_node() {
-  local dir="" node=""
+  local dir="" node="" ctrl=""
   while (($#)); do
     case $1 in
       --dir) dir=$2; shift 2 ;;
       --node) node=$2; shift 2 ;;
+      --controller) ctrl=$2; shift 2 ;;
       *) die "start-node: unknown argument '$1'" ;;
     esac
   done
   dir=$(existing_dir "$dir")
-  [[ -n $node ]] || die "start-node: --node is required"
-  check_node "$dir" "$node"
-  [[ -f $dir/node-$node/server.properties ]] || die "missing $dir/node-$node/server.properties"
+  [[ -n $node || -n $ctrl ]] || die "start-node: --node (or --controller) is required"
+  local m
+  m=$(member_of "$dir" "$node" "$ctrl")
+  [[ -f $dir/$m/server.properties ]] || die "missing $dir/$m/server.properties"
   fetch
   write_broker_log_config "$dir"
-  start_nodes "$dir" "${KAFKA_HEAP:-$(env_get "$dir" heap)}" "$node"
-  node_line "$dir" "$node"
+  start_members "$dir" "$m"
+  started_all
+  member_line "$dir" "$m"
 }
 
 cmd_stop() {
-  local dir="" node="" sig=TERM
+  local dir="" node="" ctrl="" sig=TERM
   while (($#)); do
     case $1 in
       --dir) dir=$2; shift 2 ;;
       --node) node=$2; shift 2 ;;
+      --controller) ctrl=$2; shift 2 ;;
       --signal) sig=${2#SIG}; shift 2 ;;
       *) die "stop: unknown argument '$1'" ;;
     esac
   done
   [[ $sig == TERM || $sig == KILL ]] || die "stop: --signal must be TERM or KILL"
   dir=$(existing_dir "$dir")
-  local -a which=()
-  if [[ -n $node ]]; then
-    check_node "$dir" "$node"
-    which=("$node")
-  else
-    local i n
-    n=$(env_get "$dir" nodes)
-    for ((i = 0; i < n; i++)); do which+=("$i"); done
+  if [[ -n $node || -n $ctrl ]]; then
+    local m
+    m=$(member_of "$dir" "$node" "$ctrl")
+    stop_pids "$sig" "$dir" "$m"
+    return
   fi
-  stop_pids "$sig" "$dir" "${which[@]}"
+  # brokers first: a TERMed broker's controlled shutdown needs the controllers
+  local rc=0
+  local -a ctl=() brk=()
+  mapfile -t ctl < <(controller_members "$dir")
+  mapfile -t brk < <(node_members "$dir")
+  stop_pids "$sig" "$dir" "${brk[@]}" || rc=1
+  if ((${#ctl[@]})); then stop_pids "$sig" "$dir" "${ctl[@]}" || rc=1; fi
+  return "$rc"
 }
 
 cmd_status() {
@@ -557,15 +703,14 @@ cmd_status() {
     esac
   done
   dir=$(existing_dir "$dir")
-  local i n port pid rc=0
-  n=$(env_get "$dir" nodes)
-  port=$(env_get "$dir" port)
-  for ((i = 0; i < n; i++)); do
-    pid=$(node_pid "$dir" "$i")
+  local m ports pid rc=0
+  for m in $(controller_members "$dir") $(node_members "$dir"); do
+    pid=$(member_pid "$dir" "$m")
     if [[ -n $pid ]]; then
-      echo "node $i: running 127.0.0.1:$((port + i)) pid $pid log $dir/node-$i/server.log"
+      ports=$(member_ports "$dir" "$m")
+      echo "$(label "$m"): running 127.0.0.1:${ports%% *} pid $pid log $dir/$m/server.log"
     else
-      echo "node $i: stopped"
+      echo "$(label "$m"): stopped"
       rc=1
     fi
   done

@@ -120,7 +120,7 @@ impl Producer {
         }
         let delivery = self.inner.send_result(record).map_err(|(e, _)| match e {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
-            other => classify(other),
+            other => classify(other, self.ack_timeout),
         })?;
         // librdkafka times the record out itself at `message.timeout.ms`; the outer deadline
         // only guards against a lost callback.
@@ -130,7 +130,7 @@ impl Producer {
                 partition: d.partition,
                 offset: d.offset,
             }),
-            Ok(Ok(Err((e, _)))) => Err(classify(e)),
+            Ok(Ok(Err((e, _)))) => Err(classify(e, self.ack_timeout)),
             Ok(Err(_canceled)) => Err(ProduceError::Timeout(self.ack_timeout)),
             Err(_elapsed) => Err(ProduceError::Timeout(self.ack_timeout)),
         }
@@ -147,13 +147,29 @@ impl Producer {
     }
 }
 
-fn classify(error: KafkaError) -> ProduceError {
+/// The error's class; `ack_timeout` is the deadline a local message timeout reports (librdkafka
+/// retries what the broker refuses, e.g. NOT_ENOUGH_REPLICAS, until `message.timeout.ms` —
+/// set from the ack timeout — and then reports only that it timed out).
+fn classify(error: KafkaError, ack_timeout: Duration) -> ProduceError {
     match error.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageTimedOut) => ProduceError::Timeout(Duration::from_millis(0)),
+        Some(RDKafkaErrorCode::MessageTimedOut) => ProduceError::Timeout(ack_timeout),
         Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
             ProduceError::TooLarge(error)
         }
         Some(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
         _ => ProduceError::Kafka(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_message_timeout_reports_the_ack_deadline() {
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let error = classify(timed_out, Duration::from_secs(2));
+        assert!(matches!(error, ProduceError::Timeout(d) if d == Duration::from_secs(2)));
+        assert_eq!(error.to_string(), "kafka did not ack within 2s");
     }
 }

@@ -209,7 +209,19 @@ struct Cluster {
 
 impl Cluster {
     async fn start(spool: bool) -> Self {
-        let broker = Broker::start_cluster(3, THREE_NODES).await;
+        Self::on(Broker::start_cluster(3, THREE_NODES).await, spool).await
+    }
+
+    /// The cluster has 3 broker-only nodes and one dedicated controller (the KRaft quorum).
+    async fn start_with_controller(spool: bool) -> Self {
+        Self::on(
+            Broker::start_cluster_with_controller(3, THREE_NODES).await,
+            spool,
+        )
+        .await
+    }
+
+    async fn on(broker: Broker, spool: bool) -> Self {
         let spool = spool.then(|| tempfile::tempdir().unwrap());
         let app = connector_for_outages(&broker, 3, spool.as_ref().map(|d| d.path())).await;
         let topic = event_topic(&app.config);
@@ -281,36 +293,119 @@ async fn the_partition_leader_killed_under_load_loses_nothing() {
     assert_eq!(in_sync_without_it.len(), 2, "{in_sync_without_it:?}");
 }
 
-/// Both followers of the event topic's partition are killed under load: the leader alone
-/// cannot meet min.insync.replicas=2 (and with two of three controllers gone, the quorum cannot
-/// change the partition's state either), so no write is acked; both are restarted from their
-/// data folders. Without the spool the outage is answered 503 and the vendor retries; with it,
-/// 200 from the spool, drained once the cluster is back.
+/// Both followers of the event topic's partition are killed under load. The cluster has a
+/// dedicated controller (with combined nodes, killing two of three would also kill the KRaft
+/// quorum: nothing would be fenced, the ISR would never shrink, and the leader would just hold
+/// acks=all writes until the ack deadline). The controller fences both after the broker session
+/// timeout and shrinks the ISR to the leader alone, which then refuses every produce with
+/// NOT_ENOUGH_REPLICAS (below min.insync.replicas=2); librdkafka retries that inside
+/// `message.timeout.ms` (the ack deadline), and the connector answers 503 (the vendor retries)
+/// or, with the spool, 200 from the spool. Both brokers are restarted from their data folders.
+///
+/// What the test checks happened: the partition's ISR in metadata becomes exactly the leader
+/// (waited for, with a deadline) before a second load starts, whose 503s or spooled 200s are the
+/// ones counted as the outage's, and still is once they are counted; in that window the leader
+/// logged NotEnoughReplicasException for the partition. The evidence is the broker's: the
+/// connector only sees librdkafka's final error, a local "Message timed out" (librdkafka retries
+/// NOT_ENOUGH_REPLICAS until `message.timeout.ms`), which it answers as an ack timeout.
 async fn two_of_three_nodes_killed_and_restarted(spool: bool) {
-    let mut cluster = Cluster::start(spool).await;
-    let load = cluster.load(if spool { "two-down-spool" } else { "two-down" });
+    let mut cluster = Cluster::start_with_controller(spool).await;
+    let topic = cluster.topic.clone();
+    let run = if spool { "two-down-spool" } else { "two-down" };
+    let load = cluster.load(run);
     load.until_accepted(40).await;
 
-    let leader = cluster.broker.leader(&cluster.topic, 0);
+    let leader = cluster.broker.leader(&topic, 0);
     for node in (0..3).filter(|&node| node != leader) {
         cluster.broker.kill_node(node);
     }
+    let alone = [i32::try_from(leader).unwrap()];
+    cluster
+        .broker
+        .until_isr(&topic, 0, &alone, Duration::from_secs(30))
+        .await;
+    let leader_log = cluster.broker.log_position(leader);
+    let outage = cluster.load(&format!("{run}-isr1"));
     if spool {
-        load.until_accepted(40).await;
+        outage.until_accepted(20).await;
     } else {
-        load.until_retried(8).await;
+        outage.until_retried(8).await;
     }
+    let (_, isr_after) = cluster.broker.replicas(&topic, 0);
+    let refusals = not_enough_replicas(&cluster.broker, leader, leader_log, &topic).await;
+
     cluster.broker.restart().await;
-    load.until_acked(40).await;
-    let report = load.stop().await;
+    outage.until_acked(40).await;
+    let (before, during) = (load.stop().await, outage.stop().await);
+    let report = merged(before, &during);
 
     cluster
         .assert_nothing_lost(
-            &format!("two of three nodes killed, leader {leader} kept (spool {spool})"),
+            &format!(
+                "two of three brokers killed (dedicated controller), leader {leader} kept \
+                 (spool {spool})"
+            ),
             &report,
         )
         .await;
+    let answered_503 = during.retried_by_status.get(&503).copied().unwrap_or(0);
+    println!(
+        "two of three brokers killed (spool {spool}): ISR shrank to {alone:?}; the load started \
+         then: 503 {answered_503}, spooled {}; by the restart the leader had refused {} appends \
+         with NotEnoughReplicasException, the first: {:?}",
+        during.spooled,
+        refusals.len(),
+        refusals[0],
+    );
+    assert_eq!(isr_after, alone, "the ISR stayed the leader alone");
+    assert_outage_answered(&during, spool);
     assert_outage_answered(&report, spool);
+}
+
+/// Waits (up to 20 s) until node `node` has logged, since `position`, that it refused an append
+/// to `topic`'s partition 0 for want of in-sync replicas; returns those exception lines. Kafka
+/// logs the refusal of an acks=all produce below min.insync.replicas as
+/// "Error processing append operation on partition …" followed by
+/// "NotEnoughReplicasException: The size of the current ISR : 1 is insufficient to satisfy the
+/// min.isr requirement of 2 for partition TOPIC-0, …".
+async fn not_enough_replicas(
+    broker: &Broker,
+    node: usize,
+    position: u64,
+    topic: &str,
+) -> Vec<String> {
+    let partition = format!("for partition {topic}-0,");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let refusals: Vec<String> = broker
+            .log_since(node, position)
+            .lines()
+            .filter(|line| line.contains("NotEnoughReplicasException") && line.contains(&partition))
+            .map(str::to_string)
+            .collect();
+        if !refusals.is_empty() {
+            return refusals;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {node} logged no NotEnoughReplicasException for {topic}-0 while the ISR was \
+             [{node}]"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One report of two loads on the same topic (distinct event ids).
+fn merged(mut into: LoadReport, other: &LoadReport) -> LoadReport {
+    into.sent += other.sent;
+    into.accepted.extend(other.accepted.iter().cloned());
+    into.spooled += other.spooled;
+    into.gave_up.extend(other.gave_up.iter().cloned());
+    into.retried += other.retried;
+    for (status, n) in &other.retried_by_status {
+        *into.retried_by_status.entry(*status).or_default() += n;
+    }
+    into
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

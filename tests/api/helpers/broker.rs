@@ -7,7 +7,11 @@
 //!   process exits, however it exits: it waits for end-of-file on a pipe only this process
 //!   holds open.
 //! - [`Broker::start_cluster`]: a cluster of its own (1 or 3 nodes) for tests that kill nodes;
-//!   stopped (SIGKILL) when dropped.
+//!   stopped (SIGKILL) when dropped. Its nodes are combined broker+controller nodes, so killing
+//!   a majority of them also kills the KRaft quorum.
+//! - [`Broker::start_cluster_with_controller`]: the same with one dedicated controller
+//!   (`kafka.sh start --controllers 1`) and broker-only nodes, for tests that kill a majority of
+//!   the brokers and need the quorum to live on (fence them, shrink the ISR).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,7 +28,10 @@ pub struct Broker {
     /// deletes the folder).
     _owned: Option<tempfile::TempDir>,
     port: u16,
+    /// Brokers (node i has node.id i).
     nodes: usize,
+    /// Dedicated controllers (0: the nodes are combined broker+controller nodes).
+    controllers: usize,
 }
 
 fn kafka_sh() -> PathBuf {
@@ -131,12 +138,25 @@ impl Broker {
                 .spawn()
                 .expect("starting the broker watchdog");
             WATCHDOG.get_or_init(|| Mutex::new(watchdog));
-            Self::start_in(dir, None, 1, &[])
+            Self::start_in(dir, None, 1, 0, &[])
         })
     }
 
     /// A cluster of `nodes` of its own, each node also given `config` (`key=value`).
     pub async fn start_cluster(nodes: usize, config: &[&str]) -> Broker {
+        Self::start_own(nodes, 0, config).await
+    }
+
+    /// A cluster of its own of `nodes` broker-only nodes (node.id i, as in
+    /// [`Broker::start_cluster`]) and one dedicated controller (node.id 100) holding the KRaft
+    /// quorum alone: killing brokers leaves the quorum up, so the controller fences them and
+    /// shrinks the ISRs. `config` goes to every broker and to the controller (which reads e.g.
+    /// `broker.session.timeout.ms`).
+    pub async fn start_cluster_with_controller(nodes: usize, config: &[&str]) -> Broker {
+        Self::start_own(nodes, 1, config).await
+    }
+
+    async fn start_own(nodes: usize, controllers: usize, config: &[&str]) -> Broker {
         let config: Vec<String> = config.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             let owned = tempfile::Builder::new()
@@ -145,7 +165,7 @@ impl Broker {
                 .unwrap();
             let dir = owned.path().to_path_buf();
             let config: Vec<&str> = config.iter().map(String::as_str).collect();
-            Self::start_in(dir, Some(owned), nodes, &config)
+            Self::start_in(dir, Some(owned), nodes, controllers, &config)
         })
         .await
         .unwrap()
@@ -155,11 +175,22 @@ impl Broker {
         dir: PathBuf,
         owned: Option<tempfile::TempDir>,
         nodes: usize,
+        controllers: usize,
         config: &[&str],
     ) -> Broker {
+        // kafka.sh puts controller j on CPORT+j: with dedicated controllers, fewer than `nodes`
+        // of the controller ports reserved are used.
+        assert!(
+            controllers <= nodes,
+            "{controllers} controllers for {nodes} nodes"
+        );
         let (port, controller) = free_port_runs(nodes as u16);
-        let (port_s, controller_s, nodes_s) =
-            (port.to_string(), controller.to_string(), nodes.to_string());
+        let (port_s, controller_s, nodes_s, controllers_s) = (
+            port.to_string(),
+            controller.to_string(),
+            nodes.to_string(),
+            controllers.to_string(),
+        );
         let dir_s = dir.to_str().unwrap().to_string();
         let mut args = vec![
             "start",
@@ -172,6 +203,9 @@ impl Broker {
             "--nodes",
             &nodes_s,
         ];
+        if controllers > 0 {
+            args.extend(["--controllers", &controllers_s]);
+        }
         for line in config {
             args.extend(["--config", line]);
         }
@@ -181,6 +215,7 @@ impl Broker {
             _owned: owned,
             port,
             nodes,
+            controllers,
         }
     }
 
@@ -216,7 +251,8 @@ impl Broker {
         ]);
     }
 
-    /// Starts every stopped node again from its data folder and waits until each is ready.
+    /// Starts every stopped node (and controller) again from its data folder and waits until
+    /// each is ready.
     pub async fn restart(&mut self) {
         let dir = self.dir.to_str().unwrap().to_string();
         tokio::task::spawn_blocking(move || run(&["start", "--dir", &dir]))
@@ -298,6 +334,28 @@ impl Broker {
         }
     }
 
+    /// Waits (up to `within`) until the in-sync replicas of `topic`'s partition `partition`, as
+    /// metadata reports them, are exactly `expected` (in any order); panics with the last ISR
+    /// seen if not.
+    pub async fn until_isr(&self, topic: &str, partition: i32, expected: &[i32], within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        let mut expected = expected.to_vec();
+        expected.sort_unstable();
+        loop {
+            let (replicas, mut isr) = self.replicas(topic, partition);
+            isr.sort_unstable();
+            if isr == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{topic}/{partition}: replicas {replicas:?}, in sync {isr:?}, not {expected:?} \
+                 within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The value the cluster reports for topic config `key` of `topic` (explicit or the
     /// broker default that applies to it), from DescribeConfigs.
     pub async fn topic_config(&self, topic: &str, key: &str) -> Option<String> {
@@ -339,11 +397,28 @@ impl Broker {
             .collect()
     }
 
-    /// The last lines of every node's log (for a failing test's output).
+    fn server_log(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("node-{node}/server.log"))
+    }
+
+    /// The current length of node `node`'s server.log: where [`Broker::log_since`] starts.
+    pub fn log_position(&self, node: usize) -> u64 {
+        std::fs::metadata(self.server_log(node)).map_or(0, |m| m.len())
+    }
+
+    /// What node `node` logged since `position` (from [`Broker::log_position`]).
+    pub fn log_since(&self, node: usize, position: u64) -> String {
+        let log = std::fs::read(self.server_log(node)).unwrap_or_default();
+        let from = usize::try_from(position).unwrap().min(log.len());
+        String::from_utf8_lossy(&log[from..]).into_owned()
+    }
+
+    /// The last lines of every controller's and node's log (for a failing test's output).
     pub fn log_tail(&self, lines: usize) -> String {
         let mut out = String::new();
-        for i in 0..self.nodes {
-            let path = self.dir.join(format!("node-{i}/server.log"));
+        let controllers =
+            (0..self.controllers).map(|j| self.dir.join(format!("controller-{j}/server.log")));
+        for path in controllers.chain((0..self.nodes).map(|i| self.server_log(i))) {
             let log = std::fs::read_to_string(&path).unwrap_or_default();
             let all: Vec<&str> = log.lines().collect();
             out.push_str(&format!("--- {} ---\n", path.display()));
