@@ -3,19 +3,24 @@
 #
 # Builds the connector (release) and the bench (bench/, its own Cargo workspace and target dir),
 # installs the peers' dependencies once (bench/.venv for Flask/gunicorn/confluent-kafka,
-# bench/peers/express/node_modules for Express/kafkajs), then runs `riskos-bench run`: for each
-# server under test a fresh tansu broker (memory storage) and a fresh server, the load, and the
-# CPU/RSS of the server from /proc; finally the table and the issue's targets are spliced into
-# docs/performance.md between its bench markers. Raw results and logs: bench/out/.
+# bench/peers/express/node_modules for Express/kafkajs) and fetches Apache Kafka's jars once
+# (scripts/kafka.sh fetch, with Maven), then runs `riskos-bench run`: for each server under test
+# a fresh one-node Apache Kafka (scripts/kafka.sh start, in a temp folder removed afterwards) and
+# a fresh server, the load, and the CPU/RSS of the server from /proc; finally the table and the
+# issue's targets are spliced into docs/performance.md between its bench markers. Raw results
+# and logs (each broker's server.log is appended to its bench/out/logs/*-broker.log): bench/out/.
 #
 # Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and the
-# whole run by BENCH_TIMEOUT seconds (default 1800). It takes about 11 minutes.
+# whole run by BENCH_TIMEOUT seconds (default 1800). It took about 11 minutes on tansu's
+# in-memory broker; the 12 Apache Kafka brokers of a full run add about 10 s each to start and
+# stop, so count about 13.
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tansu=$(scripts/install-tansu.sh)
+echo "==> fetching Apache Kafka (once; scripts/kafka.sh)"
+scripts/kafka.sh fetch >/dev/null
 echo "==> building the connector (release)"
 cargo build --release --quiet --bin riskos-connector
 echo "==> building the bench"
@@ -39,13 +44,13 @@ fi
 
 echo "==> running the benchmark (logs in bench/out/logs)"
 timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
-  --tansu "$tansu" --doc docs/performance.md --command "bench/run.sh${*:+ $*}" "$@"
+  --doc docs/performance.md --command "bench/run.sh${*:+ $*}" "$@"
 
 # The same connector and Kafka ceiling with linger.ms=0: how far each goes when the producer
 # does not wait to batch. Only in the full run (no extra arguments); BENCH_LINGER_SWEEP=0 skips it.
 if [ $# -eq 0 ] && [ "${BENCH_LINGER_SWEEP:-1}" = 1 ]; then
   echo "==> connector and Kafka ceiling with linger.ms=0"
   timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
-    --tansu "$tansu" --doc docs/performance.md --section linger-0 --servers connector,kafka-ceiling \
+    --doc docs/performance.md --section linger-0 --servers connector,kafka-ceiling \
     --low-rate 0 --set linger.ms=0 --command "bench/run.sh (second part)"
 fi

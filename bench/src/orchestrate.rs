@@ -39,9 +39,9 @@ pub struct RunArgs {
     /// The repository root (fixtures, schemas, peers, docs).
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
-    /// The tansu broker binary.
-    #[arg(long)]
-    pub tansu: PathBuf,
+    /// The script that owns the Apache Kafka broker (`start`/`stop`), relative to `--repo`.
+    #[arg(long, default_value = "scripts/kafka.sh")]
+    pub kafka_script: PathBuf,
     /// The connector binary (release build).
     #[arg(long, default_value = "target/release/riskos-connector")]
     pub connector: PathBuf,
@@ -175,47 +175,145 @@ where
     Ok(())
 }
 
+/// One Apache Kafka node (KRaft, broker and controller) started by `scripts/kafka.sh` in a
+/// folder of its own; `stop` ends it with SIGTERM, dropping it without `stop` (an error) with
+/// SIGKILL. Either way its `server.log` is appended to the bench log and its folder removed.
 struct Broker {
-    proc: Proc,
+    script: PathBuf,
+    dir: PathBuf,
+    log: PathBuf,
     addr: String,
-    _dir: TempDir,
+    pid: u32,
+    stopped: bool,
 }
 
-struct TempDir(PathBuf);
+/// What the first broker of the run was started with (`cluster.env` of scripts/kafka.sh: the
+/// Kafka version and the heap), for the report.
+pub static BROKER_FACTS: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Broker {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn halt(&mut self, signal: &str) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        if !self.dir.join("cluster.env").exists() {
+            return; // kafka.sh start failed before creating anything
+        }
+        let out = std::process::Command::new(&self.script)
+            .arg("stop")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--signal")
+            .arg(signal)
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "bench: stopping the broker in {} failed: {}{}",
+                self.dir.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(error) => eprintln!("bench: running {}: {error}", self.script.display()),
+        }
+        if let (Ok(server_log), Ok(mut log)) = (
+            std::fs::read(self.dir.join("node-0/server.log")),
+            std::fs::OpenOptions::new().append(true).open(&self.log),
+        ) {
+            use std::io::Write as _;
+            let _ = log.write_all(b"--- node-0/server.log\n");
+            let _ = log.write_all(&server_log);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    async fn stop(self) {
+        let mut broker = self;
+        tokio::task::spawn_blocking(move || broker.halt("TERM"))
+            .await
+            .ok();
     }
 }
 
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.halt("KILL");
+    }
+}
+
+/// Starts a fresh one-node Apache Kafka with `scripts/kafka.sh start` (which blocks until the
+/// node is ready) in a new folder under the temp dir.
 async fn start_broker(args: &RunArgs, log: &Path) -> anyhow::Result<Broker> {
     let port = free_port()?;
+    let mut controller_port = free_port()?;
+    while controller_port == port {
+        controller_port = free_port()?;
+    }
     let addr = format!("127.0.0.1:{port}");
-    let dir = std::env::temp_dir().join(format!("riskos-bench-broker-{port}"));
-    std::fs::create_dir_all(&dir)?;
-    let mut command = Command::new(&args.tansu);
+    let dir = std::env::temp_dir().join(format!("riskos-bench-kafka-{port}"));
+    let _ = std::fs::remove_dir_all(&dir); // kafka.sh would reuse a formatted folder
+    let script = std::fs::canonicalize(args.repo.join(&args.kafka_script))
+        .with_context(|| format!("{}", args.kafka_script.display()))?;
+    let file = std::fs::File::create(log)?;
+    let mut command = Command::new(&script);
     command
-        .current_dir(&dir)
-        .arg("broker")
-        .arg("--listener-url")
-        .arg(format!("tcp://{addr}"))
-        .arg("--advertised-listener-url")
-        .arg(format!("tcp://{addr}"))
-        .arg("--storage-engine")
-        .arg("memory://tansu/");
-    let proc = Proc::spawn("tansu", command, log)?;
-    let a = addr.clone();
-    wait_until("the broker", Duration::from_secs(30), || {
-        let a = a.clone();
-        async move { tokio::net::TcpStream::connect(&a).await.is_ok() }
-    })
-    .await?;
-    Ok(Broker {
-        proc,
-        addr,
-        _dir: TempDir(dir),
-    })
+        .arg("start")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--controller-port")
+        .arg(controller_port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(file)
+        .kill_on_drop(true);
+    let mut broker = Broker {
+        script,
+        dir,
+        log: log.to_path_buf(),
+        addr: String::new(),
+        pid: 0,
+        stopped: false,
+    };
+    // spawn + wait_with_output, not output(): that one would capture stderr instead of logging it.
+    let child = command.spawn().context("running scripts/kafka.sh start")?;
+    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .context("scripts/kafka.sh start ran over 180 s")??;
+    if !out.status.success() {
+        bail!(
+            "scripts/kafka.sh start failed ({}); see {}",
+            out.status,
+            log.display()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bootstrap = stdout.lines().last().unwrap_or_default().trim();
+    if bootstrap != addr {
+        bail!("scripts/kafka.sh start printed {bootstrap:?}, expected {addr}");
+    }
+    broker.addr = addr;
+    broker.pid = std::fs::read_to_string(broker.dir.join("node-0/pid"))?
+        .trim()
+        .parse()
+        .context("the broker's pid file")?;
+    if BROKER_FACTS.get().is_none() {
+        let env = std::fs::read_to_string(broker.dir.join("cluster.env")).unwrap_or_default();
+        let facts = env
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let _ = BROKER_FACTS.set(facts);
+    }
+    Ok(broker)
 }
 
 fn passthrough(args: &RunArgs) -> anyhow::Result<BTreeMap<String, String>> {
@@ -407,7 +505,7 @@ async fn run_http_group(
     let mut results = Vec::new();
     for phase in phases {
         let server_meter = Meter::start(proc.pid());
-        let broker_meter = broker.as_ref().map(|b| Meter::start(b.proc.pid()));
+        let broker_meter = broker.as_ref().map(|b| Meter::start(b.pid()));
         let workers = load::workers_for(phase, |_| {
             HttpWorker::new(addr, "/webhooks/riskos", TOKEN, bodies.clone())
         });
@@ -424,7 +522,7 @@ async fn run_http_group(
     }
     proc.stop().await;
     if let Some(broker) = broker {
-        broker.proc.stop().await;
+        broker.stop().await;
     }
     Ok(results)
 }
@@ -477,7 +575,7 @@ async fn run_kafka_group(
             .context("the kafka ceiling ran over its time")??;
         let Some(line) = line else { break };
         match serde_json::from_str::<Report>(&line) {
-            Ok(Report::Start { .. }) => broker_meter = Some(Meter::start(broker.proc.pid())),
+            Ok(Report::Start { .. }) => broker_meter = Some(Meter::start(broker.pid())),
             Ok(Report::Result { mut result }) => {
                 result.broker_cpu_s = broker_meter.take().map_or(0.0, |m| m.stop().0);
                 eprintln!("bench: kafka-ceiling {}", report::one_line(&result));
@@ -495,12 +593,24 @@ async fn run_kafka_group(
             logs.join(format!("kafka-ceiling-{group}.log")).display()
         );
     }
-    broker.proc.stop().await;
+    broker.stop().await;
     Ok(results)
 }
 
-/// Runs everything and writes the report.
+/// Runs everything and writes the report. On SIGINT or SIGTERM (`timeout` in bench/run.sh) the
+/// run is dropped, which stops its servers and its broker (started detached by kafka.sh).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = run_all(args) => result,
+        _ = interrupt.recv() => bail!("interrupted (SIGINT): this run's servers and broker were stopped"),
+        _ = terminate.recv() => bail!("terminated (SIGTERM): this run's servers and broker were stopped"),
+    }
+}
+
+async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let servers: Vec<String> = if args.servers.is_empty() {
         ALL_SERVERS.iter().map(|s| s.to_string()).collect()
     } else {

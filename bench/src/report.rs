@@ -123,8 +123,13 @@ impl Context {
         let python = repo.join("bench/.venv/bin/python");
         let py = |code: &str| command_output(&python.to_string_lossy(), &["-c", code]);
         let node_modules = repo.join("bench/peers/express/node_modules");
+        let broker = crate::orchestrate::BROKER_FACTS
+            .get()
+            .cloned()
+            .unwrap_or_default();
         let versions = [
-            ("tansu", command_output(&args.tansu.to_string_lossy(), &["--version"])),
+            ("apache-kafka", broker.get("kafka_version").cloned()),
+            ("java", command_output(&std::env::var("JAVA").unwrap_or_else(|_| "java".into()), &["-version"])),
             ("node", command_output(&args.node.to_string_lossy(), &["--version"])),
             ("express", package_version(&node_modules.join("express/package.json"))),
             ("kafkajs", package_version(&node_modules.join("kafkajs/package.json"))),
@@ -156,7 +161,11 @@ impl Context {
                 "the {} fixtures round-robin (mean body {} bytes, a distinct id per request), bearer auth, HTTP/1.1 keep-alive; max: {} concurrent for {} s; rates: {} s each on up to {} connections; {} s warm-up before each group",
                 bodies.templates().len(), bodies.mean_size(), args.concurrency, args.max_secs, args.rate_secs, args.rate_connections, args.warmup_secs
             )),
-            ("broker".into(), "tansu, memory storage, one per server and group, on the same machine; topics with 1 partition, replication 1".into()),
+            ("broker".into(), format!(
+                "Apache Kafka (`scripts/kafka.sh`: one KRaft node, broker and controller, heap {}, log dirs on disk under {}), a fresh one per server and group, on the same machine; topics with 1 partition, replication 1",
+                broker.get("heap").map_or("?", String::as_str),
+                std::env::temp_dir().display()
+            )),
             ("kafka settings".into(), settings),
             ("versions".into(), versions),
             ("took".into(), format!("{:.0} s", took.as_secs_f64())),
