@@ -1,5 +1,5 @@
-//! Reading topics back. Tansu's consumer groups are unreliable, so partitions are assigned
-//! explicitly and read up to the high watermark captured at the start.
+//! Reading topics back: partitions assigned explicitly (no consumer group to wait for) and read
+//! up to the end offsets captured at the start.
 
 use std::time::{Duration, Instant};
 
