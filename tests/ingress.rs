@@ -12,90 +12,21 @@
 
 #[path = "api/helpers/fixtures.rs"]
 mod fixtures;
+#[path = "http/helpers.rs"]
+mod helpers;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riskos_connector::app::Application;
 use riskos_connector::auth::hmac::sign_hex;
 use riskos_connector::auth::AuthMode;
-use riskos_connector::config::{Config, Encoding};
-use riskos_connector::delivery::MemoryStore;
+use riskos_connector::config::Config;
 use riskos_connector::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-/// The real service on a free loopback port, over a [`MemoryStore`].
-struct App {
-    addr: SocketAddr,
-    config: Config,
-    client: reqwest::Client,
-    /// What was stored.
-    store: MemoryStore,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl App {
-    /// With the test config as is.
-    async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    /// With the test config adjusted by `adjust`: single-object encoding (no registry) and a
-    /// Kafka address nothing listens on, which nothing may try.
-    async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::default();
-        config.http.listen = "127.0.0.1:0".parse().unwrap();
-        config.kafka.bootstrap_servers = "127.0.0.1:1".to_string();
-        config.schema_registry.url = String::new();
-        config.schemas.encoding = Some(Encoding::SingleObject);
-        config.schemas.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        config.auth.mode = Some(AuthMode::None);
-        adjust(&mut config);
-        config.validate().expect("the config validates");
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
-            .await
-            .unwrap();
-        let store = MemoryStore::new();
-        let app = Application::build_with_store(&config, listener, Arc::new(store.clone()))
-            .await
-            .expect("the connector starts");
-        let addr = app.local_addr();
-        let task = tokio::spawn(app.run_until(std::future::pending()));
-        Self {
-            addr,
-            config,
-            client: reqwest::Client::new(),
-            store,
-            task,
-        }
-    }
-
-    /// `http://addr` + path.
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// POSTs a JSON body to the webhook path.
-    async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client
-            .post(self.url(&self.config.http.path))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request")
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The real service on a free loopback port, over a [`MemoryStore`](riskos_connector::delivery::MemoryStore).
+type App = helpers::Served;
 
 /// One test at a time: they measure process-wide gauges and hold thousands of sockets.
 static SERIAL: Mutex<()> = Mutex::const_new(());

@@ -7,57 +7,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
-use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::AuthMode;
 use riskos_connector::config::Config;
-use riskos_connector::secret::Secret;
 use serde_json::{json, Value};
 
+use crate::helpers::auth_modes::*;
 use crate::helpers::decode::decode;
 use crate::helpers::jwt::{good_claims, with, JwksDouble, SigningKey, AUDIENCE, ISSUER};
 use crate::helpers::kafka::read_all;
 use crate::helpers::{fixtures, test_config, Broker, RegistryDouble, TestApp};
 
-const BASIC_CURRENT: &str = "riskos:correct-horse-battery-staple";
-const BASIC_NEXT: &str = "riskos:next-horse-battery-staple";
-const BEARER_CURRENT: &str = "6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5e";
-const BEARER_NEXT: &str = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d";
-/// Valid before the last rotation, removed since.
-const BEARER_RETIRED: &str = "11111111-2222-4333-8444-555555555555";
-const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
-
 // ---------------------------------------------------------------------------------------------
 // Configuration of each mode
 // ---------------------------------------------------------------------------------------------
-
-fn basic(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Basic);
-    config.auth.basic.credentials = vec![Secret::new(BASIC_CURRENT), Secret::new(BASIC_NEXT)];
-}
-
-fn bearer(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Bearer);
-    config.auth.bearer.tokens = vec![Secret::new(BEARER_CURRENT), Secret::new(BEARER_NEXT)];
-}
-
-fn oauth2(config: &mut Config, jwks_url: &str) {
-    config.auth.mode = Some(AuthMode::OAuth2);
-    config.auth.oauth2.jwks_url = Some(jwks_url.to_string());
-    config.auth.oauth2.issuer = ISSUER.into();
-    config.auth.oauth2.audience = AUDIENCE.into();
-    // Every unknown kid refetches, so rotation is picked up at once in tests.
-    config.auth.oauth2.jwks_min_refetch_secs = 0;
-}
-
-fn hmac(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Hmac);
-    config.auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
-    config.auth.hmac.timestamp_header = Some("X-Timestamp".into());
-}
-
-fn none(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::None);
-}
 
 /// A change to a connector's config.
 type Adjust<'a> = Box<dyn Fn(&mut Config) + 'a>;
@@ -65,29 +26,6 @@ type Adjust<'a> = Box<dyn Fn(&mut Config) + 'a>;
 // ---------------------------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------------------------
-
-fn basic_header(user_password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(user_password)
-    )
-}
-
-fn unix_now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-/// `X-Signature` and `X-Timestamp` for `body` signed at `at` with `secret`.
-fn hmac_headers(secret: &str, at: u64, body: &[u8]) -> Vec<(&'static str, String)> {
-    let timestamp = at.to_string();
-    vec![
-        (
-            "x-signature",
-            sign_hex(secret.as_bytes(), Some(&timestamp), body),
-        ),
-        ("x-timestamp", timestamp),
-    ]
-}
 
 async fn post(
     app: &TestApp,

@@ -10,41 +10,32 @@
 //! Tests that read the logs run on the current-thread runtime so [`logs::capture`] sees the
 //! service's lines.
 
+#[path = "../api/helpers/auth_modes.rs"]
+mod auth_modes;
 #[path = "../api/helpers/jwt.rs"]
 mod jwt;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use base64::Engine as _;
-use riskos_connector::app::Application;
 use riskos_connector::auth::hmac::sign_hex;
 use riskos_connector::auth::token_endpoint::ClientConfig;
 use riskos_connector::auth::AuthMode;
 use riskos_connector::config::Config;
 use riskos_connector::delivery::memory::Kept;
-use riskos_connector::delivery::MemoryStore;
 use riskos_connector::secret::Secret;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-use crate::helpers::{config, fixture, Connector, Reply};
+use crate::helpers::{fixture, Connector, Reply, Served};
 // One log capture per test binary: its subscriber is global.
 use crate::support::logs;
-use jwt::{alg_none, good_claims, with, JwksDouble, SigningKey, AUDIENCE, ISSUER};
+use auth_modes::*;
+use jwt::{alg_none, good_claims, with, JwksDouble, SigningKey, AUDIENCE};
 
-const BASIC_CURRENT: &str = "riskos:correct-horse-battery-staple";
-const BASIC_NEXT: &str = "riskos:next-horse-battery-staple";
-const BEARER_CURRENT: &str = "6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5e";
-const BEARER_NEXT: &str = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d";
-/// Valid before the last rotation, removed since.
-const BEARER_RETIRED: &str = "11111111-2222-4333-8444-555555555555";
-const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
 const CLIENT_ID: &str = "riskos-dashboard";
 const CLIENT_SECRET: &str = "dashboard-client-secret";
 const SIGNING_SECRET: &str = "token-endpoint-signing-secret-0123456789";
@@ -148,40 +139,6 @@ impl Connectors {
     }
 }
 
-fn basic(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Basic);
-    config.auth.basic.credentials = vec![Secret::new(BASIC_CURRENT), Secret::new(BASIC_NEXT)];
-}
-
-fn bearer(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Bearer);
-    config.auth.bearer.tokens = vec![Secret::new(BEARER_CURRENT), Secret::new(BEARER_NEXT)];
-}
-
-/// OAuth2 with the JWKS at `jwks_url`, refetched at most as often as the default allows.
-fn oauth2(config: &mut Config, jwks_url: &str) {
-    config.auth.mode = Some(AuthMode::OAuth2);
-    config.auth.oauth2.jwks_url = Some(jwks_url.to_string());
-    config.auth.oauth2.issuer = ISSUER.into();
-    config.auth.oauth2.audience = AUDIENCE.into();
-}
-
-/// [`oauth2`] where every unknown kid refetches, so rotation is picked up at once in tests.
-fn oauth2_refetching(config: &mut Config, jwks_url: &str) {
-    oauth2(config, jwks_url);
-    config.auth.oauth2.jwks_min_refetch_secs = 0;
-}
-
-fn hmac(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Hmac);
-    config.auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
-    config.auth.hmac.timestamp_header = Some("X-Timestamp".into());
-}
-
-fn none(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::None);
-}
-
 /// A change to a connector's config.
 type Adjust = Box<dyn Fn(&mut Config)>;
 
@@ -193,31 +150,8 @@ fn cidrs(list: &[&str]) -> Vec<riskos_connector::net::Cidr> {
 // Requests
 // ---------------------------------------------------------------------------------------------
 
-fn basic_header(user_password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(user_password)
-    )
-}
-
 fn bearer_header(token: &str) -> Vec<(&'static str, String)> {
     vec![("authorization", format!("Bearer {token}"))]
-}
-
-fn unix_now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-/// `X-Signature` and `X-Timestamp` for `body` signed at `at` with `secret`.
-fn hmac_headers(secret: &str, at: u64, body: &[u8]) -> Vec<(&'static str, String)> {
-    let timestamp = at.to_string();
-    vec![
-        (
-            "x-signature",
-            sign_hex(secret.as_bytes(), Some(&timestamp), body),
-        ),
-        ("x-timestamp", timestamp),
-    ]
 }
 
 /// POSTs `body` to the webhook path with `content_type` and `headers` (a name given twice is
@@ -1211,46 +1145,6 @@ async fn ids_and_types_that_would_make_bad_keys_or_headers_are_refused_and_quara
 // ---------------------------------------------------------------------------------------------
 // TLS, over a real listener
 // ---------------------------------------------------------------------------------------------
-
-/// The full served app (listener, TLS) over a [`MemoryStore`], until dropped.
-struct Served {
-    addr: SocketAddr,
-    store: MemoryStore,
-    _shutdown: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Served {
-    async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = config();
-        adjust(&mut config);
-        config.validate().expect("a valid config");
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
-            .await
-            .unwrap();
-        let store = MemoryStore::new();
-        let app = Application::build_with_store(&config, listener, Arc::new(store.clone()))
-            .await
-            .expect("the connector builds");
-        let addr = app.local_addr();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async move {
-            let _ = stop.await;
-        }));
-        Self {
-            addr,
-            store,
-            _shutdown: shutdown,
-            task,
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// A self-signed certificate for `riskos.test`: (cert PEM, key PEM, cert DER).
 fn certificate() -> (String, String, Vec<u8>) {

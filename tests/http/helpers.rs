@@ -1,6 +1,9 @@
 //! A connector without a broker: the service's router (`riskos_connector::app::handlers`) over
-//! an in-memory store, driven with `tower::ServiceExt::oneshot`. No listener, no Kafka, no
-//! registry: the encoding is single-object, so everything here runs in milliseconds.
+//! an in-memory store, driven with `tower::ServiceExt::oneshot` ([`Connector`]), or the whole
+//! served app on a real listener ([`Served`]). No Kafka, no registry: the encoding is
+//! single-object, so everything here runs in milliseconds. `tests/ingress.rs` uses it too
+//! (through `#[path]`), hence the allowance for what one binary does not use.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +13,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
+use riskos_connector::app::Application;
 use riskos_connector::config::{Config, Encoding};
 use riskos_connector::delivery::memory::Kept;
 use riskos_connector::delivery::MemoryStore;
@@ -149,4 +153,72 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join("tests/fixtures")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The full served app (listener, connection limits, deadlines, TLS) over a [`MemoryStore`] on
+/// a free loopback port, until dropped.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub client: reqwest::Client,
+    /// What was stored.
+    pub store: MemoryStore,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    /// With the test config as is.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// With the test config ([`config`]) adjusted by `adjust`; the config must validate.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = config();
+        adjust(&mut config);
+        config.validate().expect("a valid config");
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .unwrap();
+        let store = MemoryStore::new();
+        let app = Application::build_with_store(&config, listener, Arc::new(store.clone()))
+            .await
+            .expect("the connector builds");
+        let addr = app.local_addr();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stop.await;
+        }));
+        Self {
+            addr,
+            config,
+            client: reqwest::Client::new(),
+            store,
+            _shutdown: shutdown,
+            task,
+        }
+    }
+
+    /// `http://addr` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a JSON body to the webhook path.
+    pub async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(&self.config.http.path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

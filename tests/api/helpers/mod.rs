@@ -2,6 +2,7 @@
 //! own), the registry test double, the app, readers.
 
 pub mod app;
+pub mod auth_modes;
 pub mod broker;
 pub mod decode;
 pub mod fixtures;
