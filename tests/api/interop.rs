@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::decode::assert_data_matches;
-use crate::helpers::{fixtures, post_all_fixtures, python_decode, Stack};
+use crate::helpers::{fixtures, post_all_fixtures, python_decode, run_decoder, Stack};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -198,28 +198,10 @@ async fn java_avro_decodes_every_fixture_single_object() {
 
 /// Runs `scripts/java-interop.sh` (which builds the Java decoder first when its sources
 /// changed) with `framing` (`--registry URL` or `--schemas DIR`) over `topics`; returns its
-/// JSON lines. Async, so a registry double on the test's own runtime keeps answering meanwhile.
+/// JSON lines.
 async fn java_decode(bootstrap: &str, framing: [&str; 2], topics: &BTreeSet<String>) -> Vec<Value> {
-    let mut command = tokio::process::Command::new(format!("{ROOT}/scripts/java-interop.sh"));
-    command.args(["--bootstrap", bootstrap]).args(framing);
-    for topic in topics {
-        command.args(["--topic", topic]);
-    }
-    let output = command
-        .output()
-        .await
-        .expect("scripts/java-interop.sh runs");
-    assert!(
-        output.status.success(),
-        "Java decoder failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    let command = tokio::process::Command::new(format!("{ROOT}/scripts/java-interop.sh"));
+    run_decoder(command, bootstrap, framing, topics).await
 }
 
 /// The one line a `--nocapture` run shows for a decoder that passed.

@@ -317,21 +317,8 @@ impl Broker {
     /// Waits (up to `within`) until every replica of `topic`'s partition `partition` is in
     /// sync again, e.g. after a killed node was restarted; panics with the last ISR if not.
     pub async fn until_in_sync(&self, topic: &str, partition: i32, within: Duration) {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let (replicas, mut isr) = self.replicas(topic, partition);
-            isr.sort_unstable();
-            let mut all = replicas.clone();
-            all.sort_unstable();
-            if isr == all {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{topic}/{partition}: replicas {replicas:?}, in sync only {isr:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let (replicas, _) = self.replicas(topic, partition);
+        self.until_isr(topic, partition, &replicas, within).await;
     }
 
     /// Waits (up to `within`) until the in-sync replicas of `topic`'s partition `partition`, as

@@ -44,33 +44,47 @@ pub async fn post_all_fixtures(app: &TestApp) -> std::collections::BTreeSet<Stri
 
 /// Runs `tests/interop/decode_topics.py` with `framing` (`--registry URL` or `--schemas DIR`)
 /// over `topics` and returns its JSON lines.
-/// Async, so a registry double on the test's own runtime keeps answering meanwhile.
 pub async fn python_decode(
     bootstrap: &str,
     framing: [&str; 2],
     topics: &std::collections::BTreeSet<String>,
 ) -> Vec<serde_json::Value> {
     let mut command = tokio::process::Command::new(interop_python());
-    command
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/decode_topics.py"
-        ))
-        .args(["--bootstrap", bootstrap])
-        .args(framing);
+    command.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/decode_topics.py"
+    ));
+    run_decoder(command, bootstrap, framing, topics).await
+}
+
+/// Runs a decoder program (`command`, which the decoders share a command line with:
+/// `--bootstrap`, the framing, a `--topic` per topic) and returns its JSON lines, one per
+/// record. Async, so a registry double on the test's own runtime keeps answering meanwhile.
+pub async fn run_decoder(
+    mut command: tokio::process::Command,
+    bootstrap: &str,
+    framing: [&str; 2],
+    topics: &std::collections::BTreeSet<String>,
+) -> Vec<serde_json::Value> {
+    command.args(["--bootstrap", bootstrap]).args(framing);
     for topic in topics {
         command.args(["--topic", topic]);
     }
-    let output = command.output().await.expect("python runs");
+    let program = format!("{:?}", command.as_std().get_program());
+    let output = command
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program} does not run: {e}"));
     assert!(
         output.status.success(),
-        "decoder failed: {}",
+        "decoder {program} failed ({}): {}",
+        output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 
