@@ -519,19 +519,17 @@ impl Config {
     /// [`Config::validate_offline`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.kafka.bootstrap_servers.trim().is_empty() {
-            return Err(SettingError::invalid(
+            return invalid(
                 "kafka.bootstrap_servers",
                 "is required (set it in the file or RISKOS_KAFKA__BOOTSTRAP_SERVERS)",
-            )
-            .into());
+            );
         }
         if self.encoding() == Encoding::Confluent && self.schema_registry.url.trim().is_empty() {
-            return Err(SettingError::invalid(
+            return invalid(
                 "schema_registry.url",
                 "is required with schemas.encoding = \"confluent\" (set it in the file or \
                  RISKOS_SCHEMA_REGISTRY__URL, or use schemas.encoding = \"single-object\")",
-            )
-            .into());
+            );
         }
         self.validate_offline()
     }
@@ -539,31 +537,29 @@ impl Config {
     /// The range and presence checks of everything but the services' addresses (Kafka, the
     /// registry): what offline tools rely on.
     pub fn validate_offline(&self) -> Result<(), ConfigError> {
-        let out_of_range =
-            |key, reason: &str| Err(ConfigError::Setting(SettingError::invalid(key, reason)));
         if !self.http.path.starts_with('/') {
-            return out_of_range("http.path", "must start with `/`");
+            return invalid("http.path", "must start with `/`");
         }
         if self.http.max_body_bytes == 0 || self.http.max_body_bytes > MAX_BODY_BYTES {
-            return out_of_range(
+            return invalid(
                 "http.max_body_bytes",
-                &format!("must be between 1 and {MAX_BODY_BYTES}"),
+                format!("must be between 1 and {MAX_BODY_BYTES}"),
             );
         }
         self.validate_record_size()?;
         if self.delivery.ack_timeout_ms == 0 || self.delivery.ack_timeout_ms > MAX_ACK_TIMEOUT_MS {
-            return out_of_range(
+            return invalid(
                 "delivery.ack_timeout_ms",
-                &format!(
+                format!(
                     "must be between 1 and {MAX_ACK_TIMEOUT_MS} (the vendor times out after ~10 s)"
                 ),
             );
         }
         if self.topics.partitions < 1 {
-            return out_of_range("topics.partitions", "must be at least 1");
+            return invalid("topics.partitions", "must be at least 1");
         }
         if self.topics.replication_factor < 1 {
-            return out_of_range("topics.replication_factor", "must be at least 1");
+            return invalid("topics.replication_factor", "must be at least 1");
         }
         self.validate_ingress()
     }
@@ -583,39 +579,38 @@ impl Config {
         };
         match value.trim().parse::<usize>() {
             Ok(bytes) if bytes >= needed => Ok(()),
-            _ => Err(ConfigError::Setting(SettingError::Invalid {
-                key: "kafka.librdkafka.message.max.bytes",
-                reason: format!(
+            _ => invalid(
+                "kafka.librdkafka.message.max.bytes",
+                format!(
                     "is {value}, but http.max_body_bytes = {} needs at least {needed} (a record \
                      carries the body twice: typed and raw); raise it, remove it (the connector \
                      sets it), or lower http.max_body_bytes",
                     self.http.max_body_bytes
                 ),
-            })),
+            ),
         }
     }
 
     /// The `http` limits and the `auth` settings of the chosen mode.
     fn validate_ingress(&self) -> Result<(), ConfigError> {
-        let fail = |key, reason: String| Err(SettingError::invalid(key, reason).into());
         let http = &self.http;
         if http.max_in_flight == 0 {
-            return fail("http.max_in_flight", "must be greater than 0".into());
+            return invalid("http.max_in_flight", "must be greater than 0");
         }
         if http.max_json_depth == 0 || http.max_json_depth > 128 {
-            return fail("http.max_json_depth", "must be between 1 and 128".into());
+            return invalid("http.max_json_depth", "must be between 1 and 128");
         }
         if http.max_header_bytes == 0 {
-            return fail("http.max_header_bytes", "must be greater than 0".into());
+            return invalid("http.max_header_bytes", "must be greater than 0");
         }
         if http.max_body_bytes_in_flight < self.http.max_body_bytes {
-            return fail(
+            return invalid(
                 "http.max_body_bytes_in_flight",
-                "must be at least http.max_body_bytes".into(),
+                "must be at least http.max_body_bytes",
             );
         }
         if http.max_connections == 0 {
-            return fail("http.max_connections", "must be greater than 0".into());
+            return invalid("http.max_connections", "must be greater than 0");
         }
         for (key, value) in [
             ("http.header_read_timeout_ms", http.header_read_timeout_ms),
@@ -623,24 +618,29 @@ impl Config {
             ("http.body_read_timeout_ms", http.body_read_timeout_ms),
         ] {
             if value == 0 {
-                return fail(key, "must be greater than 0".into());
+                return invalid(key, "must be greater than 0");
             }
         }
         if http.request_timeout_ms <= self.delivery.ack_timeout_ms {
-            return fail(
+            return invalid(
                 "http.request_timeout_ms",
-                "must be greater than delivery.ack_timeout_ms".into(),
+                "must be greater than delivery.ack_timeout_ms",
             );
         }
         if http.body_read_timeout_ms >= http.request_timeout_ms {
-            return fail(
+            return invalid(
                 "http.body_read_timeout_ms",
-                "must be less than http.request_timeout_ms".into(),
+                "must be less than http.request_timeout_ms",
             );
         }
         http.tls.validate()?;
         Ok(self.auth.validate()?)
     }
+}
+
+/// `key` cannot take its value, for `reason`: the config checks' one way to fail.
+fn invalid<T>(key: &'static str, reason: impl Into<String>) -> Result<T, ConfigError> {
+    Err(SettingError::invalid(key, reason).into())
 }
 
 /// The file (when given), then the `RISKOS_*` environment over it.
