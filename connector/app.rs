@@ -16,13 +16,13 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::delivery::Store;
 use crate::http::conn_io::Deadlines;
-use crate::http::guard::Ingress;
+use crate::http::guard::{Ingress, Share};
 use crate::http::server::{self, ConnectionLimits, RefusePeer};
 use crate::http::tls::{self, ServeListener};
-use crate::http::{self, AppState};
-use crate::route::Routes;
+use crate::http::{self, AppState, EndpointParts};
+use crate::route::RoutesByPrefix;
 use crate::schema::Registry;
-use crate::topology::{kafka_store, open_spool, pipeline_over, registry, resolve_routes};
+use crate::topology::{kafka_store, open_spool, pipelines_over, registry, resolve_routes};
 
 /// How long shutdown waits for Kafka to ack what is still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,10 +42,10 @@ impl Application {
     /// `http.listen`; tests bind port 0); any failure is returned with the step that failed.
     pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
         // Secrets and the JWKS first: a bad credential setup fails before anything is created.
-        let (ingress, registry, routes) = authenticate_then_route(config).await?;
+        let (ingresses, registry, routes) = authenticate_then_route(config).await?;
         let spool = open_spool(config)?;
         let store = Arc::new(kafka_store(config, &routes, spool).await?);
-        let state = assemble(config, ingress, registry, routes, store);
+        let state = assemble(config, ingresses, registry, &routes, store);
         Self::serve_with(config, listener, state)
     }
 
@@ -60,11 +60,20 @@ impl Application {
     }
 
     fn serve_with(config: &Config, listener: TcpListener, state: AppState) -> anyhow::Result<Self> {
-        let refuse_peer = server::refuse_untrusted_peer(state.ingress.sources());
-        let router = http::router(state.clone(), &config.http.path);
+        let refuse_peer = server::refuse_untrusted_peer(
+            state
+                .endpoints
+                .iter()
+                .map(|e| e.ingress.sources())
+                .collect(),
+        );
+        let router = http::router(state.clone());
         let listener = tls::serve_on(listener, &config.http.tls)?;
-        let auth = state.ingress.auth().mode();
-        tracing::info!(listen = %listener.local_addr()?, path = %config.http.path, ?auth, tls = config.http.tls.enabled(), "ready to receive webhooks");
+        for endpoint in &state.endpoints {
+            let auth = endpoint.ingress.auth().mode();
+            tracing::info!(endpoint = endpoint.name(), path = %endpoint.path, ?auth, quarantine = endpoint.pipeline.quarantine_topic(), "endpoint ready");
+        }
+        tracing::info!(listen = %listener.local_addr()?, endpoints = state.endpoints.len(), tls = config.http.tls.enabled(), "ready to receive webhooks");
         let connections = ConnectionLimits {
             deadlines: Deadlines {
                 header_read: Duration::from_millis(config.http.header_read_timeout_ms),
@@ -98,7 +107,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let store = state.pipeline.delivery().store().clone();
+        let store = state.store.clone();
         let background = store.background(stop_rx).map(tokio::spawn);
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<Instant>();
         let drain_state = self.state.clone();
@@ -146,37 +155,63 @@ impl Application {
 /// HTTP tests drive with `tower::ServiceExt::oneshot`, no listener and no broker involved.
 pub async fn handlers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<axum::Router> {
     let state = handler_state(config, store).await?;
-    Ok(http::router(state, &config.http.path))
+    Ok(http::router(state))
 }
 
 async fn handler_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
-    let (ingress, registry, routes) = authenticate_then_route(config).await?;
-    Ok(assemble(config, ingress, registry, routes, store))
+    let (ingresses, registry, routes) = authenticate_then_route(config).await?;
+    Ok(assemble(config, ingresses, registry, &routes, store))
 }
 
-/// Authentication (secrets, JWKS), then the registry client and the routes (schemas
-/// checked and registered with the Confluent encoding).
+/// Every endpoint's authentication (secrets, JWKS) and limits, then the registry client and
+/// the routes of every topic prefix (schemas checked and registered with the Confluent
+/// encoding).
 async fn authenticate_then_route(
     config: &Config,
-) -> anyhow::Result<(Ingress, Option<Registry>, Routes)> {
+) -> anyhow::Result<(Vec<Ingress>, Option<Registry>, RoutesByPrefix)> {
     crate::metrics::install();
-    let ingress = Ingress::from_config(config)
-        .await
-        .context("setting up authentication")?;
+    if config.endpoints.is_empty() {
+        anyhow::bail!("config key `endpoints`: is empty: configure at least one [[endpoints]]");
+    }
+    let shares = config
+        .in_flight_shares()
+        .into_iter()
+        .zip(config.body_bytes_shares());
+    let mut ingresses = Vec::with_capacity(config.endpoints.len());
+    for (endpoint, (in_flight, body_bytes)) in config.endpoints.iter().zip(shares) {
+        let share = Share {
+            in_flight,
+            body_bytes,
+        };
+        let ingress = Ingress::from_config(config, endpoint, share)
+            .await
+            .with_context(|| format!("setting up endpoint `{}`", endpoint.name))?;
+        ingresses.push(ingress);
+    }
     let registry = registry(config)?;
     let routes = resolve_routes(config, registry.as_ref()).await?;
-    Ok((ingress, registry, routes))
+    Ok((ingresses, registry, routes))
 }
 
 fn assemble(
     config: &Config,
-    ingress: Ingress,
+    ingresses: Vec<Ingress>,
     registry: Option<Registry>,
-    routes: Routes,
+    routes: &RoutesByPrefix,
     store: Arc<dyn Store>,
 ) -> AppState {
-    let pipeline = pipeline_over(config, routes, store);
-    AppState::new(pipeline, config.http.max_body_bytes, ingress, registry)
+    let pipelines = pipelines_over(config, routes, store.clone());
+    let endpoints = config
+        .endpoints
+        .iter()
+        .zip(pipelines.into_iter().zip(ingresses))
+        .map(|(endpoint, (pipeline, ingress))| EndpointParts {
+            path: endpoint.path.clone(),
+            pipeline,
+            ingress,
+        })
+        .collect();
+    AppState::new(endpoints, store, config.http.max_body_bytes, registry)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

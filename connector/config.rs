@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::secret::{Scalar, Secret};
 use crate::setting::SettingError;
 
+pub mod endpoint;
+
+pub use endpoint::{EndpointConfig, RequiredHeaderConfig};
+
 /// Prefix of the environment variables that override the file (`RISKOS_KAFKA__BOOTSTRAP_SERVERS`).
 pub const ENV_PREFIX: &str = "RISKOS_";
 
@@ -45,10 +49,11 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The webhook listener.
+    /// The listener every endpoint shares.
     pub http: HttpConfig,
-    /// How webhook callers authenticate (`auth.mode` is required by `serve`).
-    pub auth: crate::auth::AuthConfig,
+    /// The webhook endpoints (at least one for `serve`): path, authentication, sources,
+    /// topic prefix and capacity share of each.
+    pub endpoints: Vec<EndpointConfig>,
     /// The Kafka cluster records are produced to.
     pub kafka: KafkaConfig,
     /// The Confluent-compatible Schema Registry the value schemas are registered in.
@@ -67,23 +72,18 @@ pub struct Config {
     pub tracing: TracingConfig,
 }
 
-/// `[http]`: the webhook listener.
+/// `[http]`: the listener every endpoint shares (address, TLS, body and header limits,
+/// timeouts, connection cap, and the capacity the endpoints share).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address and port to listen on. Default `0.0.0.0:8080`; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Path the vendor POSTs webhooks to. Default `/webhooks/riskos`.
-    pub path: String,
     /// Largest accepted request body in bytes; larger bodies get 413 (when `Content-Length`
     /// says so, before they are read). Default 1 MiB, at most 256 MiB. Every body up to it can
     /// be stored: the producer's `message.max.bytes` and the created topics'
     /// `max.message.bytes` are set from it (twice the body plus a margin).
     pub max_body_bytes: usize,
-    /// Client addresses allowed to call, as CIDR blocks or single addresses; anything else
-    /// gets 403. Default empty: any address. The vendor's are `35.230.191.253/32` (Sandbox)
-    /// and `35.199.32.202/32`, `3.138.161.243/32` (Production).
-    pub allow_cidrs: Vec<crate::net::Cidr>,
     /// Load balancers and proxies in front of the connector. Only when the TCP peer is one of
     /// them is the forwarding header read (right to left, skipping trusted hops) for the client
     /// address. Default empty: the TCP peer is the client.
@@ -91,19 +91,16 @@ pub struct HttpConfig {
     /// The header trusted proxies record clients in: `x-forwarded-for` (default) or
     /// `forwarded` (RFC 7239). The other one is ignored.
     pub forwarded_header: crate::net::ForwardedHeader,
-    /// Requests per second per client address (IPv6: per /64), with a burst of as many;
-    /// more get 429 with `Retry-After`. Default 1000: the vendor sends from a handful of
-    /// addresses, so the limit must stay above its bursts and only stops a runaway sender.
-    /// 0 turns the limit off.
-    pub rate_limit_per_ip: u32,
-    /// Webhook and token requests handled at once; more are shed with 503 and `Retry-After`
-    /// instead of queueing. Default 256. In modes whose credentials are in the body (`hmac`) a
-    /// request takes its slot only once the signature is verified, so unauthenticated uploads
-    /// cannot hold the slots signed webhooks need.
+    /// Webhook and token requests handled at once over all endpoints, shared among them (see
+    /// `endpoints.max_in_flight`); more are shed with 503 and `Retry-After` instead of
+    /// queueing. Default 256. In modes whose credentials are in the body (`hmac`,
+    /// `standard-webhooks`) a request takes its slot only once the signature is verified, so
+    /// unauthenticated uploads cannot hold the slots signed webhooks need.
     pub max_in_flight: usize,
-    /// Bytes of request bodies being read or held at once, over every connection; a request
-    /// whose body would go over gets 503 and `Retry-After`. Bytes are counted as they arrive,
-    /// so slow uploads hold only what they sent. Default 256 MiB; at least `max_body_bytes`.
+    /// Bytes of request bodies being read or held at once over all endpoints, shared among
+    /// them (see `endpoints.max_body_bytes_in_flight`); a request whose body would go over its
+    /// endpoint's share gets 503 and `Retry-After`. Bytes are counted as they arrive, so slow
+    /// uploads hold only what they sent. Default 256 MiB.
     pub max_body_bytes_in_flight: usize,
     /// Open connections at most; a connection over the cap is closed as soon as it is
     /// accepted. Default 4096 (the pod's file-descriptor limit must be higher).
@@ -137,12 +134,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            path: "/webhooks/riskos".into(),
             max_body_bytes: 1024 * 1024,
-            allow_cidrs: Vec::new(),
             trusted_proxies: Vec::new(),
             forwarded_header: Default::default(),
-            rate_limit_per_ip: 1000,
             max_in_flight: 256,
             max_body_bytes_in_flight: 256 << 20,
             max_connections: 4096,
@@ -298,8 +292,6 @@ pub enum Encoding {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicsConfig {
-    /// Prepended to every topic name. Default `riskos.`.
-    pub prefix: String,
     /// Partitions of topics created at start-up. Default 6.
     pub partitions: i32,
     /// Replication factor of topics created at start-up. Default 3; use 1 on a one-broker
@@ -308,20 +300,14 @@ pub struct TopicsConfig {
     /// Create missing topics (compacted) at start-up. Default true; turn off when topics are
     /// managed elsewhere (Terraform, Strimzi) and the connector's principal may not create them.
     pub create: bool,
-    /// Topic for bodies that cannot be normalized or encoded, stored raw with the reason in
-    /// headers. Default `<prefix>quarantine`. Created with `cleanup.policy=delete` and
-    /// unlimited retention (keys may be absent, so it cannot be compacted).
-    pub quarantine: Option<String>,
 }
 
 impl Default for TopicsConfig {
     fn default() -> Self {
         Self {
-            prefix: "riskos.".into(),
             partitions: 6,
             replication_factor: 3,
             create: true,
-            quarantine: None,
         }
     }
 }
@@ -507,17 +493,61 @@ impl Config {
             })
     }
 
-    /// The quarantine topic's name.
-    pub fn quarantine_topic(&self) -> String {
-        self.topics
-            .quarantine
-            .clone()
-            .unwrap_or_else(|| format!("{}quarantine", self.topics.prefix))
+    /// The endpoint a tool works on: the one named, or the only one configured.
+    pub fn endpoint(&self, name: Option<&str>) -> Result<&EndpointConfig, ConfigError> {
+        match (name, self.endpoints.as_slice()) {
+            (Some(name), endpoints) => match endpoints.iter().find(|e| e.name == name) {
+                Some(endpoint) => Ok(endpoint),
+                None => invalid("endpoints", format!("has no endpoint named `{name}`")),
+            },
+            (None, [only]) => Ok(only),
+            (None, []) => invalid(
+                "endpoints",
+                "is empty: configure at least one [[endpoints]]",
+            ),
+            (None, _) => invalid(
+                "endpoints",
+                "has several endpoints: name one with --endpoint",
+            ),
+        }
+    }
+
+    /// Every endpoint's topic prefix, once each, in order.
+    pub fn topic_prefixes(&self) -> Vec<&str> {
+        let mut prefixes: Vec<&str> = Vec::new();
+        for endpoint in &self.endpoints {
+            if !prefixes.contains(&endpoint.topic_prefix.as_str()) {
+                prefixes.push(&endpoint.topic_prefix);
+            }
+        }
+        prefixes
+    }
+
+    /// Each endpoint's share of `http.max_in_flight`, in the order of `endpoints`.
+    pub fn in_flight_shares(&self) -> Vec<usize> {
+        let explicit: Vec<_> = self.endpoints.iter().map(|e| e.max_in_flight).collect();
+        endpoint::shares(self.http.max_in_flight, &explicit)
+    }
+
+    /// Each endpoint's share of `http.max_body_bytes_in_flight`, in the order of `endpoints`.
+    pub fn body_bytes_shares(&self) -> Vec<usize> {
+        let explicit: Vec<_> = self
+            .endpoints
+            .iter()
+            .map(|e| e.max_body_bytes_in_flight)
+            .collect();
+        endpoint::shares(self.http.max_body_bytes_in_flight, &explicit)
     }
 
     /// Every check serde cannot express: the services' addresses, then
     /// [`Config::validate_offline`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.endpoints.is_empty() {
+            return invalid(
+                "endpoints",
+                "is empty: configure at least one [[endpoints]] (name, path, auth)",
+            );
+        }
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return invalid(
                 "kafka.bootstrap_servers",
@@ -537,9 +567,6 @@ impl Config {
     /// The range and presence checks of everything but the services' addresses (Kafka, the
     /// registry): what offline tools rely on.
     pub fn validate_offline(&self) -> Result<(), ConfigError> {
-        if !self.http.path.starts_with('/') {
-            return invalid("http.path", "must start with `/`");
-        }
         if self.http.max_body_bytes == 0 || self.http.max_body_bytes > MAX_BODY_BYTES {
             return invalid(
                 "http.max_body_bytes",
@@ -634,13 +661,121 @@ impl Config {
             );
         }
         http.tls.validate()?;
-        Ok(self.auth.validate()?)
+        self.validate_endpoints()
+    }
+
+    /// Each endpoint on its own, then what they must not share: names, paths (token
+    /// endpoints' included), and more capacity than the listener has.
+    fn validate_endpoints(&self) -> Result<(), ConfigError> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut paths: Vec<&str> = Vec::new();
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            if !endpoint::is_valid_name(&endpoint.name) {
+                return Err(SettingError::invalid(
+                    format!("endpoints[{i}].name"),
+                    format!(
+                        "`{}` is not a usable name: 1 to {} lower-case letters, digits, `-` or                          `_`, starting with a letter or digit",
+                        endpoint.name,
+                        endpoint::MAX_NAME_LEN
+                    ),
+                )
+                .into());
+            }
+            if names.contains(&endpoint.name.as_str()) {
+                return Err(SettingError::invalid(
+                    format!("{}.name", endpoint.section()),
+                    "is used by another endpoint",
+                )
+                .into());
+            }
+            names.push(&endpoint.name);
+            endpoint
+                .validate()
+                .map_err(|e| e.within(&endpoint.section()))?;
+            let oauth2 = &endpoint.auth.oauth2;
+            let token_path = (endpoint.auth.mode == Some(crate::auth::AuthMode::OAuth2)
+                && oauth2.token_endpoint.enabled())
+            .then_some(oauth2.token_endpoint.path.as_str());
+            for (key, path) in [
+                ("path", Some(endpoint.path.as_str())),
+                ("auth.oauth2.token_endpoint.path", token_path),
+            ] {
+                let Some(path) = path else { continue };
+                if paths.contains(&path) {
+                    return Err(SettingError::invalid(
+                        format!("{}.{key}", endpoint.section()),
+                        format!("`{path}` is already served by an endpoint"),
+                    )
+                    .into());
+                }
+                paths.push(path);
+            }
+        }
+        self.validate_shares()
+    }
+
+    /// Explicit capacity shares fit the listener's totals, and every share can take a
+    /// request (a byte share: a body of `http.max_body_bytes`).
+    fn validate_shares(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        let explicit = |f: fn(&EndpointConfig) -> Option<usize>| -> usize {
+            self.endpoints.iter().filter_map(f).sum()
+        };
+        if explicit(|e| e.max_in_flight) > http.max_in_flight {
+            return invalid(
+                "endpoints.max_in_flight",
+                format!(
+                    "the endpoints' shares add up to more than http.max_in_flight = {}",
+                    http.max_in_flight
+                ),
+            );
+        }
+        if explicit(|e| e.max_body_bytes_in_flight) > http.max_body_bytes_in_flight {
+            return invalid(
+                "endpoints.max_body_bytes_in_flight",
+                format!(
+                    "the endpoints' shares add up to more than http.max_body_bytes_in_flight = {}",
+                    http.max_body_bytes_in_flight
+                ),
+            );
+        }
+        let shares = self
+            .in_flight_shares()
+            .into_iter()
+            .zip(self.body_bytes_shares());
+        for (endpoint, (slots, bytes)) in self.endpoints.iter().zip(shares) {
+            if slots == 0 {
+                return invalid_in(endpoint, "max_in_flight", "must be greater than 0");
+            }
+            if bytes < http.max_body_bytes {
+                return invalid_in(
+                    endpoint,
+                    "max_body_bytes_in_flight",
+                    format!(
+                        "its share is {bytes} bytes, less than one body of http.max_body_bytes =                          {}: raise http.max_body_bytes_in_flight or set the shares",
+                        http.max_body_bytes
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
 /// `key` cannot take its value, for `reason`: the config checks' one way to fail.
 fn invalid<T>(key: &'static str, reason: impl Into<String>) -> Result<T, ConfigError> {
     Err(SettingError::invalid(key, reason).into())
+}
+
+/// [`invalid`] for a key of one endpoint.
+fn invalid_in<T>(
+    endpoint: &EndpointConfig,
+    key: &'static str,
+    reason: impl Into<String>,
+) -> Result<T, ConfigError> {
+    Err(SettingError::invalid(key, reason)
+        .within(&endpoint.section())
+        .into())
 }
 
 /// The file (when given), then the `RISKOS_*` environment over it.
@@ -652,22 +787,95 @@ fn layers(file: Option<&Path>) -> Result<Figment, ConfigError> {
         }
         figment = figment.merge(Toml::file(path));
     }
-    Ok(figment.merge(env_provider()))
+    endpoints_from_env(figment.merge(env_provider()))
+}
+
+/// Applies `RISKOS_ENDPOINTS__<NAME>__<KEY>…` to the endpoint with that name (or adds one of
+/// that name). Endpoints are a list in the file, and a list cannot be merged key by key, so
+/// the variables are matched to their entry by name here, before serde sees the list.
+fn endpoints_from_env(figment: Figment) -> Result<Figment, ConfigError> {
+    let overrides: figment::value::Dict =
+        Figment::from(Env::prefixed(ENDPOINTS_ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(e)))?;
+    if overrides.is_empty() {
+        return Ok(figment);
+    }
+    let mut endpoints: Vec<figment::value::Value> = if figment.contains("endpoints") {
+        figment
+            .extract_inner("endpoints")
+            .map_err(|e| ConfigError::Invalid(one_line(e)))?
+    } else {
+        Vec::new()
+    };
+    for (env_name, value) in overrides {
+        // Env names are upper case and cannot hold `-`: `SANDBOX_EU` is `sandbox-eu` too.
+        let matches = |endpoint: &figment::value::Value| {
+            endpoint
+                .find_ref("name")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| n.replace('-', "_").eq_ignore_ascii_case(&env_name))
+        };
+        match endpoints.iter_mut().find(|e| matches(e)) {
+            Some(endpoint) => merge_value(endpoint, value),
+            None => {
+                let mut added = figment::value::Dict::new();
+                added.insert("name".into(), env_name.to_ascii_lowercase().into());
+                let mut added = figment::value::Value::from(added);
+                merge_value(&mut added, value);
+                endpoints.push(added);
+            }
+        }
+    }
+    Ok(figment.merge(figment::providers::Serialized::default(
+        "endpoints",
+        endpoints,
+    )))
+}
+
+/// `over` into `base`, key by key for dictionaries, replacing anything else.
+fn merge_value(base: &mut figment::value::Value, over: figment::value::Value) {
+    use figment::value::Value;
+    match (base, over) {
+        (Value::Dict(_, base), Value::Dict(_, over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) => merge_value(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
 }
 
 fn extract(figment: Figment) -> Result<Config, ConfigError> {
-    figment
+    let mut config: Config = figment
         .extract()
-        .map_err(|e| ConfigError::Invalid(one_line(e)))
+        .map_err(|e| ConfigError::Invalid(one_line(e)))?;
+    for endpoint in &mut config.endpoints {
+        if endpoint.path.is_empty() {
+            endpoint.path = format!("/webhooks/{}", endpoint.name);
+        }
+    }
+    Ok(config)
 }
 
 /// `RISKOS_<SECTION>__<KEY>` variables. Only names with a `__` are settings, so `RISKOS_CONFIG`
 /// (the config file path) is not mistaken for one.
 fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| key.as_str().contains("__"))
+        .filter(|key| {
+            key.as_str().contains("__")
+                && !key.as_str().to_ascii_lowercase().starts_with("endpoints__")
+        })
         .split("__")
 }
+
+/// Variables of one endpoint: `RISKOS_ENDPOINTS__<NAME>__<KEY>` (see [`endpoints_from_env`]).
+const ENDPOINTS_ENV_PREFIX: &str = "RISKOS_ENDPOINTS__";
 
 fn scalar_map<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -705,25 +913,52 @@ mod tests {
     use super::*;
     use figment::providers::Serialized;
 
+    /// One open endpoint: what every config needs to pass `validate`.
+    const ONE_ENDPOINT: &str = r#"
+            [[endpoints]]
+            name = "riskos"
+            path = "/webhooks/riskos"
+            [endpoints.auth]
+            mode = "none"
+            "#;
+
     fn base() -> Figment {
-        Figment::new().merge(Toml::string(
+        Figment::new().merge(Toml::string(&format!(
             r#"
             [kafka]
             bootstrap_servers = "localhost:9092"
             [schema_registry]
             url = "http://localhost:8081"
-            "#,
-        ))
+            {ONE_ENDPOINT}"#,
+        )))
     }
 
     #[test]
     fn defaults_match_the_documented_values() {
         let config = Config::from_figment(base()).unwrap();
         assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(config.http.path, "/webhooks/riskos");
         assert_eq!(config.http.max_body_bytes, 1024 * 1024);
-        assert_eq!(config.topics.prefix, "riskos.");
         assert_eq!(config.delivery.ack_timeout_ms, 5000);
+        let endpoint = config.endpoint(None).unwrap();
+        assert_eq!(endpoint.topic_prefix, "riskos.");
+        assert_eq!(endpoint.quarantine_topic(), "riskos.quarantine");
+        assert_eq!(endpoint.rate_limit_per_ip, 1000);
+        assert_eq!(
+            endpoint.envelopes,
+            [
+                crate::envelope::EnvelopeKind::Event,
+                crate::envelope::EnvelopeKind::RequestToken
+            ]
+        );
+        assert_eq!(config.in_flight_shares(), [256]);
+        assert_eq!(config.body_bytes_shares(), [256 << 20]);
+    }
+
+    #[test]
+    fn serve_needs_an_endpoint() {
+        let figment = Figment::new().merge(Toml::string("[kafka]\nbootstrap_servers='b:1'"));
+        let message = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(message.starts_with("config key `endpoints`:"), "{message}");
     }
 
     #[test]
@@ -773,24 +1008,27 @@ mod tests {
     fn encoding_defaults_to_the_registry_when_one_is_configured() {
         let config = Config::from_figment(base()).unwrap();
         assert_eq!(config.encoding(), Encoding::Confluent);
-        let figment = Figment::new().merge(Toml::string("[kafka]\nbootstrap_servers='b:1'"));
+        let figment = Figment::new().merge(Toml::string(&format!(
+            "[kafka]\nbootstrap_servers='b:1'\n{ONE_ENDPOINT}"
+        )));
         let config = Config::from_figment(figment).unwrap();
         assert_eq!(config.encoding(), Encoding::SingleObject);
-        assert_eq!(config.quarantine_topic(), "riskos.quarantine");
     }
 
     #[test]
     fn confluent_encoding_without_a_registry_is_refused() {
-        let figment = Figment::new().merge(Toml::string(
-            "[kafka]\nbootstrap_servers='b:1'\n[schemas]\nencoding='confluent'",
-        ));
+        let figment = Figment::new().merge(Toml::string(&format!(
+            "[kafka]\nbootstrap_servers='b:1'\n[schemas]\nencoding='confluent'\n{ONE_ENDPOINT}",
+        )));
         let message = Config::from_figment(figment).unwrap_err().to_string();
         assert!(message.contains("schema_registry.url"), "{message}");
     }
 
     #[test]
     fn a_missing_bootstrap_is_refused_by_name() {
-        let figment = Figment::new().merge(Toml::string("[schema_registry]\nurl='http://x'"));
+        let figment = Figment::new().merge(Toml::string(&format!(
+            "[schema_registry]\nurl='http://x'\n{ONE_ENDPOINT}"
+        )));
         let message = Config::from_figment(figment).unwrap_err().to_string();
         assert!(message.contains("kafka.bootstrap_servers"), "{message}");
     }
@@ -829,7 +1067,7 @@ mod tests {
         fn offline_loading_leaves_out_the_services_and_checks_the_rest() {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("offline.toml");
-            std::fs::write(&file, "[http]\npath = \"/riskos\"\n").unwrap();
+            std::fs::write(&file, "[[endpoints]]\nname = \"x\"\npath = \"/riskos\"\n").unwrap();
             let config = Config::load_offline(Some(&file)).expect("no kafka, no registry needed");
             assert!(config.kafka.bootstrap_servers.is_empty());
             assert!(matches!(
@@ -847,14 +1085,15 @@ mod tests {
             );
             std::fs::write(
                 &file,
-                "[auth]\nmode = \"hmac\"\n[auth.hmac]\ntolerance_secs = 0\n",
+                "[[endpoints]]\nname = \"alloy\"\npath = \"/a\"\n[endpoints.auth]\nmode = \"hmac\"\n\
+                 [endpoints.auth.hmac]\ntolerance_secs = 0\n",
             )
             .unwrap();
             let error = Config::load_offline(Some(&file)).unwrap_err();
             assert!(
                 error
                     .to_string()
-                    .starts_with("config key `auth.hmac.tolerance_secs`:"),
+                    .starts_with("config key `endpoints[alloy].auth.hmac.tolerance_secs`:"),
                 "{error}"
             );
         }
@@ -865,9 +1104,10 @@ mod tests {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
             let config =
                 Config::from_figment(figment::Figment::new().merge(Toml::file(path))).unwrap();
-            assert_eq!(config.auth.mode, Some(AuthMode::Bearer));
-            assert!(config.auth.bearer.tokens_file.is_some());
-            assert_eq!(config.http.rate_limit_per_ip, 1000);
+            let endpoint = config.endpoint(None).unwrap();
+            assert_eq!(endpoint.auth.mode, Some(AuthMode::Bearer));
+            assert!(endpoint.auth.bearer.tokens_file.is_some());
+            assert_eq!(endpoint.rate_limit_per_ip, 1000);
         }
 
         #[test]
@@ -875,10 +1115,8 @@ mod tests {
             let config = config_from(
                 r#"
                 [http]
-                allow_cidrs = ["35.230.191.253/32", "3.138.161.243"]
                 trusted_proxies = ["10.0.0.0/8"]
                 forwarded_header = "forwarded"
-                rate_limit_per_ip = 5
                 max_in_flight = 10
                 max_json_depth = 16
                 max_header_bytes = 4096
@@ -886,22 +1124,35 @@ mod tests {
                 [http.tls]
                 cert_file = "/tls/tls.crt"
                 key_file = "/tls/tls.key"
-                [auth]
+                [[endpoints]]
+                name = "production"
+                path = "/webhooks/riskos"
+                topic_prefix = "riskos.prod."
+                envelopes = ["event"]
+                allow_cidrs = ["35.230.191.253/32", "3.138.161.243"]
+                rate_limit_per_ip = 5
+                max_in_flight = 4
+                max_body_bytes_in_flight = 2097152
+                [[endpoints.required_headers]]
+                name = "X-Env-Key"
+                values = ["v1"]
+                values_file = "/s/env-key"
+                [endpoints.auth]
                 mode = "oauth2"
-                [auth.basic]
+                [endpoints.auth.basic]
                 credentials = ["u:p"]
                 credentials_file = "/s/basic"
-                [auth.bearer]
+                [endpoints.auth.bearer]
                 tokens = "single-token-value-xyz"
                 tokens_file = "/s/bearer"
-                [auth.hmac]
+                [endpoints.auth.hmac]
                 secrets = ["a", "b"]
                 secrets_file = "/s/hmac"
                 header = "X-Sig"
                 encoding = "base64"
                 timestamp_header = "X-Ts"
                 tolerance_secs = 60
-                [auth.oauth2]
+                [endpoints.auth.oauth2]
                 jwks_url = "https://idp/jwks"
                 issuer = "https://idp"
                 audience = "riskos"
@@ -911,13 +1162,13 @@ mod tests {
                 jwks_refresh_secs = 60
                 jwks_min_refetch_secs = 5
                 static_keys = [{ kid = "k1", alg = "RS256", file = "/s/k1.pem" }]
-                [auth.oauth2.token_endpoint]
+                [endpoints.auth.oauth2.token_endpoint]
                 path = "/token"
                 clients = [{ client_id = "c", client_secret_file = "/s/c" }]
                 clients_file = "/s/clients"
                 ttl_secs = 600
                 signing_secrets_file = "/s/signing"
-                [auth.oauth2.token_endpoint.failure_backoff]
+                [endpoints.auth.oauth2.token_endpoint.failure_backoff]
                 failures_before_backoff = 3
                 initial_wait_ms = 500
                 max_wait_secs = 60
@@ -926,46 +1177,136 @@ mod tests {
                 "#,
             )
             .unwrap();
-            assert_eq!(config.auth.mode, Some(AuthMode::OAuth2));
-            assert_eq!(config.auth.bearer.tokens.len(), 1);
-            assert_eq!(config.http.allow_cidrs.len(), 2);
+            let endpoint = config.endpoint(Some("production")).unwrap();
+            assert_eq!(endpoint.auth.mode, Some(AuthMode::OAuth2));
+            assert_eq!(endpoint.auth.bearer.tokens.len(), 1);
+            assert_eq!(endpoint.allow_cidrs.len(), 2);
+            assert_eq!(endpoint.required_headers[0].name, "X-Env-Key");
+            assert_eq!(config.in_flight_shares(), [4]);
             assert!(config.http.tls.enabled());
-            assert_eq!(config.auth.oauth2.token_endpoint.ttl_secs, 600);
-            let backoff = &config.auth.oauth2.token_endpoint.failure_backoff;
+            assert_eq!(endpoint.auth.oauth2.token_endpoint.ttl_secs, 600);
+            let backoff = &endpoint.auth.oauth2.token_endpoint.failure_backoff;
             assert_eq!(backoff.failures_before_backoff, 3);
             assert_eq!(backoff.max_clients, 1000);
         }
 
         #[test]
         fn bad_ingress_settings_name_their_key() {
+            const E: &str = "[[endpoints]]\nname = \"e\"\npath = \"/e\"\n";
             for (toml, key) in [
-                ("[auth.bearer]\ntoken = [\"x\"]", "token"),
-                ("[auth]\nmode = \"digest\"", "mode"),
-                ("[http]\nallow_cidrs = [\"vendor\"]", "allow_cidrs"),
                 (
-                    "[http]\nrequest_timeout_ms = 5000",
+                    &format!("{E}[endpoints.auth.bearer]\ntoken = [\"x\"]") as &str,
+                    "token",
+                ),
+                (&format!("{E}[endpoints.auth]\nmode = \"digest\""), "mode"),
+                (&format!("{E}allow_cidrs = [\"vendor\"]"), "allow_cidrs"),
+                (
+                    &format!("[http]\nrequest_timeout_ms = 5000\n{E}"),
                     "http.request_timeout_ms",
                 ),
-                ("[http]\nmax_json_depth = 500", "http.max_json_depth"),
-                ("[http.tls]\ncert_file = \"/c\"", "http.tls.cert_file"),
+                (&format!("[http]\nmax_json_depth = 500\n{E}"), "http.max_json_depth"),
+                (&format!("[http.tls]\ncert_file = \"/c\"\n{E}"), "http.tls.cert_file"),
                 (
-                    "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\naudience = \"a\"",
-                    "auth.oauth2.issuer",
+                    &format!("{E}[endpoints.auth]\nmode = \"oauth2\"\n[endpoints.auth.oauth2]\naudience = \"a\""),
+                    "endpoints[e].auth.oauth2.issuer",
                 ),
                 (
-                    "[auth.oauth2.token_endpoint.failure_backoff]\nmax_wait = 5",
+                    &format!("{E}[endpoints.auth.oauth2.token_endpoint.failure_backoff]\nmax_wait = 5"),
                     "max_wait",
                 ),
                 (
-                    "[auth]\nmode = \"oauth2\"\n[auth.oauth2]\nissuer = \"i\"\naudience = \"a\"\n\
-                     [auth.oauth2.token_endpoint]\nclients_file = \"/c\"\nsigning_secrets_file = \"/s\"\n\
-                     [auth.oauth2.token_endpoint.failure_backoff]\nforget_after_secs = 1",
-                    "auth.oauth2.token_endpoint.failure_backoff.forget_after_secs",
+                    &format!("{E}[endpoints.auth]\nmode = \"oauth2\"\n[endpoints.auth.oauth2]\nissuer = \"i\"\naudience = \"a\"\n\
+                     [endpoints.auth.oauth2.token_endpoint]\nclients_file = \"/c\"\nsigning_secrets_file = \"/s\"\n\
+                     [endpoints.auth.oauth2.token_endpoint.failure_backoff]\nforget_after_secs = 1"),
+                    "endpoints[e].auth.oauth2.token_endpoint.failure_backoff.forget_after_secs",
+                ),
+                ("[http]\npath = \"/old\"", "path"),
+                (&format!("{E}[[endpoints]]\nname = \"e\"\npath = \"/f\""), "endpoints[e].name"),
+                (&format!("{E}[[endpoints]]\nname = \"f\"\npath = \"/e\""), "endpoints[f].path"),
+                ("[[endpoints]]\nname = \"Prod\"\npath = \"/p\"", "endpoints[0].name"),
+                ("[[endpoints]]\nname = \"m\"\npath = \"/metrics\"", "endpoints[m].path"),
+                ("[[endpoints]]\nname = \"m\"\npath = \"m\"", "endpoints[m].path"),
+                (&format!("{E}topic_prefix = \"riskos sandbox\""), "endpoints[e].topic_prefix"),
+                (&format!("{E}envelopes = []"), "endpoints[e].envelopes"),
+                (&format!("{E}envelopes = [\"soap\"]"), "envelopes"),
+                (
+                    &format!("{E}[[endpoints.required_headers]]\nname = \"bad header\""),
+                    "endpoints[e].required_headers[0].name",
+                ),
+                (&format!("{E}max_in_flight = 300"), "endpoints.max_in_flight"),
+                (
+                    &format!("[http]\nmax_body_bytes_in_flight = 1048576\n{E}[[endpoints]]\nname = \"f\"\npath = \"/f\""),
+                    "endpoints[e].max_body_bytes_in_flight",
+                ),
+                (
+                    &format!(
+                        "{E}[endpoints.auth]\nmode = \"oauth2\"\n[endpoints.auth.oauth2]\nissuer = \"i\"\n\
+                         audience = \"a\"\n[endpoints.auth.oauth2.token_endpoint]\npath = \"/e\"\n\
+                         clients_file = \"/c\"\nsigning_secrets_file = \"/s\""
+                    ),
+                    "endpoints[e].auth.oauth2.token_endpoint.path",
                 ),
             ] {
                 let message = config_from(toml).unwrap_err().to_string();
                 assert!(message.contains(key), "{toml}: {message}");
             }
         }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error.
+    fn env_vars_reach_an_endpoint_by_name_or_add_one() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "riskos.toml",
+                r#"
+                [kafka]
+                bootstrap_servers = "b:9092"
+                [[endpoints]]
+                name = "production"
+                path = "/webhooks/riskos"
+                [endpoints.auth]
+                mode = "bearer"
+                [endpoints.auth.bearer]
+                tokens_file = "/s/bearer"
+                [[endpoints]]
+                name = "sandbox-eu"
+                path = "/webhooks/sandbox"
+                [endpoints.auth]
+                mode = "none"
+                "#,
+            )?;
+            jail.set_env("RISKOS_ENDPOINTS__PRODUCTION__RATE_LIMIT_PER_IP", "50");
+            jail.set_env(
+                "RISKOS_ENDPOINTS__PRODUCTION__AUTH__BEARER__TOKENS_FILE",
+                "/run/bearer",
+            );
+            jail.set_env(
+                "RISKOS_ENDPOINTS__SANDBOX_EU__TOPIC_PREFIX",
+                "riskos.sandbox.",
+            );
+            jail.set_env("RISKOS_ENDPOINTS__ALLOY__PATH", "/webhooks/alloy");
+            jail.set_env("RISKOS_ENDPOINTS__ALLOY__AUTH__MODE", "none");
+            jail.set_env("RISKOS_ENDPOINTS__ALLOY__ENVELOPES", "[\"request_token\"]");
+            let config = Config::load(Some(std::path::Path::new("riskos.toml"))).unwrap();
+            let production = config.endpoint(Some("production")).unwrap();
+            assert_eq!(production.rate_limit_per_ip, 50);
+            assert_eq!(production.path, "/webhooks/riskos", "file values stay");
+            assert_eq!(
+                production.auth.bearer.tokens_file.as_deref(),
+                Some(std::path::Path::new("/run/bearer"))
+            );
+            let sandbox = config.endpoint(Some("sandbox-eu")).unwrap();
+            assert_eq!(sandbox.topic_prefix, "riskos.sandbox.");
+            let alloy = config.endpoint(Some("alloy")).unwrap();
+            assert_eq!(alloy.path, "/webhooks/alloy");
+            assert_eq!(
+                alloy.envelopes,
+                [crate::envelope::EnvelopeKind::RequestToken]
+            );
+            assert_eq!(config.in_flight_shares(), [85, 85, 85]);
+            assert_eq!(config.topic_prefixes(), ["riskos.", "riskos.sandbox."]);
+            Ok(())
+        });
     }
 }

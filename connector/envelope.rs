@@ -27,8 +27,10 @@ pub const MAX_EVENT_ID_BYTES: usize = 256;
 /// Longest accepted `event_type` / `type`, in UTF-8 bytes: it is a record header.
 pub const MAX_EVENT_TYPE_BYTES: usize = 256;
 
-/// Which envelope a webhook arrived in; carried into the record and a Kafka header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which envelope a webhook arrived in; carried into the record and a Kafka header. In the
+/// config (`endpoints.envelopes`) they are `event` and `request_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EnvelopeKind {
     /// `{event_id, event_at, event_type, data}`.
     Event,
@@ -42,6 +44,14 @@ impl EnvelopeKind {
         match self {
             EnvelopeKind::Event => "EVENT",
             EnvelopeKind::RequestToken => "REQUEST_TOKEN",
+        }
+    }
+
+    /// The name in the config (`endpoints.envelopes`) and in messages.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            EnvelopeKind::Event => "event",
+            EnvelopeKind::RequestToken => "request_token",
         }
     }
 }

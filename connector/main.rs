@@ -37,6 +37,10 @@ enum Command {
         /// Read the quarantine topic (the only source so far; required for clarity).
         #[arg(long, required = true)]
         from_quarantine: bool,
+        /// The endpoint whose quarantine to replay (its topic prefix, envelopes and name);
+        /// required when several are configured.
+        #[arg(long)]
+        endpoint: Option<String>,
         /// Only records quarantined at or after this time: RFC 3339 (`2025-11-01T00:00:00Z`) or
         /// a duration ago (`2h`, `3days`).
         #[arg(long)]
@@ -56,9 +60,12 @@ enum Command {
     Tail {
         #[command(flatten)]
         config: ConfigArg,
-        /// Topic to read (repeatable); default: every topic with the configured prefix.
+        /// Topic to read (repeatable); default: every topic with an endpoint's prefix.
         #[arg(long)]
         topic: Vec<String>,
+        /// Read only this endpoint's topics (when no --topic is given).
+        #[arg(long)]
+        endpoint: Option<String>,
         /// Start at the oldest record instead of only new ones.
         #[arg(long)]
         from_beginning: bool,
@@ -77,6 +84,10 @@ enum Command {
         /// JSON payload files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Check against this endpoint's topic prefix and envelopes; required when several
+        /// are configured.
+        #[arg(long)]
+        endpoint: Option<String>,
     },
 }
 
@@ -130,12 +141,17 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { config, since, .. } => {
+        Command::Replay {
+            config,
+            since,
+            endpoint,
+            ..
+        } => {
             let config = Config::load(config.config.as_deref())?;
             let telemetry =
                 runtime.block_on(async { telemetry::init(&config.log, &config.tracing) })?;
             let since = since.as_deref().map(parse_since).transpose()?;
-            let report = runtime.block_on(replay::run(&config, since));
+            let report = runtime.block_on(replay::run(&config, endpoint.as_deref(), since));
             telemetry.shutdown();
             let report = report?;
             println!("read {} quarantined records", report.read);
@@ -166,6 +182,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Tail {
             config,
             topic,
+            endpoint,
             from_beginning,
             max,
             exit_at_end,
@@ -173,6 +190,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::load(config.config.as_deref())?;
             let options = tail::TailOptions {
                 topics: topic,
+                endpoint,
                 from_beginning,
                 max,
                 exit_at_end,
@@ -180,9 +198,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime.block_on(tail::run(&config, &options, &mut std::io::stdout().lock()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { config, files } => {
+        Command::Validate {
+            config,
+            files,
+            endpoint,
+        } => {
             let config = Config::load_offline(config.config.as_deref())?;
-            let routes = validate::offline_routes(&config)?;
+            let routes = validate::Offline::new(&config, endpoint.as_deref())?;
             let mut all_ok = true;
             for file in files {
                 let line = validate::validate_file(&routes, &file);

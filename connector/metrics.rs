@@ -3,9 +3,9 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `riskos_requests_total` | counter | `status`, `event_type` (a known type, `unrecognized`, or `none`) |
-//! | `riskos_rejections_total` | counter | `kind` (every non-2xx reason) |
-//! | `riskos_auth_failures_total` | counter | `reason` |
+//! | `riskos_requests_total` | counter | `endpoint`, `status`, `event_type` (a known type, `unrecognized`, or `none`) |
+//! | `riskos_rejections_total` | counter | `endpoint`, `kind` (every non-2xx reason) |
+//! | `riskos_auth_failures_total` | counter | `endpoint`, `reason` |
 //! | `riskos_in_flight_requests` | gauge | |
 //! | `riskos_open_connections` | gauge | |
 //! | `riskos_connections_refused_total` | counter | `reason` (`max_connections`, `ip_not_allowed`) |
@@ -13,7 +13,7 @@
 //! | `riskos_end_to_end_delay_seconds` | histogram | (event time → ack) |
 //! | `riskos_records_produced_total` | counter | `topic` |
 //! | `riskos_duplicates_total` | counter | |
-//! | `riskos_quarantined_total` | counter | `reason` |
+//! | `riskos_quarantined_total` | counter | `endpoint`, `reason` |
 //! | `riskos_spool_records`, `riskos_spool_bytes` | gauge | |
 //! | `riskos_spool_dropped_total` | counter | |
 //! | `riskos_producer_queue_messages`, `riskos_producer_queue_bytes` | gauge | (librdkafka statistics) |

@@ -12,6 +12,14 @@ use crate::schema::{Catalog, SchemaEntry};
 /// Topic suffix for event types without a schema of their own.
 pub const UNRECOGNIZED_TOPIC: &str = "unrecognized";
 
+/// Topic suffix for bodies kept raw because they could not be prepared.
+pub const QUARANTINE_TOPIC: &str = "quarantine";
+
+/// The quarantine topic of a prefix: `<prefix>quarantine`.
+pub fn quarantine_topic(prefix: &str) -> String {
+    format!("{prefix}{QUARANTINE_TOPIC}")
+}
+
 /// The topic for an event type.
 pub fn topic_name(prefix: &str, event_type: &str) -> String {
     let mut topic = String::with_capacity(prefix.len() + event_type.len());
@@ -100,6 +108,41 @@ impl Routes {
         self.by_event_type
             .values()
             .chain(std::iter::once(&self.fallback))
+    }
+}
+
+/// The routing table of every topic prefix the endpoints use (endpoints sharing a prefix
+/// share its table).
+#[derive(Debug, Default)]
+pub struct RoutesByPrefix(Vec<(String, Arc<Routes>)>);
+
+impl RoutesByPrefix {
+    /// Adds the table of `prefix`.
+    pub fn insert(&mut self, prefix: &str, routes: Routes) {
+        self.0.push((prefix.to_string(), Arc::new(routes)));
+    }
+
+    /// The table of `prefix`. Panics when no endpoint uses it: the tables are built from the
+    /// endpoints' prefixes, so asking for another one is a bug.
+    pub fn get(&self, prefix: &str) -> &Arc<Routes> {
+        self.0
+            .iter()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, routes)| routes)
+            .unwrap_or_else(|| panic!("no routing table for topic prefix `{prefix}`"))
+    }
+
+    /// Every route's topic, over every prefix.
+    pub fn topics(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|(_, routes)| routes.all().map(|r| r.topic.clone()))
+            .collect()
+    }
+
+    /// The quarantine topic of every prefix.
+    pub fn quarantine_topics(&self) -> Vec<String> {
+        self.0.iter().map(|(p, _)| quarantine_topic(p)).collect()
     }
 }
 

@@ -132,7 +132,7 @@ pub fn load_one(
     let value = match (inline, file) {
         (Some(_), Some(_)) => {
             return Err(SettingError::Invalid {
-                key,
+                key: key.into(),
                 reason: "set the value or the `_file` variant, not both".into(),
             })
         }
@@ -141,14 +141,14 @@ pub fn load_one(
         (None, None) => String::new(),
     };
     if value.is_empty() {
-        return Err(SettingError::Missing { key });
+        return Err(SettingError::missing(key));
     }
     Ok(Secret(value))
 }
 
 fn read_file(key: &'static str, path: &Path) -> Result<String, SettingError> {
     std::fs::read_to_string(path).map_err(|source| SettingError::File {
-        key,
+        key: key.into(),
         path: PathBuf::from(path),
         source,
     })

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{Config, Encoding};
+use crate::config::{Config, Encoding, EndpointConfig};
 use crate::delivery::{Dedup, Delivery, KafkaStore, Spool, Store};
 use crate::kafka::{self, Producer, TopicSpec};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::record_size;
-use crate::route::{single_object_routes, PlannedRoute, Routes};
+use crate::route::{single_object_routes, PlannedRoute, Routes, RoutesByPrefix};
 use crate::schema::encode::confluent_prefix;
 use crate::schema::{compat, Catalog, Registry};
 
@@ -25,18 +25,34 @@ pub fn registry(config: &Config) -> anyhow::Result<Option<Registry>> {
     })
 }
 
-/// Loads `schemas/` and gives every route its wire prefix. With the Confluent encoding (and
-/// so a `registry`) every schema is first checked against its subject's latest version (so an
-/// incompatible edit is refused before anything is registered or written), then registered.
+/// Loads `schemas/` and gives every route of every endpoint's topic prefix its wire prefix.
+/// With the Confluent encoding (and so a `registry`) every schema is first checked against its
+/// subject's latest version (so an incompatible edit is refused before anything is
+/// registered or written), then registered.
 pub async fn resolve_routes(
     config: &Config,
     registry: Option<&Registry>,
-) -> anyhow::Result<Routes> {
+) -> anyhow::Result<RoutesByPrefix> {
     let catalog = Catalog::load(&config.schemas.dir).context("loading schemas")?;
-    let Some(registry) = registry else {
-        return Ok(single_object_routes(&catalog, &config.topics.prefix));
-    };
-    let planned = Routes::plan(&catalog, &config.topics.prefix);
+    let mut tables = RoutesByPrefix::default();
+    for prefix in config.topic_prefixes() {
+        let routes = match registry {
+            None => single_object_routes(&catalog, prefix),
+            Some(registry) => registered_routes(config, registry, &catalog, prefix).await?,
+        };
+        tables.insert(prefix, routes);
+    }
+    Ok(tables)
+}
+
+/// The routes of one topic prefix, their schemas checked and registered.
+async fn registered_routes(
+    config: &Config,
+    registry: &Registry,
+    catalog: &Catalog,
+    prefix: &str,
+) -> anyhow::Result<Routes> {
+    let planned = Routes::plan(catalog, prefix);
     check_compatibility(config, registry, &planned).await?;
     let mut routes = Vec::with_capacity(planned.len());
     for plan in planned {
@@ -48,11 +64,16 @@ pub async fn resolve_routes(
     Ok(Routes::new(routes))
 }
 
-/// `schemas check`: every schema against its subject's latest registered version, registering
-/// nothing. Returns one line per subject.
+/// `schemas check`: every schema against its subject's latest registered version (the
+/// subjects of every endpoint's topic prefix), registering nothing. Returns one line per
+/// subject.
 pub async fn check_schemas(config: &Config) -> anyhow::Result<Vec<String>> {
     let catalog = Catalog::load(&config.schemas.dir).context("loading schemas")?;
-    let planned = Routes::plan(&catalog, &config.topics.prefix);
+    let planned: Vec<PlannedRoute> = config
+        .topic_prefixes()
+        .into_iter()
+        .flat_map(|prefix| Routes::plan(&catalog, prefix))
+        .collect();
     if config.encoding() == Encoding::SingleObject {
         return Ok(planned
             .iter()
@@ -95,21 +116,32 @@ async fn check_compatibility(
     Ok(report)
 }
 
-/// The topics the connector needs: one compacted topic per route and the quarantine topic,
-/// each taking the largest record the connector produces.
-fn topic_specs(config: &Config, topics: impl IntoIterator<Item = String>) -> Vec<TopicSpec> {
+/// The topics the connector needs, over every endpoint's prefix: one compacted topic per
+/// route and a quarantine topic per prefix, each taking the largest record the connector
+/// produces.
+fn topic_specs(config: &Config, routes: &RoutesByPrefix) -> Vec<TopicSpec> {
     let max = record_size::kafka_message_bytes(config.http.max_body_bytes);
-    topics
+    routes
+        .topics()
         .into_iter()
         .map(TopicSpec::compacted)
-        .chain([TopicSpec::retained(config.quarantine_topic())])
+        .chain(
+            routes
+                .quarantine_topics()
+                .into_iter()
+                .map(TopicSpec::retained),
+        )
         .map(|spec| spec.max_message_bytes(max))
         .collect()
 }
 
-/// Creates any missing topic: one compacted topic per route and the quarantine topic.
-pub async fn ensure_topics(config: &Config, routes: &Routes) -> anyhow::Result<Vec<String>> {
-    let specs = topic_specs(config, routes.all().map(|r| r.topic.clone()));
+/// Creates any missing topic: one compacted topic per route and a quarantine topic per
+/// prefix.
+pub async fn ensure_topics(
+    config: &Config,
+    routes: &RoutesByPrefix,
+) -> anyhow::Result<Vec<String>> {
+    let specs = topic_specs(config, routes);
     if config.topics.create {
         kafka::ensure_topics(
             &config.kafka.bootstrap_servers,
@@ -136,26 +168,56 @@ pub fn producer(config: &Config) -> anyhow::Result<Producer> {
     .context("creating the kafka producer")
 }
 
-/// Routes, topics and a Kafka store without a spool (tools that produce, like replay, wait
-/// for Kafka): everything between a body and a stored record.
-pub async fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+/// One endpoint's routes, topics and a Kafka store without a spool (tools that produce, like
+/// replay, wait for Kafka): everything between a body and a stored record.
+pub async fn pipeline(config: &Config, endpoint: &EndpointConfig) -> anyhow::Result<Pipeline> {
     let routes = resolve_routes(config, registry(config)?.as_ref()).await?;
     let store = kafka_store(config, &routes, None).await?;
-    Ok(pipeline_over(config, routes, Arc::new(store)))
+    let delivery = delivery_over(config, Arc::new(store));
+    Ok(pipeline_for(config, endpoint, &routes, delivery))
 }
 
-/// The pipeline over any store: the routes, the dedup cache from `[delivery.dedup]`, the
-/// quarantine topic and the largest value the connector produces.
-pub fn pipeline_over(config: &Config, routes: Routes, store: Arc<dyn Store>) -> Pipeline {
+/// A pipeline per endpoint (in the order of `endpoints`) over any store, all sharing one
+/// delivery: the dedup cache from `[delivery.dedup]` in front of `store`.
+pub fn pipelines_over(
+    config: &Config,
+    routes: &RoutesByPrefix,
+    store: Arc<dyn Store>,
+) -> Vec<Pipeline> {
+    let delivery = delivery_over(config, store);
+    config
+        .endpoints
+        .iter()
+        .map(|endpoint| pipeline_for(config, endpoint, routes, delivery.clone()))
+        .collect()
+}
+
+/// The dedup cache from `[delivery.dedup]` in front of `store`.
+pub fn delivery_over(config: &Config, store: Arc<dyn Store>) -> Delivery {
     let dedup = Dedup::new(
         config.delivery.dedup.max_entries,
         Duration::from_secs(config.delivery.dedup.ttl_secs),
     );
+    Delivery::new(store, dedup)
+}
+
+/// One endpoint's pipeline: its prefix's routes and quarantine topic, its name for the
+/// records' headers, the envelopes it accepts, and the largest value the connector produces.
+pub fn pipeline_for(
+    config: &Config,
+    endpoint: &EndpointConfig,
+    routes: &RoutesByPrefix,
+    delivery: Delivery,
+) -> Pipeline {
     Pipeline::new(
-        routes,
-        Delivery::new(store, dedup),
-        config.quarantine_topic(),
-        record_size::max_value_bytes(config.http.max_body_bytes),
+        routes.get(&endpoint.topic_prefix).clone(),
+        delivery,
+        PipelineSettings {
+            endpoint: endpoint.name.as_str().into(),
+            envelopes: endpoint.envelopes.clone(),
+            quarantine_topic: endpoint.quarantine_topic(),
+            max_value_bytes: record_size::max_value_bytes(config.http.max_body_bytes),
+        },
     )
 }
 
@@ -163,7 +225,7 @@ pub fn pipeline_over(config: &Config, routes: Routes, store: Arc<dyn Store>) -> 
 /// answers when a spool can take webhooks meanwhile), the producer, and the spool if any.
 pub async fn kafka_store(
     config: &Config,
-    routes: &Routes,
+    routes: &RoutesByPrefix,
     spool: Option<Arc<Spool>>,
 ) -> anyhow::Result<KafkaStore> {
     match ensure_topics(config, routes).await {
@@ -173,21 +235,16 @@ pub async fn kafka_store(
         // in the background once Kafka answers.
         Err(error) if spool.is_some() => {
             tracing::warn!(error = %format!("{error:#}"), "kafka unavailable at start-up; spooling until it answers");
-            let (config, routes_topics) = (config.clone(), routes_for_retry(routes));
-            tokio::spawn(async move { retry_topics(config, routes_topics).await });
+            let (specs, config) = (topic_specs(config, routes), config.clone());
+            tokio::spawn(async move { retry_topics(config, specs).await });
         }
         Err(error) => return Err(error),
     }
     Ok(KafkaStore::new(producer(config)?, spool))
 }
 
-fn routes_for_retry(routes: &Routes) -> Vec<String> {
-    routes.all().map(|r| r.topic.clone()).collect()
-}
-
 /// Creates the topics once Kafka answers (start-up with a spool during an outage).
-async fn retry_topics(config: Config, topics: Vec<String>) {
-    let specs = topic_specs(&config, topics);
+async fn retry_topics(config: Config, specs: Vec<TopicSpec>) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let created = kafka::ensure_topics(

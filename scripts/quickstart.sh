@@ -65,7 +65,7 @@ export RISKOS_HTTP__LISTEN="127.0.0.1:$http_port"
 export RISKOS_SCHEMAS__ENCODING=single-object
 export RISKOS_TOPICS__PARTITIONS=1
 export RISKOS_TOPICS__REPLICATION_FACTOR=1
-export RISKOS_AUTH__MODE=none  # local demo on loopback; see README "Authentication and ingress security"
+export RISKOS_ENDPOINTS__RISKOS__AUTH__MODE=none  # local demo on loopback; see README "Authentication and ingress security"
 export RISKOS_LOG__FORMAT=text
 echo "==> starting the connector on http://127.0.0.1:$http_port/webhooks/riskos"
 "$connector" serve >"$work/connector.log" 2>&1 &

@@ -33,7 +33,7 @@ scripts/kafka.sh start --dir "$work/kafka" --port "$broker_port" \
 
 RISKOS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$broker_port" RISKOS_HTTP__LISTEN="127.0.0.1:$http_port" \
 RISKOS_SCHEMAS__ENCODING=single-object RISKOS_TOPICS__PARTITIONS=1 RISKOS_TOPICS__REPLICATION_FACTOR=1 \
-RISKOS_AUTH__MODE=none RISKOS_HTTP__RATE_LIMIT_PER_IP=0 RISKOS_LOG__LEVEL=warn \
+RISKOS_ENDPOINTS__RISKOS__AUTH__MODE=none RISKOS_ENDPOINTS__RISKOS__RATE_LIMIT_PER_IP=0 RISKOS_LOG__LEVEL=warn \
 RISKOS_DELIVERY__SPOOL__DIR="$work/spool" RISKOS_DELIVERY__DEDUP__MAX_ENTRIES=10000 \
   target/release/riskos-connector serve >"$work/connector.log" 2>&1 &
 connector=$!

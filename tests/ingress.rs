@@ -258,7 +258,7 @@ async fn over_the_connection_cap_a_new_connection_is_closed_at_once() {
 async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_connection() {
     let _serial = SERIAL.lock().await;
     let app = App::start_with(|c: &mut Config| {
-        c.http.allow_cidrs = vec!["192.0.2.1/32".parse().unwrap()];
+        c.endpoints[0].allow_cidrs = vec!["192.0.2.1/32".parse().unwrap()];
         c.http.header_read_timeout_ms = 60_000;
     })
     .await;
@@ -277,9 +277,9 @@ async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_con
 const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
 
 fn hmac(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Hmac);
-    config.auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
-    config.auth.hmac.timestamp_header = Some("X-Timestamp".into());
+    config.endpoints[0].auth.mode = Some(AuthMode::Hmac);
+    config.endpoints[0].auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
+    config.endpoints[0].auth.hmac.timestamp_header = Some("X-Timestamp".into());
 }
 
 fn now_secs() -> u64 {

@@ -72,7 +72,7 @@ async fn many_requests_without_a_scrape_leave_the_heap_where_it_was() {
     let stack = helpers::Stack::start_with(|c| {
         // Off: a duplicate cache grows by design until its own bound.
         c.delivery.dedup.max_entries = 0;
-        c.http.rate_limit_per_ip = 0;
+        c.endpoints[0].rate_limit_per_ip = 0;
     })
     .await;
     let (_, fixture) = helpers::fixtures::all()

@@ -352,9 +352,9 @@ async fn start_server(
                 .env("RISKOS_SCHEMAS__DIR", repo.join("schemas"))
                 .env("RISKOS_TOPICS__PARTITIONS", "1")
                 .env("RISKOS_TOPICS__REPLICATION_FACTOR", "1")
-                .env("RISKOS_AUTH__MODE", "bearer")
-                .env("RISKOS_AUTH__BEARER__TOKENS", format!("[\"{TOKEN}\"]"))
-                .env("RISKOS_HTTP__RATE_LIMIT_PER_IP", "0")
+                .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "bearer")
+                .env("RISKOS_ENDPOINTS__RISKOS__AUTH__BEARER__TOKENS", format!("[\"{TOKEN}\"]"))
+                .env("RISKOS_ENDPOINTS__RISKOS__RATE_LIMIT_PER_IP", "0")
                 .env("RISKOS_LOG__LEVEL", "warn");
             for (k, v) in passthrough(args)? {
                 let key = k.replace('.', "_").to_uppercase();

@@ -409,7 +409,7 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         assert!(FailureBackoffConfig::default().validate().is_ok());
-        let bad = |c: FailureBackoffConfig| c.validate().unwrap_err().key();
+        let bad = |c: FailureBackoffConfig| c.validate().unwrap_err().key().to_string();
         let d = FailureBackoffConfig::default;
         assert!(bad(FailureBackoffConfig {
             failures_before_backoff: 0,

@@ -36,14 +36,14 @@ impl Basic {
         let key = "auth.basic.credentials";
         let pairs = load_list(key, &config.credentials, config.credentials_file.as_deref())?;
         if pairs.is_empty() {
-            return Err(SettingError::Missing { key });
+            return Err(SettingError::missing(key));
         }
         for pair in &pairs {
             match pair.expose().split_once(':') {
                 Some((user, password)) if !user.is_empty() && !password.is_empty() => {}
                 _ => {
                     return Err(SettingError::Invalid {
-                        key,
+                        key: key.into(),
                         reason: "every entry must be `user:password` with both parts non-empty"
                             .into(),
                     })

@@ -37,14 +37,14 @@ impl Bearer {
         let key = "auth.bearer.tokens";
         let tokens = load_list(key, &config.tokens, config.tokens_file.as_deref())?;
         if tokens.is_empty() {
-            return Err(SettingError::Missing { key });
+            return Err(SettingError::missing(key));
         }
         if tokens
             .iter()
             .any(|t| t.expose().chars().count() < MIN_TOKEN_CHARS)
         {
             return Err(SettingError::Invalid {
-                key,
+                key: key.into(),
                 reason: format!("every token needs at least {MIN_TOKEN_CHARS} characters"),
             });
         }

@@ -8,6 +8,23 @@
 //!
 //! The header checks run before the body is read ([`Hmac::precheck`]); the MAC itself after
 //! ([`Hmac::verify`]).
+//!
+//! **Alloy's HMAC** is this mode: Alloy signs the body bytes with HMAC-SHA256 under the shared
+//! secret and sends the base64 MAC as the whole `Authorization` value, with no scheme and no
+//! timestamp. Configure
+//!
+//! ```toml
+//! [auth]
+//! mode = "hmac"
+//! [auth.hmac]
+//! secrets_file = "/run/secrets/alloy_hmac"  # the secret entered in Alloy's dashboard
+//! header = "Authorization"
+//! encoding = "base64"
+//! ```
+//!
+//! (No timestamp means no replay window: a captured request can be sent again, and is then a
+//! duplicate of its event id.) Two `Authorization` headers are refused like any repeated
+//! signature header.
 
 use std::path::PathBuf;
 
@@ -36,7 +53,8 @@ pub struct HmacConfig {
     pub secrets: Vec<Secret>,
     /// A file with one secret per line, read at start-up; added to `secrets`.
     pub secrets_file: Option<PathBuf>,
-    /// Header carrying the signature. Default `X-Signature`.
+    /// Header carrying the signature. Default `X-Signature`; `Authorization` for Alloy (the
+    /// whole value is the signature, no scheme).
     pub header: String,
     /// How the signature is written: `hex` (default) or `base64`.
     pub encoding: SignatureEncoding,
@@ -95,17 +113,17 @@ impl Hmac {
         let key = "auth.hmac.secrets";
         let secrets = load_list(key, &config.secrets, config.secrets_file.as_deref())?;
         if secrets.is_empty() {
-            return Err(SettingError::Missing { key });
+            return Err(SettingError::missing(key));
         }
         if secrets.iter().any(|s| s.expose().len() < MIN_SECRET_BYTES) {
             return Err(SettingError::Invalid {
-                key,
+                key: key.into(),
                 reason: format!("every secret needs at least {MIN_SECRET_BYTES} bytes"),
             });
         }
         let header_name = |key: &'static str, name: &str| {
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| SettingError::Invalid {
-                key,
+                key: key.into(),
                 reason: format!("`{name}` is not a header name"),
             })
         };
@@ -368,6 +386,47 @@ mod tests {
         assert_eq!(
             Reason::DuplicateSignatureHeader.kind(),
             "hmac_duplicate_header"
+        );
+    }
+
+    #[test]
+    fn alloys_signature_in_the_authorization_header_passes() {
+        // Alloy: base64 HMAC-SHA256 of the body, the whole `Authorization` value, no scheme.
+        let secret = "alloy-shared-secret-0123";
+        let auth = Hmac::from_config(&HmacConfig {
+            secrets: vec![Secret::new(secret)],
+            header: "Authorization".into(),
+            encoding: SignatureEncoding::Base64,
+            ..HmacConfig::default()
+        })
+        .unwrap();
+        let body = br#"{"request_token":"abc","evaluation_token":"L-1"}"#;
+        let mac = decode_hex(&sign_hex(secret.as_bytes(), None, body)).unwrap();
+        let signature = base64::engine::general_purpose::STANDARD.encode(mac);
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_str(&signature).unwrap(),
+        );
+        assert_eq!(auth.precheck(&h, NOW), Ok(()));
+        assert_eq!(auth.verify(&h, body, NOW), Ok(()));
+        assert_eq!(
+            auth.verify(&h, br#"{"request_token":"abd"}"#, NOW),
+            Err(Reason::BadSignature)
+        );
+        // Another scheme's credentials are not a signature.
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
+        assert_eq!(auth.precheck(&h, NOW), Err(Reason::Malformed));
+        h.append(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_str(&signature).unwrap(),
+        );
+        assert_eq!(
+            auth.verify(&h, body, NOW),
+            Err(Reason::DuplicateSignatureHeader)
         );
     }
 

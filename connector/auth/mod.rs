@@ -8,8 +8,9 @@
 //! | [`jwks`] | the identity provider's keys: cached, refreshed, refetched on an unknown `kid` |
 //! | [`token_endpoint`] | the built-in client-credentials endpoint issuing those JWTs |
 //! | [`backoff`] | the token endpoint's growing wait for addresses that fail client authentication |
-//! | [`hmac`] | HMAC-SHA256 of the body, optional signed timestamp against replays |
-//! | [`secret`] | secrets that never print, `*_file` loading, constant-time comparison |
+//! | [`hmac`] | HMAC-SHA256 of the body, optional signed timestamp against replays; Alloy's HMAC |
+//! | [`standard_webhooks`] | Standard Webhooks: `v1` HMAC, `v1a` Ed25519 over id, timestamp, body |
+//! | [`secret`](crate::secret) | secrets that never print, `*_file` loading, constant-time comparison |
 //!
 //! [`Authenticator`] is built once at start-up from [`AuthConfig`]; every secret file is read
 //! then. Failures carry a [`Reason`] for the log line and a challenge for `WWW-Authenticate`,
@@ -21,6 +22,7 @@ pub mod bearer;
 pub mod hmac;
 pub mod jwks;
 pub mod oauth2;
+pub mod standard_webhooks;
 pub mod token_endpoint;
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -30,6 +32,7 @@ use basic::{Basic, BasicConfig};
 use bearer::{Bearer, BearerConfig};
 use hmac::{Hmac, HmacConfig};
 use oauth2::{OAuth2Config, Validator};
+use standard_webhooks::{StandardWebhooks, StandardWebhooksConfig};
 use token_endpoint::TokenIssuer;
 
 use crate::setting::SettingError;
@@ -38,7 +41,8 @@ use crate::setting::SettingError;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// `basic`, `bearer`, `oauth2`, `hmac` or `none`. Required by `serve`: there is no
+    /// `basic`, `bearer`, `oauth2`, `hmac`, `standard-webhooks` or `none`. Required by
+    /// `serve`: there is no
     /// default, so an open endpoint is always a written decision (`none` also logs a warning
     /// at start-up). The offline tools do not need it.
     pub mode: Option<AuthMode>,
@@ -50,6 +54,8 @@ pub struct AuthConfig {
     pub oauth2: OAuth2Config,
     /// Settings of `mode = "hmac"`.
     pub hmac: HmacConfig,
+    /// Settings of `mode = "standard-webhooks"`.
+    pub standard_webhooks: StandardWebhooksConfig,
 }
 
 /// The authentication mode.
@@ -63,8 +69,14 @@ pub enum AuthMode {
     /// JWT access tokens (dashboard: OAuth2).
     #[serde(rename = "oauth2")]
     OAuth2,
-    /// HMAC-signed bodies (request-token senders).
+    /// HMAC-signed bodies (request-token senders; Alloy's HMAC, with `header = "Authorization"`
+    /// and `encoding = "base64"`).
     Hmac,
+    /// Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`;
+    /// `v1` HMAC-SHA256 and `v1a` Ed25519): config name `standard-webhooks`. The
+    /// `webhook-id` is the sender's idempotency key ([`Authenticator::idempotency_key`]).
+    #[serde(rename = "standard-webhooks")]
+    StandardWebhooks,
     /// No authentication: only behind something else that authenticates.
     None,
 }
@@ -81,6 +93,12 @@ impl AuthConfig {
                 "auth.hmac.tolerance_secs",
                 "must be greater than 0",
             )),
+            Some(AuthMode::StandardWebhooks) if self.standard_webhooks.tolerance_secs == 0 => {
+                Err(SettingError::invalid(
+                    "auth.standard_webhooks.tolerance_secs",
+                    "must be greater than 0",
+                ))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -131,17 +149,23 @@ pub enum Reason {
     /// Not a JWT.
     #[error("token is not a JWT")]
     JwtMalformed,
-    /// HMAC does not match the body.
+    /// No signature (HMAC, or a Standard Webhooks `v1`/`v1a`) matches the body.
     #[error("signature does not match the body")]
     BadSignature,
-    /// HMAC timestamp outside the window.
+    /// The signed timestamp (`hmac` mode's timestamp header, `webhook-timestamp`) is outside
+    /// the window.
     #[error("signature timestamp outside the replay window")]
     StaleTimestamp,
+    /// `webhook-signature` holds no signature this endpoint can check: only unknown versions,
+    /// or `v1a` with no public key configured (`v1` with no secret).
+    #[error("no signature of a version this endpoint verifies")]
+    NoVerifiableSignature,
     /// More than one `Authorization` header (RFC 9110 §11.6.2 allows one): which one a proxy
     /// or another server would read is anyone's guess, so none is.
     #[error("more than one Authorization header")]
     DuplicateAuthorization,
-    /// The HMAC signature or timestamp header sent more than once.
+    /// A signature, timestamp or message id header (`hmac`, `standard-webhooks`) sent more
+    /// than once.
     #[error("a signature header sent more than once")]
     DuplicateSignatureHeader,
 }
@@ -166,6 +190,7 @@ impl Reason {
             Reason::JwtMalformed => "jwt_malformed",
             Reason::BadSignature => "hmac_bad_signature",
             Reason::StaleTimestamp => "hmac_stale_timestamp",
+            Reason::NoVerifiableSignature => "no_verifiable_signature",
             Reason::DuplicateAuthorization => "duplicate_authorization",
             Reason::DuplicateSignatureHeader => "hmac_duplicate_header",
         }
@@ -182,6 +207,12 @@ pub struct AuthFailure {
 }
 
 impl AuthFailure {
+    /// A failure of `mode` for `reason` (the endpoint's other checks answer 401 with their
+    /// mode's challenge too).
+    pub fn new(mode: AuthMode, reason: Reason) -> Self {
+        Self { mode, reason }
+    }
+
     /// The `WWW-Authenticate` value (RFC 9110 §11.6.1, RFC 6750 §3 for bearer tokens).
     pub fn challenge(&self) -> HeaderValue {
         HeaderValue::from_static(match (self.mode, self.reason) {
@@ -193,6 +224,7 @@ impl AuthFailure {
                 r#"Bearer realm="riskos-connector", error="invalid_token""#
             }
             (AuthMode::Hmac | AuthMode::None, _) => r#"HMAC-SHA256 realm="riskos-connector""#,
+            (AuthMode::StandardWebhooks, _) => r#"Standard-Webhooks realm="riskos-connector""#,
         })
     }
 }
@@ -235,6 +267,7 @@ enum Verifier {
     Bearer(Bearer),
     OAuth2(Validator),
     Hmac(Hmac),
+    StandardWebhooks(StandardWebhooks),
 }
 
 /// The configured mode, ready to check requests.
@@ -260,8 +293,8 @@ impl Authenticator {
         let mode = config.mode.ok_or_else(|| {
             SettingError::invalid(
                 "auth.mode",
-                "is required: basic, bearer, oauth2, hmac, or none (none only behind another \
-                 layer that authenticates callers)",
+                "is required: basic, bearer, oauth2, hmac, standard-webhooks, or none (none \
+                 only behind another layer that authenticates callers)",
             )
         })?;
         let mut issuer = None;
@@ -276,6 +309,9 @@ impl Authenticator {
             AuthMode::Basic => Verifier::Basic(Basic::from_config(&config.basic)?),
             AuthMode::Bearer => Verifier::Bearer(Bearer::from_config(&config.bearer)?),
             AuthMode::Hmac => Verifier::Hmac(Hmac::from_config(&config.hmac)?),
+            AuthMode::StandardWebhooks => Verifier::StandardWebhooks(
+                StandardWebhooks::from_config(&config.standard_webhooks)?,
+            ),
             AuthMode::OAuth2 => {
                 issuer = TokenIssuer::from_config(&config.oauth2)?;
                 let issued = issuer
@@ -297,10 +333,25 @@ impl Authenticator {
         self.mode
     }
 
-    /// True when the credentials are in the body (HMAC): nothing proves the sender until the
-    /// body is read.
+    /// True when the credentials cover the body (HMAC, Standard Webhooks): nothing proves the
+    /// sender until the body is read.
     pub fn needs_body(&self) -> bool {
-        matches!(self.verifier, Verifier::Hmac(_))
+        matches!(
+            self.verifier,
+            Verifier::Hmac(_) | Verifier::StandardWebhooks(_)
+        )
+    }
+
+    /// The sender's idempotency key of a request, in the modes that have one: the
+    /// `webhook-id` in `standard-webhooks` mode (the same on every retry of a message, so an
+    /// id already stored is a duplicate); `None` in the other modes, and when the header is
+    /// absent, repeated or not text. Signed, so trust it only once [`Self::check_body`]
+    /// passed.
+    pub fn idempotency_key<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        match self.verifier {
+            Verifier::StandardWebhooks(_) => standard_webhooks::message_id(headers),
+            _ => None,
+        }
     }
 
     /// The built-in token endpoint, when OAuth2 clients are configured.
@@ -309,7 +360,8 @@ impl Authenticator {
     }
 
     /// Everything that can be checked before the body is read: all of it for Basic, Bearer
-    /// and OAuth2; the signature's presence and the timestamp window for HMAC.
+    /// and OAuth2; the signature's presence and the timestamp window for HMAC and Standard
+    /// Webhooks.
     pub async fn check_headers(&self, headers: &HeaderMap) -> Result<(), AuthFailure> {
         let result = match &self.verifier {
             Verifier::None => Ok(()),
@@ -317,18 +369,23 @@ impl Authenticator {
             Verifier::Bearer(bearer) => bearer.check(headers),
             Verifier::OAuth2(validator) => validator.check(headers).await,
             Verifier::Hmac(hmac) => hmac.precheck(headers, crate::clock::now_secs()),
+            Verifier::StandardWebhooks(signed) => {
+                signed.precheck(headers, crate::clock::now_secs())
+            }
         };
         result.map_err(|reason| self.failure(reason))
     }
 
-    /// What needs the body: the HMAC. A no-op for the other modes.
+    /// What needs the body: the HMAC, the Standard Webhooks signatures. A no-op for the
+    /// other modes.
     pub fn check_body(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
+        let now = crate::clock::now_secs();
         match &self.verifier {
-            Verifier::Hmac(hmac) => hmac
-                .verify(headers, body, crate::clock::now_secs())
-                .map_err(|reason| self.failure(reason)),
+            Verifier::Hmac(hmac) => hmac.verify(headers, body, now),
+            Verifier::StandardWebhooks(signed) => signed.verify(headers, body, now),
             _ => Ok(()),
         }
+        .map_err(|reason| self.failure(reason))
     }
 
     fn failure(&self, reason: Reason) -> AuthFailure {
@@ -366,11 +423,82 @@ mod tests {
             ("bearer", AuthMode::Bearer),
             ("oauth2", AuthMode::OAuth2),
             ("hmac", AuthMode::Hmac),
+            ("standard-webhooks", AuthMode::StandardWebhooks),
             ("none", AuthMode::None),
         ] {
             let parsed: AuthMode = serde_json::from_value(serde_json::json!(text)).unwrap();
             assert_eq!(parsed, mode);
+            assert_eq!(serde_json::to_value(mode).unwrap(), serde_json::json!(text));
         }
+        assert!(
+            serde_json::from_value::<AuthMode>(serde_json::json!("standard_webhooks")).is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn standard_webhooks_mode_checks_headers_then_body_and_names_the_message_id() {
+        use standard_webhooks::{sign_v1, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        // `[auth] mode = "standard-webhooks"` with `[auth.standard_webhooks] secrets = …`.
+        let config: AuthConfig = serde_json::from_value(serde_json::json!({
+            "mode": "standard-webhooks",
+            "standard_webhooks": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+        }))
+        .unwrap();
+        assert_eq!(config.validate().ok(), Some(()));
+        let auth = Authenticator::from_config(&config).await.unwrap();
+        assert_eq!(auth.mode(), AuthMode::StandardWebhooks);
+        assert!(auth.needs_body());
+        let key = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .unwrap();
+        let now = crate::clock::now_secs();
+        let body = br#"{"event_id":"e-1"}"#;
+        let mut headers = HeaderMap::new();
+        headers.insert(ID_HEADER, HeaderValue::from_static("msg_1"));
+        headers.insert(TIMESTAMP_HEADER, HeaderValue::from(now));
+        let signature = sign_v1(&key, "msg_1", now, body);
+        headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).unwrap());
+        assert!(auth.check_headers(&headers).await.is_ok());
+        assert!(auth.check_body(&headers, body).is_ok());
+        assert_eq!(auth.idempotency_key(&headers), Some("msg_1"));
+        let failure = auth.check_body(&headers, b"{}").unwrap_err();
+        assert_eq!(failure.reason, Reason::BadSignature);
+        assert!(failure
+            .challenge()
+            .to_str()
+            .unwrap()
+            .starts_with("Standard-Webhooks "));
+        let unsigned = auth.check_headers(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(unsigned.reason, Reason::Missing);
+        assert_eq!(
+            Reason::NoVerifiableSignature.kind(),
+            "no_verifiable_signature"
+        );
+
+        // Other modes have no idempotency key, even when the header is there.
+        let none = Authenticator::from_config(&AuthConfig {
+            mode: Some(AuthMode::None),
+            ..AuthConfig::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(none.idempotency_key(&headers), None);
+
+        // Neither a secret nor a public key: refused at start-up, naming the key.
+        let empty = AuthConfig {
+            mode: Some(AuthMode::StandardWebhooks),
+            ..AuthConfig::default()
+        };
+        let error = Authenticator::from_config(&empty).await.unwrap_err();
+        assert_eq!(error.key(), "auth.standard_webhooks.secrets");
+        let mut zero = empty.clone();
+        zero.standard_webhooks.tolerance_secs = 0;
+        assert_eq!(
+            zero.validate().unwrap_err().key(),
+            "auth.standard_webhooks.tolerance_secs"
+        );
     }
 
     #[tokio::test]

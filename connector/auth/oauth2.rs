@@ -302,7 +302,7 @@ fn has_scope(claims: &Value, required: &str) -> bool {
 fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, SettingError> {
     let key = "auth.oauth2.static_keys";
     let pem = std::fs::read(&config.file).map_err(|source| SettingError::File {
-        key,
+        key: key.into(),
         path: config.file.clone(),
         source,
     })?;
@@ -317,7 +317,7 @@ fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, SettingError> {
         Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
         _ => {
             return Err(SettingError::Invalid {
-                key,
+                key: key.into(),
                 reason: format!(
                     "key `{}`: {:?} is not an asymmetric algorithm",
                     config.kid, config.alg
@@ -326,7 +326,7 @@ fn static_key(config: &StaticKeyConfig) -> Result<KeyEntry, SettingError> {
         }
     }
     .map_err(|e| SettingError::Invalid {
-        key,
+        key: key.into(),
         reason: format!("key `{}` in {}: {e}", config.kid, config.file.display()),
     })?;
     Ok(KeyEntry {

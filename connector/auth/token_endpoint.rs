@@ -6,6 +6,13 @@
 //! signs, all verify, so the key rotates like any other secret; every replica needs the same
 //! secrets). The connector both issues and checks them, so a shared key is enough; the
 //! validator binds these keys to HS256 by their `kid`, and only to them.
+//!
+//! The request body is `application/x-www-form-urlencoded` (RFC 6749 §4.4.2) or the same
+//! parameters as a JSON object (`application/json`: Alloy's OAuth2 client, which also sends
+//! HTTP Basic client authentication with the same credentials in the body). The client
+//! authenticates with Basic, with `client_id` + `client_secret` in the body, or with both when
+//! they name the same client and secret; differing credentials are an `invalid_request`.
+//! Parameters sent without a value count as omitted (RFC 6749 §3.1).
 
 use std::path::PathBuf;
 
@@ -163,7 +170,7 @@ impl TokenError {
 }
 
 /// The form (or JSON) parameters of a token request. Unknown parameters are ignored, as
-/// RFC 6749 §3.2 requires.
+/// RFC 6749 §3.2 requires; [`TokenBody`] parses either.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
@@ -178,6 +185,49 @@ pub struct TokenRequest {
     /// Requested scope; the granted scope is `auth.oauth2.required_scope` (RFC 6749 §3.3).
     #[serde(default)]
     pub scope: Option<String>,
+}
+
+/// How a token request's body is encoded, from its `Content-Type` (checked before the body is
+/// read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenBody {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 §4.4.2 writes it.
+    Form,
+    /// `application/json`: the same parameters as one JSON object (Alloy's client).
+    Json,
+}
+
+impl TokenBody {
+    /// The body's encoding from `Content-Type` (parameters such as `charset` ignored); any
+    /// other type, or none, is an `invalid_request`.
+    pub fn from_content_type(value: Option<&HeaderValue>) -> Result<Self, TokenError> {
+        let essence = value
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match essence.as_str() {
+            "application/x-www-form-urlencoded" => Ok(TokenBody::Form),
+            "application/json" => Ok(TokenBody::Json),
+            _ => Err(TokenError::InvalidRequest(
+                "content type must be application/x-www-form-urlencoded or application/json",
+            )),
+        }
+    }
+
+    /// The parameters in `body`; a body that does not parse (a repeated parameter included)
+    /// is an `invalid_request`.
+    pub fn parse(self, body: &[u8]) -> Result<TokenRequest, TokenError> {
+        let parsed = match self {
+            TokenBody::Form => serde_urlencoded::from_bytes(body).ok(),
+            // An object only: serde would also read a JSON array as the fields in order.
+            TokenBody::Json if body.trim_ascii_start().starts_with(b"{") => {
+                serde_json::from_slice(body).ok()
+            }
+            TokenBody::Json => None,
+        };
+        parsed.ok_or(TokenError::InvalidRequest("the body cannot be parsed"))
+    }
 }
 
 /// The RFC 6749 §5.1 success body.
@@ -245,7 +295,7 @@ impl TokenIssuer {
                 }
                 _ => {
                     return Err(SettingError::Invalid {
-                        key,
+                        key: key.into(),
                         reason: "every line must be `client_id:client_secret`".into(),
                     })
                 }
@@ -276,7 +326,7 @@ impl TokenIssuer {
             .any(|s| s.expose().len() < MIN_SIGNING_SECRET_BYTES)
         {
             return Err(SettingError::Invalid {
-                key,
+                key: key.into(),
                 reason: format!("every secret needs at least {MIN_SIGNING_SECRET_BYTES} bytes"),
             });
         }
@@ -317,8 +367,8 @@ impl TokenIssuer {
         self.verification.clone()
     }
 
-    /// Authenticates the client (Basic `authorization` header or body fields, not both) and
-    /// issues a token valid from `now` (Unix seconds).
+    /// Authenticates the client (Basic `authorization` header, body fields, or both when they
+    /// agree) and issues a token valid from `now` (Unix seconds).
     pub fn issue(
         &self,
         request: &TokenRequest,
@@ -331,18 +381,33 @@ impl TokenIssuer {
             Some(_) => return Err(TokenError::UnsupportedGrantType),
         }
         let from_header = authorization.map(basic_credentials).transpose()?;
-        let from_body = match (&request.client_id, &request.client_secret) {
-            (Some(id), Some(secret)) => Some(vec![(id.clone(), secret.expose().to_string())]),
+        // RFC 6749 §3.1: a parameter sent without a value is as if omitted.
+        let client_id = request.client_id.as_deref().filter(|id| !id.is_empty());
+        let client_secret = request
+            .client_secret
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|secret| !secret.is_empty());
+        let from_body = match (client_id, client_secret) {
+            (Some(id), Some(secret)) => Some((id.to_string(), secret.to_string())),
             (None, None) => None,
             _ => return Err(TokenError::InvalidClient),
         };
         let candidates = match (from_header, from_body) {
-            (Some(_), Some(_)) => {
-                return Err(TokenError::InvalidRequest(
-                    "client credentials in both the header and the body",
-                ))
+            // Both (Alloy sends its Basic header and the body fields together): one client
+            // authentication, written twice, so the two must agree; the body's pair is then
+            // the one checked. (Both are the caller's own text: comparing them reveals nothing
+            // of a configured secret.)
+            (Some(header), Some(body)) => {
+                if !header.contains(&body) {
+                    return Err(TokenError::InvalidRequest(
+                        "client credentials in the header and the body differ",
+                    ));
+                }
+                vec![body]
             }
-            (Some(c), None) | (None, Some(c)) => c,
+            (Some(c), None) => c,
+            (None, Some(c)) => vec![c],
             (None, None) => return Err(TokenError::InvalidClient),
         };
         // Every candidate is checked so the time taken does not depend on which one matched.
@@ -533,10 +598,14 @@ mod tests {
             client_secret: Some(Secret::new("next-secret")),
             ..grant()
         };
-        assert_eq!(
-            code(issuer.issue(&both, Some(&basic("riskos:next-secret")), now())),
-            "invalid_request"
-        );
+        // Credentials in the header and the body that differ: whichever is right.
+        for header in ["riskos:s3cret+/=", "riskos:wrong", "other:next-secret"] {
+            assert_eq!(
+                code(issuer.issue(&both, Some(&basic(header)), now())),
+                "invalid_request",
+                "{header}"
+            );
+        }
         let other_client = TokenRequest {
             client_id: Some("other".into()),
             client_secret: Some(Secret::new("next-secret")),
@@ -546,6 +615,141 @@ mod tests {
             code(issuer.issue(&other_client, None, now())),
             "invalid_client"
         );
+    }
+
+    #[test]
+    fn the_same_credentials_in_the_header_and_the_body_authenticate_once() {
+        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let both = |id: &str, secret: &str| TokenRequest {
+            client_id: Some(id.into()),
+            client_secret: Some(Secret::new(secret)),
+            ..grant()
+        };
+        let token = issuer
+            .issue(
+                &both("riskos", "next-secret"),
+                Some(&basic("riskos:next-secret")),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(token.token_type, "Bearer");
+        // The body's raw secret against the header's form-encoded one: the same secret.
+        assert!(issuer
+            .issue(
+                &both("riskos", "s3cret+/="),
+                Some(&basic("riskos:s3cret%2B%2F%3D")),
+                now()
+            )
+            .is_ok());
+        // Agreeing but wrong is a wrong client, counted by the back-off like any other.
+        assert!(matches!(
+            issuer.issue(
+                &both("riskos", "guess"),
+                Some(&basic("riskos:guess")),
+                now()
+            ),
+            Err(TokenError::InvalidClient)
+        ));
+    }
+
+    #[test]
+    fn parameters_without_a_value_count_as_omitted() {
+        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let empty = TokenRequest {
+            client_id: Some(String::new()),
+            client_secret: Some(Secret::new("")),
+            ..grant()
+        };
+        assert!(issuer
+            .issue(&empty, Some(&basic("riskos:next-secret")), now())
+            .is_ok());
+        assert!(matches!(
+            issuer.issue(&empty, None, now()),
+            Err(TokenError::InvalidClient)
+        ));
+        let id_only = TokenRequest {
+            client_id: Some("riskos".into()),
+            client_secret: Some(Secret::new("")),
+            ..grant()
+        };
+        assert!(matches!(
+            issuer.issue(&id_only, None, now()),
+            Err(TokenError::InvalidClient)
+        ));
+    }
+
+    #[test]
+    fn alloys_json_request_with_basic_authentication_gets_a_token() {
+        // As Alloy's OAuth2 client sends it: Basic header, JSON body with the same pair.
+        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let content_type = HeaderValue::from_static("application/json; charset=utf-8");
+        let format = TokenBody::from_content_type(Some(&content_type)).unwrap();
+        assert_eq!(format, TokenBody::Json);
+        let body = br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"next-secret","audience":"x"}"#;
+        let request = format.parse(body).unwrap();
+        let token = issuer
+            .issue(&request, Some(&basic("riskos:next-secret")), now())
+            .unwrap();
+        assert_eq!(token.expires_in, 300);
+        // Without the Basic header (credentials in the body only), and Basic with a JSON body
+        // that carries none.
+        assert!(issuer.issue(&request, None, now()).is_ok());
+        let bare = format
+            .parse(br#"{"grant_type":"client_credentials"}"#)
+            .unwrap();
+        assert!(issuer
+            .issue(&bare, Some(&basic("riskos:next-secret")), now())
+            .is_ok());
+        // A body naming another secret than the header.
+        let other = format
+            .parse(br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"s3cret+/="}"#)
+            .unwrap();
+        assert_eq!(
+            issuer
+                .issue(&other, Some(&basic("riskos:next-secret")), now())
+                .unwrap_err()
+                .to_string(),
+            "invalid_request"
+        );
+    }
+
+    #[test]
+    fn the_body_format_follows_the_content_type() {
+        let format = |value: Option<&'static str>| {
+            TokenBody::from_content_type(value.map(HeaderValue::from_static).as_ref())
+        };
+        assert_eq!(format(Some("application/json")).unwrap(), TokenBody::Json);
+        assert_eq!(
+            format(Some("Application/JSON ;charset=UTF-8")).unwrap(),
+            TokenBody::Json
+        );
+        assert_eq!(
+            format(Some("application/x-www-form-urlencoded; charset=utf-8")).unwrap(),
+            TokenBody::Form
+        );
+        for refused in [None, Some("text/plain"), Some("application/jsonx")] {
+            assert_eq!(format(refused).unwrap_err().to_string(), "invalid_request");
+        }
+        let form = TokenBody::Form
+            .parse(b"grant_type=client_credentials&client_id=riskos&client_secret=a%2Bb")
+            .unwrap();
+        assert_eq!(form.client_secret.unwrap().expose(), "a+b");
+        for (format, body) in [
+            (TokenBody::Json, &b"grant_type=client_credentials"[..]),
+            (
+                TokenBody::Json,
+                br#"{"grant_type":"client_credentials","grant_type":"x"}"#,
+            ),
+            (TokenBody::Json, br#"["client_credentials"]"#),
+            (TokenBody::Json, br#"{"grant_type":7}"#),
+            (TokenBody::Form, b"grant_type=a&grant_type=b"),
+        ] {
+            assert!(
+                matches!(format.parse(body), Err(TokenError::InvalidRequest(_))),
+                "{format:?} {}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

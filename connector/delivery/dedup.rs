@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::hash::Hash;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -79,22 +80,24 @@ impl<V: Clone, E> Dedup<V, E> {
         }
     }
 
-    /// The map key of (topic, key, body).
-    fn fingerprint(&self, topic: &str, key: &str, body: &[u8]) -> u128 {
+    /// The map key of (topic, key, scope).
+    fn fingerprint(&self, topic: &str, key: &str, scope: impl Hash + Copy) -> u128 {
         let [high, low] = self
             .hashers
             .each_ref()
-            .map(|state| state.hash_one((topic, key, body)));
+            .map(|state| state.hash_one((topic, key, scope)));
         (u128::from(high) << 64) | u128::from(low)
     }
 
-    /// Runs `store` unless an entry for the same (topic, key, body) is stored or being stored;
-    /// returns the outcome and whether it came from another request (a duplicate).
+    /// Runs `store` unless an entry for the same (topic, key, scope) is stored or being
+    /// stored; returns the outcome and whether it came from another request (a duplicate).
+    /// The scope is the body, or the sender's idempotency key (see
+    /// [`super::DuplicateScope`]).
     pub async fn once<F>(
         &self,
         topic: &str,
         key: &str,
-        body: &[u8],
+        scope: impl Hash + Copy,
         store: F,
     ) -> Result<(V, bool), Arc<E>>
     where
@@ -103,7 +106,7 @@ impl<V: Clone, E> Dedup<V, E> {
         let Some(inner) = &self.inner else {
             return store.await.map(|v| (v, false)).map_err(Arc::new);
         };
-        let id = self.fingerprint(topic, key, body);
+        let id = self.fingerprint(topic, key, scope);
         loop {
             let step = {
                 let mut state = inner.lock();

@@ -36,6 +36,26 @@ pub struct Record<'a> {
     pub occurred_at_ms: Option<i64>,
 }
 
+/// What makes two deliveries of one topic and key the same delivery.
+#[derive(Debug, Clone, Copy)]
+pub enum DuplicateScope<'a> {
+    /// The request body: a retry sends the same bytes (a different body that reuses an event
+    /// id is a new record, and compaction keeps the latest).
+    Body(&'a [u8]),
+    /// The sender's idempotency key (Standard Webhooks' `webhook-id`): its retries reuse it.
+    SenderId(&'a [u8]),
+}
+
+impl<'a> DuplicateScope<'a> {
+    /// The bytes fingerprinted, tagged by kind so a body can never pose as a sender id.
+    fn tagged(self) -> (u8, &'a [u8]) {
+        match self {
+            DuplicateScope::Body(body) => (0, body),
+            DuplicateScope::SenderId(id) => (1, id),
+        }
+    }
+}
+
 /// Where a record was made safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -123,18 +143,19 @@ impl Delivery {
         &self.store
     }
 
-    /// Stores a record once; `body` (the request's) scopes duplicates to identical bodies.
+    /// Stores a record once per `scope` on its topic and key: a retry with the same scope is
+    /// answered from the cache, or joins the store still running.
     pub async fn deliver(
         &self,
         record: &Record<'_>,
-        body: &[u8],
+        scope: DuplicateScope<'_>,
     ) -> Result<Outcome, Arc<DeliveryError>> {
         let (stored, duplicate) = self
             .dedup
             .once(
                 record.topic,
                 record.key.unwrap_or_default(),
-                body,
+                scope.tagged(),
                 self.store.store(record),
             )
             .await?;

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::required_headers::RequiredHeaderError;
 use crate::auth::token_endpoint::TokenError;
-use crate::auth::AuthFailure;
+use crate::auth::{AuthFailure, AuthMode, Reason};
 use crate::delivery::DeliveryError;
 use crate::kafka::ProduceError;
 use crate::pipeline::PrepareError;
@@ -46,17 +47,21 @@ pub enum ApiError {
     /// No valid credentials; the reason goes to the log only.
     #[error("authentication required")]
     Unauthorized(#[from] AuthFailure),
-    /// The client address is not in `http.allow_cidrs`.
+    /// A required header of the endpoint is missing or wrong; the detail goes to the log
+    /// only. The challenge is the endpoint's auth mode's.
+    #[error("authentication required")]
+    RequiredHeader(AuthMode, RequiredHeaderError),
+    /// The client address is not in the endpoint's `allow_cidrs`.
     #[error("source address is not allowed")]
     Forbidden,
-    /// The client is over `http.rate_limit_per_ip`; retry after this many seconds.
+    /// The client is over the endpoint's `rate_limit_per_ip`; retry after this many seconds.
     #[error("too many requests")]
     RateLimited(u32),
     /// The token endpoint makes this address wait after repeated failed client
     /// authentications; retry after this many seconds.
     #[error("too many failed client authentications; retry later")]
     TokenBackoff(u32),
-    /// `http.max_in_flight` requests are already running.
+    /// The endpoint's share of `http.max_in_flight` is taken.
     #[error("too many requests in flight")]
     Overloaded,
     /// Headers larger than `http.max_header_bytes`.
@@ -91,9 +96,9 @@ impl ApiError {
             | ApiError::SpoolUnavailable(_)
             | ApiError::QuarantineFailed(_)
             | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Unauthorized(_) | ApiError::Token(TokenError::InvalidClient) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::Unauthorized(_)
+            | ApiError::RequiredHeader(..)
+            | ApiError::Token(TokenError::InvalidClient) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) | ApiError::TokenBackoff(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,6 +112,9 @@ impl ApiError {
     fn challenge(&self) -> Option<HeaderValue> {
         match self {
             ApiError::Unauthorized(failure) => Some(failure.challenge()),
+            ApiError::RequiredHeader(mode, _) => {
+                Some(AuthFailure::new(*mode, Reason::Missing).challenge())
+            }
             ApiError::Token(TokenError::InvalidClient) => Some(HeaderValue::from_static(
                 r#"Basic realm="riskos-connector", charset="UTF-8""#,
             )),
@@ -142,6 +150,7 @@ impl ApiError {
             ApiError::Produce(ProduceError::Kafka(_)) => "kafka_error",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Unauthorized(failure) => failure.reason.kind(),
+            ApiError::RequiredHeader(..) => "required_header",
             ApiError::Forbidden => "ip_not_allowed",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::TokenBackoff(_) => "token_backoff",
@@ -156,14 +165,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        metrics::counter!(crate::metrics::REJECTIONS, "kind" => self.kind()).increment(1);
-        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => self.kind()).increment(1);
-        }
+        // The endpoint's observer counts it, with the endpoint's name.
+        let rejection = Rejection {
+            kind: self.kind(),
+            auth: matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+        };
+        let detail = match &self {
+            ApiError::RequiredHeader(_, detail) => Some(detail.to_string()),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::warn!(error = %self, kind = self.kind(), status = status.as_u16(), "webhook not accepted");
         } else {
-            tracing::info!(error = %self, kind = self.kind(), status = status.as_u16(), "webhook rejected");
+            tracing::info!(error = %self, kind = self.kind(), detail, status = status.as_u16(), "webhook rejected");
         }
         let mut response = (
             status,
@@ -186,6 +200,18 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response.extensions_mut().insert(rejection);
         response
     }
+}
+
+/// Left on a rejection's response for the endpoint's observer, which counts it
+/// (`riskos_rejections_total`, and `riskos_auth_failures_total` for 401/403) with the
+/// endpoint's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Rejection {
+    /// [`ApiError::kind`].
+    pub kind: &'static str,
+    /// A 401 or 403.
+    pub auth: bool,
 }

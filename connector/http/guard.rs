@@ -7,11 +7,16 @@
 //!    credentials are in the body (`hmac`), where the handler takes it once the signature is
 //!    verified ([`Ingress::verified_slot`]), so unsigned uploads trickling in cannot hold the
 //!    slots signed webhooks need;
-//! 5. for webhooks, the credentials in the headers (401 + `WWW-Authenticate`);
+//! 5. for webhooks, the credentials in the headers and the endpoint's required headers (401 +
+//!    `WWW-Authenticate`);
 //! 6. the handler, under the request timeout (408).
 //!
 //! The handler reads the body under its own bounds ([`super::body`]); what needs the body
 //! (the HMAC, the JSON depth) is [`Ingress::check_body`].
+//!
+//! Every endpoint has its own [`Ingress`]: its allow-list, rate limiter, share of the
+//! in-flight slots and body bytes, authentication and required headers. A flood on one
+//! endpoint spends that endpoint's share only.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,19 +32,22 @@ use tracing::Instrument as _;
 use super::body::BodyBudget;
 use super::error::ApiError;
 use super::limits::{self, InFlight, RateLimit};
+use super::required_headers::RequiredHeaders;
 use super::source_ip::SourcePolicy;
 use super::tls::PeerAddr;
+use super::Endpoint;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, EndpointConfig};
 use crate::pipeline::PrepareError;
 use crate::setting::SettingError;
 
-/// Everything the guard and the handlers check, built once at start-up.
+/// Everything the guard and the handlers check for one endpoint, built once at start-up.
 pub struct Ingress {
     sources: Arc<SourcePolicy>,
     rate: RateLimit,
     in_flight: InFlight,
     auth: Authenticator,
+    required_headers: RequiredHeaders,
     body_budget: BodyBudget,
     max_header_bytes: usize,
     max_json_depth: usize,
@@ -48,20 +56,30 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Reads the auth secrets (and fetches a JWKS) for `config.auth` and sets up the limits of
-    /// `config.http`.
-    pub async fn from_config(config: &Config) -> Result<Self, SettingError> {
+    /// One endpoint's checks: reads its auth secrets and required header values (and fetches
+    /// a JWKS), and sets up its limits from its settings, its `share` of the listener's
+    /// capacity and `config.http`. Errors name the endpoint's keys.
+    pub async fn from_config(
+        config: &Config,
+        endpoint: &EndpointConfig,
+        share: Share,
+    ) -> Result<Self, SettingError> {
         let http = &config.http;
+        let within = |e: SettingError| e.within(&endpoint.section());
         Ok(Self {
             sources: Arc::new(SourcePolicy::new(
-                &http.allow_cidrs,
+                &endpoint.allow_cidrs,
                 &http.trusted_proxies,
                 http.forwarded_header,
             )),
-            rate: RateLimit::per_second(http.rate_limit_per_ip),
-            in_flight: InFlight::new(http.max_in_flight),
-            auth: Authenticator::from_config(&config.auth).await?,
-            body_budget: BodyBudget::new(http.max_body_bytes_in_flight),
+            rate: RateLimit::per_second(endpoint.rate_limit_per_ip),
+            in_flight: InFlight::new(share.in_flight),
+            auth: Authenticator::from_config(&endpoint.auth)
+                .await
+                .map_err(within)?,
+            required_headers: RequiredHeaders::from_config(&endpoint.required_headers)
+                .map_err(within)?,
+            body_budget: BodyBudget::new(share.body_bytes),
             max_header_bytes: http.max_header_bytes,
             max_json_depth: http.max_json_depth,
             request_timeout: Duration::from_millis(http.request_timeout_ms),
@@ -119,6 +137,14 @@ impl Ingress {
         Ok(())
     }
 
+    /// The credentials and required headers in the request head (401).
+    async fn check_credentials(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.auth.check_headers(headers).await?;
+        self.required_headers
+            .check(headers)
+            .map_err(|error| ApiError::RequiredHeader(self.auth.mode(), error))
+    }
+
     async fn admit(
         &self,
         client: Option<IpAddr>,
@@ -144,7 +170,7 @@ impl Ingress {
         };
         let run = async {
             if authenticate {
-                self.auth.check_headers(request.headers()).await?;
+                self.check_credentials(request.headers()).await?;
             }
             Ok::<_, ApiError>(next.run(request).await)
         };
@@ -154,6 +180,15 @@ impl Ingress {
     }
 }
 
+/// An endpoint's share of the listener's capacity (see `Config::in_flight_shares`).
+#[derive(Debug, Clone, Copy)]
+pub struct Share {
+    /// Requests at once.
+    pub in_flight: usize,
+    /// Body bytes at once.
+    pub body_bytes: usize,
+}
+
 /// Request extension: the client address the guard admitted (the TCP peer when a trusted
 /// proxy's header names none), for handlers that key something by client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,23 +196,23 @@ pub struct ClientIp(pub IpAddr);
 
 /// Middleware of the webhook route: every check, authentication included.
 pub async fn webhook(
-    State(ingress): State<Arc<Ingress>>,
+    State(endpoint): State<Arc<Endpoint>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    guard(&ingress, peer, request, next, true).await
+    guard(&endpoint.ingress, peer, request, next, true).await
 }
 
 /// Middleware of the token endpoint: every check but authentication (the endpoint
 /// authenticates the client itself).
 pub async fn token_endpoint(
-    State(ingress): State<Arc<Ingress>>,
+    State(endpoint): State<Arc<Endpoint>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    guard(&ingress, peer, request, next, false).await
+    guard(&endpoint.ingress, peer, request, next, false).await
 }
 
 /// Runs the request inside a span naming the client, so every log line of it (rejections

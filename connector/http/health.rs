@@ -18,7 +18,7 @@ pub async fn healthz() -> Json<Value> {
 /// mark, the brokers answer a metadata request, and the registry (if configured) answers.
 /// The body lists every check and names the first that failed.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let store = state.pipeline.delivery().store().health(CHECK_TIMEOUT);
+    let store = state.store.health(CHECK_TIMEOUT);
     let registry = async {
         match &state.registry {
             Some(registry) => Some(

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod health;
 pub mod limits;
 pub mod observe;
+pub mod required_headers;
 pub mod server;
 pub mod source_ip;
 pub mod tls;
@@ -25,26 +26,61 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::delivery::Store;
 use crate::pipeline::Pipeline;
 use guard::Ingress;
+use observe::Observed;
 
 pub use error::ApiError;
 
-/// Shared state of every handler.
+/// Shared state of the listener's own routes (health, metrics).
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
 /// What [`AppState`] points at.
 pub struct Shared {
-    /// Routes and producer.
-    pub pipeline: Pipeline,
-    /// `http.max_body_bytes`.
-    pub max_body_bytes: usize,
-    /// Source addresses, limits and authentication.
-    pub ingress: Arc<Ingress>,
+    /// The webhook endpoints, in the order of the config.
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// Where every endpoint's records are stored (readiness and gauges ask it).
+    pub store: Arc<dyn Store>,
     /// The schema registry, when configured (readiness checks it).
     pub registry: Option<crate::schema::Registry>,
-    shutting_down: AtomicBool,
+    shutting_down: Arc<AtomicBool>,
+}
+
+/// One webhook endpoint, ready to serve: its path, checks and pipeline.
+pub struct Endpoint {
+    /// Where the sender POSTs.
+    pub path: String,
+    /// Routes (of the endpoint's topic prefix) and delivery.
+    pub pipeline: Pipeline,
+    /// Source addresses, limits and authentication of this endpoint.
+    pub ingress: Ingress,
+    /// `http.max_body_bytes`.
+    pub max_body_bytes: usize,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Endpoint {
+    /// The endpoint's name (logs, metrics, records).
+    pub fn name(&self) -> &str {
+        self.pipeline.endpoint()
+    }
+
+    /// True once the service began shutting down: new webhooks get 503.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// An endpoint's parts, before [`AppState::new`] joins them to the listener.
+pub struct EndpointParts {
+    /// Where the sender POSTs.
+    pub path: String,
+    /// The endpoint's pipeline.
+    pub pipeline: Pipeline,
+    /// The endpoint's checks.
+    pub ingress: Ingress,
 }
 
 impl std::ops::Deref for AppState {
@@ -55,19 +91,31 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Wraps the pipeline for the handlers.
+    /// Joins the endpoints, the store they share and the registry.
     pub fn new(
-        pipeline: Pipeline,
+        endpoints: Vec<EndpointParts>,
+        store: Arc<dyn Store>,
         max_body_bytes: usize,
-        ingress: Ingress,
         registry: Option<crate::schema::Registry>,
     ) -> Self {
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let endpoints = endpoints
+            .into_iter()
+            .map(|parts| {
+                Arc::new(Endpoint {
+                    path: parts.path,
+                    pipeline: parts.pipeline,
+                    ingress: parts.ingress,
+                    max_body_bytes,
+                    shutting_down: shutting_down.clone(),
+                })
+            })
+            .collect();
         Self(Arc::new(Shared {
-            pipeline,
-            max_body_bytes,
-            ingress: Arc::new(ingress),
+            endpoints,
+            store,
             registry,
-            shutting_down: AtomicBool::new(false),
+            shutting_down,
         }))
     }
 
@@ -82,20 +130,28 @@ impl AppState {
     }
 }
 
-/// The service's routes.
-pub fn router(state: AppState, webhook_path: &str) -> Router {
-    let ingress = state.ingress.clone();
-    let mut router = Router::new().route(
-        webhook_path,
-        post(webhook::receive)
-            .layer(from_fn_with_state(ingress.clone(), guard::webhook))
-            .layer(axum::middleware::from_fn(observe::observe)),
-    );
-    if let Some(issuer) = ingress.auth().token_issuer() {
+/// The service's routes: each endpoint's webhook path (and token endpoint), health, metrics.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for endpoint in &state.endpoints {
+        let observed = Observed::webhook(endpoint.name());
         router = router.route(
-            issuer.path(),
-            post(token::issue).layer(from_fn_with_state(ingress.clone(), guard::token_endpoint)),
+            &endpoint.path,
+            post(webhook::receive)
+                .with_state(endpoint.clone())
+                .layer(from_fn_with_state(endpoint.clone(), guard::webhook))
+                .layer(from_fn_with_state(observed, observe::observe)),
         );
+        if let Some(issuer) = endpoint.ingress.auth().token_issuer() {
+            let observed = Observed::token_endpoint(endpoint.name());
+            router = router.route(
+                issuer.path(),
+                post(token::issue)
+                    .with_state(endpoint.clone())
+                    .layer(from_fn_with_state(endpoint.clone(), guard::token_endpoint))
+                    .layer(from_fn_with_state(observed, observe::observe)),
+            );
+        }
     }
     router
         .route("/healthz", get(health::healthz))

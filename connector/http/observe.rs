@@ -1,7 +1,11 @@
-//! Request observability, outermost on the webhook route: a request id (taken from
-//! `X-Request-Id` or generated, echoed in the response) on a span every log line of the request
-//! carries, the in-flight gauge, and `riskos_requests_total{status, event_type}`. Also
-//! `GET /metrics`.
+//! Request observability, outermost on an endpoint's routes: a request id (taken from
+//! `X-Request-Id` or generated, echoed in the response) and the endpoint's name on a span
+//! every log line of the request carries, the in-flight gauge,
+//! `riskos_requests_total{endpoint, status, event_type}` (webhooks), and every rejection
+//! counted with the endpoint's name (`riskos_rejections_total{endpoint, kind}`,
+//! `riskos_auth_failures_total{endpoint, reason}`). Also `GET /metrics`.
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
@@ -9,8 +13,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
 
+use super::error::Rejection;
 use super::AppState;
-use crate::metrics::{InFlightGuard, REQUESTS};
+use crate::metrics::{InFlightGuard, AUTH_FAILURES, REJECTIONS, REQUESTS};
 
 /// The request id header, read and echoed.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -20,8 +25,34 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct EventTypeLabel(pub String);
 
-/// Middleware: request id span, in-flight gauge, request counter.
-pub async fn observe(request: Request, next: Next) -> Response {
+/// What the observer of one route knows: the endpoint, and whether the route takes webhooks
+/// (the request counter counts webhooks only, not token requests).
+#[derive(Debug, Clone)]
+pub struct Observed {
+    endpoint: Arc<str>,
+    webhook: bool,
+}
+
+impl Observed {
+    /// The webhook route of `endpoint`.
+    pub fn webhook(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            webhook: true,
+        }
+    }
+
+    /// The token endpoint of `endpoint`.
+    pub fn token_endpoint(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            webhook: false,
+        }
+    }
+}
+
+/// Middleware: request id and endpoint span, in-flight gauge, request and rejection counters.
+pub async fn observe(State(observed): State<Observed>, request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -29,20 +60,33 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, endpoint = %observed.endpoint);
     crate::telemetry::adopt_trace_context(&span, request.headers());
     let _in_flight = InFlightGuard::enter();
     let mut response = next.run(request).instrument(span).await;
-    let event_type = response
-        .extensions()
-        .get::<EventTypeLabel>()
-        .map_or_else(|| "none".to_string(), |label| label.0.clone());
-    metrics::counter!(
-        REQUESTS,
-        "status" => response.status().as_u16().to_string(),
-        "event_type" => event_type
-    )
-    .increment(1);
+    let endpoint = observed.endpoint.to_string();
+    if let Some(rejection) = response.extensions().get::<Rejection>() {
+        metrics::counter!(REJECTIONS, "endpoint" => endpoint.clone(), "kind" => rejection.kind)
+            .increment(1);
+        if rejection.auth {
+            metrics::counter!(AUTH_FAILURES, "endpoint" => endpoint.clone(), "reason" => rejection.kind)
+                .increment(1);
+        }
+    }
+    if observed.webhook {
+        let event_type = response
+            .extensions()
+            .get::<EventTypeLabel>()
+            .map_or_else(|| "none".to_string(), |label| label.0.clone());
+        metrics::counter!(
+            REQUESTS,
+            "endpoint" => endpoint,
+            "status" => response.status().as_u16().to_string(),
+            "event_type" => event_type
+        )
+        .increment(1);
+    }
     crate::metrics::request_finished();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
@@ -70,7 +114,7 @@ fn rand_u128() -> u128 {
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> String {
-    state.pipeline.delivery().store().set_gauges();
+    state.store.set_gauges();
     let handle = crate::metrics::install();
     handle.run_upkeep();
     handle.render()

@@ -3,7 +3,7 @@
 //!
 //! - a cap on open connections: over it a new connection is closed at once, so the accept loop
 //!   never waits and the process never runs out of file descriptors;
-//! - the source allow-list applied when the connection is accepted (plain HTTP) or its TLS
+//! - the endpoints' source allow-lists applied when the connection is accepted (plain HTTP) or its TLS
 //!   handshake is done, when the TCP peer alone decides it (no trusted proxy in between): a
 //!   refused address is served apart, in a small pool of its own with a short header deadline,
 //!   and every request it sends gets 403 with nothing else run; so refused addresses cannot
@@ -129,10 +129,11 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// The early refusal for a source policy: only when the peer is not a trusted proxy (then the
-/// client address is in a header, read later) and not allowed.
-pub fn refuse_untrusted_peer(sources: Arc<super::source_ip::SourcePolicy>) -> RefusePeer {
-    Arc::new(move |peer| sources.refuses_peer(peer))
+/// The early refusal for the endpoints' source policies: only when every endpoint would
+/// refuse the peer — it is not a trusted proxy (then the client address is in a header, read
+/// later) and no endpoint allows it. One endpoint open to any address refuses nobody here.
+pub fn refuse_untrusted_peer(sources: Vec<Arc<super::source_ip::SourcePolicy>>) -> RefusePeer {
+    Arc::new(move |peer| !sources.is_empty() && sources.iter().all(|s| s.refuses_peer(peer)))
 }
 
 /// Refuses nobody (tests, tools).

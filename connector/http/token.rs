@@ -1,11 +1,14 @@
 //! `POST <auth.oauth2.token_endpoint.path>`: the client-credentials token endpoint. Refuses an
 //! address still waiting out its [back-off](crate::auth::backoff) (429 + `Retry-After`, before
-//! anything is read or compared), parses the request (form-encoded per RFC 6749, or JSON), lets
-//! [`TokenIssuer`] authenticate the client and issue, and reports the outcome to the back-off.
+//! anything is read or compared), parses the request (form-encoded per RFC 6749, or JSON as
+//! Alloy sends it: [`TokenBody`]), lets [`TokenIssuer`] authenticate the client (Basic, body
+//! fields, or both when they agree) and issue, and reports the outcome to the back-off.
 //!
 //! [`TokenIssuer`]: crate::auth::token_endpoint::TokenIssuer
+//! [`TokenBody`]: crate::auth::token_endpoint::TokenBody
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,20 +19,20 @@ use axum::Json;
 
 use super::error::ApiError;
 use super::guard::ClientIp;
-use super::AppState;
-use crate::auth::token_endpoint::{client_authorization, TokenError, TokenRequest};
+use super::Endpoint;
+use crate::auth::token_endpoint::{client_authorization, TokenBody, TokenError};
 
 /// Largest token request body; real ones are a few hundred bytes.
 pub const MAX_TOKEN_REQUEST_BYTES: usize = 8 * 1024;
 
 /// Issues an access token.
 pub async fn issue(
-    State(state): State<AppState>,
+    State(endpoint): State<Arc<Endpoint>>,
     client: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let issuer = state
+    let issuer = endpoint
         .ingress
         .auth()
         .token_issuer()
@@ -42,29 +45,11 @@ pub async fn issue(
         .begin(client)
         .map_err(|wait| ApiError::TokenBackoff(retry_after_secs(wait)))?;
     let authorization = client_authorization(&headers)?;
-    let essence = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let form = match essence.as_str() {
-        "application/x-www-form-urlencoded" => true,
-        "application/json" => false,
-        _ => {
-            return Err(ApiError::Token(TokenError::InvalidRequest(
-                "content type must be application/x-www-form-urlencoded or application/json",
-            )))
-        }
-    };
+    let format = TokenBody::from_content_type(headers.get(header::CONTENT_TYPE))?;
     let body = axum::body::to_bytes(body, MAX_TOKEN_REQUEST_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(MAX_TOKEN_REQUEST_BYTES))?;
-    let request: TokenRequest = if form {
-        serde_urlencoded::from_bytes(&body).map_err(|_| unreadable())?
-    } else {
-        serde_json::from_slice(&body).map_err(|_| unreadable())?
-    };
+    let request = format.parse(&body)?;
     let token = match issuer.issue(&request, authorization, crate::clock::now_secs()) {
         Ok(token) => {
             attempt.succeeded();
@@ -96,8 +81,4 @@ fn retry_after_secs(wait: Duration) -> u32 {
     u32::try_from(wait.as_millis().div_ceil(1000))
         .unwrap_or(u32::MAX)
         .max(1)
-}
-
-fn unreadable() -> ApiError {
-    ApiError::Token(TokenError::InvalidRequest("the body cannot be parsed"))
 }

@@ -1,5 +1,6 @@
 //! The webhook handler: check the request, run the pipeline, answer only after Kafka's ack.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -14,9 +15,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::body::BodyShare;
 use super::error::ApiError;
 use super::observe::EventTypeLabel;
-use super::AppState;
+use super::Endpoint;
 use crate::delivery::Stored;
-use crate::pipeline::{Answer, Fate, PrepareError, Quarantined};
+use crate::pipeline::{Answer, Fate, Origin, PrepareError, Quarantined};
 
 /// The 200 body.
 #[derive(Debug, Serialize)]
@@ -39,13 +40,13 @@ pub struct Accepted {
 /// Keeps a body in quarantine, then answers as its fate says (200 `quarantined` or 400). If
 /// the quarantine write fails, 503 so the vendor retries.
 async fn quarantine(
-    state: &AppState,
-    body: &[u8],
+    endpoint: &Endpoint,
+    origin: Origin<'_>,
     quarantined: Quarantined,
 ) -> Result<Json<Accepted>, ApiError> {
-    let outcome = state
+    let outcome = endpoint
         .pipeline
-        .quarantine(body, &quarantined)
+        .quarantine(origin, &quarantined)
         .await
         .map_err(ApiError::QuarantineFailed)?;
     let (partition, offset) = match outcome.stored {
@@ -73,10 +74,14 @@ async fn quarantine(
     }
 }
 
-/// `POST <http.path>`: read and decide, then store and answer.
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// `POST <endpoints.path>`: read and decide, then store and answer.
+pub async fn receive(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let decided = match read_and_decide(&state, &headers, body).await {
+    let decided = match read_and_decide(&endpoint, &headers, body).await {
         Ok(decided) => decided,
         Err(error) => return error.into_response(),
     };
@@ -89,7 +94,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
         })),
         Fate::Quarantine(_) => None,
     };
-    let mut response = store_and_answer(&state, &headers, decided, started)
+    let mut response = store_and_answer(&endpoint, &headers, decided, started)
         .await
         .into_response();
     if let Some(label) = label {
@@ -110,21 +115,21 @@ struct Decided {
 /// Everything before a byte is stored: the request's checks, the body read under its limits,
 /// the HMAC, and the pipeline's decision.
 async fn read_and_decide(
-    state: &AppState,
+    endpoint: &Endpoint,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Decided, ApiError> {
-    if state.is_shutting_down() {
+    if endpoint.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let limit = state.max_body_bytes;
+    let limit = endpoint.max_body_bytes;
     if content_length(headers).is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let ingress = &state.ingress;
+    let ingress = &endpoint.ingress;
     let (body, body_share) = super::body::read(
         body,
         limit,
@@ -140,7 +145,7 @@ async fn read_and_decide(
     // The nesting depth before the parser (an authenticated body too deep is kept raw), then
     // the pipeline decides the body's fate.
     let fate = match ingress.check_depth(&body) {
-        Ok(()) => state.pipeline.decide(&body, received_at_ms),
+        Ok(()) => endpoint.pipeline.decide(&body, received_at_ms),
         Err(too_deep) => Fate::Quarantine(Quarantined::new(too_deep, received_at_ms)),
     };
     Ok(Decided {
@@ -154,7 +159,7 @@ async fn read_and_decide(
 
 /// Stores the record (or keeps the body in quarantine) and answers once it is safe.
 async fn store_and_answer(
-    state: &AppState,
+    endpoint: &Endpoint,
     headers: &HeaderMap,
     decided: Decided,
     started: Instant,
@@ -167,16 +172,17 @@ async fn store_and_answer(
         _body_share,
         _slot,
     } = decided;
+    let traceparent = super::observe::traceparent(headers);
+    let origin = Origin {
+        body: &body,
+        traceparent: traceparent.as_deref(),
+        idempotency_key: endpoint.ingress.auth().idempotency_key(headers),
+    };
     let prepared = match fate {
         Fate::Store(prepared) => prepared,
-        Fate::Quarantine(quarantined) => return quarantine(state, &body, quarantined).await,
+        Fate::Quarantine(quarantined) => return quarantine(endpoint, origin, quarantined).await,
     };
-    let traceparent = super::observe::traceparent(headers);
-    let outcome = match state
-        .pipeline
-        .deliver(&prepared, &body, traceparent.as_deref())
-        .await
-    {
+    let outcome = match endpoint.pipeline.deliver(&prepared, origin).await {
         Ok(outcome) => outcome,
         // A topic managed elsewhere with a smaller limit: keep the body raw instead.
         Err(error) if error.is_too_large() => {
@@ -185,7 +191,7 @@ async fn store_and_answer(
                 event_id: prepared.key,
                 event_type: prepared.event_type,
             };
-            return quarantine(state, &body, Quarantined::new(error, received_at_ms)).await;
+            return quarantine(endpoint, origin, Quarantined::new(error, received_at_ms)).await;
         }
         Err(error) => return Err(error.into()),
     };

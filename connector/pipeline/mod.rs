@@ -10,7 +10,7 @@ pub mod quarantine;
 
 use std::sync::Arc;
 
-use crate::delivery::{self, Delivery, DeliveryError, Outcome};
+use crate::delivery::{self, Delivery, DeliveryError, DuplicateScope, Outcome};
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
 use crate::route::{Route, Routes};
 use crate::schema::{record, ConvertError};
@@ -27,6 +27,9 @@ pub enum PrepareError {
     /// JSON, but not a usable envelope.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// An envelope the endpoint does not accept (`endpoints.envelopes`).
+    #[error("the {envelope} envelope is not accepted on this endpoint")]
+    EnvelopeNotAccepted { envelope: &'static str },
     /// Nested deeper than `http.max_json_depth`: refused before it is parsed.
     #[error("JSON is nested deeper than {0} levels")]
     TooDeep(usize),
@@ -54,6 +57,7 @@ impl PrepareError {
             PrepareError::Json(_) => "invalid_json",
             PrepareError::DuplicateKey(_) => "duplicate_key",
             PrepareError::Envelope(_) => "invalid_envelope",
+            PrepareError::EnvelopeNotAccepted { .. } => "envelope_not_accepted",
             PrepareError::Schema { .. } => "schema_mismatch",
             PrepareError::TooDeep(_) => "too_deep",
             PrepareError::RecordTooLarge { .. } => "record_too_large",
@@ -70,7 +74,9 @@ impl PrepareError {
             PrepareError::DuplicateKey(_) => None,
             PrepareError::Envelope(e) => e.field().map(str::to_string),
             PrepareError::Schema { error, .. } => Some(error.field()),
-            PrepareError::TooDeep(_) | PrepareError::RecordTooLarge { .. } => None,
+            PrepareError::TooDeep(_)
+            | PrepareError::RecordTooLarge { .. }
+            | PrepareError::EnvelopeNotAccepted { .. } => None,
         }
     }
 
@@ -126,6 +132,7 @@ impl Quarantined {
             PrepareError::Json(_)
             | PrepareError::DuplicateKey(_)
             | PrepareError::Envelope(_)
+            | PrepareError::EnvelopeNotAccepted { .. }
             | PrepareError::TooDeep(_) => Answer::Rejected,
         };
         Self {
@@ -205,29 +212,76 @@ impl Prepared {
     }
 }
 
-/// Routes plus delivery.
+/// What a pipeline knows of the endpoint it serves.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// The endpoint's name: the `endpoint` header of every record.
+    pub endpoint: Arc<str>,
+    /// The envelopes the endpoint accepts; others are quarantined (400).
+    pub envelopes: Vec<EnvelopeKind>,
+    /// Where bodies that cannot be prepared are kept raw.
+    pub quarantine_topic: String,
+    /// Records whose value would be larger are quarantined instead (see
+    /// [`crate::record_size`]).
+    pub max_value_bytes: usize,
+}
+
+/// Where a body came from, for the record's headers and the duplicate check.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The request body as received.
+    pub body: &'a [u8],
+    /// The request's W3C `traceparent`, when it came with a valid one.
+    pub traceparent: Option<&'a str>,
+    /// The sender's own idempotency key (Standard Webhooks' `webhook-id`), when its auth mode
+    /// has one: then it, not the body, decides what is a duplicate.
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl<'a> Origin<'a> {
+    /// A body with nothing else known of its request (tools, tests).
+    pub fn body(body: &'a [u8]) -> Self {
+        Self {
+            body,
+            traceparent: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// What scopes duplicates: the sender's idempotency key, or else the body.
+    fn duplicate_scope(&self) -> DuplicateScope<'a> {
+        match self.idempotency_key {
+            Some(key) => DuplicateScope::SenderId(key.as_bytes()),
+            None => DuplicateScope::Body(self.body),
+        }
+    }
+}
+
+/// One endpoint's routes plus the shared delivery.
 pub struct Pipeline {
-    routes: Routes,
+    routes: Arc<Routes>,
     delivery: Delivery,
-    quarantine_topic: String,
-    max_value_bytes: usize,
+    settings: PipelineSettings,
 }
 
 impl Pipeline {
-    /// Joins the routing table, delivery and the quarantine topic; records whose value would
-    /// be over `max_value_bytes` are quarantined instead (see [`crate::record_size`]).
-    pub fn new(
-        routes: Routes,
-        delivery: Delivery,
-        quarantine_topic: String,
-        max_value_bytes: usize,
-    ) -> Self {
+    /// Joins the routing table of the endpoint's prefix, delivery and the endpoint's settings.
+    pub fn new(routes: Arc<Routes>, delivery: Delivery, settings: PipelineSettings) -> Self {
         Self {
             routes,
             delivery,
-            quarantine_topic,
-            max_value_bytes,
+            settings,
         }
+    }
+
+    /// The endpoint's name.
+    pub fn endpoint(&self) -> &str {
+        &self.settings.endpoint
+    }
+
+    /// Where bodies that cannot be prepared are kept.
+    pub fn quarantine_topic(&self) -> &str {
+        &self.settings.quarantine_topic
     }
 
     /// Delivery (dedup cache and store).
@@ -238,13 +292,14 @@ impl Pipeline {
     /// Turns a request body into an encoded record no larger than the connector produces.
     /// Pure: no I/O.
     pub fn prepare(&self, body: &[u8], received_at_ms: i64) -> Result<Prepared, PrepareError> {
-        let prepared = prepare(&self.routes, body, received_at_ms)?;
-        if prepared.payload.len() > self.max_value_bytes {
+        let prepared =
+            prepare_accepting(&self.routes, &self.settings.envelopes, body, received_at_ms)?;
+        let max_value_bytes = self.settings.max_value_bytes;
+        if prepared.payload.len() > max_value_bytes {
             return Err(PrepareError::RecordTooLarge {
                 detail: format!(
-                    "a value of {} bytes is over the {} the connector produces",
+                    "a value of {} bytes is over the {max_value_bytes} the connector produces",
                     prepared.payload.len(),
-                    self.max_value_bytes
                 ),
                 event_id: prepared.key,
                 event_type: prepared.event_type,
@@ -261,37 +316,68 @@ impl Pipeline {
         }
     }
 
-    /// Stores a prepared record (once per identical body) and waits until it is safe: acked
-    /// by Kafka, or fsync'd to the spool. `traceparent` is the request's, for the headers.
+    /// Stores a prepared record (once per identical body, or per sender idempotency key) and
+    /// waits until it is safe: acked by Kafka, or fsync'd to the spool. Its headers name the
+    /// endpoint and carry the request's `traceparent`.
     pub async fn deliver(
         &self,
         prepared: &Prepared,
-        body: &[u8],
-        traceparent: Option<&str>,
+        origin: Origin<'_>,
     ) -> Result<Outcome, Arc<DeliveryError>> {
+        let mut record = prepared.record(origin.traceparent);
+        record
+            .headers
+            .push((ENDPOINT_HEADER, &self.settings.endpoint));
         self.delivery
-            .deliver(&prepared.record(traceparent), body)
+            .deliver(&record, origin.duplicate_scope())
             .await
     }
 
-    /// Stores a quarantined body, raw, on the quarantine topic, through delivery like any
-    /// record: acked by Kafka, or fsync'd to the spool when it is on.
+    /// Stores a quarantined body, raw, on the endpoint's quarantine topic, through delivery
+    /// like any record: acked by Kafka, or fsync'd to the spool when it is on.
     pub async fn quarantine(
         &self,
-        body: &[u8],
+        origin: Origin<'_>,
         quarantined: &Quarantined,
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        let record = quarantined.record(&self.quarantine_topic, body);
-        let outcome = self.delivery.deliver(&record, body).await?;
-        metrics::counter!(crate::metrics::QUARANTINED, "reason" => quarantined.error.reason())
-            .increment(1);
+        let mut record = quarantined.record(&self.settings.quarantine_topic, origin.body);
+        record
+            .headers
+            .push((ENDPOINT_HEADER, &self.settings.endpoint));
+        let outcome = self
+            .delivery
+            .deliver(&record, origin.duplicate_scope())
+            .await?;
+        metrics::counter!(
+            crate::metrics::QUARANTINED,
+            "endpoint" => self.settings.endpoint.to_string(),
+            "reason" => quarantined.error.reason()
+        )
+        .increment(1);
         Ok(outcome)
     }
 }
 
-/// See [`Pipeline::prepare`].
+/// The header naming the endpoint a record came through.
+pub const ENDPOINT_HEADER: &str = "endpoint";
+
+/// Every envelope: what the tools accept.
+pub const ALL_ENVELOPES: [EnvelopeKind; 2] = [EnvelopeKind::Event, EnvelopeKind::RequestToken];
+
+/// See [`Pipeline::prepare`]; any envelope is accepted.
 pub fn prepare(
     routes: &Routes,
+    body: &[u8],
+    received_at_ms: i64,
+) -> Result<Prepared, PrepareError> {
+    prepare_accepting(routes, &ALL_ENVELOPES, body, received_at_ms)
+}
+
+/// See [`Pipeline::prepare`]: a body in an envelope outside `envelopes` is refused as soon as
+/// its envelope is known.
+pub fn prepare_accepting(
+    routes: &Routes,
+    envelopes: &[EnvelopeKind],
     body: &[u8],
     received_at_ms: i64,
 ) -> Result<Prepared, PrepareError> {
@@ -306,6 +392,11 @@ pub fn prepare(
     // One pass; a key repeated in any object is refused (serde_json would keep the last).
     let json = envelope::json::from_str(raw)?;
     let event = envelope::normalize(json)?;
+    if !envelopes.contains(&event.envelope) {
+        return Err(PrepareError::EnvelopeNotAccepted {
+            envelope: event.envelope.config_name(),
+        });
+    }
     let route = routes.get(&event.event_type).clone();
     let schema = &route.schema;
     // One buffer: wire prefix, then the datum written straight from the parsed body (no Avro

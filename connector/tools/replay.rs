@@ -10,6 +10,7 @@ use rdkafka::message::{Headers, Message};
 use super::reader::{Start, TopicReader};
 use crate::config::Config;
 use crate::pipeline::quarantine::RECEIVED_AT_HEADER;
+use crate::pipeline::Origin;
 
 /// What a replay did.
 #[derive(Debug, Default)]
@@ -22,11 +23,17 @@ pub struct ReplayReport {
     pub still_failing: Vec<(i32, i64, String)>,
 }
 
-/// Reads the quarantine topic from `since` (epoch ms) or the beginning, up to its end when the
-/// replay started.
-pub async fn run(config: &Config, since_ms: Option<i64>) -> anyhow::Result<ReplayReport> {
-    let pipeline = crate::topology::pipeline(config).await?;
-    let topic = config.quarantine_topic();
+/// Reads the quarantine topic of `endpoint` (the only one when `None`) from `since` (epoch ms)
+/// or the beginning, up to its end when the replay started, and stores what now fits through
+/// that endpoint's pipeline (its prefix, envelopes and `endpoint` header).
+pub async fn run(
+    config: &Config,
+    endpoint: Option<&str>,
+    since_ms: Option<i64>,
+) -> anyhow::Result<ReplayReport> {
+    let endpoint = config.endpoint(endpoint)?;
+    let pipeline = crate::topology::pipeline(config, endpoint).await?;
+    let topic = pipeline.quarantine_topic().to_string();
     let start = since_ms.map_or(Start::Beginning, Start::Time);
     let mut reader = TopicReader::new(config, std::slice::from_ref(&topic), start)?;
     let mut report = ReplayReport::default();
@@ -43,7 +50,7 @@ pub async fn run(config: &Config, since_ms: Option<i64>) -> anyhow::Result<Repla
             .unwrap_or_else(crate::clock::now_millis);
         match pipeline.prepare(body, received_at_ms) {
             Ok(prepared) => {
-                pipeline.deliver(&prepared, body, None).await?;
+                pipeline.deliver(&prepared, Origin::body(body)).await?;
                 *report
                     .replayed
                     .entry(prepared.route.topic.clone())

@@ -15,8 +15,11 @@ use crate::schema::{Catalog, Registry};
 /// What to print.
 #[derive(Debug, Clone)]
 pub struct TailOptions {
-    /// Topics; empty means every topic starting with `topics.prefix`.
+    /// Topics; empty means every topic starting with the endpoint's topic prefix (every
+    /// endpoint's prefix when no endpoint is named).
     pub topics: Vec<String>,
+    /// The endpoint whose topics to read when `topics` is empty.
+    pub endpoint: Option<String>,
     /// Start at the oldest record instead of only new ones.
     pub from_beginning: bool,
     /// Stop after this many records.
@@ -32,7 +35,19 @@ pub async fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<u64> {
     let topics = if options.topics.is_empty() {
-        TopicReader::topics_with_prefix(config, &config.topics.prefix)?
+        let prefixes = match &options.endpoint {
+            Some(name) => vec![config.endpoint(Some(name))?.topic_prefix.as_str()],
+            None => config.topic_prefixes(),
+        };
+        let mut topics = Vec::new();
+        for prefix in prefixes {
+            for topic in TopicReader::topics_with_prefix(config, prefix)? {
+                if !topics.contains(&topic) {
+                    topics.push(topic);
+                }
+            }
+        }
+        topics
     } else {
         options.topics.clone()
     };

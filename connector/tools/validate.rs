@@ -5,23 +5,40 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::config::Config;
-use crate::pipeline::prepare;
+use crate::config::{Config, EndpointConfig};
+use crate::envelope::EnvelopeKind;
+use crate::pipeline::prepare_accepting;
 use crate::route::Routes;
 use crate::schema::decode;
 
-/// The routes as `validate` uses them: from `schemas/`, single-object framing, no registry.
-pub fn offline_routes(config: &Config) -> anyhow::Result<Routes> {
-    let catalog = crate::schema::Catalog::load(&config.schemas.dir)?;
-    Ok(crate::route::single_object_routes(
-        &catalog,
-        &config.topics.prefix,
-    ))
+/// What `validate` checks files against: one endpoint's topic prefix and envelopes, with the
+/// routes from `schemas/` in single-object framing (no registry).
+pub struct Offline {
+    routes: Routes,
+    envelopes: Vec<EnvelopeKind>,
+}
+
+impl Offline {
+    /// The endpoint named (or the only one); with no endpoint configured, the defaults of
+    /// one (`riskos.`, both envelopes), so a payload can be checked without a config.
+    pub fn new(config: &Config, endpoint: Option<&str>) -> anyhow::Result<Self> {
+        let default = EndpointConfig::default();
+        let endpoint = if config.endpoints.is_empty() && endpoint.is_none() {
+            &default
+        } else {
+            config.endpoint(endpoint)?
+        };
+        let catalog = crate::schema::Catalog::load(&config.schemas.dir)?;
+        Ok(Self {
+            routes: crate::route::single_object_routes(&catalog, &endpoint.topic_prefix),
+            envelopes: endpoint.envelopes.clone(),
+        })
+    }
 }
 
 /// The JSON line for one file: `{"file", "ok": true, "topic", "key", "record"}` or
 /// `{"file", "ok": false, "reason", "field", "error"}`.
-pub fn validate_file(routes: &Routes, path: &Path) -> Value {
+pub fn validate_file(offline: &Offline, path: &Path) -> Value {
     let file = path.display().to_string();
     let body = match std::fs::read(path) {
         Ok(body) => body,
@@ -30,7 +47,7 @@ pub fn validate_file(routes: &Routes, path: &Path) -> Value {
         }
     };
     let received_at = crate::clock::now_millis();
-    match prepare(routes, &body, received_at) {
+    match prepare_accepting(&offline.routes, &offline.envelopes, &body, received_at) {
         Ok(prepared) => {
             let prefix = prepared.route.wire_prefix.len();
             let record = decode::datum(&prepared.route.schema.schema, &prepared.payload[prefix..])

@@ -35,7 +35,7 @@ async fn post(
 ) -> reqwest::Response {
     let mut request = app
         .client
-        .post(app.url(&app.config.http.path))
+        .post(app.url(&app.config.endpoints[0].path))
         .header("content-type", content_type)
         .body(body);
     for (name, value) in headers {
@@ -211,16 +211,19 @@ dir = "{manifest}/schemas"
 [topics]
 partitions = 1
 replication_factor = 1
-[auth.bearer]
+[[endpoints]]
+name = "riskos"
+path = "/webhooks/riskos"
+[endpoints.auth.bearer]
 tokens_file = "{bearer_file}"
-[auth.hmac]
+[endpoints.auth.hmac]
 secrets = ["{hmac}"]
 timestamp_header = "X-Timestamp"
-[auth.oauth2]
+[endpoints.auth.oauth2]
 jwks_url = "{jwks}"
 issuer = "{ISSUER}"
 audience = "{AUDIENCE}"
-[auth.oauth2.token_endpoint]
+[endpoints.auth.oauth2.token_endpoint]
 clients_file = "{clients_file}"
 signing_secrets_file = "{signing_file}"
 "#,
@@ -236,8 +239,11 @@ signing_secrets_file = "{signing_file}"
     let basic_pair = format!("riskos:{}", secret("basic_password"));
     let common_env = |mode: &str| {
         vec![
-            ("RISKOS_AUTH__MODE", mode.to_string()),
-            ("RISKOS_AUTH__BASIC__CREDENTIALS", basic_pair.clone()),
+            ("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", mode.to_string()),
+            (
+                "RISKOS_ENDPOINTS__RISKOS__AUTH__BASIC__CREDENTIALS",
+                basic_pair.clone(),
+            ),
             ("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap()),
             ("RISKOS_SCHEMA_REGISTRY__URL", registry.url.clone()),
         ]

@@ -18,7 +18,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n[schemas]\ndir = \"{}/schemas\"\n\
+            "[http]\nlisten = \"127.0.0.1:0\"\n[[endpoints]]\nname = \"riskos\"\n[endpoints.auth]\nmode = \"none\"\n[schemas]\ndir = \"{}/schemas\"\n\
              [topics]\npartitions = 1\nreplication_factor = 1\n[log]\nformat = \"json\"\n",
             env!("CARGO_MANIFEST_DIR")
         ),
@@ -31,7 +31,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
         .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env("RISKOS_SCHEMA_REGISTRY__URL", &registry.url)
-        .env("RISKOS_TOPICS__PREFIX", &prefix)
+        .env("RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX", &prefix)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -72,7 +72,7 @@ async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix(
             }]);
         },
     );
-    let report = riskos_connector::tools::replay::run(&stack.app.config, None)
+    let report = riskos_connector::tools::replay::run(&stack.app.config, None, None)
         .await
         .unwrap();
 
@@ -108,7 +108,7 @@ async fn an_incompatible_schema_edit_is_refused_before_anything_is_registered() 
     });
     let mut config = deployed;
     config.schemas.dir = schemas.path().to_path_buf();
-    let subject = format!("{}create.cases-value", config.topics.prefix);
+    let subject = format!("{}create.cases-value", config.endpoints[0].topic_prefix);
 
     // Act
     let error = TestApp::spawn(config.clone()).await.err().expect("refused");
@@ -140,7 +140,7 @@ async fn a_compatible_schema_edit_registers_a_new_version() {
     });
     let mut config = deployed;
     config.schemas.dir = schemas.path().to_path_buf();
-    let topic = format!("{}create.cases", config.topics.prefix);
+    let topic = format!("{}create.cases", config.endpoints[0].topic_prefix);
     let subject = format!("{topic}-value");
 
     let check = schemas_check(&config);
@@ -174,7 +174,10 @@ fn schemas_check(config: &riskos_connector::config::Config) -> std::process::Out
         )
         .env("RISKOS_SCHEMA_REGISTRY__URL", &config.schema_registry.url)
         .env("RISKOS_SCHEMAS__DIR", &config.schemas.dir)
-        .env("RISKOS_TOPICS__PREFIX", &config.topics.prefix)
+        .env(
+            "RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX",
+            &config.endpoints[0].topic_prefix,
+        )
         .output()
         .unwrap()
 }
@@ -222,7 +225,10 @@ async fn tail_prints_decoded_records_as_json_lines() {
         .args(["tail", "--from-beginning", "--exit-at-end"])
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", stack.broker.bootstrap())
         .env("RISKOS_SCHEMA_REGISTRY__URL", &stack.registry.url)
-        .env("RISKOS_TOPICS__PREFIX", &stack.app.config.topics.prefix)
+        .env(
+            "RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX",
+            &stack.app.config.endpoints[0].topic_prefix,
+        )
         .env(
             "RISKOS_SCHEMAS__DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),

@@ -19,7 +19,7 @@ use crate::helpers::{test_config, Broker, TestApp};
 
 /// The topic the load's `evaluation_completed` events go to, under the config's prefix.
 fn event_topic(config: &Config) -> String {
-    riskos_connector::route::topic_name(&config.topics.prefix, "evaluation_completed")
+    riskos_connector::route::topic_name(&config.endpoints[0].topic_prefix, "evaluation_completed")
 }
 
 /// Creates every topic the connector needs through the mock's own API (and tells the connector
@@ -31,10 +31,10 @@ fn mock_topics(
 ) {
     config.topics.create = false;
     let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
-    for plan in riskos_connector::route::Routes::plan(&catalog, &config.topics.prefix) {
+    for plan in riskos_connector::route::Routes::plan(&catalog, &config.endpoints[0].topic_prefix) {
         mock.create_topic(&plan.topic, 1, replication).unwrap();
     }
-    mock.create_topic(&config.quarantine_topic(), 1, replication)
+    mock.create_topic(&config.endpoints[0].quarantine_topic(), 1, replication)
         .unwrap();
 }
 
@@ -139,7 +139,7 @@ async fn leader_changes_under_load_lose_no_acknowledged_event() {
     let mock = MockCluster::new(3).unwrap();
     let app = on_mock(&mock, 3_000).await;
     let topic = event_topic(&app.config);
-    let load = Load::start(app.url(&app.config.http.path), "leader", 4);
+    let load = Load::start(app.url(&app.config.endpoints[0].path), "leader", 4);
     for leader in [2, 3, 1, 2] {
         load.until_accepted(25).await;
         mock.partition_leader(&topic, 0, Some(leader)).unwrap();
@@ -236,7 +236,7 @@ impl Cluster {
 
     /// Four vendor-like senders, event ids `run-NNNNNN`; paced when the spool is on.
     fn load(&self, run: &str) -> Load {
-        let url = self.app.url(&self.app.config.http.path);
+        let url = self.app.url(&self.app.config.endpoints[0].path);
         match self.spool {
             Some(_) => Load::start_paced(url, run, 4, SPOOL_LOAD_PAUSE),
             None => Load::start(url, run, 4),
@@ -494,13 +494,13 @@ impl ConnectorProcess {
         std::process::Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
             .arg("serve")
             .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("RISKOS_AUTH__MODE", "none")
+            .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "none")
             .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
             .env(
                 "RISKOS_SCHEMAS__DIR",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),
             )
-            .env("RISKOS_TOPICS__PREFIX", prefix)
+            .env("RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX", prefix)
             .env("RISKOS_TOPICS__PARTITIONS", "1")
             .env("RISKOS_TOPICS__REPLICATION_FACTOR", "3")
             .env(
@@ -677,7 +677,7 @@ async fn a_full_spool_and_a_full_producer_queue_answer_503_at_once() {
     queue_mock.broker_down(1).unwrap();
     let waiting = {
         let client = app.client.clone();
-        let url = app.url(&app.config.http.path);
+        let url = app.url(&app.config.endpoints[0].path);
         tokio::spawn(async move {
             client
                 .post(url)
@@ -720,7 +720,7 @@ async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outag
     let mut broker = Broker::start_cluster(1, &[]).await;
     let spool_dir = tempfile::tempdir().unwrap();
     let app = connector_for_outages(&broker, 1, Some(spool_dir.path())).await;
-    let quarantine_topic = app.config.quarantine_topic();
+    let quarantine_topic = app.config.endpoints[0].quarantine_topic();
     broker.kill();
 
     // `eval_id` is a string in the schema: the vendor "changed its type".

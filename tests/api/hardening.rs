@@ -10,9 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use riskos_connector::delivery::KafkaStore;
-use riskos_connector::http::guard::Ingress;
 use riskos_connector::http::tls::PeerAddr;
-use riskos_connector::http::{self, AppState};
 use riskos_connector::kafka::Producer;
 use riskos_connector::record_size;
 use serde_json::{json, Value};
@@ -110,18 +108,15 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     let producer =
         Producer::new(&broker.bootstrap(), &small, Duration::from_secs(3), 450_000).unwrap();
     let store = Arc::new(KafkaStore::new(producer, None));
-    let pipeline = riskos_connector::topology::pipeline_over(&config, routes, store);
-    let ingress = Ingress::from_config(&config).await.unwrap();
-    let state = AppState::new(pipeline, config.http.max_body_bytes, ingress, None);
-    let request = axum::http::Request::post(&config.http.path)
+    let router = riskos_connector::app::handlers(&config, store)
+        .await
+        .unwrap();
+    let request = axum::http::Request::post(&config.endpoints[0].path)
         .header("content-type", "application/json")
         .extension(ConnectInfo(PeerAddr("127.0.0.1:9".parse().unwrap())))
         .body(Body::from(body.clone()))
         .unwrap();
-    let response = http::router(state, &config.http.path)
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let reply: Value = serde_json::from_slice(
         &axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -131,13 +126,13 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     .unwrap();
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["status"], "quarantined", "{reply}");
-    let quarantined = read_all(&broker.bootstrap(), &config.quarantine_topic());
+    let quarantined = read_all(&broker.bootstrap(), &config.endpoints[0].quarantine_topic());
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].payload, body);
     assert_eq!(
         quarantined[0].header("quarantine_reason"),
         Some("record_too_large")
     );
-    let evaluation_topic = format!("{}{EVALUATION}", config.topics.prefix);
+    let evaluation_topic = format!("{}{EVALUATION}", config.endpoints[0].topic_prefix);
     assert!(read_all(&broker.bootstrap(), &evaluation_topic).is_empty());
 }

@@ -91,10 +91,10 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
         .arg("serve")
         .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("RISKOS_AUTH__MODE", "none")
+        .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "none")
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env(
-            "RISKOS_TOPICS__PREFIX",
+            "RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX",
             crate::helpers::app::unique_topic_prefix(),
         )
         .env(

@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "riskos-connector"
 PRODUCTION_VALUES = CHART / "examples" / "production-values.yaml"
+TWO_ENDPOINTS_VALUES = CHART / "examples" / "two-endpoints-values.yaml"
 SCHEMAS = REPO / "schemas"
 
 RELEASE = "riskos-connector"
@@ -40,6 +41,10 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 def production_values() -> dict[str, Any]:
     return yaml.safe_load(PRODUCTION_VALUES.read_text())
+
+
+def two_endpoints_values() -> dict[str, Any]:
+    return yaml.safe_load(TWO_ENDPOINTS_VALUES.read_text())
 
 
 @lru_cache(maxsize=None)
@@ -91,6 +96,25 @@ def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     containers = workload(objects)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
+
+
+def secret_files(objects: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Absolute path of every file the `secrets` volume mounts -> (Secret name, key): the
+    projected volume's items, under the container's mount path."""
+    pod = workload(objects)["spec"]["template"]["spec"]
+    volumes = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    if not volumes:
+        return {}
+    (volume,) = volumes
+    mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == "secrets")
+    files: dict[str, tuple[str, str]] = {}
+    for source in volume["projected"]["sources"]:
+        secret = source["secret"]
+        for item in secret["items"]:
+            path = f"{mount['mountPath']}/{item['path']}"
+            assert path not in files, f"{path} is mounted twice"
+            files[path] = (secret["name"], item["key"])
+    return files
 
 
 def config_toml(objects: list[dict[str, Any]]) -> dict[str, Any]:

@@ -123,7 +123,8 @@ def test_connector_service(compose: dict[str, Any]) -> None:
     assert connector["user"] == "10001:10001"
     assert connector["cap_drop"] == ["ALL"]
     # env_file was read: the sample bearer token is in the environment.
-    assert connector["environment"]["RISKOS_AUTH__BEARER__TOKENS"] == '["sample-dev-token-change-me"]'
+    assert connector["environment"]["RISKOS_ENDPOINTS__RISKOS__AUTH__BEARER__TOKENS"] == '["sample-dev-token-change-me"]'
+    assert not [k for k in connector["environment"] if k.startswith("RISKOS_AUTH__")]
     # The connector's own healthcheck asks /healthz without curl (not in the runtime image).
     test = " ".join(connector["healthcheck"]["test"])
     assert "/healthz" in test and "curl" not in test and "/dev/tcp/127.0.0.1/8080" in test
@@ -138,7 +139,15 @@ def test_connector_config_matches_the_stack(compose: dict[str, Any], connector_c
     assert connector_config["topics"]["replication_factor"] == 1
     assert connector_config["schemas"]["dir"] == "/etc/riskos-connector/schemas"
     assert connector_config["http"]["listen"] == "0.0.0.0:8080"
-    assert connector_config["auth"]["mode"] == "bearer"
+    # One endpoint, the path the stack documents, bearer auth.
+    (endpoint,) = connector_config["endpoints"]
+    assert (endpoint["name"], endpoint["path"], endpoint["topic_prefix"]) == ("riskos", "/webhooks/riskos", "riskos.")
+    assert endpoint["auth"]["mode"] == "bearer"
+    assert "POST /webhooks/riskos" in COMPOSE_FILE.read_text()
+    # The single-endpoint keys of the old format are gone.
+    assert "auth" not in connector_config
+    assert not {"path", "allow_cidrs", "rate_limit_per_ip"} & set(connector_config["http"])
+    assert not {"prefix", "quarantine"} & set(connector_config["topics"])
     assert 1 <= connector_config["delivery"]["ack_timeout_ms"] <= 8000
 
 
@@ -150,7 +159,8 @@ def test_stop_grace_covers_the_shutdown_grace(compose: dict[str, Any], connector
 def test_no_secret_in_the_mounted_config(connector_config: dict[str, Any]) -> None:
     text = CONFIG.read_text()
     assert "sample-dev-token-change-me" not in text
-    assert "tokens" not in connector_config["auth"].get("bearer", {})
+    for endpoint in connector_config["endpoints"]:
+        assert "tokens" not in endpoint["auth"].get("bearer", {})
     assert "password" not in connector_config["schema_registry"]
 
 
@@ -162,7 +172,9 @@ def test_env_example_is_a_documented_sample() -> None:
         name, _, value = line.partition("=")
         assert re.fullmatch(r"RISKOS_[A-Z0-9_]+__[A-Z0-9_]+", name), name
         assert value, name
-    assert "RISKOS_AUTH__BEARER__TOKENS=" in text
+    # The endpoint "riskos" by name (RISKOS_ENDPOINTS__<NAME>__...).
+    assert "RISKOS_ENDPOINTS__RISKOS__AUTH__BEARER__TOKENS=" in text
+    assert "RISKOS_AUTH__" not in text
     assert "SAMPLE" in text and "never use" in text.lower()
 
 
@@ -183,8 +195,14 @@ def test_the_connector_accepts_the_compose_config_and_env() -> None:
         [str(binary), "config", "check", "--config", str(REPO / "deploy/compose/config.toml")],
         capture_output=True, text=True, env=env, check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, (
+        f"`riskos-connector config check` refused deploy/compose/config.toml: {result.stderr.strip()}\n"
+        "(the binary must be built from the [[endpoints]] config format)"
+    )
     effective = json.loads(result.stdout)
-    assert effective["auth"]["mode"] == "bearer"
-    assert effective["auth"]["bearer"]["tokens"] == ["[redacted]"]
+    (endpoint,) = effective["endpoints"]
+    assert (endpoint["name"], endpoint["path"]) == ("riskos", "/webhooks/riskos")
+    assert endpoint["auth"]["mode"] == "bearer"
+    # The env file's token reached the endpoint by name, and is redacted.
+    assert endpoint["auth"]["bearer"]["tokens"] == ["[redacted]"]
     assert effective["kafka"]["bootstrap_servers"] == "kafka:19092"

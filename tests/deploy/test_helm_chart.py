@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from conftest import (
     RELEASE,
     SCHEMAS,
     SECRETS_DIR,
+    TWO_ENDPOINTS_VALUES,
     by_kind,
     config_toml,
     container,
@@ -33,6 +35,8 @@ from conftest import (
     production_values,
     render,
     render_files,
+    secret_files,
+    two_endpoints_values,
     workload,
 )
 
@@ -55,38 +59,93 @@ SECRET_VALUES = {
         "librdkafka": {"security.protocol": "SASL_SSL", "sasl.username": "connector"},
     },
 }
+
+
+def endpoint(name: str = "riskos", path: str = "/webhooks/riskos", **fields: Any) -> dict[str, Any]:
+    """One endpoints[] item (a values list replaces the default one whole)."""
+    return {"name": name, "path": path, **fields}
+
+
+def endpoints(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"endpoints": list(items)}
+
+
+# Overlays that give the default endpoint every kind of credential, one auth mode each.
 AUTH_OVERLAYS = {
-    "basic": {
-        "auth": {"mode": "basic"},
-        "secrets": {"basicCredentials": ["vendor:basic-password-0e1f2a3b"]},
-    },
-    "bearer": {
-        "auth": {"mode": "bearer"},
-        "secrets": {"bearerTokens": ["bearer-token-1234567890abcdef", "bearer-token-fedcba0987654321"]},
-    },
-    "oauth2": {
-        "auth": {
-            "mode": "oauth2",
-            "oauth2": {
-                "jwksUrl": "https://idp.example.com/.well-known/jwks.json",
-                "issuer": "https://idp.example.com/",
-                "audience": "riskos-connector",
-                "tokenEndpoint": {"enabled": True, "ttlSecs": 900},
+    "basic": endpoints(
+        endpoint(auth={"mode": "basic"}, secrets={"basicCredentials": ["vendor:basic-password-0e1f2a3b"]})
+    ),
+    "bearer": endpoints(
+        endpoint(
+            auth={"mode": "bearer"},
+            secrets={"bearerTokens": ["bearer-token-1234567890abcdef", "bearer-token-fedcba0987654321"]},
+        )
+    ),
+    "oauth2": endpoints(
+        endpoint(
+            auth={
+                "mode": "oauth2",
+                "oauth2": {
+                    "jwksUrl": "https://idp.example.com/.well-known/jwks.json",
+                    "issuer": "https://idp.example.com/",
+                    "audience": "riskos-connector",
+                    "tokenEndpoint": {"enabled": True, "ttlSecs": 900},
+                },
             },
-        },
-        "secrets": {"oauth2Clients": [{"clientId": "vendor", "clientSecret": "oauth2-client-secret-77aa"}]},
-    },
-    "hmac": {
-        "auth": {"mode": "hmac", "hmac": {"header": "X-Signature", "timestampHeader": "X-Timestamp"}},
-        "secrets": {"hmacSecrets": ["hmac-signing-secret-31415926"]},
-    },
+            secrets={"oauth2Clients": [{"clientId": "vendor", "clientSecret": "oauth2-client-secret-77aa"}]},
+        )
+    ),
+    "hmac": endpoints(
+        endpoint(
+            auth={"mode": "hmac", "hmac": {"header": "X-Signature", "timestampHeader": "X-Timestamp"}},
+            secrets={"hmacSecrets": ["hmac-signing-secret-31415926"]},
+        )
+    ),
+    "standard-webhooks": endpoints(
+        endpoint(
+            auth={"mode": "standard-webhooks", "standardWebhooks": {"signatures": "both", "toleranceSecs": 120}},
+            secrets={
+                "standardWebhooksSecrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                "standardWebhooksPublicKeys": ["whpk_6KwnOWlHA2Q8ROeR0yqnRkpYTQhyWhs6AGSmiXjN1xM="],
+            },
+        )
+    ),
 }
+
+# Two endpoints with per-endpoint secrets: Production's inline (bearer tokens and a required
+# header, i.e. a second key under production/), Sandbox's from an existing Secret.
+TWO_ENDPOINTS_INLINE_PRODUCTION = endpoints(
+    endpoint(
+        "production",
+        "/webhooks/riskos",
+        topicPrefix="riskos.",
+        envelopes=["event", "request_token"],
+        allowCidrs=["35.199.32.202/32", "3.138.161.243/32"],
+        rateLimitPerIp=1000,
+        maxInFlight=128,
+        auth={"mode": "bearer"},
+        secrets={"bearerTokens": ["production-token-0123456789abcdef"]},
+        requiredHeaders=[{"name": "X-RiskOS-Environment-Key", "values": ["env-key-production-4242", "env-key-next-4343"]}],
+    ),
+    endpoint(
+        "sandbox",
+        "/webhooks/riskos-sandbox",
+        topicPrefix="riskos.sandbox.",
+        allowCidrs=["35.230.191.253/32"],
+        rateLimitPerIp=0,
+        maxBodyBytesInFlight=16777216,
+        auth={"mode": "basic"},
+        existingSecret="riskos-sandbox-credentials",
+    ),
+)
 
 
 def _scenarios() -> dict[str, dict[str, Any]]:
     scenarios: dict[str, dict[str, Any]] = {
         "default": {},
         "production": production_values(),
+        "two-endpoints": two_endpoints_values(),
+        "two-endpoints-inline-production": TWO_ENDPOINTS_INLINE_PRODUCTION,
     }
     for mode, overlay in AUTH_OVERLAYS.items():
         scenarios[f"secrets-{mode}"] = deep_merge(SECRET_VALUES, overlay)
@@ -96,8 +155,14 @@ def _scenarios() -> dict[str, dict[str, Any]]:
 SCENARIOS = _scenarios()
 
 
+def _endpoint_list(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The endpoints a values overlay configures (the chart's default one when none)."""
+    return values.get("endpoints") or [{"name": "riskos", "path": "/webhooks/riskos", "auth": {"mode": "bearer"}}]
+
+
 def _secret_strings(values: dict[str, Any]) -> list[str]:
-    """Every credential string in the values' `secrets` section."""
+    """Every credential string in the values: the `secrets` section, every endpoint's
+    `secrets` and its required headers' values."""
     found: list[str] = []
 
     def walk(node: Any) -> None:
@@ -112,6 +177,10 @@ def _secret_strings(values: dict[str, Any]) -> list[str]:
                     walk(item)
 
     walk(values.get("secrets", {}))
+    for item in values.get("endpoints", []):
+        walk(item.get("secrets", {}))
+        for header in item.get("requiredHeaders", []):
+            walk(header.get("values", []))
     return [s for s in found if s]
 
 
@@ -147,18 +216,44 @@ def test_values_schema_accepts_the_shipped_values(scenario: str) -> None:
     "bad_values, where",
     [
         ({"delivery": {"ackTimeoutMs": 8001}}, "ackTimeoutMs"),
-        ({"auth": {"mode": "digest"}}, "mode"),
+        (endpoints(endpoint(auth={"mode": "digest"})), "/endpoints/0/auth/mode"),
         ({"replicas": 3}, "replicas"),
-        ({"http": {"allowCidrs": ["35.199.32.202"]}}, "allowCidrs"),
-        ({"http": {"path": "webhooks"}}, "path"),
+        (endpoints(endpoint(allowCidrs=["35.199.32.202"], auth={"mode": "none"})), "/endpoints/0/allowCidrs/0"),
+        (endpoints(endpoint(path="webhooks", auth={"mode": "none"})), "/endpoints/0/path"),
         ({"spool": {"dir": "relative/spool"}}, "dir"),
         ({"kafka": {"bootstrapServers": ""}}, "bootstrapServers"),
         ({"schemaRegistry": {"compatibility": "SIDEWAYS"}}, "compatibility"),
         ({"schemas": {"encoding": "json"}}, "encoding"),
         ({"log": {"format": "xml"}}, "format"),
         ({"topics": {"replicationFactor": 0}}, "replicationFactor"),
-        ({"secrets": {"bearerTokens": ["short"]}}, "bearerTokens"),
+        (endpoints(endpoint(auth={"mode": "bearer"}, secrets={"bearerTokens": ["short"]})), "bearerTokens"),
         ({"networkPolicy": {"egress": {"kafka": {"ports": [70000]}}}}, "ports"),
+        # Endpoint names: [a-z0-9][a-z0-9_-]*, at most 63 characters.
+        (endpoints(endpoint("Production", auth={"mode": "none"})), "/endpoints/0/name"),
+        (endpoints(endpoint("-sandbox", auth={"mode": "none"})), "/endpoints/0/name"),
+        (endpoints(endpoint("sand.box", auth={"mode": "none"})), "/endpoints/0/name"),
+        (endpoints(endpoint("a" * 64, auth={"mode": "none"})), "/endpoints/0/name"),
+        (endpoints(endpoint("", auth={"mode": "none"})), "/endpoints/0/name"),
+        (endpoints(endpoint(auth={"mode": "none"}), endpoint("bad name", "/b", auth={"mode": "none"})), "/endpoints/1/name"),
+        ({"endpoints": [{"path": "/x", "auth": {"mode": "none"}}]}, "name"),
+        ({"endpoints": [{"name": "x", "path": "/x"}]}, "auth"),
+        ({"endpoints": []}, "/endpoints"),
+        (endpoints(endpoint(topicPrefix="riskos/", auth={"mode": "none"})), "topicPrefix"),
+        (endpoints(endpoint(envelopes=["webhook"], auth={"mode": "none"})), "envelopes"),
+        (endpoints(endpoint(auth={"mode": "none"}, rateLimitPerIp=-1)), "rateLimitPerIp"),
+        (endpoints(endpoint(auth={"mode": "none"}, requiredHeaders=[{"name": "X Bad"}])), "requiredHeaders"),
+        (
+            endpoints(endpoint(auth={"mode": "standard-webhooks"}, secrets={"standardWebhooksSecrets": ["not-a-whsec-secret"]})),
+            "standardWebhooksSecrets",
+        ),
+        # The single-endpoint keys of the old format are gone.
+        ({"http": {"path": "/webhooks/riskos"}}, "'path' not allowed"),
+        ({"http": {"allowCidrs": []}}, "'allowCidrs' not allowed"),
+        ({"http": {"rateLimitPerIp": 10}}, "'rateLimitPerIp' not allowed"),
+        ({"auth": {"mode": "bearer"}}, "'auth' not allowed"),
+        ({"topics": {"prefix": "riskos."}}, "'prefix' not allowed"),
+        ({"topics": {"quarantine": "riskos.dead"}}, "'quarantine' not allowed"),
+        ({"secrets": {"bearerTokens": ["bearer-token-1234567890abcdef"]}}, "'bearerTokens' not allowed"),
     ],
 )
 def test_values_schema_rejects_bad_values(bad_values: dict[str, Any], where: str) -> None:
@@ -349,16 +444,27 @@ def test_config_and_secret_checksums_roll_the_pods() -> None:
     def annotations(values: dict[str, Any]) -> dict[str, str]:
         return workload(render(values))["spec"]["template"]["metadata"]["annotations"]
 
-    base = annotations({"secrets": {"bearerTokens": ["token-aaaaaaaaaaaaaaaa"]}})
-    same = annotations({"secrets": {"bearerTokens": ["token-aaaaaaaaaaaaaaaa"]}})
-    log_changed = annotations({"secrets": {"bearerTokens": ["token-aaaaaaaaaaaaaaaa"]}, "log": {"level": "debug"}})
-    token_changed = annotations({"secrets": {"bearerTokens": ["token-bbbbbbbbbbbbbbbb"]}})
+    def tokens(token: str, **extra: Any) -> dict[str, Any]:
+        return {**endpoints(endpoint(auth={"mode": "bearer"}, secrets={"bearerTokens": [token]})), **extra}
+
+    base = annotations(tokens("token-aaaaaaaaaaaaaaaa"))
+    same = annotations(tokens("token-aaaaaaaaaaaaaaaa"))
+    log_changed = annotations(tokens("token-aaaaaaaaaaaaaaaa", log={"level": "debug"}))
+    token_changed = annotations(tokens("token-bbbbbbbbbbbbbbbb"))
     assert re.fullmatch(r"[0-9a-f]{64}", base["checksum/config"])
     assert base == same
     assert log_changed["checksum/config"] != base["checksum/config"]
     assert log_changed["checksum/secret"] == base["checksum/secret"]
     assert token_changed["checksum/secret"] != base["checksum/secret"]
     assert token_changed["checksum/config"] == base["checksum/config"]
+    # A required header's value is a credential too; another endpoint's existing Secret as well.
+    two = copy.deepcopy(TWO_ENDPOINTS_INLINE_PRODUCTION)
+    two_base = annotations(two)
+    two["endpoints"][0]["requiredHeaders"][0]["values"] = ["env-key-rotated-9999"]
+    assert annotations(two)["checksum/secret"] != two_base["checksum/secret"]
+    assert annotations(two)["checksum/config"] == two_base["checksum/config"]
+    two["endpoints"][1]["existingSecret"] = "riskos-sandbox-credentials-v2"
+    assert annotations(two)["checksum/secret"] != two_base["checksum/secret"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,23 +500,41 @@ def test_config_toml_is_accepted_by_the_connector(scenario: str, tmp_path: Path)
         [str(_connector_binary()), "config", "check", "--config", str(path)],
         capture_output=True, text=True, env=env, check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, (
+        f"`riskos-connector config check` refused the chart's config.toml ({scenario}): "
+        f"{result.stderr.strip()}\n(the binary must be built from the [[endpoints]] config format)"
+    )
     effective = json.loads(result.stdout)
-    assert effective["auth"]["mode"] == values.get("auth", {}).get("mode", "bearer")
+    expected = [(e["name"], e["path"], e["auth"]["mode"]) for e in _endpoint_list(values)]
+    assert [(e["name"], e["path"], e["auth"]["mode"]) for e in effective["endpoints"]] == expected
+    assert "auth" not in effective and "path" not in effective["http"]
 
 
 def test_default_config_values(default_objects: list[dict[str, Any]]) -> None:
     config = config_toml(default_objects)
-    assert config["http"] == {"listen": "0.0.0.0:8080", "path": "/webhooks/riskos", "max_body_bytes": 1048576}
+    assert config["http"] == {"listen": "0.0.0.0:8080", "max_body_bytes": 1048576}
     assert config["delivery"] == {"ack_timeout_ms": 5000}
-    assert config["topics"] == {"prefix": "riskos.", "partitions": 6, "replication_factor": 3, "create": True}
-    assert config["auth"] == {"mode": "bearer", "bearer": {"tokens_file": f"{SECRETS_DIR}/auth_bearer_tokens"}}
+    assert config["topics"] == {"partitions": 6, "replication_factor": 3, "create": True}
+    # One endpoint, today's defaults: /webhooks/riskos, riskos. topics, bearer tokens.
+    assert config["endpoints"] == [
+        {
+            "name": "riskos",
+            "path": "/webhooks/riskos",
+            "topic_prefix": "riskos.",
+            "auth": {"mode": "bearer", "bearer": {"tokens_file": f"{SECRETS_DIR}/riskos/bearer_tokens"}},
+        }
+    ]
+    assert "auth" not in config
     assert config["log"] == {"format": "json", "level": "info"}
 
 
 def test_production_config_values(production_objects: list[dict[str, Any]]) -> None:
     config = config_toml(production_objects)
-    assert config["http"]["allow_cidrs"] == ["35.199.32.202/32", "3.138.161.243/32"]
+    (ep,) = config["endpoints"]
+    assert ep["allow_cidrs"] == ["35.199.32.202/32", "3.138.161.243/32"]
+    assert ep["rate_limit_per_ip"] == 50
+    assert config["http"]["trusted_proxies"] == ["10.244.0.0/16"]
+    assert config["http"]["max_in_flight"] == 512
     # Connection limits: only what the values set, the connector's defaults otherwise.
     assert config["http"]["max_connections"] == 8192
     assert config["http"]["idle_timeout_ms"] == 120000
@@ -423,9 +547,10 @@ def test_production_config_values(production_objects: list[dict[str, Any]]) -> N
     assert config["kafka"]["librdkafka"]["security.protocol"] == "SASL_SSL"
     assert all(isinstance(v, str) for v in config["kafka"]["librdkafka"].values())
     assert config["delivery"]["spool"] == {"dir": "/var/lib/riskos-connector/spool", "max_bytes": 4294967296}
-    assert config["auth"]["oauth2"]["token_endpoint"] == {
-        "clients_file": f"{SECRETS_DIR}/auth_oauth2_clients",
-        "signing_secrets_file": f"{SECRETS_DIR}/auth_oauth2_signing",
+    assert ep["auth"]["mode"] == "oauth2"
+    assert ep["auth"]["oauth2"]["token_endpoint"] == {
+        "clients_file": f"{SECRETS_DIR}/riskos/oauth2_clients",
+        "signing_secrets_file": f"{SECRETS_DIR}/riskos/oauth2_signing",
         "ttl_secs": 900,
     }
     assert config["schema_registry"]["password_file"] == f"{SECRETS_DIR}/schema_registry_password"
@@ -440,18 +565,15 @@ def test_optional_schema_settings_are_rendered_when_set() -> None:
         {
             "schemaRegistry": {"compatibility": "FULL"},
             "schemas": {"encoding": "confluent"},
-            "topics": {"quarantine": "riskos.dead-letters"},
         }
     )
     config = config_toml(objects)
     assert config["schema_registry"]["compatibility"] == "FULL"
     assert config["schemas"]["encoding"] == "confluent"
-    assert config["topics"]["quarantine"] == "riskos.dead-letters"
     # Unset, they are left to the connector's defaults.
     default = config_toml(render({}))
     assert "compatibility" not in default["schema_registry"]
     assert "encoding" not in default["schemas"]
-    assert "quarantine" not in default["topics"]
 
 
 def test_single_object_encoding_runs_without_a_registry() -> None:
@@ -510,9 +632,47 @@ def test_schemas_in_the_configmap_equal_the_repository(scenario: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", sorted(AUTH_OVERLAYS))
-def test_credentials_live_in_the_secret_not_the_configmap(mode: str) -> None:
-    values = SCENARIOS[f"secrets-{mode}"]
+def _file_keys(node: Any, prefix: str = "") -> dict[str, str]:
+    """Every `*_file` key of a parsed config.toml, endpoints named as in the connector's
+    messages (`endpoints[sandbox].auth.basic.credentials_file`); the TLS files excluded."""
+    out: dict[str, str] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "endpoints" and not prefix:
+                for item in value:
+                    out.update(_file_keys(item, f"endpoints[{item['name']}]."))
+            elif isinstance(value, (dict, list)):
+                out.update(_file_keys(value, f"{prefix}{key}."))
+            elif key.endswith("_file") and not prefix.startswith("http.tls"):
+                out[f"{prefix}{key}"] = value
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            out.update(_file_keys(item, f"{prefix[:-1]}[{i}]."))
+    return out
+
+
+def _check_files_resolve(objects: list[dict[str, Any]], secret_data: dict[str, str]) -> dict[str, str]:
+    """Every `*_file` of the config is a file of the secrets volume whose key exists: in the
+    chart's Secret (`secret_data`), or in an existing Secret under the file's own name.
+    Returns config key -> mounted path."""
+    files = _file_keys(config_toml(objects))
+    mounted = secret_files(objects)
+    for key, path in files.items():
+        assert path.startswith(SECRETS_DIR + "/"), key
+        assert path in mounted, f"{key} -> {path} is not mounted"
+        secret_name, secret_key = mounted[path]
+        if secret_name == RELEASE:
+            assert secret_key in secret_data, f"{key} -> {path} -> {secret_key} is not in the chart's Secret"
+        else:
+            assert secret_key == path.rsplit("/", 1)[1], f"{key}: an existing Secret's key is the file name"
+    # Nothing is mounted that the config does not read (but the env-only Kafka password).
+    assert set(mounted) == set(files.values())
+    return files
+
+
+@pytest.mark.parametrize("scenario", [f"secrets-{m}" for m in sorted(AUTH_OVERLAYS)] + ["two-endpoints-inline-production"])
+def test_credentials_live_in_the_secret_not_the_configmap(scenario: str) -> None:
+    values = SCENARIOS[scenario]
     objects = render(values)
     configmap_text = yaml.safe_dump(one(objects, "ConfigMap"))
     secret = one(objects, "Secret")
@@ -520,7 +680,7 @@ def test_credentials_live_in_the_secret_not_the_configmap(mode: str) -> None:
     credentials = _secret_strings(values)
     assert credentials
     for credential in credentials:
-        assert credential not in configmap_text, f"a credential leaked into the ConfigMap ({mode})"
+        assert credential not in configmap_text, f"a credential leaked into the ConfigMap ({scenario})"
         assert any(credential in v for v in secret_values.values()), credential
     # Nothing else in the rendered manifests carries a credential either, except the Secret.
     for obj in objects:
@@ -528,51 +688,71 @@ def test_credentials_live_in_the_secret_not_the_configmap(mode: str) -> None:
             text = yaml.safe_dump(obj)
             assert not [c for c in credentials if c in text], obj["kind"]
 
-    # Every *_file key points at a key of the mounted Secret.
-    config = _dotted(config_toml(objects))
-    files = {k: v for k, v in config.items() if k.endswith("_file") and not k.startswith("http.tls")}
+    # Every *_file key points at a key of a mounted Secret, an endpoint's under its own name.
+    files = _check_files_resolve(objects, secret["data"])
     assert files, "no *_file keys rendered"
     for key, path in files.items():
-        assert path.startswith(SECRETS_DIR + "/"), key
-        assert path.rsplit("/", 1)[1] in secret["data"], f"{key} -> {path} is not in the Secret"
-    pod = workload(objects)["spec"]["template"]["spec"]
-    volume = next(v for v in pod["volumes"] if v["name"] == "secrets")
-    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+        if key.startswith("endpoints["):
+            name = key[len("endpoints[") : key.index("]")]
+            assert path.startswith(f"{SECRETS_DIR}/{name}/"), key
     mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == "secrets")
     assert mount["mountPath"] == SECRETS_DIR and mount["readOnly"] is True
 
     # The Kafka SASL password arrives as an env var from the Secret.
-    env = {e["name"]: e for e in container(objects)["env"]}
-    ref = env["RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": secret["metadata"]["name"], "key": "kafka_sasl_password"}
-    assert "value" not in env["RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD"]
+    if scenario.startswith("secrets-"):
+        env = {e["name"]: e for e in container(objects)["env"]}
+        ref = env["RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret["metadata"]["name"], "key": "kafka_sasl_password"}
+        assert "value" not in env["RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD"]
 
 
 def test_list_credentials_are_written_one_per_line() -> None:
     objects = render(SCENARIOS["secrets-bearer"])
     data = one(objects, "Secret")["data"]
-    tokens = base64.b64decode(data["auth_bearer_tokens"]).decode().splitlines()
-    assert tokens == AUTH_OVERLAYS["bearer"]["secrets"]["bearerTokens"]
+    tokens = base64.b64decode(data["riskos.bearer_tokens"]).decode().splitlines()
+    assert tokens == AUTH_OVERLAYS["bearer"]["endpoints"][0]["secrets"]["bearerTokens"]
     objects = render(SCENARIOS["secrets-oauth2"])
-    clients = base64.b64decode(one(objects, "Secret")["data"]["auth_oauth2_clients"]).decode()
+    clients = base64.b64decode(one(objects, "Secret")["data"]["riskos.oauth2_clients"]).decode()
     assert clients == "vendor:oauth2-client-secret-77aa"
+    objects = render(TWO_ENDPOINTS_INLINE_PRODUCTION)
+    values = base64.b64decode(one(objects, "Secret")["data"]["production.required_header_0"]).decode()
+    assert values.splitlines() == ["env-key-production-4242", "env-key-next-4343"]
 
 
 def test_a_bearer_token_is_generated_when_none_is_given(default_objects: list[dict[str, Any]]) -> None:
     secret = one(default_objects, "Secret")
-    assert set(secret["data"]) == {"auth_bearer_tokens"}
-    token = base64.b64decode(secret["data"]["auth_bearer_tokens"]).decode()
+    assert set(secret["data"]) == {"riskos.bearer_tokens"}
+    token = base64.b64decode(secret["data"]["riskos.bearer_tokens"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{48}", token)
     assert token not in yaml.safe_dump(one(default_objects, "ConfigMap"))
+    assert secret_files(default_objects) == {f"{SECRETS_DIR}/riskos/bearer_tokens": (RELEASE, "riskos.bearer_tokens")}
     notes = next(v for k, v in render_files({}).items() if k.endswith("NOTES.txt"))
-    assert "auth_bearer_tokens" in notes
+    assert "riskos\\.bearer_tokens" in notes
+
+
+def test_a_token_is_generated_per_bearer_endpoint_without_tokens() -> None:
+    objects = render(
+        endpoints(
+            endpoint("production", "/webhooks/riskos", auth={"mode": "bearer"}),
+            endpoint("sandbox", "/webhooks/riskos-sandbox", auth={"mode": "bearer"}),
+            endpoint("given", "/webhooks/given", auth={"mode": "bearer"}, secrets={"bearerTokens": ["given-token-0123456789"]}),
+        )
+    )
+    data = {k: base64.b64decode(v).decode() for k, v in one(objects, "Secret")["data"].items()}
+    assert set(data) == {"production.bearer_tokens", "sandbox.bearer_tokens", "given.bearer_tokens"}
+    assert data["production.bearer_tokens"] != data["sandbox.bearer_tokens"]
+    assert data["given.bearer_tokens"] == "given-token-0123456789"
 
 
 def test_existing_secret_is_used_and_none_is_created(production_objects: list[dict[str, Any]]) -> None:
     assert by_kind(production_objects, "Secret") == []
-    pod = workload(production_objects)["spec"]["template"]["spec"]
-    volume = next(v for v in pod["volumes"] if v["name"] == "secrets")
-    assert volume["secret"]["secretName"] == "riskos-connector-credentials"
+    # The connector-wide and the endpoint's files both come from the existing Secret.
+    assert secret_files(production_objects) == {
+        f"{SECRETS_DIR}/schema_registry_password": ("riskos-connector-credentials", "schema_registry_password"),
+        f"{SECRETS_DIR}/riskos/oauth2_clients": ("riskos-connector-credentials", "oauth2_clients"),
+        f"{SECRETS_DIR}/riskos/oauth2_signing": ("riskos-connector-credentials", "oauth2_signing"),
+    }
+    _check_files_resolve(production_objects, {})
     env = {e["name"]: e for e in container(production_objects)["env"]}
     ref = env["RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] == "riskos-connector-credentials"
@@ -584,14 +764,51 @@ def test_existing_secret_is_used_and_none_is_created(production_objects: list[di
         ({"kafka": {"librdkafka": {"sasl.password": "hunter2-hunter2"}}}, "sasl.password"),
         ({"kafka": {"librdkafka": {"sasl_password": "hunter2-hunter2"}}}, "sasl_password"),
         ({"kafka": {"librdkafka": {"ssl.key.password": "hunter2-hunter2"}}}, "ssl.key.password"),
-        ({"auth": {"mode": "basic"}}, "basicCredentials"),
-        ({"auth": {"mode": "hmac"}}, "hmacSecrets"),
-        ({"auth": {"mode": "oauth2"}}, "jwksUrl"),
+        (endpoints(endpoint(auth={"mode": "basic"})), "endpoints[riskos].secrets.basicCredentials"),
+        (endpoints(endpoint(auth={"mode": "hmac"})), "endpoints[riskos].secrets.hmacSecrets"),
+        (endpoints(endpoint(auth={"mode": "oauth2"})), "endpoints[riskos].auth.oauth2.jwksUrl"),
+        (
+            endpoints(endpoint(auth={"mode": "oauth2", "oauth2": {"tokenEndpoint": {"enabled": True}}})),
+            "endpoints[riskos].secrets.oauth2Clients",
+        ),
+        (endpoints(endpoint(auth={"mode": "standard-webhooks"})), "endpoints[riskos].secrets.standardWebhooksSecrets"),
+        (
+            endpoints(endpoint(auth={"mode": "standard-webhooks", "standardWebhooks": {"signatures": "asymmetric"}})),
+            "standardWebhooksPublicKeys",
+        ),
+        (
+            endpoints(endpoint(auth={"mode": "none"}, requiredHeaders=[{"name": "X-Key"}])),
+            "endpoints[riskos].requiredHeaders[0]",
+        ),
+        (
+            endpoints(endpoint(auth={"mode": "bearer"}, existingSecret="s", secrets={"bearerTokens": ["bearer-token-1234567890"]})),
+            "endpoints[riskos].existingSecret is set",
+        ),
+        (
+            endpoints(endpoint(auth={"mode": "none"}, existingSecret="s", requiredHeaders=[{"name": "X-Key", "values": ["v"]}])),
+            "required_header_0",
+        ),
         ({"schemaRegistry": {"username": "u"}}, "schemaRegistryPassword"),
         ({"schemaRegistry": {"url": ""}}, "schemaRegistry.url"),
         ({"kafka": {"saslPasswordFromSecret": True}}, "kafkaSaslPassword"),
         ({"http": {"tls": {"enabled": True}}}, "http.tls.secretName"),
         ({"networkPolicy": {"enabled": True}}, "networkPolicy.egress.kafka"),
+        (
+            endpoints(endpoint(auth={"mode": "none"}, maxBodyBytesInFlight=1024)),
+            "endpoints[riskos].maxBodyBytesInFlight",
+        ),
+        # Explicit shares over the listener's total (set, or the connector's default 256).
+        (
+            {
+                **endpoints(endpoint("a", "/a", auth={"mode": "none"}, maxInFlight=60), endpoint("b", "/b", auth={"mode": "none"}, maxInFlight=50)),
+                "http": {"maxInFlight": 100},
+            },
+            "endpoints[].maxInFlight add up to 110, more than http.maxInFlight (100)",
+        ),
+        (
+            endpoints(endpoint(auth={"mode": "none"}, maxInFlight=300)),
+            "endpoints[].maxInFlight add up to 300, more than http.maxInFlight (256)",
+        ),
     ],
 )
 def test_unsafe_or_incomplete_values_are_refused(values: dict[str, Any], message: str) -> None:
@@ -600,12 +817,191 @@ def test_unsafe_or_incomplete_values_are_refused(values: dict[str, Any], message
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        # The same name twice.
+        (
+            endpoints(
+                endpoint("production", "/webhooks/riskos", auth={"mode": "none"}),
+                endpoint("production", "/webhooks/riskos-sandbox", auth={"mode": "none"}),
+            ),
+            'the name "production" is used by endpoints[0] and endpoints[1]',
+        ),
+        # The same path twice.
+        (
+            endpoints(
+                endpoint("production", "/webhooks/riskos", auth={"mode": "none"}),
+                endpoint("sandbox", "/webhooks/riskos", auth={"mode": "none"}),
+            ),
+            'endpoints[sandbox].path "/webhooks/riskos" is already taken by endpoints[production].path',
+        ),
+        # A path that is another endpoint's token endpoint.
+        (
+            endpoints(
+                endpoint(
+                    "production",
+                    auth={"mode": "oauth2", "oauth2": {"tokenEndpoint": {"enabled": True}}},
+                    secrets={"oauth2Clients": [{"clientId": "vendor", "clientSecret": "oauth2-client-secret-77aa"}]},
+                ),
+                endpoint("sandbox", "/oauth2/token", auth={"mode": "none"}),
+            ),
+            'endpoints[sandbox].path "/oauth2/token" is already taken by endpoints[production].auth.oauth2.tokenEndpoint.path',
+        ),
+        # Two token endpoints on the default path.
+        (
+            endpoints(
+                *[
+                    endpoint(
+                        name,
+                        f"/webhooks/{name}",
+                        auth={"mode": "oauth2", "oauth2": {"tokenEndpoint": {"enabled": True}}},
+                        secrets={"oauth2Clients": [{"clientId": "vendor", "clientSecret": "oauth2-client-secret-77aa"}]},
+                    )
+                    for name in ("production", "sandbox")
+                ]
+            ),
+            "endpoints[sandbox].auth.oauth2.tokenEndpoint.path",
+        ),
+        # The connector's own paths.
+        (endpoints(endpoint(path="/metrics", auth={"mode": "none"})), "is served by the connector itself"),
+        (endpoints(endpoint(path="/healthz", auth={"mode": "none"})), "is served by the connector itself"),
+    ],
+)
+def test_duplicate_or_reserved_endpoint_names_and_paths_fail(values: dict[str, Any], message: str) -> None:
+    # JSON schema cannot say "unique by name": the schema accepts these, the templates refuse them.
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmError) as error:
+        render(values)
+    assert message in str(error.value)
+
+
 def test_no_secret_volume_when_nothing_is_secret() -> None:
-    objects = render({"auth": {"mode": "none"}})
+    objects = render(endpoints(endpoint(auth={"mode": "none"})))
     assert by_kind(objects, "Secret") == []
     pod = workload(objects)["spec"]["template"]["spec"]
     assert "secrets" not in [v["name"] for v in pod["volumes"]]
-    assert config_toml(objects)["auth"] == {"mode": "none"}
+    assert "secrets" not in [m["name"] for m in container(objects)["volumeMounts"]]
+    assert config_toml(objects)["endpoints"][0]["auth"] == {"mode": "none"}
+    notes = next(v for k, v in render_files(endpoints(endpoint(auth={"mode": "none"}))).items() if k.endswith("NOTES.txt"))
+    assert "WARNING: auth.mode=none" in notes
+
+
+# --------------------------------------------------------------------------------------------
+# Two endpoints
+# --------------------------------------------------------------------------------------------
+
+
+def test_two_endpoints_in_the_config(two_endpoint_scenario: str) -> None:
+    values = SCENARIOS[two_endpoint_scenario]
+    config = config_toml(render(values))
+    by_name = {e["name"]: e for e in config["endpoints"]}
+    assert [e["name"] for e in config["endpoints"]] == ["production", "sandbox"]
+    production, sandbox = by_name["production"], by_name["sandbox"]
+    assert (production["path"], production["topic_prefix"]) == ("/webhooks/riskos", "riskos.")
+    assert (sandbox["path"], sandbox["topic_prefix"]) == ("/webhooks/riskos-sandbox", "riskos.sandbox.")
+    assert production["allow_cidrs"] == ["35.199.32.202/32", "3.138.161.243/32"]
+    assert sandbox["allow_cidrs"] == ["35.230.191.253/32"]
+    assert production["envelopes"] == ["event", "request_token"]
+    assert production["auth"] == {"mode": "bearer", "bearer": {"tokens_file": f"{SECRETS_DIR}/production/bearer_tokens"}}
+    assert sandbox["auth"] == {
+        "mode": "basic",
+        "basic": {"credentials_file": f"{SECRETS_DIR}/sandbox/basic_credentials"},
+    }
+    assert production["required_headers"] == [
+        {"name": "X-RiskOS-Environment-Key", "values_file": f"{SECRETS_DIR}/production/required_header_0"}
+    ]
+    assert "required_headers" not in sandbox
+    # The connector-wide sections carry none of the per-endpoint keys.
+    assert not {"path", "allow_cidrs", "rate_limit_per_ip"} & set(config["http"])
+    assert not {"prefix", "quarantine"} & set(config["topics"])
+
+
+@pytest.fixture(params=["two-endpoints", "two-endpoints-inline-production"])
+def two_endpoint_scenario(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_two_endpoints_limits_and_shares() -> None:
+    config = config_toml(render(TWO_ENDPOINTS_INLINE_PRODUCTION))
+    production, sandbox = config["endpoints"]
+    assert (production["rate_limit_per_ip"], production["max_in_flight"]) == (1000, 128)
+    assert "max_body_bytes_in_flight" not in production
+    assert (sandbox["rate_limit_per_ip"], sandbox["max_body_bytes_in_flight"]) == (0, 16777216)
+    assert "max_in_flight" not in sandbox
+    # Totals stay on the listener, only when set.
+    totals = config_toml(render({"http": {"maxInFlight": 300, "maxBodyBytesInFlight": 134217728}}))["http"]
+    assert (totals["max_in_flight"], totals["max_body_bytes_in_flight"]) == (300, 134217728)
+    assert "max_in_flight" not in config["http"]
+
+
+def test_two_endpoints_secrets_are_mounted_per_endpoint() -> None:
+    # The example: Production from an existing Secret, Sandbox inline in the chart's Secret.
+    objects = render(two_endpoints_values())
+    secret = one(objects, "Secret")
+    assert set(secret["data"]) == {"sandbox.basic_credentials"}
+    assert secret_files(objects) == {
+        f"{SECRETS_DIR}/production/bearer_tokens": ("riskos-connector-production", "bearer_tokens"),
+        f"{SECRETS_DIR}/production/required_header_0": ("riskos-connector-production", "required_header_0"),
+        f"{SECRETS_DIR}/sandbox/basic_credentials": (RELEASE, "sandbox.basic_credentials"),
+    }
+    _check_files_resolve(objects, secret["data"])
+    # The other way round: Production inline, Sandbox from an existing Secret.
+    objects = render(TWO_ENDPOINTS_INLINE_PRODUCTION)
+    secret = one(objects, "Secret")
+    assert set(secret["data"]) == {"production.bearer_tokens", "production.required_header_0"}
+    assert secret_files(objects) == {
+        f"{SECRETS_DIR}/production/bearer_tokens": (RELEASE, "production.bearer_tokens"),
+        f"{SECRETS_DIR}/production/required_header_0": (RELEASE, "production.required_header_0"),
+        f"{SECRETS_DIR}/sandbox/basic_credentials": ("riskos-sandbox-credentials", "basic_credentials"),
+    }
+    _check_files_resolve(objects, secret["data"])
+    # One volume, one mount: no nested mounts inside a read-only Secret volume.
+    pod = workload(objects)["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]].count("secrets") == 1
+    mounts = [m["mountPath"] for m in container(objects)["volumeMounts"]]
+    assert [m for m in mounts if m.startswith(SECRETS_DIR)] == [SECRETS_DIR]
+
+
+def test_two_endpoints_notes_list_every_endpoint() -> None:
+    notes = next(v for k, v in render_files(two_endpoints_values()).items() if k.endswith("NOTES.txt"))
+    assert "production: /webhooks/riskos  (auth.mode = bearer" in notes
+    assert "sandbox: /webhooks/riskos-sandbox  (auth.mode = basic" in notes
+    assert "https://webhooks.example.com/webhooks/riskos-sandbox" in notes
+    assert "generated" not in notes  # no token was generated
+
+
+def test_standard_webhooks_config() -> None:
+    objects = render(SCENARIOS["secrets-standard-webhooks"])
+    (ep,) = config_toml(objects)["endpoints"]
+    assert ep["auth"] == {
+        "mode": "standard-webhooks",
+        "standard_webhooks": {
+            "secrets_file": f"{SECRETS_DIR}/riskos/standard_webhooks_secrets",
+            "public_keys_file": f"{SECRETS_DIR}/riskos/standard_webhooks_public_keys",
+            "tolerance_secs": 120,
+        },
+    }
+    # Symmetric only (the default): no public keys file.
+    objects = render(
+        endpoints(endpoint(auth={"mode": "standard-webhooks"}, secrets={"standardWebhooksSecrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}))
+    )
+    (ep,) = config_toml(objects)["endpoints"]
+    assert ep["auth"]["standard_webhooks"] == {
+        "secrets_file": f"{SECRETS_DIR}/riskos/standard_webhooks_secrets",
+        "tolerance_secs": 300,
+    }
+
+
+def test_an_endpoint_item_needs_only_name_path_and_auth() -> None:
+    # A values list replaces the default one whole: an item without the optional keys renders
+    # with the connector's defaults (strict lint: no missing-key errors).
+    values = endpoints(endpoint("minimal", "/hook", auth={"mode": "bearer"}))
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert report["errors"] == []
+    (ep,) = config_toml(render(values))["endpoints"]
+    assert ep == {"name": "minimal", "path": "/hook", "auth": {"mode": "bearer", "bearer": {"tokens_file": f"{SECRETS_DIR}/minimal/bearer_tokens"}}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -705,6 +1101,43 @@ def test_ingress_tls_secret_defaults_to_the_release_name() -> None:
     ingress = one(render({"ingress": {"enabled": True}}), "Ingress")
     assert ingress["spec"]["tls"][0]["secretName"] == f"{RELEASE}-tls"
     assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == ["/webhooks/riskos"]
+
+
+def test_ingress_routes_every_endpoint(two_endpoint_scenario: str) -> None:
+    values = deep_merge(SCENARIOS[two_endpoint_scenario], {"ingress": {"enabled": True, "hosts": ["a.example.com", "b.example.com"]}})
+    ingress = one(render(values), "Ingress")
+    for rule in ingress["spec"]["rules"]:
+        paths = [(p["path"], p["pathType"]) for p in rule["http"]["paths"]]
+        assert paths == [("/webhooks/riskos", "Exact"), ("/webhooks/riskos-sandbox", "Exact")]
+        for p in rule["http"]["paths"]:
+            assert p["backend"]["service"] == {"name": RELEASE, "port": {"name": "http"}}
+
+
+def test_ingress_routes_token_endpoints_and_extra_paths_once() -> None:
+    values = endpoints(
+        endpoint("production", auth={"mode": "bearer"}),
+        endpoint(
+            "partner",
+            "/webhooks/partner",
+            auth={"mode": "oauth2", "oauth2": {"tokenEndpoint": {"enabled": True, "path": "/oauth2/partner/token"}}},
+            secrets={"oauth2Clients": [{"clientId": "partner", "clientSecret": "oauth2-client-secret-77aa"}]},
+        ),
+    )
+    values["ingress"] = {
+        "enabled": True,
+        "extraPaths": [{"path": "/oauth2/partner/token"}, {"path": "/status", "pathType": "Prefix"}],
+    }
+    objects = render(values)
+    paths = [(p["path"], p["pathType"]) for p in one(objects, "Ingress")["spec"]["rules"][0]["http"]["paths"]]
+    assert paths == [
+        ("/webhooks/riskos", "Exact"),
+        ("/webhooks/partner", "Exact"),
+        ("/oauth2/partner/token", "Exact"),
+        ("/status", "Prefix"),
+    ]
+    token_endpoint = config_toml(objects)["endpoints"][1]["auth"]["oauth2"]["token_endpoint"]
+    assert token_endpoint["path"] == "/oauth2/partner/token"
+    assert token_endpoint["clients_file"] == f"{SECRETS_DIR}/partner/oauth2_clients"
 
 
 def test_networkpolicy_rules(production_objects: list[dict[str, Any]]) -> None:
@@ -816,6 +1249,33 @@ def test_readme_covers_vendor_ips_and_auth_options() -> None:
     for option in ("**Basic**", "**Bearer**", "**OAuth2**"):
         assert option in readme
     assert "examples/production-values.yaml" in readme
+    assert "examples/two-endpoints-values.yaml" in readme
+
+
+def test_readme_documents_the_endpoint_keys() -> None:
+    readme = (CHART / "README.md").read_text()
+    table_keys = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.MULTILINE))
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    (item,) = defaults["endpoints"]
+    missing = [p for p in _value_paths(item) if p not in table_keys]
+    assert not missing, f"endpoints[] keys not documented in README.md: {missing}"
+    # Every file an endpoint can need is named in the secrets table.
+    for file in ("basic_credentials", "bearer_tokens", "oauth2_clients", "oauth2_signing", "hmac_secrets",
+                 "standard_webhooks_secrets", "standard_webhooks_public_keys", "required_header_<i>"):
+        assert f"| `{file}` |" in readme, file
+
+
+def test_two_endpoints_example_matches_the_vendor_setup() -> None:
+    values = two_endpoints_values()
+    production, sandbox = values["endpoints"]
+    assert (production["name"], production["auth"]["mode"]) == ("production", "bearer")
+    assert production["requiredHeaders"] == [{"name": "X-RiskOS-Environment-Key"}]
+    assert production["existingSecret"] and "secrets" not in production
+    assert production["allowCidrs"] == ["35.199.32.202/32", "3.138.161.243/32"]
+    assert (sandbox["name"], sandbox["auth"]["mode"]) == ("sandbox", "basic")
+    assert sandbox["secrets"]["basicCredentials"] and "existingSecret" not in sandbox
+    assert sandbox["allowCidrs"] == ["35.230.191.253/32"]
+    assert sandbox["topicPrefix"] == "riskos.sandbox."
 
 
 def test_production_example_turns_every_feature_on() -> None:
@@ -830,14 +1290,14 @@ def test_production_example_turns_every_feature_on() -> None:
         ("spool", "enabled"),
         ("http", "tls", "enabled"),
         ("kafka", "saslPasswordFromSecret"),
-        ("auth", "oauth2", "tokenEndpoint", "enabled"),
+        ("endpoints", 0, "auth", "oauth2", "tokenEndpoint", "enabled"),
     ):
         node: Any = values
         for key in toggle:
             node = node[key]
-        assert node is True, ".".join(toggle)
-    assert values["secrets"]["existingSecret"]
-    assert values["http"]["allowCidrs"] and values["schemaRegistry"]["username"]
+        assert node is True, ".".join(map(str, toggle))
+    assert values["secrets"]["existingSecret"] and values["endpoints"][0]["existingSecret"]
+    assert values["endpoints"][0]["allowCidrs"] and values["schemaRegistry"]["username"]
     assert PRODUCTION_VALUES.read_text().count("35.199.32.202/32") >= 2
 
 

@@ -89,11 +89,11 @@ impl Setup {
             Setup::Open => none(config),
             Setup::VendorOnly => {
                 none(config);
-                config.http.allow_cidrs = cidrs(&[VENDOR_IP]);
+                config.endpoints[0].allow_cidrs = cidrs(&[VENDOR_IP]);
             }
             Setup::VendorBehindProxy => {
                 none(config);
-                config.http.allow_cidrs = cidrs(&[VENDOR_IP]);
+                config.endpoints[0].allow_cidrs = cidrs(&[VENDOR_IP]);
                 config.http.trusted_proxies = cidrs(&["127.0.0.1/32"]);
             }
             Setup::TightLimits => {
@@ -104,7 +104,7 @@ impl Setup {
             }
             Setup::OnePerSecond => {
                 none(config);
-                config.http.rate_limit_per_ip = 1;
+                config.endpoints[0].rate_limit_per_ip = 1;
             }
         }
     }
@@ -163,7 +163,7 @@ async fn post(
     body: Vec<u8>,
 ) -> Reply {
     let mut request =
-        Request::post(&connector.config.http.path).header("content-type", content_type);
+        Request::post(&connector.config.endpoints[0].path).header("content-type", content_type);
     for (name, value) in headers {
         request = request.header(*name, value);
     }
@@ -174,7 +174,7 @@ async fn post(
 
 /// Records on every topic but quarantine.
 fn on_event_topics(connector: &Connector) -> Vec<Kept> {
-    let quarantine = connector.config.quarantine_topic();
+    let quarantine = connector.config.endpoints[0].quarantine_topic();
     connector
         .store
         .kept()
@@ -557,11 +557,11 @@ async fn every_mode_accepts_its_credentials() {
 
 /// The token endpoint with a client whose secret is in `client_secret_file`.
 fn token_endpoint_from_file(config: &mut Config, client_secret_file: &Path) {
-    config.auth.mode = Some(AuthMode::OAuth2);
-    config.auth.oauth2.issuer = "https://connector.test".into();
-    config.auth.oauth2.audience = AUDIENCE.into();
-    config.auth.oauth2.required_scope = Some("webhooks:write".into());
-    let endpoint = &mut config.auth.oauth2.token_endpoint;
+    config.endpoints[0].auth.mode = Some(AuthMode::OAuth2);
+    config.endpoints[0].auth.oauth2.issuer = "https://connector.test".into();
+    config.endpoints[0].auth.oauth2.audience = AUDIENCE.into();
+    config.endpoints[0].auth.oauth2.required_scope = Some("webhooks:write".into());
+    let endpoint = &mut config.endpoints[0].auth.oauth2.token_endpoint;
     endpoint.clients = vec![ClientConfig {
         client_id: CLIENT_ID.into(),
         client_secret: None,
@@ -573,10 +573,10 @@ fn token_endpoint_from_file(config: &mut Config, client_secret_file: &Path) {
 /// The token endpoint with an inline client secret; every client address is named by a proxy
 /// on loopback.
 fn token_endpoint_behind_proxy(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::OAuth2);
-    config.auth.oauth2.issuer = "https://connector.test".into();
-    config.auth.oauth2.audience = AUDIENCE.into();
-    let endpoint = &mut config.auth.oauth2.token_endpoint;
+    config.endpoints[0].auth.mode = Some(AuthMode::OAuth2);
+    config.endpoints[0].auth.oauth2.issuer = "https://connector.test".into();
+    config.endpoints[0].auth.oauth2.audience = AUDIENCE.into();
+    let endpoint = &mut config.endpoints[0].auth.oauth2.token_endpoint;
     endpoint.clients = vec![ClientConfig {
         client_id: CLIENT_ID.into(),
         client_secret: Some(Secret::new(CLIENT_SECRET)),
@@ -792,8 +792,8 @@ async fn a_repeated_authorization_header_is_refused_in_every_mode_that_reads_it(
         (
             "basic",
             Box::new(|c: &mut Config| {
-                c.auth.mode = Some(AuthMode::Basic);
-                c.auth.basic.credentials = vec![Secret::new(BASIC_CURRENT)];
+                c.endpoints[0].auth.mode = Some(AuthMode::Basic);
+                c.endpoints[0].auth.basic.credentials = vec![Secret::new(BASIC_CURRENT)];
             }),
             basic_header(BASIC_CURRENT),
             basic_header("riskos:wrong-horse-battery-staple"),
@@ -801,8 +801,8 @@ async fn a_repeated_authorization_header_is_refused_in_every_mode_that_reads_it(
         (
             "bearer",
             Box::new(|c: &mut Config| {
-                c.auth.mode = Some(AuthMode::Bearer);
-                c.auth.bearer.tokens = vec![Secret::new(BEARER_CURRENT)];
+                c.endpoints[0].auth.mode = Some(AuthMode::Bearer);
+                c.endpoints[0].auth.bearer.tokens = vec![Secret::new(BEARER_CURRENT)];
             }),
             format!("Bearer {BEARER_CURRENT}"),
             "Bearer 00000000-0000-0000-0000-000000000000".to_string(),

@@ -25,13 +25,16 @@ use tower::ServiceExt as _;
 /// reachable (nothing may try it), `auth.mode = none` written out as production config must.
 pub fn config() -> Config {
     let mut config = Config::default();
+    config
+        .endpoints
+        .push(riskos_connector::config::EndpointConfig::new("riskos"));
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     // A port nothing listens on: a test that reached Kafka would fail, not hang.
     config.kafka.bootstrap_servers = "127.0.0.1:1".to_string();
     config.schema_registry.url = String::new();
     config.schemas.encoding = Some(Encoding::SingleObject);
     config.schemas.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
-    config.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+    config.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::None);
     config
 }
 
@@ -76,7 +79,7 @@ impl Connector {
 
     /// A POST to the webhook path with `Content-Type: application/json`.
     pub fn post(&self) -> axum::http::request::Builder {
-        Request::post(&self.config.http.path).header("content-type", "application/json")
+        Request::post(&self.config.endpoints[0].path).header("content-type", "application/json")
     }
 
     /// Sends `request` from [`PEER`].
@@ -118,7 +121,8 @@ impl Connector {
 
     /// Records kept in quarantine.
     pub fn quarantined(&self) -> Vec<Kept> {
-        self.store.on_topic(&self.config.quarantine_topic())
+        self.store
+            .on_topic(&self.config.endpoints[0].quarantine_topic())
     }
 }
 
@@ -208,7 +212,7 @@ impl Served {
     /// POSTs a JSON body to the webhook path.
     pub async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
-            .post(self.url(&self.config.http.path))
+            .post(self.url(&self.config.endpoints[0].path))
             .header("content-type", "application/json")
             .body(body)
             .send()

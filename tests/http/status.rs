@@ -249,7 +249,7 @@ fn rows() -> Vec<Row> {
             case: "415: Content-Type is not JSON",
             configure: no_change,
             request: |c| {
-                Request::post(&c.config.http.path)
+                Request::post(&c.config.endpoints[0].path)
                     .header("content-type", "text/plain")
                     .body(Body::from(fixture(CASE_CLOSURE)))
                     .unwrap()
@@ -260,7 +260,7 @@ fn rows() -> Vec<Row> {
             case: "415: a charset other than UTF-8",
             configure: no_change,
             request: |c| {
-                Request::post(&c.config.http.path)
+                Request::post(&c.config.endpoints[0].path)
                     .header("content-type", "application/json; charset=latin1")
                     .body(Body::from(fixture(CASE_CLOSURE)))
                     .unwrap()
@@ -270,8 +270,8 @@ fn rows() -> Vec<Row> {
         Row {
             case: "401: no credentials (bearer mode)",
             configure: |c| {
-                c.auth.mode = Some(riskos_connector::auth::AuthMode::Bearer);
-                c.auth.bearer.tokens = vec![riskos_connector::secret::Secret::new(
+                c.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::Bearer);
+                c.endpoints[0].auth.bearer.tokens = vec![riskos_connector::secret::Secret::new(
                     "a-token-of-32-characters-or-more",
                 )];
             },
@@ -280,7 +280,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             case: "403: client address not in http.allow_cidrs",
-            configure: |c| c.http.allow_cidrs = vec!["10.0.0.0/8".parse().unwrap()],
+            configure: |c| c.endpoints[0].allow_cidrs = vec!["10.0.0.0/8".parse().unwrap()],
             request: |c| c.post().body(Body::from(fixture(CASE_CLOSURE))).unwrap(),
             status: 403,
         },
@@ -331,7 +331,7 @@ async fn requests_refused_before_anything_is_stored_get_their_status_and_headers
 
 #[tokio::test]
 async fn over_the_rate_limit_is_429_with_retry_after() {
-    let connector = Connector::start_with(|c| c.http.rate_limit_per_ip = 1).await;
+    let connector = Connector::start_with(|c| c.endpoints[0].rate_limit_per_ip = 1).await;
 
     let first = connector.post_json(fixture(CASE_CLOSURE)).await;
     let second = connector.post_json(fixture(CASE_CLOSURE)).await;
@@ -371,9 +371,10 @@ async fn a_quarantine_write_that_fails_is_503_not_the_bodys_200_or_400() {
         ("not JSON (else 400)", b"not json".to_vec()),
     ] {
         let connector = Connector::start().await;
-        connector
-            .store
-            .set_topic_behaviour(&connector.config.quarantine_topic(), Behaviour::Timeout);
+        connector.store.set_topic_behaviour(
+            &connector.config.endpoints[0].quarantine_topic(),
+            Behaviour::Timeout,
+        );
 
         let reply = connector.post_json(body).await;
 

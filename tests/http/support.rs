@@ -24,7 +24,7 @@ pub enum Framing {
 
 /// A POST to the webhook path with `content_type` (none when `None`) and `body`.
 pub async fn post_as(connector: &Connector, content_type: Option<&str>, body: Framing) -> Reply {
-    let mut request = Request::post(&connector.config.http.path);
+    let mut request = Request::post(&connector.config.endpoints[0].path);
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }

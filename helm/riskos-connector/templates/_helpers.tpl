@@ -75,51 +75,216 @@ terminationGracePeriodSeconds = preStop sleep + ceil(shutdown.graceMs / 1000) + 
 {{- end }}
 
 {{/*
-Secret handling.
+Secret handling. The connector-wide credentials (schema registry, Kafka SASL) come from
+secrets.existingSecret or the chart's Secret; each endpoint's from its own existingSecret (keys
+named like the files: bearer_tokens, ...) or the chart's Secret (keys "<endpoint>.<file>").
+Everything is projected into one volume at secretsDir: connector-wide files at its top, an
+endpoint's files under <endpoint>/.
 */}}
 {{- define "riskos-connector.secretName" -}}
 {{- default (include "riskos-connector.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
 
-{{/* Bearer tokens: the given ones, else the token kept in the release's Secret, else a new one. */}}
-{{- define "riskos-connector.bearerTokens" -}}
-{{- if .Values.secrets.bearerTokens }}
-{{- join "\n" .Values.secrets.bearerTokens }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "riskos-connector.fullname" .) }}
-{{- if and $existing $existing.data (hasKey $existing.data "auth_bearer_tokens") }}
-{{- index $existing.data "auth_bearer_tokens" | b64dec }}
-{{- else }}
-{{- randAlphaNum 48 }}
-{{- end }}
-{{- end }}
-{{- end }}
-
 {{/*
-Signing secrets of the built-in OAuth2 token endpoint: the values given, else the ones already in
-the release's Secret, else one random secret generated on install. Every replica must share them.
+The endpoints as JSON {"endpoints": [...]}, defaults filled in (a values list replaces the
+default list whole, so an item may lack any optional key) and checked: names and paths unique,
+paths not the connector's own, the mode's credentials present. Each endpoint carries:
+  files:       [{file, secret, key, path, value, generate}] the credential files it needs,
+               mounted at <secretsDir>/<path> from key `key` of Secret `secret`; `value` (the
+               file's content) only for the chart's Secret, `generate` (a length) when a
+               missing value is generated once and kept;
+  filePaths:   {file: absolute path} for config.toml;
+  headers:     [{name, file}] its required headers;
+  routes:      the paths the Ingress routes to it (its path, its token endpoint's).
 */}}
-{{- define "riskos-connector.oauth2SigningSecrets" -}}
-{{- if .Values.secrets.oauth2SigningSecrets }}
-{{- join "\n" .Values.secrets.oauth2SigningSecrets }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "riskos-connector.fullname" .) }}
-{{- if and $existing $existing.data (hasKey $existing.data "auth_oauth2_signing") }}
-{{- index $existing.data "auth_oauth2_signing" | b64dec }}
-{{- else }}
-{{- randAlphaNum 64 }}
+{{- define "riskos-connector.endpoints" -}}
+{{- $fullname := include "riskos-connector.fullname" . }}
+{{- $secretsDir := include "riskos-connector.secretsDir" . }}
+{{- $reserved := list "/healthz" "/readyz" "/metrics" }}
+{{- $names := dict }}
+{{- $paths := dict }}
+{{- $out := list }}
+{{- if not .Values.endpoints }}
+{{- fail "endpoints: at least one endpoint is required" }}
+{{- end }}
+{{- range $i, $ep := .Values.endpoints }}
+{{- if not (kindIs "map" $ep) }}
+{{- fail (printf "endpoints[%d] must be a map (name, path, auth, ...)" $i) }}
+{{- end }}
+{{- $name := toString (dig "name" "" $ep) }}
+{{- if not (regexMatch "^[a-z0-9][a-z0-9_-]{0,62}$" $name) }}
+{{- fail (printf "endpoints[%d].name %q: lower-case letters, digits, - and _, starting with a letter or digit, at most 63 characters" $i $name) }}
+{{- end }}
+{{- $section := printf "endpoints[%s]" $name }}
+{{- if hasKey $names $name }}
+{{- fail (printf "endpoints: the name %q is used by endpoints[%d] and endpoints[%d]; names must be unique" $name (get $names $name) $i) }}
+{{- end }}
+{{- $_ := set $names $name $i }}
+{{- $auth := dig "auth" (dict) $ep }}
+{{- $mode := toString (dig "mode" "" $auth) }}
+{{- if not $mode }}
+{{- fail (printf "%s.auth.mode is required (basic, bearer, oauth2, hmac, standard-webhooks or none)" $section) }}
+{{- end }}
+{{- /* Every path this endpoint serves: its own and its token endpoint's. */}}
+{{- $routes := list (toString (dig "path" "" $ep)) }}
+{{- $o := dig "oauth2" (dict) $auth }}
+{{- $te := dig "tokenEndpoint" (dict) $o }}
+{{- $tokenEndpoint := and (eq $mode "oauth2") (dig "enabled" false $te) }}
+{{- if $tokenEndpoint }}
+{{- $routes = append $routes (default "/oauth2/token" (dig "path" "" $te)) }}
+{{- end }}
+{{- range $k, $route := $routes }}
+{{- $key := ternary (printf "%s.path" $section) (printf "%s.auth.oauth2.tokenEndpoint.path" $section) (eq $k 0) }}
+{{- if not (hasPrefix "/" $route) }}
+{{- fail (printf "%s %q must start with /" $key $route) }}
+{{- end }}
+{{- if has $route $reserved }}
+{{- fail (printf "%s %q is served by the connector itself (/healthz, /readyz, /metrics)" $key $route) }}
+{{- end }}
+{{- if hasKey $paths $route }}
+{{- fail (printf "%s %q is already taken by %s; paths must be unique across endpoints and token endpoints" $key $route (get $paths $route)) }}
+{{- end }}
+{{- $_ := set $paths $route $key }}
+{{- end }}
+{{- $existing := toString (dig "existingSecret" "" $ep) }}
+{{- $s := dig "secrets" (dict) $ep }}
+{{- $headersIn := dig "requiredHeaders" (list) $ep }}
+{{- if $existing }}
+{{- range $k, $v := $s }}
+{{- if $v }}
+{{- fail (printf "%s.existingSecret is set: remove %s.secrets.%s (the credentials are read from the existing Secret)" $section $section $k) }}
 {{- end }}
 {{- end }}
+{{- range $k, $h := $headersIn }}
+{{- if dig "values" (list) $h }}
+{{- fail (printf "%s.existingSecret is set: remove %s.requiredHeaders[%d].values (the Secret's key required_header_%d holds them)" $section $section $k $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* The credential files: [file, inline value or "" (existing Secret or generated), generated length]. */}}
+{{- $needed := list }}
+{{- if eq $mode "basic" }}
+{{- $creds := dig "basicCredentials" (list) $s }}
+{{- if and (not $existing) (not $creds) }}
+{{- fail (printf "%s.auth.mode=basic: %s.secrets.basicCredentials (\"user:password\" entries) or %s.existingSecret is required" $section $section $section) }}
+{{- end }}
+{{- range $creds }}
+{{- if not (regexMatch "^[^:]+:.+$" (toString .)) }}
+{{- fail (printf "%s.secrets.basicCredentials entries must look like \"user:password\"" $section) }}
+{{- end }}
+{{- end }}
+{{- $needed = append $needed (list "basic_credentials" (join "\n" $creds) 0) }}
+{{- else if eq $mode "bearer" }}
+{{- $needed = append $needed (list "bearer_tokens" (join "\n" (dig "bearerTokens" (list) $s)) 48) }}
+{{- else if eq $mode "oauth2" }}
+{{- if not (or (dig "jwksUrl" "" $o) $tokenEndpoint) }}
+{{- fail (printf "%s.auth.mode=oauth2 needs %s.auth.oauth2.jwksUrl or %s.auth.oauth2.tokenEndpoint.enabled" $section $section $section) }}
+{{- end }}
+{{- if $tokenEndpoint }}
+{{- $clients := list }}
+{{- range dig "oauth2Clients" (list) $s }}
+{{- $clients = append $clients (printf "%s:%s" .clientId .clientSecret) }}
+{{- end }}
+{{- if and (not $existing) (not $clients) }}
+{{- fail (printf "%s.auth.oauth2.tokenEndpoint.enabled: %s.secrets.oauth2Clients or %s.existingSecret is required" $section $section $section) }}
+{{- end }}
+{{- $needed = append $needed (list "oauth2_clients" (join "\n" $clients) 0) }}
+{{- $needed = append $needed (list "oauth2_signing" (join "\n" (dig "oauth2SigningSecrets" (list) $s)) 64) }}
+{{- end }}
+{{- else if eq $mode "hmac" }}
+{{- $secrets := dig "hmacSecrets" (list) $s }}
+{{- if and (not $existing) (not $secrets) }}
+{{- fail (printf "%s.auth.mode=hmac: %s.secrets.hmacSecrets or %s.existingSecret is required" $section $section $section) }}
+{{- end }}
+{{- $needed = append $needed (list "hmac_secrets" (join "\n" $secrets) 0) }}
+{{- else if eq $mode "standard-webhooks" }}
+{{- $signatures := dig "standardWebhooks" "signatures" "symmetric" $auth }}
+{{- if has $signatures (list "symmetric" "both") }}
+{{- $secrets := dig "standardWebhooksSecrets" (list) $s }}
+{{- if and (not $existing) (not $secrets) }}
+{{- fail (printf "%s.auth.mode=standard-webhooks (%s signatures): %s.secrets.standardWebhooksSecrets (whsec_...) or %s.existingSecret is required" $section $signatures $section $section) }}
+{{- end }}
+{{- $needed = append $needed (list "standard_webhooks_secrets" (join "\n" $secrets) 0) }}
+{{- end }}
+{{- if has $signatures (list "asymmetric" "both") }}
+{{- $keys := dig "standardWebhooksPublicKeys" (list) $s }}
+{{- if and (not $existing) (not $keys) }}
+{{- fail (printf "%s.auth.mode=standard-webhooks (%s signatures): %s.secrets.standardWebhooksPublicKeys (whpk_...) or %s.existingSecret is required" $section $signatures $section $section) }}
+{{- end }}
+{{- $needed = append $needed (list "standard_webhooks_public_keys" (join "\n" $keys) 0) }}
+{{- end }}
+{{- else if ne $mode "none" }}
+{{- fail (printf "%s.auth.mode %q: choose basic, bearer, oauth2, hmac, standard-webhooks or none" $section $mode) }}
+{{- end }}
+{{- $headers := list }}
+{{- range $k, $h := $headersIn }}
+{{- $file := printf "required_header_%d" $k }}
+{{- $hname := toString (dig "name" "" $h) }}
+{{- if not (regexMatch "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" $hname) }}
+{{- fail (printf "%s.requiredHeaders[%d].name %q is not a header name" $section $k $hname) }}
+{{- end }}
+{{- $values := dig "values" (list) $h }}
+{{- if and (not $existing) (not $values) }}
+{{- fail (printf "%s.requiredHeaders[%d] (%s): values (accepted values) or %s.existingSecret (key %s) is required" $section $k $hname $section $file) }}
+{{- end }}
+{{- $headers = append $headers (dict "name" $hname "file" $file) }}
+{{- $needed = append $needed (list $file (join "\n" $values) 0) }}
+{{- end }}
+{{- $files := list }}
+{{- $filePaths := dict }}
+{{- range $needed }}
+{{- $file := index . 0 }}
+{{- $entry := dict "file" $file "path" (printf "%s/%s" $name $file) "secret" (default $fullname $existing) "key" (ternary $file (printf "%s.%s" $name $file) (ne $existing "")) }}
+{{- if not $existing }}
+{{- $_ := set $entry "value" (index . 1) }}
+{{- $_ := set $entry "generate" (index . 2) }}
+{{- end }}
+{{- $files = append $files $entry }}
+{{- $_ := set $filePaths $file (printf "%s/%s/%s" $secretsDir $name $file) }}
+{{- end }}
+{{- $norm := dict "name" $name "path" (first $routes) "section" $section "auth" $auth "mode" $mode "files" $files "filePaths" $filePaths "headers" $headers "routes" $routes "existingSecret" $existing }}
+{{- range $key := list "topicPrefix" "envelopes" "allowCidrs" "rateLimitPerIp" "maxInFlight" "maxBodyBytesInFlight" }}
+{{- $v := get $ep $key }}
+{{- if not (or (kindIs "invalid" $v) (and (kindIs "string" $v) (not $v))) }}
+{{- $_ := set $norm $key $v }}
+{{- end }}
+{{- end }}
+{{- if and (hasKey $norm "maxBodyBytesInFlight") (lt (int64 $norm.maxBodyBytesInFlight) (int64 $.Values.http.maxBodyBytes)) }}
+{{- fail (printf "%s.maxBodyBytesInFlight must be at least http.maxBodyBytes (%d)" $section (int64 $.Values.http.maxBodyBytes)) }}
+{{- end }}
+{{- $out = append $out $norm }}
+{{- end }}
+{{- /* Explicit shares fit the listener's totals (null totals: the connector's defaults). */}}
+{{- range $share := list (list "maxInFlight" 256) (list "maxBodyBytesInFlight" 268435456) }}
+{{- $key := index $share 0 }}
+{{- $total := index $.Values.http $key | default (index $share 1) | int64 }}
+{{- $sum := 0 }}
+{{- range $out }}
+{{- $sum = add $sum (get . $key | default 0 | int64) }}
+{{- end }}
+{{- if gt (int64 $sum) $total }}
+{{- fail (printf "endpoints[].%s add up to %d, more than http.%s (%d)" $key (int64 $sum) $key $total) }}
+{{- end }}
+{{- end }}
+{{- dict "endpoints" $out | toJson }}
+{{- end }}
+
+{{/* The endpoints (see riskos-connector.endpoints) as a list. */}}
+{{- define "riskos-connector.endpointList" -}}
+{{- (include "riskos-connector.endpoints" . | fromJson).endpoints | toJson }}
 {{- end }}
 
 {{/*
-The Secret's data (key: plain value) as YAML, only the keys the configuration needs. Fails with
-a message naming the value when a needed credential is missing.
+The chart Secret's data (key: plain value) as YAML, only the keys the configuration needs:
+the connector-wide credentials unless secrets.existingSecret is set, and the credentials of
+every endpoint without an existingSecret. A missing bearer token or OAuth2 signing secret is
+taken from the release's Secret when it exists (kept across upgrades), else generated. Fails
+with a message naming the value when a needed credential is missing.
 */}}
 {{- define "riskos-connector.secretData" -}}
 {{- $s := .Values.secrets }}
-{{- $mode := .Values.auth.mode }}
-{{- if .Values.schemaRegistry.username }}
+{{- if not $s.existingSecret }}
+{{- if and .Values.schemaRegistry.url .Values.schemaRegistry.username }}
 {{- if not $s.schemaRegistryPassword }}
 {{- fail "schemaRegistry.username is set: secrets.schemaRegistryPassword (or secrets.existingSecret) is required" }}
 {{- end }}
@@ -131,43 +296,50 @@ schema_registry_password: {{ $s.schemaRegistryPassword | toJson }}
 {{- end }}
 kafka_sasl_password: {{ $s.kafkaSaslPassword | toJson }}
 {{- end }}
-{{- if eq $mode "basic" }}
-{{- if not $s.basicCredentials }}
-{{- fail "auth.mode=basic: secrets.basicCredentials (\"user:password\" entries) or secrets.existingSecret is required" }}
 {{- end }}
-{{- range $s.basicCredentials }}
-{{- if not (regexMatch "^[^:]+:.+$" .) }}
-{{- fail "secrets.basicCredentials entries must look like \"user:password\"" }}
+{{- $kept := dict }}
+{{- $looked := false }}
+{{- range $ep := include "riskos-connector.endpointList" . | fromJsonArray }}
+{{- range $ep.files }}
+{{- if hasKey . "value" }}
+{{- $value := .value }}
+{{- if and (not $value) .generate }}
+{{- if not $looked }}
+{{- $kept = dig "data" (dict) (lookup "v1" "Secret" $.Release.Namespace (include "riskos-connector.fullname" $)) | default (dict) }}
+{{- $looked = true }}
+{{- end }}
+{{- if hasKey $kept .key }}
+{{- $value = index $kept .key | b64dec }}
+{{- else }}
+{{- $value = randAlphaNum (int .generate) }}
 {{- end }}
 {{- end }}
-auth_basic_credentials: {{ join "\n" $s.basicCredentials | toJson }}
-{{- else if eq $mode "bearer" }}
-auth_bearer_tokens: {{ include "riskos-connector.bearerTokens" . | toJson }}
-{{- else if eq $mode "oauth2" }}
-{{- if .Values.auth.oauth2.tokenEndpoint.enabled }}
-{{- if not $s.oauth2Clients }}
-{{- fail "auth.oauth2.tokenEndpoint.enabled: secrets.oauth2Clients or secrets.existingSecret is required" }}
+{{ .key | toJson }}: {{ $value | toJson }}
 {{- end }}
-{{- $clients := list }}
-{{- range $s.oauth2Clients }}
-{{- $clients = append $clients (printf "%s:%s" .clientId .clientSecret) }}
 {{- end }}
-auth_oauth2_clients: {{ join "\n" $clients | toJson }}
-auth_oauth2_signing: {{ include "riskos-connector.oauth2SigningSecrets" . | toJson }}
-{{- end }}
-{{- else if eq $mode "hmac" }}
-{{- if not $s.hmacSecrets }}
-{{- fail "auth.mode=hmac: secrets.hmacSecrets or secrets.existingSecret is required" }}
-{{- end }}
-auth_hmac_secrets: {{ join "\n" $s.hmacSecrets | toJson }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when a Secret is mounted (an existing one, or one the chart creates). */}}
-{{- define "riskos-connector.hasSecret" -}}
-{{- if .Values.secrets.existingSecret }}true
-{{- else if include "riskos-connector.secretData" . | trim }}true
+{{/*
+The files mounted under secretsDir, as JSON {"mounts": [{secret, key, path}]}: the schema
+registry password at the top, every endpoint's credential files under <endpoint>/.
+*/}}
+{{- define "riskos-connector.secretMounts" -}}
+{{- $mounts := list }}
+{{- if and .Values.schemaRegistry.url .Values.schemaRegistry.username }}
+{{- $mounts = append $mounts (dict "secret" (include "riskos-connector.secretName" .) "key" "schema_registry_password" "path" "schema_registry_password") }}
 {{- end }}
+{{- range $ep := include "riskos-connector.endpointList" . | fromJsonArray }}
+{{- range $ep.files }}
+{{- $mounts = append $mounts (dict "secret" .secret "key" .key "path" .path) }}
+{{- end }}
+{{- end }}
+{{- dict "mounts" $mounts | toJson }}
+{{- end }}
+
+{{/* "true" when a secrets volume is mounted (some configured file lives in a Secret). */}}
+{{- define "riskos-connector.hasSecret" -}}
+{{- if (include "riskos-connector.secretMounts" . | fromJson).mounts }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -178,24 +350,22 @@ valid TOML value. Optional keys are left out when unset so the connector's defau
 {{- $secrets := include "riskos-connector.secretsDir" . }}
 {{- $forbidden := list "sasl.password" "ssl.key.password" "ssl.keystore.password" "ssl.key.pem" "sasl.oauthbearer.client.secret" "sasl.oauthbearer.config" }}
 # Rendered by the riskos-connector Helm chart. Credentials are not in this file: the *_file
-# keys point at the Secret mounted under {{ $secrets }}/.
-# Every key can be overridden with the env var RISKOS_<SECTION>__<KEY>.
+# keys point at the Secrets mounted under {{ $secrets }}/
+# (an endpoint's under <name>/).
+# Every key can be overridden with the env var RISKOS_<SECTION>__<KEY>; an endpoint's with
+# RISKOS_ENDPOINTS__<NAME>__<KEY>.
 
 [http]
 listen = {{ printf "0.0.0.0:%d" (int64 .Values.http.port) | toJson }}
-path = {{ .Values.http.path | toJson }}
 max_body_bytes = {{ int64 .Values.http.maxBodyBytes }}
-{{- with .Values.http.allowCidrs }}
-allow_cidrs = {{ toJson . }}
-{{- end }}
 {{- with .Values.http.trustedProxies }}
 trusted_proxies = {{ toJson . }}
 {{- end }}
-{{- if not (kindIs "invalid" .Values.http.rateLimitPerIp) }}
-rate_limit_per_ip = {{ int64 .Values.http.rateLimitPerIp }}
-{{- end }}
 {{- if not (kindIs "invalid" .Values.http.maxInFlight) }}
 max_in_flight = {{ int64 .Values.http.maxInFlight }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.http.maxBodyBytesInFlight) }}
+max_body_bytes_in_flight = {{ int64 .Values.http.maxBodyBytesInFlight }}
 {{- end }}
 {{- if not (kindIs "invalid" .Values.http.maxConnections) }}
 max_connections = {{ int64 .Values.http.maxConnections }}
@@ -249,13 +419,9 @@ encoding = {{ toJson . }}
 {{- end }}
 
 [topics]
-prefix = {{ .Values.topics.prefix | toJson }}
 partitions = {{ int64 .Values.topics.partitions }}
 replication_factor = {{ int64 .Values.topics.replicationFactor }}
 create = {{ .Values.topics.create }}
-{{- with .Values.topics.quarantine }}
-quarantine = {{ toJson . }}
-{{- end }}
 
 [delivery]
 ack_timeout_ms = {{ int64 .Values.delivery.ackTimeoutMs }}
@@ -269,51 +435,91 @@ max_bytes = {{ int64 .Values.spool.maxBytes }}
 [shutdown]
 grace_ms = {{ int64 .Values.shutdown.graceMs }}
 
-[auth]
-mode = {{ .Values.auth.mode | toJson }}
-{{- if eq .Values.auth.mode "basic" }}
+{{- range $ep := include "riskos-connector.endpointList" . | fromJsonArray }}
+{{- $auth := $ep.auth }}
+{{- $files := $ep.filePaths }}
 
-[auth.basic]
-credentials_file = {{ printf "%s/auth_basic_credentials" $secrets | toJson }}
-{{- else if eq .Values.auth.mode "bearer" }}
-
-[auth.bearer]
-tokens_file = {{ printf "%s/auth_bearer_tokens" $secrets | toJson }}
-{{- else if eq .Values.auth.mode "oauth2" }}
-{{- $o := .Values.auth.oauth2 }}
-{{- if not (or $o.jwksUrl $o.tokenEndpoint.enabled) }}
-{{- fail "auth.mode=oauth2 needs auth.oauth2.jwksUrl or auth.oauth2.tokenEndpoint.enabled" }}
+[[endpoints]]
+name = {{ $ep.name | toJson }}
+path = {{ $ep.path | toJson }}
+{{- with $ep.topicPrefix }}
+topic_prefix = {{ toJson . }}
+{{- end }}
+{{- with $ep.envelopes }}
+envelopes = {{ toJson . }}
+{{- end }}
+{{- with $ep.allowCidrs }}
+allow_cidrs = {{ toJson . }}
+{{- end }}
+{{- range $key := list "rateLimitPerIp" "maxInFlight" "maxBodyBytesInFlight" }}
+{{- if hasKey $ep $key }}
+{{ $key | snakecase }} = {{ index $ep $key | int64 }}
+{{- end }}
 {{- end }}
 
-[auth.oauth2]
-{{- with $o.jwksUrl }}
+[endpoints.auth]
+mode = {{ $ep.mode | toJson }}
+{{- if eq $ep.mode "basic" }}
+
+[endpoints.auth.basic]
+credentials_file = {{ $files.basic_credentials | toJson }}
+{{- else if eq $ep.mode "bearer" }}
+
+[endpoints.auth.bearer]
+tokens_file = {{ $files.bearer_tokens | toJson }}
+{{- else if eq $ep.mode "oauth2" }}
+{{- $o := dig "oauth2" (dict) $auth }}
+
+[endpoints.auth.oauth2]
+{{- with dig "jwksUrl" "" $o }}
 jwks_url = {{ toJson . }}
 {{- end }}
-{{- with $o.issuer }}
+{{- with dig "issuer" "" $o }}
 issuer = {{ toJson . }}
 {{- end }}
-{{- with $o.audience }}
+{{- with dig "audience" "" $o }}
 audience = {{ toJson . }}
 {{- end }}
-{{- if $o.tokenEndpoint.enabled }}
+{{- if hasKey $files "oauth2_clients" }}
+{{- $te := dig "tokenEndpoint" (dict) $o }}
 
-[auth.oauth2.token_endpoint]
-clients_file = {{ printf "%s/auth_oauth2_clients" $secrets | toJson }}
-signing_secrets_file = {{ printf "%s/auth_oauth2_signing" $secrets | toJson }}
-ttl_secs = {{ int64 $o.tokenEndpoint.ttlSecs }}
+[endpoints.auth.oauth2.token_endpoint]
+{{- with dig "path" "" $te }}
+path = {{ toJson . }}
 {{- end }}
-{{- else if eq .Values.auth.mode "hmac" }}
-{{- $h := .Values.auth.hmac }}
+clients_file = {{ $files.oauth2_clients | toJson }}
+signing_secrets_file = {{ $files.oauth2_signing | toJson }}
+ttl_secs = {{ dig "ttlSecs" 300 $te | int64 }}
+{{- end }}
+{{- else if eq $ep.mode "hmac" }}
+{{- $h := dig "hmac" (dict) $auth }}
 
-[auth.hmac]
-secrets_file = {{ printf "%s/auth_hmac_secrets" $secrets | toJson }}
-{{- with $h.header }}
+[endpoints.auth.hmac]
+secrets_file = {{ $files.hmac_secrets | toJson }}
+{{- with dig "header" "" $h }}
 header = {{ toJson . }}
 {{- end }}
-{{- with $h.timestampHeader }}
+{{- with dig "timestampHeader" "" $h }}
 timestamp_header = {{ toJson . }}
 {{- end }}
-tolerance_secs = {{ int64 $h.toleranceSecs }}
+tolerance_secs = {{ dig "toleranceSecs" 300 $h | int64 }}
+{{- else if eq $ep.mode "standard-webhooks" }}
+
+[endpoints.auth.standard_webhooks]
+{{- with $files.standard_webhooks_secrets }}
+secrets_file = {{ toJson . }}
+{{- end }}
+{{- with $files.standard_webhooks_public_keys }}
+public_keys_file = {{ toJson . }}
+{{- end }}
+tolerance_secs = {{ dig "standardWebhooks" "toleranceSecs" 300 $auth | int64 }}
+{{- end }}
+{{- range $ep.headers }}
+
+[[endpoints.required_headers]]
+name = {{ .name | toJson }}
+values_file = {{ index $files .file | toJson }}
+{{- end }}
 {{- end }}
 
 [log]

@@ -28,7 +28,10 @@ pub fn unique_topic_prefix() -> String {
 /// a topic prefix of its own.
 pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     let mut config = Config::default();
-    config.topics.prefix = unique_topic_prefix();
+    config
+        .endpoints
+        .push(riskos_connector::config::EndpointConfig::new("riskos"));
+    config.endpoints[0].topic_prefix = unique_topic_prefix();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.kafka.bootstrap_servers = bootstrap.to_string();
     config.schema_registry.url = registry_url.to_string();
@@ -39,7 +42,7 @@ pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     // machine is shared with brokers and other tests.
     config.delivery.ack_timeout_ms = 5_000;
     // Written out, as production config must; tests/api/auth.rs covers the other modes.
-    config.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+    config.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::None);
     config
 }
 
@@ -66,7 +69,7 @@ impl TestApp {
     /// The full name of one of this connector's topics: `name` after its topic prefix
     /// (`quarantine`, `evaluation_completed`, …).
     pub fn topic(&self, name: &str) -> String {
-        format!("{}{name}", self.config.topics.prefix)
+        format!("{}{name}", self.config.endpoints[0].topic_prefix)
     }
 
     /// The topic an event (a posted envelope) goes to.
@@ -76,7 +79,7 @@ impl TestApp {
             .or_else(|| posted.get("type"))
             .and_then(serde_json::Value::as_str)
             .expect("an envelope with a type");
-        riskos_connector::route::topic_name(&self.config.topics.prefix, event_type)
+        riskos_connector::route::topic_name(&self.config.endpoints[0].topic_prefix, event_type)
     }
 
     /// `http://addr` + path.
@@ -87,7 +90,7 @@ impl TestApp {
     /// POSTs a JSON body to the webhook path.
     pub async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
-            .post(self.url(&self.config.http.path))
+            .post(self.url(&self.config.endpoints[0].path))
             .header("content-type", "application/json")
             .body(body)
             .send()

@@ -20,37 +20,39 @@ pub const BEARER_RETIRED: &str = "11111111-2222-4333-8444-555555555555";
 pub const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
 
 pub fn basic(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Basic);
-    config.auth.basic.credentials = vec![Secret::new(BASIC_CURRENT), Secret::new(BASIC_NEXT)];
+    config.endpoints[0].auth.mode = Some(AuthMode::Basic);
+    config.endpoints[0].auth.basic.credentials =
+        vec![Secret::new(BASIC_CURRENT), Secret::new(BASIC_NEXT)];
 }
 
 pub fn bearer(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Bearer);
-    config.auth.bearer.tokens = vec![Secret::new(BEARER_CURRENT), Secret::new(BEARER_NEXT)];
+    config.endpoints[0].auth.mode = Some(AuthMode::Bearer);
+    config.endpoints[0].auth.bearer.tokens =
+        vec![Secret::new(BEARER_CURRENT), Secret::new(BEARER_NEXT)];
 }
 
 /// OAuth2 with the JWKS at `jwks_url`, refetched at most as often as the default allows.
 pub fn oauth2(config: &mut Config, jwks_url: &str) {
-    config.auth.mode = Some(AuthMode::OAuth2);
-    config.auth.oauth2.jwks_url = Some(jwks_url.to_string());
-    config.auth.oauth2.issuer = ISSUER.into();
-    config.auth.oauth2.audience = AUDIENCE.into();
+    config.endpoints[0].auth.mode = Some(AuthMode::OAuth2);
+    config.endpoints[0].auth.oauth2.jwks_url = Some(jwks_url.to_string());
+    config.endpoints[0].auth.oauth2.issuer = ISSUER.into();
+    config.endpoints[0].auth.oauth2.audience = AUDIENCE.into();
 }
 
 /// [`oauth2`] where every unknown kid refetches, so rotation is picked up at once in tests.
 pub fn oauth2_refetching(config: &mut Config, jwks_url: &str) {
     oauth2(config, jwks_url);
-    config.auth.oauth2.jwks_min_refetch_secs = 0;
+    config.endpoints[0].auth.oauth2.jwks_min_refetch_secs = 0;
 }
 
 pub fn hmac(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::Hmac);
-    config.auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
-    config.auth.hmac.timestamp_header = Some("X-Timestamp".into());
+    config.endpoints[0].auth.mode = Some(AuthMode::Hmac);
+    config.endpoints[0].auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
+    config.endpoints[0].auth.hmac.timestamp_header = Some("X-Timestamp".into());
 }
 
 pub fn none(config: &mut Config) {
-    config.auth.mode = Some(AuthMode::None);
+    config.endpoints[0].auth.mode = Some(AuthMode::None);
 }
 
 pub fn basic_header(user_password: &str) -> String {
