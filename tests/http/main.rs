@@ -10,6 +10,7 @@ mod support;
 
 mod auth;
 mod contract;
+mod endpoints;
 mod hardening;
 mod operations;
 mod webhook;
