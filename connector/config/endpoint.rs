@@ -188,11 +188,10 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn shares(total: usize, explicit: &[Option<usize>]) -> Vec<usize> {
     let given: usize = explicit.iter().flatten().sum();
     let open = explicit.iter().filter(|s| s.is_none()).count();
-    let each = if open == 0 {
-        0
-    } else {
-        (total.saturating_sub(given) / open).max(1)
-    };
+    let each = total
+        .saturating_sub(given)
+        .checked_div(open)
+        .map_or(0, |each| each.max(1));
     explicit.iter().map(|s| s.unwrap_or(each)).collect()
 }
 
