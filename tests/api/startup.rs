@@ -13,7 +13,7 @@ async fn start_up_registers_every_schema_and_creates_compacted_topics() {
     let stack = Stack::start().await;
 
     let subjects = stack.registry.subjects();
-    for name in [
+    let names = [
         "case_management_notification_case_closure",
         "evaluation_completed",
         "create.cases",
@@ -22,11 +22,14 @@ async fn start_up_registers_every_schema_and_creates_compacted_topics() {
         "create.bankaccountsnapshots.status_description",
         "create.reviews.is_entity",
         "unrecognized",
-    ] {
-        let topic = stack.app.topic(name);
+    ];
+    let expected: Vec<String> = names.iter().map(|name| stack.app.topic(name)).collect();
+    stack
+        .broker
+        .topics_including(&[expected.clone(), vec![stack.app.topic("quarantine")]].concat());
+    for topic in expected {
         let subject = format!("{topic}-value");
         assert!(subjects.contains(&subject), "{subject} in {subjects:?}");
-        assert!(stack.broker.topics().contains(&topic), "{topic}");
     }
 
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -88,4 +91,58 @@ async fn shutdown_drains_and_returns() {
     let (_, body) = crate::helpers::fixtures::all().into_iter().next().unwrap();
     assert_eq!(stack.app.post_webhook(body).await.status(), 200);
     stack.app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn every_endpoints_prefix_gets_its_topics_subjects_and_quarantine_and_records_name_their_endpoint(
+) {
+    let sandbox_prefix = format!("{}sandbox.", crate::helpers::app::unique_topic_prefix());
+    let stack = Stack::start_with(|config| {
+        let mut sandbox = riskos_connector::config::EndpointConfig::new("sandbox");
+        sandbox.topic_prefix = sandbox_prefix.clone();
+        sandbox.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+        config.endpoints.push(sandbox);
+    })
+    .await;
+    let production_prefix = stack.app.config.endpoints[0].topic_prefix.clone();
+    let subjects = stack.registry.subjects();
+    for prefix in [&production_prefix, &sandbox_prefix] {
+        let names = [
+            "case_management_notification_case_closure",
+            "create.cases",
+            "unrecognized",
+        ];
+        let expected: Vec<String> = names.iter().map(|name| format!("{prefix}{name}")).collect();
+        stack
+            .broker
+            .topics_including(&[expected.clone(), vec![format!("{prefix}quarantine")]].concat());
+        for topic in expected {
+            assert!(subjects.contains(&format!("{topic}-value")), "{topic}");
+        }
+    }
+
+    // One body to each endpoint: each lands under its own prefix, naming its endpoint.
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/riskos.case_closure.match.json"
+    ))
+    .unwrap();
+    for path in ["/webhooks/riskos", "/webhooks/sandbox"] {
+        let response = stack
+            .app
+            .client
+            .post(stack.app.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    for (prefix, endpoint) in [(&production_prefix, "riskos"), (&sandbox_prefix, "sandbox")] {
+        let topic = format!("{prefix}case_management_notification_case_closure");
+        let records = crate::helpers::kafka::read_all(&stack.broker.bootstrap(), &topic);
+        assert_eq!(records.len(), 1, "{topic}");
+        assert_eq!(records[0].header("endpoint"), Some(endpoint), "{topic}");
+    }
 }

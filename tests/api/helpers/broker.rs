@@ -384,6 +384,24 @@ impl Broker {
             .collect()
     }
 
+    /// Every topic name, once metadata lists all of `expected` (up to 30 s): a broker's
+    /// metadata cache learns of topics the controller just created a moment later.
+    pub fn topics_including(&self, expected: &[String]) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let topics = self.topics();
+            let missing: Vec<_> = expected.iter().filter(|t| !topics.contains(t)).collect();
+            if missing.is_empty() {
+                return topics;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "topics {missing:?} not in metadata: {topics:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn server_log(&self, node: usize) -> PathBuf {
         self.dir.join(format!("node-{node}/server.log"))
     }
