@@ -629,6 +629,24 @@ async fn the_token_endpoint_issues_tokens_the_webhook_accepts() {
                 .unwrap(),
         )
         .await;
+    // Alloy's OAuth2 client: the credentials in a JSON body and in Basic client
+    // authentication at once; they agree, so the client is authenticated once.
+    let alloy_style = |body_secret: &str| {
+        token_request()
+            .header(
+                "authorization",
+                basic_header(&format!("{CLIENT_ID}:{CLIENT_SECRET}")),
+            )
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"grant_type": "client_credentials", "client_id": CLIENT_ID,
+                       "client_secret": body_secret})
+                .to_string(),
+            ))
+            .unwrap()
+    };
+    let json_and_basic = connector.send(alloy_style(CLIENT_SECRET)).await;
+    let json_and_basic_disagreeing = connector.send(alloy_style("another-secret")).await;
     let wrong = connector
         .send(
             token_request()
@@ -656,6 +674,13 @@ async fn the_token_endpoint_issues_tokens_the_webhook_accepts() {
     assert_eq!(issued["scope"], "webhooks:write");
     assert_eq!(json_body.status, 200);
     let issued_json = json_body.json();
+    assert_eq!(json_and_basic.status, 200, "{:?}", json_and_basic.json());
+    assert_eq!(json_and_basic.json()["token_type"], "Bearer");
+    assert_eq!(json_and_basic_disagreeing.status, 400);
+    assert_eq!(
+        json_and_basic_disagreeing.json()["error"],
+        "invalid_request"
+    );
     assert_eq!(wrong.status, 401);
     assert!(wrong
         .header("www-authenticate")
