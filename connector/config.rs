@@ -674,7 +674,8 @@ impl Config {
                 return Err(SettingError::invalid(
                     format!("endpoints[{i}].name"),
                     format!(
-                        "`{}` is not a usable name: 1 to {} lower-case letters, digits, `-` or                          `_`, starting with a letter or digit",
+                        "`{}` is not a usable name: 1 to {} lower-case letters, digits, `-` or \
+                         `_`, starting with a letter or digit",
                         endpoint.name,
                         endpoint::MAX_NAME_LEN
                     ),
@@ -752,7 +753,8 @@ impl Config {
                     endpoint,
                     "max_body_bytes_in_flight",
                     format!(
-                        "its share is {bytes} bytes, less than one body of http.max_body_bytes =                          {}: raise http.max_body_bytes_in_flight or set the shares",
+                        "its share is {bytes} bytes, less than one body of http.max_body_bytes = \
+                         {}: raise http.max_body_bytes_in_flight or set the shares",
                         http.max_body_bytes
                     ),
                 );

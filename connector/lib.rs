@@ -5,16 +5,18 @@
 //!
 //! | step | module | job |
 //! |---|---|---|
-//! | admit | [`auth`] | the auth mode (basic, bearer, OAuth2 JWT + token endpoint, HMAC), source IPs |
-//! | ingress | [`http`] | router, guard and limits, TLS listener, webhook handler (content type, size), health, error→status |
+//! | admit | [`auth`] | the auth modes (basic, bearer, OAuth2 JWT + token endpoint, HMAC, Standard Webhooks) |
+//! | ingress | [`http`] | one route per endpoint, its guard (sources, rate, capacity share, credentials, required headers), TLS listener, webhook handler (content type, size), health, error→status |
 //! | normalize | [`envelope`] | two envelope styles → one [`envelope::Event`] |
 //! | encode | [`schema`] | catalog of `schemas/`, record builder, JSON→Avro converter, wire prefix, registry |
 //! | route | [`route`] | event type → topic and schema |
 //! | produce | [`kafka`] | the shared idempotent producer, topic creation |
-//! | glue | [`pipeline`] | prepare (pure) and deliver, used by the handler and the CLI |
+//! | glue | [`pipeline`] | one per endpoint: prepare (pure), deliver with the `endpoint` header, quarantine |
+//! | store | [`delivery`] | the duplicate cache over the store (Kafka + spool, or memory in tests) |
 //!
-//! [`config`] holds every setting, [`app`] builds and runs the service, [`telemetry`] sets up
-//! logs. `main.rs` only parses the command line.
+//! [`config`] holds every setting (`[http]` for the listener, `[[endpoints]]` for each
+//! webhook endpoint), [`topology`] sets up what the connector needs around it, [`app`] builds
+//! and runs the service, [`telemetry`] sets up logs. `main.rs` only parses the command line.
 
 pub mod app;
 pub mod auth;

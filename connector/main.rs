@@ -158,6 +158,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             for (topic, count) in &report.replayed {
                 println!("replayed {count} to {topic}");
             }
+            if report.other_endpoints > 0 {
+                println!(
+                    "left {} records of other endpoints sharing the prefix",
+                    report.other_endpoints
+                );
+            }
             for (partition, offset, error) in &report.still_failing {
                 println!("still failing: partition {partition} offset {offset}: {error}");
             }

@@ -29,7 +29,11 @@ pub enum PrepareError {
     Envelope(#[from] EnvelopeError),
     /// An envelope the endpoint does not accept (`endpoints.envelopes`).
     #[error("the {envelope} envelope is not accepted on this endpoint")]
-    EnvelopeNotAccepted { envelope: &'static str },
+    EnvelopeNotAccepted {
+        envelope: &'static str,
+        event_id: String,
+        event_type: String,
+    },
     /// Nested deeper than `http.max_json_depth`: refused before it is parsed.
     #[error("JSON is nested deeper than {0} levels")]
     TooDeep(usize),
@@ -89,6 +93,11 @@ impl PrepareError {
                 ..
             }
             | PrepareError::RecordTooLarge {
+                event_id,
+                event_type,
+                ..
+            }
+            | PrepareError::EnvelopeNotAccepted {
                 event_id,
                 event_type,
                 ..
@@ -395,6 +404,8 @@ pub fn prepare_accepting(
     if !envelopes.contains(&event.envelope) {
         return Err(PrepareError::EnvelopeNotAccepted {
             envelope: event.envelope.config_name(),
+            event_id: event.id,
+            event_type: event.event_type,
         });
     }
     let route = routes.get(&event.event_type).clone();

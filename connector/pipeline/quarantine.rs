@@ -5,11 +5,12 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `quarantine_reason` | `invalid_json`, `duplicate_key`, `invalid_envelope`, `too_deep`, `schema_mismatch`, `record_too_large` |
+//! | `quarantine_reason` | `invalid_json`, `duplicate_key`, `invalid_envelope`, `envelope_not_accepted`, `too_deep`, `schema_mismatch`, `record_too_large` |
 //! | `quarantine_error` | the error message (at most 1 KiB) |
 //! | `quarantine_field` | the failing field, when known (`data.eval_id`) |
 //! | `received_at` | epoch milliseconds when the connector received the body |
 //! | `event_id`, `event_type` | when the envelope was readable |
+//! | `endpoint` | the endpoint that received the body |
 
 use super::PrepareError;
 use crate::record_size::MAX_ERROR_HEADER_BYTES;

@@ -10,7 +10,7 @@ use rdkafka::message::{Headers, Message};
 use super::reader::{Start, TopicReader};
 use crate::config::Config;
 use crate::pipeline::quarantine::RECEIVED_AT_HEADER;
-use crate::pipeline::Origin;
+use crate::pipeline::{Origin, ENDPOINT_HEADER};
 
 /// What a replay did.
 #[derive(Debug, Default)]
@@ -21,6 +21,8 @@ pub struct ReplayReport {
     pub replayed: BTreeMap<String, u64>,
     /// Records that still cannot be prepared: `(partition, offset, error)`.
     pub still_failing: Vec<(i32, i64, String)>,
+    /// Records another endpoint sharing the topic prefix received, left for its own replay.
+    pub other_endpoints: u64,
 }
 
 /// Reads the quarantine topic of `endpoint` (the only one when `None`) from `since` (epoch ms)
@@ -44,6 +46,11 @@ pub async fn run(
             continue;
         };
         report.read += 1;
+        // Endpoints may share a prefix (and so a quarantine topic): each replays its own.
+        if header(&message, ENDPOINT_HEADER).is_some_and(|name| name != pipeline.endpoint()) {
+            report.other_endpoints += 1;
+            continue;
+        }
         let body = message.payload().unwrap_or_default();
         let received_at_ms = received_at(&message)
             .or_else(|| message.timestamp().to_millis())
@@ -72,9 +79,13 @@ pub async fn run(
 }
 
 fn received_at(message: &rdkafka::message::OwnedMessage) -> Option<i64> {
-    let headers = message.headers()?;
-    headers
+    header(message, RECEIVED_AT_HEADER)?.parse().ok()
+}
+
+fn header<'m>(message: &'m rdkafka::message::OwnedMessage, key: &str) -> Option<&'m str> {
+    message
+        .headers()?
         .iter()
-        .find(|h| h.key == RECEIVED_AT_HEADER)
-        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+        .find(|h| h.key == key)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
 }

@@ -41,8 +41,16 @@ pub async fn run(
         };
         let mut topics = Vec::new();
         for prefix in prefixes {
+            // `riskos.` must not take `riskos.sandbox.`'s topics: a topic belongs to the
+            // longest endpoint prefix it starts with.
+            let longer: Vec<&str> = config
+                .topic_prefixes()
+                .into_iter()
+                .filter(|other| other.len() > prefix.len() && other.starts_with(prefix))
+                .collect();
             for topic in TopicReader::topics_with_prefix(config, prefix)? {
-                if !topics.contains(&topic) {
+                let owned = !longer.iter().any(|other| topic.starts_with(other));
+                if owned && !topics.contains(&topic) {
                     topics.push(topic);
                 }
             }

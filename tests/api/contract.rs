@@ -86,12 +86,76 @@ async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix(
     let replayed = read_all(&bootstrap, &stack.app.topic("evaluation_completed"));
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].key.as_deref(), Some("q-1"));
+    assert_eq!(replayed[0].header("endpoint"), Some("riskos"));
     let value = decode(&stack.registry.url, &replayed[0].payload).await;
     assert_eq!(
         value["data"]["decision"],
         json!({"code": "ACCEPT", "score": 0.93})
     );
     assert_eq!(value["raw"], body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_takes_only_its_own_endpoints_bodies_from_a_shared_quarantine() {
+    // Two endpoints on one prefix share its quarantine topic; Alloy's takes request tokens only.
+    let stack = Stack::start_with(|config| {
+        let mut alloy = riskos_connector::config::EndpointConfig::new("alloy");
+        alloy.topic_prefix = config.endpoints[0].topic_prefix.clone();
+        alloy.envelopes = vec![riskos_connector::envelope::EnvelopeKind::RequestToken];
+        alloy.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+        config.endpoints.push(alloy);
+    })
+    .await;
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/riskos.case_closure.match.json"
+    ))
+    .unwrap();
+    let response = stack
+        .app
+        .client
+        .post(stack.app.url("/webhooks/alloy"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        400,
+        "a RiskOS envelope on Alloy's endpoint"
+    );
+    let bootstrap = stack.broker.bootstrap();
+    let quarantined = read_all(&bootstrap, &stack.app.topic("quarantine"));
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].header("endpoint"), Some("alloy"));
+    assert_eq!(
+        quarantined[0].header("quarantine_reason"),
+        Some("envelope_not_accepted")
+    );
+
+    // The RiskOS endpoint's replay leaves Alloy's body alone…
+    let config = &stack.app.config;
+    let report = riskos_connector::tools::replay::run(config, Some("riskos"), None)
+        .await
+        .unwrap();
+    assert_eq!((report.read, report.other_endpoints), (1, 1));
+    assert!(report.replayed.is_empty() && report.still_failing.is_empty());
+    // …Alloy's own replay retries it: still an envelope Alloy does not take.
+    let report = riskos_connector::tools::replay::run(config, Some("alloy"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.other_endpoints, 0);
+    assert_eq!(report.still_failing.len(), 1, "{report:?}");
+    assert!(report.still_failing[0].2.contains("not accepted"));
+    let case_topic = stack.app.topic("case_management_notification_case_closure");
+    assert!(read_all(&bootstrap, &case_topic).is_empty());
+    // Several endpoints and none named: the tool asks which.
+    let error = riskos_connector::tools::replay::run(config, None, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("--endpoint"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

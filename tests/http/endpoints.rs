@@ -278,6 +278,12 @@ async fn each_endpoint_accepts_only_its_own_credentials_sources_and_header() {
         Some("envelope_not_accepted")
     );
     assert_eq!(quarantined[0].header("endpoint"), Some("alloy-own"));
+    assert_eq!(
+        quarantined[0].header("event_type"),
+        Some("case_management_notification_case_closure"),
+        "the envelope was readable, so the record says what it was"
+    );
+    assert!(quarantined[0].key.is_some());
     assert_eq!(quarantined[0].value, case_closure);
     assert!(connector.on_topic("riskos.quarantine").is_empty());
     assert_eq!(kept.len(), 5, "nothing else was stored: {kept:?}");
