@@ -943,7 +943,6 @@ mod tests {
         assert_eq!(config.delivery.ack_timeout_ms, 5000);
         let endpoint = config.endpoint(None).unwrap();
         assert_eq!(endpoint.topic_prefix, "riskos.");
-        assert_eq!(endpoint.quarantine_topic(), "riskos.quarantine");
         assert_eq!(endpoint.rate_limit_per_ip, 1000);
         assert_eq!(
             endpoint.envelopes,

@@ -215,7 +215,7 @@ pub fn pipeline_for(
         PipelineSettings {
             endpoint: endpoint.name.as_str().into(),
             envelopes: endpoint.envelopes.clone(),
-            quarantine_topic: endpoint.quarantine_topic(),
+            quarantine_topic: crate::route::quarantine_topic(&endpoint.topic_prefix),
             max_value_bytes: record_size::max_value_bytes(config.http.max_body_bytes),
         },
     )

@@ -121,11 +121,6 @@ impl EndpointConfig {
         format!("endpoints[{}]", self.name)
     }
 
-    /// The quarantine topic of this endpoint's prefix.
-    pub fn quarantine_topic(&self) -> String {
-        crate::route::quarantine_topic(&self.topic_prefix)
-    }
-
     /// Checks of this endpoint alone that need no I/O; keys relative to the endpoint
     /// (the caller nests them with [`SettingError::within`]).
     pub fn validate(&self) -> Result<(), SettingError> {

@@ -34,8 +34,12 @@ fn mock_topics(
     for plan in riskos_connector::route::Routes::plan(&catalog, &config.endpoints[0].topic_prefix) {
         mock.create_topic(&plan.topic, 1, replication).unwrap();
     }
-    mock.create_topic(&config.endpoints[0].quarantine_topic(), 1, replication)
-        .unwrap();
+    mock.create_topic(
+        &riskos_connector::route::quarantine_topic(&config.endpoints[0].topic_prefix),
+        1,
+        replication,
+    )
+    .unwrap();
 }
 
 /// A connector (single-object encoding, no registry) on a librdkafka mock cluster.
@@ -720,7 +724,8 @@ async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outag
     let mut broker = Broker::start_cluster(1, &[]).await;
     let spool_dir = tempfile::tempdir().unwrap();
     let app = connector_for_outages(&broker, 1, Some(spool_dir.path())).await;
-    let quarantine_topic = app.config.endpoints[0].quarantine_topic();
+    let quarantine_topic =
+        riskos_connector::route::quarantine_topic(&app.config.endpoints[0].topic_prefix);
     broker.kill();
 
     // `eval_id` is a string in the schema: the vendor "changed its type".

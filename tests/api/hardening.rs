@@ -126,7 +126,10 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     .unwrap();
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["status"], "quarantined", "{reply}");
-    let quarantined = read_all(&broker.bootstrap(), &config.endpoints[0].quarantine_topic());
+    let quarantined = read_all(
+        &broker.bootstrap(),
+        &riskos_connector::route::quarantine_topic(&config.endpoints[0].topic_prefix),
+    );
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].payload, body);
     assert_eq!(

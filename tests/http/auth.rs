@@ -174,7 +174,8 @@ async fn post(
 
 /// Records on every topic but quarantine.
 fn on_event_topics(connector: &Connector) -> Vec<Kept> {
-    let quarantine = connector.config.endpoints[0].quarantine_topic();
+    let quarantine =
+        riskos_connector::route::quarantine_topic(&connector.config.endpoints[0].topic_prefix);
     connector
         .store
         .kept()

@@ -122,7 +122,9 @@ impl Connector {
     /// Records kept in quarantine.
     pub fn quarantined(&self) -> Vec<Kept> {
         self.store
-            .on_topic(&self.config.endpoints[0].quarantine_topic())
+            .on_topic(&riskos_connector::route::quarantine_topic(
+                &self.config.endpoints[0].topic_prefix,
+            ))
     }
 }
 

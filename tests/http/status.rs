@@ -372,7 +372,7 @@ async fn a_quarantine_write_that_fails_is_503_not_the_bodys_200_or_400() {
     ] {
         let connector = Connector::start().await;
         connector.store.set_topic_behaviour(
-            &connector.config.endpoints[0].quarantine_topic(),
+            &riskos_connector::route::quarantine_topic(&connector.config.endpoints[0].topic_prefix),
             Behaviour::Timeout,
         );
 
