@@ -719,26 +719,23 @@ impl Config {
     /// request (a byte share: a body of `http.max_body_bytes`).
     fn validate_shares(&self) -> Result<(), ConfigError> {
         let http = &self.http;
-        let explicit = |f: fn(&EndpointConfig) -> Option<usize>| -> usize {
-            self.endpoints.iter().filter_map(f).sum()
-        };
-        if explicit(|e| e.max_in_flight) > http.max_in_flight {
-            return invalid(
-                "endpoints.max_in_flight",
-                format!(
-                    "the endpoints' shares add up to more than http.max_in_flight = {}",
-                    http.max_in_flight
-                ),
-            );
-        }
-        if explicit(|e| e.max_body_bytes_in_flight) > http.max_body_bytes_in_flight {
-            return invalid(
-                "endpoints.max_body_bytes_in_flight",
-                format!(
-                    "the endpoints' shares add up to more than http.max_body_bytes_in_flight = {}",
-                    http.max_body_bytes_in_flight
-                ),
-            );
+        type ShareOf = fn(&EndpointConfig) -> Option<usize>;
+        let totals: [(&str, usize, ShareOf); 2] = [
+            ("max_in_flight", http.max_in_flight, |e| e.max_in_flight),
+            (
+                "max_body_bytes_in_flight",
+                http.max_body_bytes_in_flight,
+                |e| e.max_body_bytes_in_flight,
+            ),
+        ];
+        for (key, total, share_of) in totals {
+            if self.endpoints.iter().filter_map(share_of).sum::<usize>() > total {
+                return Err(SettingError::invalid(
+                    format!("endpoints.{key}"),
+                    format!("the endpoints' shares add up to more than http.{key} = {total}"),
+                )
+                .into());
+            }
         }
         let shares = self
             .in_flight_shares()

@@ -14,12 +14,17 @@ from datetime import datetime, timezone
 from standardwebhooks.webhooks import Webhook
 
 
-def sign(message):
+def v1_signatures(message):
+    """One `v1,<base64>` per secret of the message, by the reference library."""
     when = datetime.fromtimestamp(message["timestamp"], tz=timezone.utc)
-    signatures = [
+    return [
         Webhook(secret).sign(msg_id=message["id"], timestamp=when, data=message["body"])
-        for secret in message["secrets"]
+        for secret in message.get("secrets", [])
     ]
+
+
+def signed(message, signatures):
+    """The message as the sender posts it: its `webhook-*` headers and body."""
     return {
         "headers": {
             "webhook-id": message["id"],
@@ -32,7 +37,7 @@ def sign(message):
 
 def main():
     job = json.load(sys.stdin)
-    json.dump({"messages": [sign(m) for m in job["messages"]]}, sys.stdout)
+    json.dump({"messages": [signed(m, v1_signatures(m)) for m in job["messages"]]}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ reference library too, all in one `webhook-signature`. Used by tests/signers.rs.
 import base64
 import json
 import sys
-from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from standardwebhooks.webhooks import Webhook
+
+# The sibling script (its directory is on sys.path when this one runs).
+from standard_webhooks_v1 import signed, v1_signatures
 
 RAW = serialization.Encoding.Raw
 
@@ -47,19 +48,7 @@ def sign(message, signing_keys):
         "v1a," + base64.b64encode(load_signing_key(signing_keys[i]).sign(signed)).decode()
         for i in message["keys"]
     ]
-    when = datetime.fromtimestamp(message["timestamp"], tz=timezone.utc)
-    signatures += [
-        Webhook(secret).sign(msg_id=message["id"], timestamp=when, data=message["body"])
-        for secret in message.get("secrets", [])
-    ]
-    return {
-        "headers": {
-            "webhook-id": message["id"],
-            "webhook-timestamp": str(message["timestamp"]),
-            "webhook-signature": " ".join(signatures),
-        },
-        "body": message["body"],
-    }
+    return signed(message, signatures + v1_signatures(message))
 
 
 def main():
