@@ -43,9 +43,9 @@ def public_key(whsk):
 
 
 def sign(message, signing_keys):
-    signed = f'{message["id"]}.{message["timestamp"]}.{message["body"]}'.encode()
+    content = f'{message["id"]}.{message["timestamp"]}.{message["body"]}'.encode()
     signatures = [
-        "v1a," + base64.b64encode(load_signing_key(signing_keys[i]).sign(signed)).decode()
+        "v1a," + base64.b64encode(load_signing_key(signing_keys[i]).sign(content)).decode()
         for i in message["keys"]
     ]
     return signed(message, signatures + v1_signatures(message))
