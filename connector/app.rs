@@ -20,9 +20,12 @@ use crate::http::guard::{Ingress, Share};
 use crate::http::server::{self, ConnectionLimits, RefusePeer};
 use crate::http::tls::{self, ServeListener};
 use crate::http::{self, AppState, EndpointParts};
+use crate::protect::Keyring;
 use crate::route::RoutesByPrefix;
 use crate::schema::Registry;
-use crate::topology::{kafka_store, open_spool, pipelines_over, registry, resolve_routes};
+use crate::topology::{
+    kafka_store, open_spool, pipelines_over, protection_keys, registry, resolve_routes,
+};
 
 /// How long shutdown waits for Kafka to ack what is still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,10 +45,10 @@ impl Application {
     /// `http.listen`; tests bind port 0); any failure is returned with the step that failed.
     pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
         // Secrets and the JWKS first: a bad credential setup fails before anything is created.
-        let (ingresses, registry, routes) = authenticate_then_route(config).await?;
+        let setup = authenticate_then_route(config).await?;
         let spool = open_spool(config)?;
-        let store = Arc::new(kafka_store(config, &routes, spool).await?);
-        let state = assemble(config, ingresses, registry, &routes, store);
+        let store = Arc::new(kafka_store(config, &setup.routes, spool).await?);
+        let state = assemble(config, setup, store);
         Self::serve_with(config, listener, state)
     }
 
@@ -159,16 +162,23 @@ pub async fn handlers(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
 }
 
 async fn handler_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
-    let (ingresses, registry, routes) = authenticate_then_route(config).await?;
-    Ok(assemble(config, ingresses, registry, &routes, store))
+    let setup = authenticate_then_route(config).await?;
+    Ok(assemble(config, setup, store))
 }
 
-/// Every endpoint's authentication (secrets, JWKS) and limits, then the registry client and
-/// the routes of every topic prefix (schemas checked and registered with the Confluent
-/// encoding).
-async fn authenticate_then_route(
-    config: &Config,
-) -> anyhow::Result<(Vec<Ingress>, Option<Registry>, RoutesByPrefix)> {
+/// What start-up sets up before the store: each endpoint's checks, the registry client, the
+/// routes and the protection keys.
+struct Setup {
+    ingresses: Vec<Ingress>,
+    registry: Option<Registry>,
+    routes: RoutesByPrefix,
+    keys: Option<Arc<Keyring>>,
+}
+
+/// Every endpoint's authentication (secrets, JWKS) and limits, then the registry client, the
+/// routes of every topic prefix (schemas checked and registered with the Confluent
+/// encoding) and the protection keys the schemas and endpoints need.
+async fn authenticate_then_route(config: &Config) -> anyhow::Result<Setup> {
     crate::metrics::install();
     if config.endpoints.is_empty() {
         anyhow::bail!("config key `endpoints`: is empty: configure at least one [[endpoints]]");
@@ -190,28 +200,28 @@ async fn authenticate_then_route(
     }
     let registry = registry(config)?;
     let routes = resolve_routes(config, registry.as_ref()).await?;
-    Ok((ingresses, registry, routes))
+    let keys = protection_keys(config, &routes)?;
+    Ok(Setup {
+        ingresses,
+        registry,
+        routes,
+        keys,
+    })
 }
 
-fn assemble(
-    config: &Config,
-    ingresses: Vec<Ingress>,
-    registry: Option<Registry>,
-    routes: &RoutesByPrefix,
-    store: Arc<dyn Store>,
-) -> AppState {
-    let pipelines = pipelines_over(config, routes, store.clone());
+fn assemble(config: &Config, setup: Setup, store: Arc<dyn Store>) -> AppState {
+    let pipelines = pipelines_over(config, &setup.routes, setup.keys, store.clone());
     let endpoints = config
         .endpoints
         .iter()
-        .zip(pipelines.into_iter().zip(ingresses))
+        .zip(pipelines.into_iter().zip(setup.ingresses))
         .map(|(endpoint, (pipeline, ingress))| EndpointParts {
             path: endpoint.path.clone(),
             pipeline,
             ingress,
         })
         .collect();
-    AppState::new(endpoints, store, config.http.max_body_bytes, registry)
+    AppState::new(endpoints, store, config.http.max_body_bytes, setup.registry)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

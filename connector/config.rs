@@ -66,6 +66,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The keys of protected fields and bodies (which fields: the schemas' `riskos.protect`;
+    /// whether, and the body's policy: each endpoint's `protect_fields` and `raw`).
+    pub protection: crate::protect::ProtectionConfig,
     /// Logging.
     pub log: LogConfig,
     /// Trace export.

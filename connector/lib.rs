@@ -29,6 +29,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod protect;
 pub mod record_size;
 pub mod route;
 pub mod schema;

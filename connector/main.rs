@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+    /// Protection key commands.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print records of topics as JSON lines, decoding either encoding.
     Tail {
         #[command(flatten)]
@@ -75,6 +80,9 @@ enum Command {
         /// Stop once the records that existed at start have been printed.
         #[arg(long)]
         exit_at_end: bool,
+        /// Open encrypted fields and bodies with the configured `[protection]` keys.
+        #[arg(long)]
+        reveal: bool,
     },
     /// Normalize and encode payload files offline (no Kafka, no registry) and print the record
     /// or the exact error; exits 1 if any file fails.
@@ -88,6 +96,9 @@ enum Command {
         /// are configured.
         #[arg(long)]
         endpoint: Option<String>,
+        /// Also print the record with its encrypted values opened (`revealed`).
+        #[arg(long)]
+        reveal: bool,
     },
 }
 
@@ -103,6 +114,19 @@ enum SchemasCommand {
     /// Check every schema file against its subject's latest registered version, as start-up
     /// does, without starting the server or registering anything.
     Check(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new protection key, `kid:base64(32 random bytes)`, for
+    /// `protection.hash_keys` or `protection.encryption_keys` (one key per line in their
+    /// files; the first line protects, every line unprotects).
+    Generate {
+        /// The key id written into every token and encrypted value it makes (letters, digits,
+        /// `-`, `_`; at most 32), e.g. the month it was made.
+        #[arg(long, default_value = "k1")]
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -176,6 +200,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys {
+            command: KeysCommand::Generate { kid },
+        } => {
+            println!("{}", riskos_connector::protect::keys::generate(&kid)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schemas {
             command: SchemasCommand::Check(arg),
         } => {
@@ -192,6 +222,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             from_beginning,
             max,
             exit_at_end,
+            reveal,
         } => {
             let config = Config::load(config.config.as_deref())?;
             let options = tail::TailOptions {
@@ -200,6 +231,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 from_beginning,
                 max,
                 exit_at_end,
+                reveal,
             };
             runtime.block_on(tail::run(&config, &options, &mut std::io::stdout().lock()))?;
             Ok(ExitCode::SUCCESS)
@@ -208,9 +240,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             files,
             endpoint,
+            reveal,
         } => {
             let config = Config::load_offline(config.config.as_deref())?;
-            let routes = validate::Offline::new(&config, endpoint.as_deref())?;
+            let routes = validate::Offline::new(&config, endpoint.as_deref(), reveal)?;
             let mut all_ok = true;
             for file in files {
                 let line = validate::validate_file(&routes, &file);

@@ -140,6 +140,14 @@ impl RoutesByPrefix {
             .collect()
     }
 
+    /// Every schema, once (the tables of all prefixes share them).
+    pub fn schemas(&self) -> Vec<Arc<SchemaEntry>> {
+        let Some((_, routes)) = self.0.first() else {
+            return Vec::new();
+        };
+        routes.all().map(|r| r.schema.clone()).collect()
+    }
+
     /// The quarantine topic of every prefix.
     pub fn quarantine_topics(&self) -> Vec<String> {
         self.0.iter().map(|(p, _)| quarantine_topic(p)).collect()

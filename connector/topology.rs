@@ -11,11 +11,13 @@ use anyhow::Context;
 use crate::config::{Config, Encoding, EndpointConfig};
 use crate::delivery::{Dedup, Delivery, KafkaStore, Spool, Store};
 use crate::kafka::{self, Producer, TopicSpec};
-use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::pipeline::{Pipeline, PipelineSettings, ProtectionSettings};
+use crate::protect::{Keyring, Policy, RawPolicy};
 use crate::record_size;
 use crate::route::{single_object_routes, PlannedRoute, Routes, RoutesByPrefix};
 use crate::schema::encode::confluent_prefix;
 use crate::schema::{compat, Catalog, Registry};
+use crate::setting::SettingError;
 
 /// The schema registry client, with the Confluent encoding.
 pub fn registry(config: &Config) -> anyhow::Result<Option<Registry>> {
@@ -172,24 +174,78 @@ pub fn producer(config: &Config) -> anyhow::Result<Producer> {
 /// replay, wait for Kafka): everything between a body and a stored record.
 pub async fn pipeline(config: &Config, endpoint: &EndpointConfig) -> anyhow::Result<Pipeline> {
     let routes = resolve_routes(config, registry(config)?.as_ref()).await?;
+    let keys = protection_keys(config, &routes)?;
     let store = kafka_store(config, &routes, None).await?;
     let delivery = delivery_over(config, Arc::new(store));
-    Ok(pipeline_for(config, endpoint, &routes, delivery))
+    Ok(pipeline_for(config, endpoint, &routes, keys, delivery))
 }
 
 /// A pipeline per endpoint (in the order of `endpoints`) over any store, all sharing one
-/// delivery: the dedup cache from `[delivery.dedup]` in front of `store`.
+/// delivery (the dedup cache from `[delivery.dedup]` in front of `store`) and the
+/// protection keys.
 pub fn pipelines_over(
     config: &Config,
     routes: &RoutesByPrefix,
+    keys: Option<Arc<Keyring>>,
     store: Arc<dyn Store>,
 ) -> Vec<Pipeline> {
     let delivery = delivery_over(config, store);
     config
         .endpoints
         .iter()
-        .map(|endpoint| pipeline_for(config, endpoint, routes, delivery.clone()))
+        .map(|endpoint| pipeline_for(config, endpoint, routes, keys.clone(), delivery.clone()))
         .collect()
+}
+
+/// Reads `[protection]`'s keys and checks each endpoint has the keys its policies need (the
+/// schemas' field policies when `protect_fields`, the body's `raw` policy). `None` when no
+/// key is configured and none is needed.
+pub fn protection_keys(
+    config: &Config,
+    routes: &RoutesByPrefix,
+) -> anyhow::Result<Option<Arc<Keyring>>> {
+    let keys = Keyring::from_config(&config.protection).map_err(|e| e.within("protection"))?;
+    let schemas = routes.schemas();
+    for endpoint in &config.endpoints {
+        let fields = endpoint.protect_fields;
+        let encrypting: Vec<String> = schemas
+            .iter()
+            .filter(|_| fields)
+            .flat_map(|s| {
+                s.plan
+                    .targets
+                    .iter()
+                    .filter(|t| t.policy == Policy::Encrypt)
+            })
+            .map(|t| t.path())
+            .collect();
+        let hashing = fields && schemas.iter().any(|s| s.plan.hashes());
+        let raw = endpoint.raw == RawPolicy::Encrypt;
+        if (raw || !encrypting.is_empty()) && !keys.can_encrypt() {
+            let why = if raw {
+                "raw = \"encrypt\"".to_string()
+            } else {
+                format!("the schemas encrypt {}", encrypting[0])
+            };
+            return Err(SettingError::missing("protection.encryption_keys")).with_context(|| {
+                format!(
+                    "endpoint `{}` encrypts ({why}): configure a key (`riskos-connector keys \
+                         generate`), or set its `raw = \"keep\"` / `protect_fields = false`",
+                    endpoint.name
+                )
+            });
+        }
+        if hashing && !keys.can_hash() {
+            return Err(SettingError::missing("protection.hash_keys")).with_context(|| {
+                format!(
+                    "endpoint `{}` hashes fields the schemas mark `hash`: configure a key \
+                     (`riskos-connector keys generate`), or set its `protect_fields = false`",
+                    endpoint.name
+                )
+            });
+        }
+    }
+    Ok((keys.can_encrypt() || keys.can_hash()).then(|| Arc::new(keys)))
 }
 
 /// The dedup cache from `[delivery.dedup]` in front of `store`.
@@ -207,6 +263,7 @@ pub fn pipeline_for(
     config: &Config,
     endpoint: &EndpointConfig,
     routes: &RoutesByPrefix,
+    keys: Option<Arc<Keyring>>,
     delivery: Delivery,
 ) -> Pipeline {
     Pipeline::new(
@@ -217,6 +274,11 @@ pub fn pipeline_for(
             envelopes: endpoint.envelopes.clone(),
             quarantine_topic: crate::route::quarantine_topic(&endpoint.topic_prefix),
             max_value_bytes: record_size::max_value_bytes(config.http.max_body_bytes),
+            protection: ProtectionSettings {
+                keys,
+                fields: endpoint.protect_fields,
+                raw: endpoint.raw,
+            },
         },
     )
 }

@@ -67,6 +67,14 @@ export RISKOS_TOPICS__PARTITIONS=1
 export RISKOS_TOPICS__REPLICATION_FACTOR=1
 export RISKOS_ENDPOINTS__RISKOS__AUTH__MODE=none  # local demo on loopback; see README "Authentication and ingress security"
 export RISKOS_LOG__FORMAT=text
+# Protection keys for this run (personal fields hashed or encrypted, `raw` encrypted); a real
+# deployment keeps them in a secret store: the same keys on every replica, kept for as long
+# as the records they protect.
+mkdir -p "$work/keys" && chmod 700 "$work/keys"
+"$connector" keys generate --kid quickstart-h >"$work/keys/hash"
+"$connector" keys generate --kid quickstart-e >"$work/keys/encryption"
+export RISKOS_PROTECTION__HASH_KEYS_FILE="$work/keys/hash"
+export RISKOS_PROTECTION__ENCRYPTION_KEYS_FILE="$work/keys/encryption"
 echo "==> starting the connector on http://127.0.0.1:$http_port/webhooks/riskos"
 "$connector" serve >"$work/connector.log" 2>&1 &
 pids+=($!)
@@ -80,8 +88,8 @@ for fixture in tests/fixtures/*.json; do
   printf '%s %s %s\n' "$status" "$(basename "$fixture")" "$(cat "$work/reply")"
 done
 
-echo "==> decoded records, one JSON line each (riskos-connector tail)"
-"$connector" tail --from-beginning --exit-at-end
+echo "==> decoded records, one JSON line each, encrypted values opened with the keys (riskos-connector tail --reveal)"
+"$connector" tail --from-beginning --exit-at-end --reveal
 
 if [ "${QUICKSTART_EXIT_AFTER:-0}" = 1 ]; then
   exit 0

@@ -31,6 +31,11 @@ broker_port=$(free_port); controller_port=$(free_port); http_port=$(free_port)
 scripts/kafka.sh start --dir "$work/kafka" --port "$broker_port" \
   --controller-port "$controller_port" >/dev/null
 
+# Protection as deployed: fields hashed or encrypted, `raw` encrypted.
+target/release/riskos-connector keys generate --kid soak-h >"$work/hash_keys"
+target/release/riskos-connector keys generate --kid soak-e >"$work/encryption_keys"
+RISKOS_PROTECTION__HASH_KEYS_FILE="$work/hash_keys" \
+RISKOS_PROTECTION__ENCRYPTION_KEYS_FILE="$work/encryption_keys" \
 RISKOS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$broker_port" RISKOS_HTTP__LISTEN="127.0.0.1:$http_port" \
 RISKOS_SCHEMAS__ENCODING=single-object RISKOS_TOPICS__PARTITIONS=1 RISKOS_TOPICS__REPLICATION_FACTOR=1 \
 RISKOS_ENDPOINTS__RISKOS__AUTH__MODE=none RISKOS_ENDPOINTS__RISKOS__RATE_LIMIT_PER_IP=0 RISKOS_LOG__LEVEL=warn \

@@ -355,7 +355,10 @@ async fn start_server(
                 .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "bearer")
                 .env("RISKOS_ENDPOINTS__RISKOS__AUTH__BEARER__TOKENS", format!("[\"{TOKEN}\"]"))
                 .env("RISKOS_ENDPOINTS__RISKOS__RATE_LIMIT_PER_IP", "0")
-                .env("RISKOS_LOG__LEVEL", "warn");
+                .env("RISKOS_LOG__LEVEL", "warn")
+                // Protection as deployed (fixed bench keys: the figures, not the secrecy, matter).
+                .env("RISKOS_PROTECTION__HASH_KEYS", BENCH_HASH_KEY)
+                .env("RISKOS_PROTECTION__ENCRYPTION_KEYS", BENCH_ENCRYPTION_KEY);
             for (k, v) in passthrough(args)? {
                 let key = k.replace('.', "_").to_uppercase();
                 c.env(format!("RISKOS_KAFKA__LIBRDKAFKA__{key}"), v);
@@ -682,3 +685,7 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The benchmark's protection keys (`kid:base64(32 bytes)`).
+const BENCH_HASH_KEY: &str = "bench-h:YmVuY2ggaGFzaCBrZXksIDMyIGJ5dGVzIGxvbmcuLi4=";
+const BENCH_ENCRYPTION_KEY: &str = "bench-e:YmVuY2ggZW5jcnlwdGlvbiBrZXksIDMyIGJ5dGVzLi4=";

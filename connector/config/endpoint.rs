@@ -69,6 +69,14 @@ pub struct EndpointConfig {
     pub max_body_bytes_in_flight: Option<usize>,
     /// How callers of this endpoint authenticate (`auth.mode` is required by `serve`).
     pub auth: AuthConfig,
+    /// Apply the schemas' field policies (`riskos.protect`: drop, hash, encrypt) to this
+    /// endpoint's records. Default true; the keys are `[protection]`'s.
+    pub protect_fields: bool,
+    /// What becomes of the body kept in each record's `raw` field and of quarantined bodies:
+    /// `encrypt` (default: one encrypted value, so a key holder can still replay and
+    /// re-derive every field, and nobody else reads it), `keep` (as received) or `drop`
+    /// (empty; no replay). `encrypt` needs `protection.encryption_keys`.
+    pub raw: crate::protect::RawPolicy,
     /// Static headers the sender must present besides its credentials (RiskOS calls them
     /// "static header variables"): each a header name and its accepted secret values,
     /// compared in constant time; a missing or wrong one gets 401.
@@ -87,6 +95,8 @@ impl Default for EndpointConfig {
             max_in_flight: None,
             max_body_bytes_in_flight: None,
             auth: AuthConfig::default(),
+            protect_fields: true,
+            raw: crate::protect::RawPolicy::Encrypt,
             required_headers: Vec::new(),
         }
     }

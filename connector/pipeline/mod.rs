@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::delivery::{self, Delivery, DeliveryError, DuplicateScope, Outcome};
 use crate::envelope::{self, EnvelopeError, EnvelopeKind};
+use crate::protect::{Keyring, Protection, RawPolicy};
 use crate::route::{Route, Routes};
 use crate::schema::{record, ConvertError};
 
@@ -233,6 +234,30 @@ pub struct PipelineSettings {
     /// Records whose value would be larger are quarantined instead (see
     /// [`crate::record_size`]).
     pub max_value_bytes: usize,
+    /// What is protected, with which keys.
+    pub protection: ProtectionSettings,
+}
+
+/// An endpoint's protection as the pipeline keeps it (see [`Protection`]).
+#[derive(Debug, Clone)]
+pub struct ProtectionSettings {
+    /// The keys, when any are configured.
+    pub keys: Option<Arc<Keyring>>,
+    /// Apply the schemas' field policies.
+    pub fields: bool,
+    /// The body's policy (`raw`, quarantine).
+    pub raw: RawPolicy,
+}
+
+impl ProtectionSettings {
+    /// Nothing protected.
+    pub fn off() -> Self {
+        Self {
+            keys: None,
+            fields: false,
+            raw: RawPolicy::Keep,
+        }
+    }
 }
 
 /// Where a body came from, for the record's headers and the duplicate check.
@@ -293,6 +318,16 @@ impl Pipeline {
         &self.settings.quarantine_topic
     }
 
+    /// The endpoint's protection, with the keys.
+    pub fn protection(&self) -> Protection<'_> {
+        let settings = &self.settings.protection;
+        Protection {
+            keys: settings.keys.as_deref(),
+            fields: settings.fields,
+            raw: settings.raw,
+        }
+    }
+
     /// Delivery (dedup cache and store).
     pub fn delivery(&self) -> &Delivery {
         &self.delivery
@@ -301,8 +336,13 @@ impl Pipeline {
     /// Turns a request body into an encoded record no larger than the connector produces.
     /// Pure: no I/O.
     pub fn prepare(&self, body: &[u8], received_at_ms: i64) -> Result<Prepared, PrepareError> {
-        let prepared =
-            prepare_accepting(&self.routes, &self.settings.envelopes, body, received_at_ms)?;
+        let prepared = prepare_accepting(
+            &self.routes,
+            &self.settings.envelopes,
+            self.protection(),
+            body,
+            received_at_ms,
+        )?;
         let max_value_bytes = self.settings.max_value_bytes;
         if prepared.payload.len() > max_value_bytes {
             return Err(PrepareError::RecordTooLarge {
@@ -349,7 +389,13 @@ impl Pipeline {
         origin: Origin<'_>,
         quarantined: &Quarantined,
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        let mut record = quarantined.record(&self.settings.quarantine_topic, origin.body);
+        // The body follows the endpoint's policy in quarantine too.
+        let stored = self.protection().body(
+            origin.body,
+            &self.settings.quarantine_topic,
+            quarantined.key.as_deref().unwrap_or_default(),
+        );
+        let mut record = quarantined.record(&self.settings.quarantine_topic, &stored);
         record
             .headers
             .push((ENDPOINT_HEADER, &self.settings.endpoint));
@@ -373,20 +419,27 @@ pub const ENDPOINT_HEADER: &str = "endpoint";
 /// Every envelope: what the tools accept.
 pub const ALL_ENVELOPES: [EnvelopeKind; 2] = [EnvelopeKind::Event, EnvelopeKind::RequestToken];
 
-/// See [`Pipeline::prepare`]; any envelope is accepted.
+/// See [`Pipeline::prepare`]; any envelope is accepted, nothing is protected.
 pub fn prepare(
     routes: &Routes,
     body: &[u8],
     received_at_ms: i64,
 ) -> Result<Prepared, PrepareError> {
-    prepare_accepting(routes, &ALL_ENVELOPES, body, received_at_ms)
+    prepare_accepting(
+        routes,
+        &ALL_ENVELOPES,
+        Protection::OFF,
+        body,
+        received_at_ms,
+    )
 }
 
 /// See [`Pipeline::prepare`]: a body in an envelope outside `envelopes` is refused as soon as
-/// its envelope is known.
+/// its envelope is known; `protection` says what becomes of personal fields and the body.
 pub fn prepare_accepting(
     routes: &Routes,
     envelopes: &[EnvelopeKind],
+    protection: Protection<'_>,
     body: &[u8],
     received_at_ms: i64,
 ) -> Result<Prepared, PrepareError> {
@@ -400,7 +453,7 @@ pub fn prepare_accepting(
     };
     // One pass; a key repeated in any object is refused (serde_json would keep the last).
     let json = envelope::json::from_str(raw)?;
-    let event = envelope::normalize(json)?;
+    let mut event = envelope::normalize(json)?;
     if !envelopes.contains(&event.envelope) {
         return Err(PrepareError::EnvelopeNotAccepted {
             envelope: event.envelope.config_name(),
@@ -410,6 +463,18 @@ pub fn prepare_accepting(
     }
     let route = routes.get(&event.event_type).clone();
     let schema = &route.schema;
+    // Personal data protected before anything is encoded: the schema's field policies, then
+    // the body's own policy for `raw`.
+    protection.apply(
+        &schema.plan,
+        &mut event.data,
+        &mut event.description,
+        &route.topic,
+        &event.id,
+    );
+    let stored_body = protection.body(body, &route.topic, &event.id);
+    let raw = std::str::from_utf8(&stored_body)
+        .expect("a kept body is the UTF-8 text checked above; a sealed one is ASCII");
     // One buffer: wire prefix, then the datum written straight from the parsed body (no Avro
     // value tree, no per-request schema resolution). `raw` alone is about the body's size.
     let mut payload = Vec::with_capacity(route.wire_prefix.len() + 2 * body.len() + 64);

@@ -63,6 +63,8 @@ pub struct SchemaEntry {
     pub schema: Schema,
     /// Named types inside it, for the converter.
     pub names: Names,
+    /// Its protected fields (`riskos.protect`), checked at load.
+    pub plan: crate::protect::Plan,
 }
 
 impl SchemaEntry {
@@ -91,12 +93,14 @@ impl SchemaEntry {
         let schema = Schema::parse(&json).map_err(|e| invalid(e.to_string()))?;
         let names = names_of(&schema).map_err(|e| invalid(e.to_string()))?;
         check_envelope_fields(&schema).map_err(invalid)?;
+        let plan = crate::protect::Plan::of(&schema, &names).map_err(invalid)?;
         Ok(Self {
             event_type,
             file: file.to_path_buf(),
             text,
             schema,
             names,
+            plan,
         })
     }
 }

@@ -51,7 +51,20 @@ pub async fn run(
             report.other_endpoints += 1;
             continue;
         }
-        let body = message.payload().unwrap_or_default();
+        let stored = message.payload().unwrap_or_default();
+        // An encrypted body (`raw = "encrypt"`) is opened with the keys first.
+        let body = match opened(&pipeline, &topic, &message, stored) {
+            Ok(body) => body,
+            Err(error) => {
+                report.still_failing.push((
+                    message.partition(),
+                    message.offset(),
+                    format!("the stored body does not open: {error}"),
+                ));
+                continue;
+            }
+        };
+        let body: &[u8] = &body;
         let received_at_ms = received_at(&message)
             .or_else(|| message.timestamp().to_millis())
             .unwrap_or_else(crate::clock::now_millis);
@@ -76,6 +89,34 @@ pub async fn run(
         .flush(Duration::from_secs(10))
         .await?;
     Ok(report)
+}
+
+/// The quarantined body as received: as stored, or opened when it is an encrypted value.
+fn opened<'m>(
+    pipeline: &crate::pipeline::Pipeline,
+    topic: &str,
+    message: &rdkafka::message::OwnedMessage,
+    stored: &'m [u8],
+) -> Result<std::borrow::Cow<'m, [u8]>, crate::protect::UnprotectError> {
+    let sealed = stored
+        .starts_with(crate::protect::keys::ENCRYPTED_PREFIX.as_bytes())
+        .then(|| std::str::from_utf8(stored).ok())
+        .flatten();
+    let Some(sealed) = sealed else {
+        return Ok(std::borrow::Cow::Borrowed(stored));
+    };
+    let keys = pipeline
+        .protection()
+        .keys
+        .ok_or(crate::protect::UnprotectError::UnknownKey(
+            "(no protection.encryption_keys configured)".into(),
+        ))?;
+    let key = message
+        .key()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let aad = crate::protect::associated_data(topic, &key, crate::protect::RAW_PATH);
+    keys.decrypt(sealed, &aad).map(std::borrow::Cow::Owned)
 }
 
 fn received_at(message: &rdkafka::message::OwnedMessage) -> Option<i64> {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::reader::{Start, TopicReader};
 use crate::config::Config;
+use crate::protect::{self, associated_data, Keyring, RAW_PATH};
 use crate::schema::decode::Decoder;
 use crate::schema::{Catalog, Registry};
 
@@ -26,6 +27,8 @@ pub struct TailOptions {
     pub max: Option<u64>,
     /// Stop once caught up with the records that existed at start.
     pub exit_at_end: bool,
+    /// Open encrypted fields and bodies with `[protection]`'s keys (hash tokens stay tokens).
+    pub reveal: bool,
 }
 
 /// Runs until `max` records, the end (with `exit_at_end`), or forever. Returns records printed.
@@ -66,6 +69,11 @@ pub async fn run(
         Some(Registry::new(&config.schema_registry)?)
     };
     let mut decoder = Decoder::new(&catalog, registry);
+    let keys = if options.reveal {
+        Some(Keyring::from_config(&config.protection).map_err(|e| e.within("protection"))?)
+    } else {
+        None
+    };
     let start = if options.from_beginning {
         Start::Beginning
     } else {
@@ -84,11 +92,30 @@ pub async fn run(
         else {
             continue;
         };
-        let line = render(&message, &mut decoder).await;
+        let mut line = render(&message, &mut decoder).await;
+        if let Some(keys) = &keys {
+            reveal(keys, &mut line);
+        }
         writeln!(out, "{line}")?;
         out.flush()?;
         printed += 1;
     }
+}
+
+/// Opens the encrypted values of a rendered record in place: a quarantined body (a string
+/// value, bound to the path `raw`) or the fields of a decoded record.
+pub fn reveal(keys: &Keyring, line: &mut Value) {
+    let topic = line["topic"].as_str().unwrap_or_default().to_string();
+    let key = line["key"].as_str().unwrap_or_default().to_string();
+    let value = &mut line["value"];
+    if let Value::String(sealed) = value {
+        let aad = associated_data(&topic, &key, RAW_PATH);
+        if let Ok(body) = keys.decrypt(sealed, &aad) {
+            *value = Value::String(String::from_utf8_lossy(&body).into_owned());
+        }
+        return;
+    }
+    protect::reveal(keys, value, &topic, &key);
 }
 
 /// One record as a JSON line: topic, partition, offset, key, headers, decoded value.

@@ -1,5 +1,7 @@
 //! `riskos-connector validate FILE...`: normalization and encoding offline (no Kafka, no
-//! registry), printing the record each file would become or the exact error.
+//! registry), printing the record each file would become or the exact error. With the
+//! `[protection]` keys configured, the record is protected as the endpoint would store it
+//! (`"protected": true`); `--reveal` then also prints it with the encrypted values opened.
 
 use std::path::Path;
 
@@ -8,6 +10,7 @@ use serde_json::{json, Value};
 use crate::config::{Config, EndpointConfig};
 use crate::envelope::EnvelopeKind;
 use crate::pipeline::prepare_accepting;
+use crate::protect::{Keyring, Protection, RawPolicy};
 use crate::route::Routes;
 use crate::schema::decode;
 
@@ -16,12 +19,16 @@ use crate::schema::decode;
 pub struct Offline {
     routes: Routes,
     envelopes: Vec<EnvelopeKind>,
+    keys: Option<Keyring>,
+    fields: bool,
+    raw: RawPolicy,
+    reveal: bool,
 }
 
 impl Offline {
     /// The endpoint named (or the only one); with no endpoint configured, the defaults of
     /// one (`riskos.`, both envelopes), so a payload can be checked without a config.
-    pub fn new(config: &Config, endpoint: Option<&str>) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, endpoint: Option<&str>, reveal: bool) -> anyhow::Result<Self> {
         let default = EndpointConfig::default();
         let endpoint = if config.endpoints.is_empty() && endpoint.is_none() {
             &default
@@ -29,10 +36,28 @@ impl Offline {
             config.endpoint(endpoint)?
         };
         let catalog = crate::schema::Catalog::load(&config.schemas.dir)?;
+        let keys = Keyring::from_config(&config.protection).map_err(|e| e.within("protection"))?;
+        // Offline, a payload is checked even without keys: protected when both kinds are there.
+        let keys = (keys.can_encrypt() && keys.can_hash()).then_some(keys);
         Ok(Self {
             routes: crate::route::single_object_routes(&catalog, &endpoint.topic_prefix),
             envelopes: endpoint.envelopes.clone(),
+            keys,
+            fields: endpoint.protect_fields,
+            raw: endpoint.raw,
+            reveal,
         })
+    }
+
+    fn protection(&self) -> Protection<'_> {
+        match &self.keys {
+            Some(keys) => Protection {
+                keys: Some(keys),
+                fields: self.fields,
+                raw: self.raw,
+            },
+            None => Protection::OFF,
+        }
     }
 }
 
@@ -47,15 +72,27 @@ pub fn validate_file(offline: &Offline, path: &Path) -> Value {
         }
     };
     let received_at = crate::clock::now_millis();
-    match prepare_accepting(&offline.routes, &offline.envelopes, &body, received_at) {
+    match prepare_accepting(
+        &offline.routes,
+        &offline.envelopes,
+        offline.protection(),
+        &body,
+        received_at,
+    ) {
         Ok(prepared) => {
             let prefix = prepared.route.wire_prefix.len();
             let record = decode::datum(&prepared.route.schema.schema, &prepared.payload[prefix..])
                 .unwrap_or_else(|e| json!({"decode_error": e.to_string()}));
-            json!({
+            let mut line = json!({
                 "file": file, "ok": true, "topic": prepared.route.topic,
-                "key": prepared.key, "record": record,
-            })
+                "key": prepared.key, "protected": offline.keys.is_some(), "record": record,
+            });
+            if let (true, Some(keys)) = (offline.reveal, &offline.keys) {
+                let mut revealed = line["record"].clone();
+                crate::protect::reveal(keys, &mut revealed, &prepared.route.topic, &prepared.key);
+                line["revealed"] = revealed;
+            }
+            line
         }
         Err(error) => json!({
             "file": file, "ok": false, "reason": error.reason(),

@@ -69,6 +69,8 @@ fn three_endpoints(config: &mut Config, tag: &str) {
     alloy.auth.hmac.secrets = vec![Secret::new(ALLOY_SECRET)];
     alloy.auth.hmac.header = "Authorization".into();
     alloy.auth.hmac.encoding = riskos_connector::auth::hmac::SignatureEncoding::Base64;
+    // Its quarantined bodies are compared byte for byte below.
+    alloy.raw = riskos_connector::protect::RawPolicy::Keep;
 
     config.endpoints = vec![production, sandbox, alloy];
 }

@@ -28,6 +28,14 @@ pub fn config() -> Config {
     config
         .endpoints
         .push(riskos_connector::config::EndpointConfig::new("riskos"));
+    // Fields and bodies as sent: these tests compare every field with the fixtures; protection
+    // has tests of its own (tests/http/protection.rs, tests/api/protection.rs).
+    config.endpoints[0].protect_fields = false;
+    config.endpoints[0].raw = riskos_connector::protect::RawPolicy::Keep;
+    // Keys for endpoints a test adds with the defaults (fields protected, `raw` encrypted).
+    config.protection.hash_keys = vec![riskos_connector::secret::Secret::new(TEST_HASH_KEY)];
+    config.protection.encryption_keys =
+        vec![riskos_connector::secret::Secret::new(TEST_ENCRYPTION_KEY)];
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     // A port nothing listens on: a test that reached Kafka would fail, not hang.
     config.kafka.bootstrap_servers = "127.0.0.1:1".to_string();
@@ -228,3 +236,8 @@ impl Drop for Served {
         self.task.abort();
     }
 }
+
+/// The tests' hash key (`kid:base64(32 bytes)`).
+pub const TEST_HASH_KEY: &str = "test-h1:dGVzdCBoYXNoIGtleSwgMzIgYnl0ZXMgbG9uZy4uLi4=";
+/// The tests' encryption key.
+pub const TEST_ENCRYPTION_KEY: &str = "test-e1:dGVzdCBlbmNyeXB0aW9uIGtleSwgMzIgYnl0ZXMhISE=";

@@ -31,6 +31,14 @@ pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     config
         .endpoints
         .push(riskos_connector::config::EndpointConfig::new("riskos"));
+    // Fields and bodies as sent: these tests compare every field with the fixtures; protection
+    // has tests of its own (tests/http/protection.rs, tests/api/protection.rs).
+    config.endpoints[0].protect_fields = false;
+    config.endpoints[0].raw = riskos_connector::protect::RawPolicy::Keep;
+    // Keys for endpoints a test adds with the defaults (fields protected, `raw` encrypted).
+    config.protection.hash_keys = vec![riskos_connector::secret::Secret::new(TEST_HASH_KEY)];
+    config.protection.encryption_keys =
+        vec![riskos_connector::secret::Secret::new(TEST_ENCRYPTION_KEY)];
     config.endpoints[0].topic_prefix = unique_topic_prefix();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.kafka.bootstrap_servers = bootstrap.to_string();
@@ -114,3 +122,8 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The tests' hash key (`kid:base64(32 bytes)`).
+pub const TEST_HASH_KEY: &str = "test-h1:dGVzdCBoYXNoIGtleSwgMzIgYnl0ZXMgbG9uZy4uLi4=";
+/// The tests' encryption key.
+pub const TEST_ENCRYPTION_KEY: &str = "test-e1:dGVzdCBlbmNyeXB0aW9uIGtleSwgMzIgYnl0ZXMhISE=";
