@@ -12,5 +12,6 @@ mod faults;
 mod hardening;
 mod interop;
 mod operations;
+mod protection;
 mod startup;
 mod webhook;

@@ -13,4 +13,5 @@ mod contract;
 mod endpoints;
 mod hardening;
 mod operations;
+mod protection;
 mod webhook;

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod jwt;
 pub mod kafka;
 pub mod load;
+pub mod protected;
 pub mod registry;
 
 pub use app::{test_config, TestApp};

@@ -1,0 +1,165 @@
+//! Personal data protection on Apache Kafka: with protection on, every fixture and the
+//! payloads written in `helpers/protected.rs` leave no protected value in clear in any byte of
+//! any record — value, key or header — on any topic of the prefix, the quarantine included;
+//! and a quarantined body, kept encrypted, is replayed after a schema fix into a record whose
+//! fields are protected again.
+
+use std::path::Path;
+
+use riskos_connector::protect::{self, Keyring, ProtectionConfig, RawPolicy};
+use riskos_connector::schema::Catalog;
+use riskos_connector::secret::Secret;
+use serde_json::{json, Value};
+
+use crate::helpers::app::{TEST_ENCRYPTION_KEY, TEST_HASH_KEY};
+use crate::helpers::kafka::{read_all, Record};
+use crate::helpers::protected::{needle, protected_values, written_payloads};
+use crate::helpers::{fixtures, schema_copy, Stack};
+
+fn protected(config: &mut riskos_connector::config::Config) {
+    config.endpoints[0].protect_fields = true;
+    config.endpoints[0].raw = RawPolicy::Encrypt;
+}
+
+fn leaks(record: &Record, needle: &str) -> Vec<String> {
+    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let mut found = Vec::new();
+    if contains(&record.payload) {
+        found.push("value".to_string());
+    }
+    if record
+        .key
+        .as_deref()
+        .is_some_and(|k| contains(k.as_bytes()))
+    {
+        found.push("key".to_string());
+    }
+    for (name, value) in &record.headers {
+        if contains(value.as_bytes()) {
+            found.push(format!("header {name}"));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_protected_value_is_in_clear_in_any_byte_of_any_record_on_kafka() {
+    let stack = Stack::start_with(protected).await;
+    let catalog = Catalog::load(&stack.app.config.schemas.dir).unwrap();
+    let mut bodies = fixtures::all();
+    bodies.extend(written_payloads(&catalog, &fixtures::all()));
+    // And a body that is not JSON, with personal data in it: quarantined (400), encrypted.
+    let not_json = b"{\"email\": \"jane.broken@example.org\", oops".to_vec();
+    let mut needles: Vec<(String, String)> =
+        vec![("not JSON".into(), "jane.broken@example.org".into())];
+    for (name, body) in &bodies {
+        let response = stack.app.post_webhook(body.clone()).await;
+        assert_eq!(response.status(), 200, "{name}");
+        for sent in protected_values(&catalog, body) {
+            if let Some(needle) = needle(&sent.value) {
+                needles.push((format!("{name}: {} ({:?})", sent.path, sent.policy), needle));
+            }
+        }
+    }
+    assert_eq!(stack.app.post_webhook(not_json).await.status(), 400);
+    assert!(needles.len() > 20, "{} protected values", needles.len());
+
+    // Every record on every topic of the prefix, the quarantine included.
+    let prefix = &stack.app.config.endpoints[0].topic_prefix;
+    let bootstrap = stack.broker.bootstrap();
+    let mut records = 0;
+    for topic in stack
+        .broker
+        .topics()
+        .iter()
+        .filter(|t| t.starts_with(prefix.as_str()))
+    {
+        for record in read_all(&bootstrap, topic) {
+            records += 1;
+            for (what, needle) in &needles {
+                let found = leaks(&record, needle);
+                assert!(found.is_empty(), "{what} in clear in {topic}: {found:?}");
+            }
+        }
+    }
+    assert_eq!(records, bodies.len() + 1, "every body stored once");
+}
+
+/// Applies `edit` to the `data` record's field list of one schema file.
+fn edit_data_fields(file: &Path, edit: impl FnOnce(&mut Vec<Value>)) {
+    let mut schema: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let fields = schema["fields"].as_array_mut().unwrap();
+    let data = fields.iter_mut().find(|f| f["name"] == "data").unwrap();
+    edit(data["type"]["fields"].as_array_mut().unwrap());
+    std::fs::write(file, serde_json::to_vec_pretty(&schema).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_body_stays_encrypted_and_replays_into_a_protected_record() {
+    // Arrange: the vendor changed `decision` to an object; the body carries an e-mail in a
+    // field the test's schema encrypts.
+    let schemas = schema_copy();
+    let file = schemas.path().join("evaluation_completed.avsc");
+    edit_data_fields(&file, |fields| {
+        fields.push(
+            json!({"name": "reviewer_email", "type": ["null", "string"], "default": null,
+                           "riskos.protect": "encrypt"}),
+        );
+    });
+    let dir = schemas.path().to_path_buf();
+    let stack = Stack::start_with(|c| {
+        protected(c);
+        c.schemas.dir = dir;
+    })
+    .await;
+    let email = "jane.reviewer@example.org";
+    let body = json!({
+        "event_id": "pq-1", "event_at": "2025-11-02T09:16:00Z", "event_type": "evaluation_completed",
+        "data": {"eval_id": "ev-1", "decision": {"code": "ACCEPT"}, "reviewer_email": email}
+    })
+    .to_string();
+    let response = stack.app.post_webhook(body.clone()).await;
+    assert_eq!(response.status(), 200);
+    let bootstrap = stack.broker.bootstrap();
+    let quarantine_topic = stack.app.topic("quarantine");
+    let quarantined = read_all(&bootstrap, &quarantine_topic);
+    assert_eq!(quarantined.len(), 1);
+    assert!(leaks(&quarantined[0], email).is_empty());
+    assert!(quarantined[0].payload.starts_with(b"e1.test-e1."));
+
+    // Act: the schema fix, then a replay, which opens the body with the keys.
+    edit_data_fields(&file, |fields| {
+        let decision = fields.iter_mut().find(|f| f["name"] == "decision").unwrap();
+        decision["type"] = json!(["null", "string", {"type": "record", "name": "Decision",
+            "fields": [{"name": "code", "type": "string"}]}]);
+    });
+    let report = riskos_connector::tools::replay::run(&stack.app.config, None, None)
+        .await
+        .unwrap();
+    assert!(
+        report.still_failing.is_empty(),
+        "{:?}",
+        report.still_failing
+    );
+
+    // Assert: the replayed record is protected again, and opens to the original.
+    let topic = stack.app.topic("evaluation_completed");
+    let replayed = read_all(&bootstrap, &topic);
+    assert_eq!(replayed.len(), 1);
+    assert!(leaks(&replayed[0], email).is_empty());
+    let mut value = crate::helpers::decode::decode(&stack.registry.url, &replayed[0].payload).await;
+    let keys = Keyring::from_config(&ProtectionConfig {
+        hash_keys: vec![Secret::new(TEST_HASH_KEY)],
+        encryption_keys: vec![Secret::new(TEST_ENCRYPTION_KEY)],
+        ..ProtectionConfig::default()
+    })
+    .unwrap();
+    assert!(value["data"]["reviewer_email"]
+        .as_str()
+        .unwrap()
+        .starts_with("e1."));
+    let opened = protect::reveal(&keys, &mut value, &topic, "pq-1");
+    assert_eq!(opened, 2, "the e-mail and raw");
+    assert_eq!(value["data"]["reviewer_email"], email);
+    assert_eq!(value["raw"], body);
+}
