@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use riskos_connector::app::{shutdown_signal, Application};
 use riskos_connector::config::Config;
 use riskos_connector::telemetry;
-use riskos_connector::tools::{replay, tail, validate};
+use riskos_connector::tools::{erase, replay, tail, validate};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +45,29 @@ enum Command {
         /// a duration ago (`2h`, `3days`).
         #[arg(long)]
         since: Option<String>,
+    },
+    /// Write tombstones for the records of one endpoint's topics that match a condition (any
+    /// of them), so compaction erases them; the quarantine topic's matches are only reported.
+    /// Prints what matched and a JSON summary line; exits 1 on a failed write or a record it
+    /// could not check.
+    #[command(group(clap::ArgGroup::new("condition").required(true).multiple(true)))]
+    Erase {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The endpoint whose topics to scan; required when several are configured.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Erase the records with this key (event id) (repeatable).
+        #[arg(long = "event-id", value_name = "ID", group = "condition")]
+        event_id: Vec<String>,
+        /// Erase the records whose field equals the value (repeatable): a dotted path into the
+        /// decoded record (`data.entity_token`, `data.agent.email`, `data.notes[].note`);
+        /// hashed and encrypted fields are matched with the `[protection]` keys.
+        #[arg(long = "where", value_name = "FIELD=VALUE", group = "condition")]
+        conditions: Vec<String>,
+        /// List what would be erased; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Configuration commands.
     Config {
@@ -192,6 +215,34 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 println!("still failing: partition {partition} offset {offset}: {error}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Erase {
+            config,
+            endpoint,
+            event_id,
+            conditions,
+            dry_run,
+        } => {
+            // Parsed here, not by clap: its errors would quote the value.
+            let conditions = conditions
+                .iter()
+                .map(|text| text.parse())
+                .collect::<Result<Vec<erase::Condition>, String>>()
+                .map_err(anyhow::Error::msg)?;
+            let config = Config::load(config.config.as_deref())?;
+            let options = erase::EraseOptions {
+                endpoint,
+                event_ids: event_id,
+                conditions,
+                dry_run,
+            };
+            let report = runtime.block_on(erase::run(&config, &options))?;
+            report.print(&mut std::io::stdout().lock())?;
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Config {
             command: ConfigCommand::Check(arg),

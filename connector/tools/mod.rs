@@ -1,6 +1,8 @@
 //! Operator and consumer tools behind the CLI subcommands: `validate` (offline), `tail`
-//! (decode a topic), `replay` (quarantine → event topics).
+//! (decode a topic), `replay` (quarantine → event topics), `erase` (tombstones for the records
+//! matching a condition).
 
+pub mod erase;
 pub mod reader;
 pub mod replay;
 pub mod tail;
