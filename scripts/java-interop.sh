@@ -10,7 +10,9 @@
 # jars stay in Maven's local repository (~/.m2 by default).
 #
 # Environment: MVN (default mvn), MVN_FLAGS (extra Maven flags, e.g. -o), JAVA (default java),
-# JAVA_INTEROP_OPTS (JVM options, default -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1).
+# JAVA_INTEROP_OPTS (JVM options, default -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1),
+# JAVA_INTEROP_MAIN (the class to run, default riskos.interop.Main; the protected-fields
+# consumer is riskos.interop.ProtectedConsumer, see docs/consumers.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,4 +51,4 @@ mkdir -p "$TARGET"
 ) 9>"$TARGET/.build.lock"
 
 exec "$JAVA" "${JVM_OPTS[@]}" -cp "$TARGET/classes:$(cat "$TARGET/classpath.txt")" \
-  riskos.interop.Main "$@"
+  "${JAVA_INTEROP_MAIN:-riskos.interop.Main}" "$@"
