@@ -200,6 +200,9 @@ impl Protection<'_> {
     }
 }
 
+/// How the JSON text of an encrypted value starts (a `riskos.json` field's content).
+const JSON_TEXT_OF_BOX: &str = "\"e1.";
+
 /// The path encrypted bodies are bound to.
 pub const RAW_PATH: &str = "raw";
 
@@ -450,6 +453,22 @@ pub fn reveal(keys: &Keyring, record: &mut Json, topic: &str, key: &str) -> usiz
 fn reveal_at(keys: &Keyring, value: &mut Json, path: &mut String, topic: &str, key: &str) -> usize {
     let before = path.len();
     let opened = match value {
+        // A `riskos.json` field stores JSON text: an encrypted one, the JSON text of its box.
+        Json::String(text) if text.starts_with(JSON_TEXT_OF_BOX) => {
+            let plain = serde_json::from_str::<String>(text)
+                .ok()
+                .and_then(|sealed| {
+                    keys.decrypt(&sealed, &associated_data(topic, key, path))
+                        .ok()
+                });
+            match plain.and_then(|plain| String::from_utf8(plain).ok()) {
+                Some(json_text) => {
+                    *value = Json::String(json_text);
+                    1
+                }
+                None => 0,
+            }
+        }
         Json::String(text) if text.starts_with(keys::ENCRYPTED_PREFIX) => {
             match keys.decrypt(text, &associated_data(topic, key, path)) {
                 Ok(plain) if path == RAW_PATH => {
@@ -627,6 +646,19 @@ mod tests {
         assert!(Plan::of(&top, &HashMap::new())
             .unwrap_err()
             .contains("only fields under"));
+    }
+
+    #[test]
+    fn reveal_opens_the_json_text_of_an_encrypted_json_field() {
+        // A `riskos.json` field holds JSON text; protected, the JSON text of its box.
+        let keys = keys();
+        let sealed = keys.encrypt(
+            br#"{"score":0.9}"#,
+            &associated_data("t", "k", "data.enrichments"),
+        );
+        let mut record = json!({"data": {"enrichments": serde_json::to_string(&sealed).unwrap()}});
+        assert_eq!(reveal(&keys, &mut record, "t", "k"), 1);
+        assert_eq!(record["data"]["enrichments"], r#"{"score":0.9}"#);
     }
 
     #[test]
