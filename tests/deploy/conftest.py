@@ -26,6 +26,8 @@ NAMESPACE = "riskos"
 
 CONFIG_DIR = "/etc/riskos-connector"
 SECRETS_DIR = "/etc/riskos-connector/secrets"
+PROTECTION_DIR = "/etc/riskos-connector/protection"
+PROTECTION_SECRET = f"{RELEASE}-protection"
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +117,35 @@ def secret_files(objects: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
             assert path not in files, f"{path} is mounted twice"
             files[path] = (secret["name"], item["key"])
     return files
+
+
+def secret_named(objects: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The Secret `name` the chart renders, or None."""
+    found = [o for o in by_kind(objects, "Secret") if o["metadata"]["name"] == name]
+    assert len(found) <= 1, f"the Secret {name} is rendered twice"
+    return found[0] if found else None
+
+
+def chart_secret(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chart's credentials Secret (named like the release)."""
+    secret = secret_named(objects, RELEASE)
+    assert secret is not None, "the chart's credentials Secret is not rendered"
+    return secret
+
+
+def protection_files(objects: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Absolute path of every file the `protection` volume mounts -> (Secret name, key)."""
+    pod = workload(objects)["spec"]["template"]["spec"]
+    volumes = [v for v in pod["volumes"] if v["name"] == "protection"]
+    if not volumes:
+        return {}
+    (volume,) = volumes
+    mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == "protection")
+    assert mount["readOnly"] is True
+    return {
+        f"{mount['mountPath']}/{item['path']}": (volume["secret"]["secretName"], item["key"])
+        for item in volume["secret"]["items"]
+    }
 
 
 def config_toml(objects: list[dict[str, Any]]) -> dict[str, Any]:

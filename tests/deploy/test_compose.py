@@ -206,3 +206,52 @@ def test_the_connector_accepts_the_compose_config_and_env() -> None:
     # The env file's token reached the endpoint by name, and is redacted.
     assert endpoint["auth"]["bearer"]["tokens"] == ["[redacted]"]
     assert effective["kafka"]["bootstrap_servers"] == "kafka:19092"
+
+
+def _env_example() -> dict[str, str]:
+    env = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
+
+
+def test_the_stack_has_protection_keys(connector_config: dict[str, Any], tmp_path: Path) -> None:
+    """The endpoint protects (the defaults written out) and the sample env file gives the keys
+    it needs: the real binary protects a fixture with them and opens it again."""
+    import json
+    import os
+
+    (endpoint,) = connector_config["endpoints"]
+    assert (endpoint["protect_fields"], endpoint["raw"]) == (True, "encrypt")
+    sample = _env_example()
+    for name in ("RISKOS_PROTECTION__HASH_KEYS", "RISKOS_PROTECTION__ENCRYPTION_KEYS"):
+        (key,) = json.loads(sample[name])
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=", key), name
+        assert key.split(":", 1)[1] not in CONFIG.read_text()
+    assert "PUBLIC SAMPLES" in ENV_EXAMPLE.read_text()
+    binary = REPO / "target" / "debug" / "riskos-connector"
+    assert binary.exists(), f"{binary} is missing: run.sh builds it"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
+    env.update(sample)
+    env["RISKOS_SCHEMAS__DIR"] = str(REPO / "schemas")
+    fixture = REPO / "tests" / "fixtures" / "request_token.create_reviews_is_entity.json"
+    result = subprocess.run(
+        [str(binary), "validate", "--config", str(CONFIG), "--reveal", str(fixture)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["protected"] is True
+    assert line["record"]["data"]["reviewer"].startswith("e1.compose-sample.")
+    assert line["record"]["data"]["entity_token"].startswith("h1.compose-sample.")
+    assert line["revealed"]["raw"] == fixture.read_text()
+    # `config check` redacts them.
+    check = subprocess.run(
+        [str(binary), "config", "check", "--config", str(CONFIG)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    protection = json.loads(check.stdout)["protection"]
+    assert protection["hash_keys"] == ["[redacted]"] and protection["encryption_keys"] == ["[redacted]"]

@@ -23,19 +23,24 @@ from conftest import (
     CONFIG_DIR,
     NAMESPACE,
     PRODUCTION_VALUES,
+    PROTECTION_DIR,
+    PROTECTION_SECRET,
     RELEASE,
     SCHEMAS,
     SECRETS_DIR,
     TWO_ENDPOINTS_VALUES,
     by_kind,
+    chart_secret,
     config_toml,
     container,
     deep_merge,
     one,
     production_values,
+    protection_files,
     render,
     render_files,
     secret_files,
+    secret_named,
     two_endpoints_values,
     workload,
 )
@@ -47,8 +52,14 @@ KUBE_VERSIONS = ["1.29.0", "1.35.0"]
 # Custom resources: no schema ships with kubernetes-validate; their shape is checked by hand.
 CRD_KINDS = {"ServiceMonitor": "monitoring.coreos.com/v1 is a Prometheus Operator CRD"}
 
+# Protection keys for the tests (`riskos-connector keys generate` output; test values only).
+HASH_KEY = "test-h1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+ENCRYPTION_KEY = "test-e1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+KEY_LINE = re.compile(r"[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=")
+
 # Overlays that make the chart create a Secret with every kind of credential.
 SECRET_VALUES = {
+    "protection": {"hashKeys": [HASH_KEY], "encryptionKeys": [ENCRYPTION_KEY]},
     "schemaRegistry": {"username": "sr-user"},
     "secrets": {
         "schemaRegistryPassword": "sr-password-5f1d2c",
@@ -161,8 +172,8 @@ def _endpoint_list(values: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _secret_strings(values: dict[str, Any]) -> list[str]:
-    """Every credential string in the values: the `secrets` section, every endpoint's
-    `secrets` and its required headers' values."""
+    """Every credential string in the values: the `secrets` and `protection` sections, every
+    endpoint's `secrets` and its required headers' values."""
     found: list[str] = []
 
     def walk(node: Any) -> None:
@@ -177,6 +188,7 @@ def _secret_strings(values: dict[str, Any]) -> list[str]:
                     walk(item)
 
     walk(values.get("secrets", {}))
+    walk(values.get("protection", {}))
     for item in values.get("endpoints", []):
         walk(item.get("secrets", {}))
         for header in item.get("requiredHeaders", []):
@@ -241,6 +253,13 @@ def test_values_schema_accepts_the_shipped_values(scenario: str) -> None:
         (endpoints(endpoint(topicPrefix="riskos/", auth={"mode": "none"})), "topicPrefix"),
         (endpoints(endpoint(envelopes=["webhook"], auth={"mode": "none"})), "envelopes"),
         (endpoints(endpoint(auth={"mode": "none"}, rateLimitPerIp=-1)), "rateLimitPerIp"),
+        # Protection: raw is encrypt, keep or drop; keys are kid:base64(32 bytes).
+        (endpoints(endpoint(auth={"mode": "none"}, raw="scramble")), "/endpoints/0/raw"),
+        (endpoints(endpoint(auth={"mode": "none"}, raw="Encrypt")), "/endpoints/0/raw"),
+        (endpoints(endpoint(auth={"mode": "none"}, protectFields="yes")), "/endpoints/0/protectFields"),
+        ({"protection": {"hashKeys": ["k1:c2hvcnQ="]}}, "/protection/hashKeys/0"),
+        ({"protection": {"encryptionKeys": ["no key id"]}}, "/protection/encryptionKeys/0"),
+        ({"protection": {"keys": []}}, "'keys' not allowed"),
         (endpoints(endpoint(auth={"mode": "none"}, requiredHeaders=[{"name": "X Bad"}])), "requiredHeaders"),
         (
             endpoints(endpoint(auth={"mode": "standard-webhooks"}, secrets={"standardWebhooksSecrets": ["not-a-whsec-secret"]})),
@@ -334,7 +353,8 @@ def test_servicemonitor_selects_the_client_service(production_objects: list[dict
 def test_default_render_kinds(default_objects: list[dict[str, Any]]) -> None:
     kinds = sorted(o["kind"] for o in default_objects)
     assert kinds == sorted(
-        ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
+        # Two Secrets: the generated bearer token, and the generated protection keys.
+        ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
     )
 
 
@@ -653,9 +673,23 @@ def _file_keys(node: Any, prefix: str = "") -> dict[str, str]:
 
 def _check_files_resolve(objects: list[dict[str, Any]], secret_data: dict[str, str]) -> dict[str, str]:
     """Every `*_file` of the config is a file of the secrets volume whose key exists: in the
-    chart's Secret (`secret_data`), or in an existing Secret under the file's own name.
-    Returns config key -> mounted path."""
+    chart's Secret (`secret_data`), or in an existing Secret under the file's own name; the
+    protection keys likewise in the protection volume (the chart's protection Secret or
+    protection.existingSecret). Returns config key -> mounted path."""
     files = _file_keys(config_toml(objects))
+    protection = {k: files.pop(k) for k in list(files) if k.startswith("protection.")}
+    keys_mounted = protection_files(objects)
+    for key, path in protection.items():
+        assert path.startswith(PROTECTION_DIR + "/"), key
+        assert path in keys_mounted, f"{key} -> {path} is not mounted"
+        secret_name, secret_key = keys_mounted[path]
+        assert secret_key == path.rsplit("/", 1)[1], f"{key}: the protection Secret's key is the file name"
+        chart_keys = secret_named(objects, PROTECTION_SECRET)
+        if secret_name == PROTECTION_SECRET:
+            assert chart_keys is not None and secret_key in chart_keys["data"], key
+        else:
+            assert chart_keys is None, "keys from an existing Secret, and the chart's protection Secret too"
+    assert set(keys_mounted) == set(protection.values())
     mounted = secret_files(objects)
     for key, path in files.items():
         assert path.startswith(SECRETS_DIR + "/"), key
@@ -675,8 +709,12 @@ def test_credentials_live_in_the_secret_not_the_configmap(scenario: str) -> None
     values = SCENARIOS[scenario]
     objects = render(values)
     configmap_text = yaml.safe_dump(one(objects, "ConfigMap"))
-    secret = one(objects, "Secret")
-    secret_values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    secret = chart_secret(objects)
+    secret_values = {
+        (s["metadata"]["name"], k): base64.b64decode(v).decode()
+        for s in by_kind(objects, "Secret")
+        for k, v in s["data"].items()
+    }
     credentials = _secret_strings(values)
     assert credentials
     for credential in credentials:
@@ -708,19 +746,19 @@ def test_credentials_live_in_the_secret_not_the_configmap(scenario: str) -> None
 
 def test_list_credentials_are_written_one_per_line() -> None:
     objects = render(SCENARIOS["secrets-bearer"])
-    data = one(objects, "Secret")["data"]
+    data = chart_secret(objects)["data"]
     tokens = base64.b64decode(data["riskos.bearer_tokens"]).decode().splitlines()
     assert tokens == AUTH_OVERLAYS["bearer"]["endpoints"][0]["secrets"]["bearerTokens"]
     objects = render(SCENARIOS["secrets-oauth2"])
-    clients = base64.b64decode(one(objects, "Secret")["data"]["riskos.oauth2_clients"]).decode()
+    clients = base64.b64decode(chart_secret(objects)["data"]["riskos.oauth2_clients"]).decode()
     assert clients == "vendor:oauth2-client-secret-77aa"
     objects = render(TWO_ENDPOINTS_INLINE_PRODUCTION)
-    values = base64.b64decode(one(objects, "Secret")["data"]["production.required_header_0"]).decode()
+    values = base64.b64decode(chart_secret(objects)["data"]["production.required_header_0"]).decode()
     assert values.splitlines() == ["env-key-production-4242", "env-key-next-4343"]
 
 
 def test_a_bearer_token_is_generated_when_none_is_given(default_objects: list[dict[str, Any]]) -> None:
-    secret = one(default_objects, "Secret")
+    secret = chart_secret(default_objects)
     assert set(secret["data"]) == {"riskos.bearer_tokens"}
     token = base64.b64decode(secret["data"]["riskos.bearer_tokens"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{48}", token)
@@ -738,7 +776,7 @@ def test_a_token_is_generated_per_bearer_endpoint_without_tokens() -> None:
             endpoint("given", "/webhooks/given", auth={"mode": "bearer"}, secrets={"bearerTokens": ["given-token-0123456789"]}),
         )
     )
-    data = {k: base64.b64decode(v).decode() for k, v in one(objects, "Secret")["data"].items()}
+    data = {k: base64.b64decode(v).decode() for k, v in chart_secret(objects)["data"].items()}
     assert set(data) == {"production.bearer_tokens", "sandbox.bearer_tokens", "given.bearer_tokens"}
     assert data["production.bearer_tokens"] != data["sandbox.bearer_tokens"]
     assert data["given.bearer_tokens"] == "given-token-0123456789"
@@ -878,14 +916,202 @@ def test_duplicate_or_reserved_endpoint_names_and_paths_fail(values: dict[str, A
 
 
 def test_no_secret_volume_when_nothing_is_secret() -> None:
-    objects = render(endpoints(endpoint(auth={"mode": "none"})))
+    # No credential and protection off: no Secret, no secret volume, no keys.
+    unprotected = endpoints(endpoint(auth={"mode": "none"}, protectFields=False, raw="keep"))
+    objects = render(unprotected)
     assert by_kind(objects, "Secret") == []
     pod = workload(objects)["spec"]["template"]["spec"]
-    assert "secrets" not in [v["name"] for v in pod["volumes"]]
-    assert "secrets" not in [m["name"] for m in container(objects)["volumeMounts"]]
+    assert not {"secrets", "protection"} & {v["name"] for v in pod["volumes"]}
+    assert not {"secrets", "protection"} & {m["name"] for m in container(objects)["volumeMounts"]}
     assert config_toml(objects)["endpoints"][0]["auth"] == {"mode": "none"}
-    notes = next(v for k, v in render_files(endpoints(endpoint(auth={"mode": "none"}))).items() if k.endswith("NOTES.txt"))
+    assert "protection" not in config_toml(objects)
+    notes = next(v for k, v in render_files(unprotected).items() if k.endswith("NOTES.txt"))
     assert "WARNING: auth.mode=none" in notes
+    assert "NOTE: endpoint riskos stores personal data in clear" in notes
+    # No credential but protection on (the default): only the protection keys are secret.
+    objects = render(endpoints(endpoint(auth={"mode": "none"})))
+    assert [s["metadata"]["name"] for s in by_kind(objects, "Secret")] == [PROTECTION_SECRET]
+    assert secret_files(objects) == {}
+    assert set(protection_files(objects)) == {f"{PROTECTION_DIR}/hash_keys", f"{PROTECTION_DIR}/encryption_keys"}
+
+
+# --------------------------------------------------------------------------------------------
+# Personal data protection keys
+# --------------------------------------------------------------------------------------------
+
+# The chart's only `lookup`, replaced below to render as `helm upgrade` does in a cluster.
+LOOKUP_LINE = '{{- $found := lookup "v1" "Secret" .namespace .name }}'
+
+
+def _render_in_cluster(values: dict[str, Any], cluster: dict[str, dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
+    """The objects `helm upgrade` renders in a cluster whose namespace holds the Secrets
+    `cluster` ({name: Secret object}): a copy of the chart whose lookup answers from it."""
+    import shutil
+
+    chart = tmp_path / "chart"
+    shutil.rmtree(chart, ignore_errors=True)
+    shutil.copytree(CHART, chart)
+    helpers = chart / "templates" / "_helpers.tpl"
+    text = helpers.read_text()
+    assert text.count(LOOKUP_LINE) == 1, "the chart's lookup line moved: update LOOKUP_LINE"
+    state = base64.b64encode(json.dumps(cluster).encode()).decode()
+    helpers.write_text(text.replace(LOOKUP_LINE, f'{{{{- $found := dig .name (dict) (fromJson (b64dec "{state}")) }}}}'))
+    with helm.Chart.load(str(chart)) as loaded:
+        rendered = loaded.render(values, name=RELEASE, namespace=NAMESPACE, is_upgrade=True)
+    return [
+        doc
+        for path, text in rendered.items()
+        if not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def _keys(objects: list[dict[str, Any]]) -> dict[str, str]:
+    secret = secret_named(objects, PROTECTION_SECRET)
+    assert secret is not None, "no protection Secret rendered"
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def test_protection_keys_are_generated_mounted_and_rendered(default_objects: list[dict[str, Any]]) -> None:
+    keys = _keys(default_objects)
+    assert set(keys) == {"hash_keys", "encryption_keys"}
+    for line in keys.values():
+        assert KEY_LINE.fullmatch(line) and line.startswith("k1:"), "one kid:base64 line"
+        assert len(base64.b64decode(line.split(":", 1)[1])) == 32
+    assert keys["hash_keys"] != keys["encryption_keys"]
+    secret = secret_named(default_objects, PROTECTION_SECRET)
+    # Kept by `helm uninstall`: losing the keys loses every encrypted record.
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # Mounted read-only from that Secret, and the config points at the files.
+    assert protection_files(default_objects) == {
+        f"{PROTECTION_DIR}/hash_keys": (PROTECTION_SECRET, "hash_keys"),
+        f"{PROTECTION_DIR}/encryption_keys": (PROTECTION_SECRET, "encryption_keys"),
+    }
+    assert config_toml(default_objects)["protection"] == {
+        "hash_keys_file": f"{PROTECTION_DIR}/hash_keys",
+        "encryption_keys_file": f"{PROTECTION_DIR}/encryption_keys",
+    }
+    # Only the Secret carries them.
+    for obj in default_objects:
+        if obj["kind"] != "Secret":
+            text = yaml.safe_dump(obj)
+            assert not [k for k in keys.values() if k.split(":", 1)[1] in text], obj["kind"]
+    # Each render outside a cluster generates new ones (no lookup).
+    assert _keys(render({"log": {"level": "debug"}})) != keys
+    notes = next(v for k, v in render_files({}).items() if k.endswith("NOTES.txt"))
+    assert f"get secret {PROTECTION_SECRET} -o yaml" in notes
+    assert "losing these keys makes every encrypted field and body unreadable" in notes
+
+
+def test_generated_keys_are_kept_across_upgrades(tmp_path: Path) -> None:
+    installed = render({})
+    cluster = {s["metadata"]["name"]: {"data": s["data"]} for s in by_kind(installed, "Secret")}
+    assert set(cluster) == {RELEASE, PROTECTION_SECRET}
+    upgraded = _render_in_cluster({"log": {"level": "debug"}}, cluster, tmp_path)
+    assert _keys(upgraded) == _keys(installed)
+    # The generated bearer token is kept the same way.
+    assert chart_secret(upgraded)["data"] == chart_secret(installed)["data"]
+    # A kind given later replaces its generated key; the other one is still kept.
+    given = _render_in_cluster(
+        {"protection": {"hashKeys": [HASH_KEY, _keys(installed)["hash_keys"]]}}, cluster, tmp_path
+    )
+    assert _keys(given)["hash_keys"].splitlines() == [HASH_KEY, _keys(installed)["hash_keys"]]
+    assert _keys(given)["encryption_keys"] == _keys(installed)["encryption_keys"]
+    # An empty cluster (a first install) generates: the lookup is what keeps them.
+    assert _keys(_render_in_cluster({}, {}, tmp_path)) != _keys(installed)
+
+
+def test_the_connector_accepts_the_generated_keys(default_objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The real binary protects a fixture with the chart's generated keys and opens it again."""
+    config = tmp_path / "config.toml"
+    config.write_text(one(default_objects, "ConfigMap")["data"]["config.toml"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
+    for file, line in _keys(default_objects).items():
+        (tmp_path / file).write_text(line + "\n")
+        env[f"RISKOS_PROTECTION__{file.upper()}_FILE"] = str(tmp_path / file)
+    env["RISKOS_SCHEMAS__DIR"] = str(SCHEMAS)
+    fixture = REPO / "tests" / "fixtures" / "riskos.case_closure.match.json"
+    result = subprocess.run(
+        [str(_connector_binary()), "validate", "--config", str(config), "--reveal", str(fixture)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["protected"] is True
+    assert line["record"]["raw"].startswith("e1.k1.")
+    assert line["record"]["data"]["eval_id"].startswith("h1.k1.")
+    assert line["revealed"]["raw"] == fixture.read_text()
+
+
+def test_inline_protection_keys_are_written_one_per_line() -> None:
+    rotated = "test-h0:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
+    objects = render({"protection": {"hashKeys": [HASH_KEY, rotated], "encryptionKeys": [ENCRYPTION_KEY]}})
+    assert _keys(objects) == {"hash_keys": f"{HASH_KEY}\n{rotated}", "encryption_keys": ENCRYPTION_KEY}
+    configmap = yaml.safe_dump(one(objects, "ConfigMap"))
+    assert HASH_KEY.split(":")[1] not in configmap and ENCRYPTION_KEY.split(":")[1] not in configmap
+    notes = next(v for k, v in render_files({"protection": {"hashKeys": [HASH_KEY], "encryptionKeys": [ENCRYPTION_KEY]}}).items() if k.endswith("NOTES.txt"))
+    assert "Generated by the chart" not in notes
+
+
+def test_protection_keys_from_an_existing_secret(production_objects: list[dict[str, Any]]) -> None:
+    assert secret_named(production_objects, PROTECTION_SECRET) is None
+    assert protection_files(production_objects) == {
+        f"{PROTECTION_DIR}/hash_keys": ("riskos-connector-protection-keys", "hash_keys"),
+        f"{PROTECTION_DIR}/encryption_keys": ("riskos-connector-protection-keys", "encryption_keys"),
+    }
+    config = config_toml(production_objects)
+    assert config["protection"]["hash_keys_file"] == f"{PROTECTION_DIR}/hash_keys"
+    (ep,) = config["endpoints"]
+    assert (ep["protect_fields"], ep["raw"]) == (True, "encrypt")
+
+
+def test_per_endpoint_protection_settings() -> None:
+    values = endpoints(
+        endpoint("a", "/a", auth={"mode": "none"}, protectFields=False, raw="keep"),
+        endpoint("b", "/b", auth={"mode": "none"}, raw="drop"),
+        endpoint("c", "/c", auth={"mode": "none"}),
+    )
+    objects = render(values)
+    a, b, c = config_toml(objects)["endpoints"]
+    assert (a["protect_fields"], a["raw"]) == (False, "keep")
+    assert "protect_fields" not in b and b["raw"] == "drop"
+    assert "protect_fields" not in c and "raw" not in c  # the connector's defaults
+    # b and c protect: keys are rendered and mounted.
+    assert "protection" in config_toml(objects) and protection_files(objects)
+    notes = next(v for k, v in render_files(values).items() if k.endswith("NOTES.txt"))
+    assert "NOTE: endpoint a stores personal data in clear" in notes
+    assert "endpoint b stores" not in notes and "endpoint c stores" not in notes
+    # Keys given with every endpoint off are still rendered (for the tools).
+    off = endpoints(endpoint(auth={"mode": "none"}, protectFields=False, raw="keep"))
+    objects = render({**off, "protection": {"existingSecret": "keys"}})
+    assert config_toml(objects)["protection"]["encryption_keys_file"] == f"{PROTECTION_DIR}/encryption_keys"
+
+
+def test_protection_values_roll_the_pods() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        return workload(render(values))["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+
+    base = {"protection": {"hashKeys": [HASH_KEY], "encryptionKeys": [ENCRYPTION_KEY]}}
+    assert checksum(base) == checksum(copy.deepcopy(base))
+    rotated = copy.deepcopy(base)
+    rotated["protection"]["encryptionKeys"].insert(0, "test-e2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=")
+    assert checksum(rotated) != checksum(base)
+    assert checksum({"protection": {"existingSecret": "keys-v2"}}) != checksum({"protection": {"existingSecret": "keys-v1"}})
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"protection": {"existingSecret": "keys", "hashKeys": [HASH_KEY]}}, "protection.existingSecret is set: remove protection.hashKeys"),
+        ({"protection": {"existingSecret": "keys", "encryptionKeys": [ENCRYPTION_KEY]}}, "remove protection.encryptionKeys"),
+        ({"protection": {"hashKeys": [HASH_KEY, HASH_KEY]}}, 'protection.hashKeys: the key id "test-h1" is listed twice'),
+    ],
+)
+def test_bad_protection_values_are_refused(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError) as error:
+        render(values)
+    assert message in str(error.value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -939,7 +1165,7 @@ def test_two_endpoints_limits_and_shares() -> None:
 def test_two_endpoints_secrets_are_mounted_per_endpoint() -> None:
     # The example: Production from an existing Secret, Sandbox inline in the chart's Secret.
     objects = render(two_endpoints_values())
-    secret = one(objects, "Secret")
+    secret = chart_secret(objects)
     assert set(secret["data"]) == {"sandbox.basic_credentials"}
     assert secret_files(objects) == {
         f"{SECRETS_DIR}/production/bearer_tokens": ("riskos-connector-production", "bearer_tokens"),
@@ -949,7 +1175,7 @@ def test_two_endpoints_secrets_are_mounted_per_endpoint() -> None:
     _check_files_resolve(objects, secret["data"])
     # The other way round: Production inline, Sandbox from an existing Secret.
     objects = render(TWO_ENDPOINTS_INLINE_PRODUCTION)
-    secret = one(objects, "Secret")
+    secret = chart_secret(objects)
     assert set(secret["data"]) == {"production.bearer_tokens", "production.required_header_0"}
     assert secret_files(objects) == {
         f"{SECRETS_DIR}/production/bearer_tokens": (RELEASE, "production.bearer_tokens"),
@@ -969,7 +1195,7 @@ def test_two_endpoints_notes_list_every_endpoint() -> None:
     assert "production: /webhooks/riskos  (auth.mode = bearer" in notes
     assert "sandbox: /webhooks/riskos-sandbox  (auth.mode = basic" in notes
     assert "https://webhooks.example.com/webhooks/riskos-sandbox" in notes
-    assert "generated" not in notes  # no token was generated
+    assert "A bearer token was generated" not in notes  # no token was generated
 
 
 def test_standard_webhooks_config() -> None:

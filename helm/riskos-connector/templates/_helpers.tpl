@@ -58,6 +58,7 @@ Fixed paths inside the container.
 {{- define "riskos-connector.secretsDir" -}}/etc/riskos-connector/secrets{{- end }}
 {{- define "riskos-connector.tlsDir" -}}/etc/riskos-connector/tls{{- end }}
 {{- define "riskos-connector.schemasDir" -}}/etc/riskos-connector/schemas{{- end }}
+{{- define "riskos-connector.protectionDir" -}}/etc/riskos-connector/protection{{- end }}
 
 {{/*
 The workload kind: a StatefulSet (one PVC per pod) when the durable spool is on.
@@ -95,7 +96,8 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
                missing value is generated once and kept;
   filePaths:   {file: absolute path} for config.toml;
   headers:     [{name, file}] its required headers;
-  routes:      the paths the Ingress routes to it (its path, its token endpoint's).
+  routes:      the paths the Ingress routes to it (its path, its token endpoint's);
+  protectFields, raw: only when set (else the connector's defaults: true, "encrypt").
 */}}
 {{- define "riskos-connector.endpoints" -}}
 {{- $fullname := include "riskos-connector.fullname" . }}
@@ -243,7 +245,7 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
 {{- $_ := set $filePaths $file (printf "%s/%s/%s" $secretsDir $name $file) }}
 {{- end }}
 {{- $norm := dict "name" $name "path" (first $routes) "section" $section "auth" $auth "mode" $mode "files" $files "filePaths" $filePaths "headers" $headers "routes" $routes "existingSecret" $existing }}
-{{- range $key := list "topicPrefix" "envelopes" "allowCidrs" "rateLimitPerIp" "maxInFlight" "maxBodyBytesInFlight" }}
+{{- range $key := list "topicPrefix" "envelopes" "allowCidrs" "rateLimitPerIp" "maxInFlight" "maxBodyBytesInFlight" "protectFields" "raw" }}
 {{- $v := get $ep $key }}
 {{- if not (or (kindIs "invalid" $v) (and (kindIs "string" $v) (not $v))) }}
 {{- $_ := set $norm $key $v }}
@@ -305,7 +307,7 @@ kafka_sasl_password: {{ $s.kafkaSaslPassword | toJson }}
 {{- $value := .value }}
 {{- if and (not $value) .generate }}
 {{- if not $looked }}
-{{- $kept = dig "data" (dict) (lookup "v1" "Secret" $.Release.Namespace (include "riskos-connector.fullname" $)) | default (dict) }}
+{{- $kept = include "riskos-connector.lookupSecretData" (dict "namespace" $.Release.Namespace "name" (include "riskos-connector.fullname" $)) | fromJson }}
 {{- $looked = true }}
 {{- end }}
 {{- if hasKey $kept .key }}
@@ -316,6 +318,96 @@ kafka_sasl_password: {{ $s.kafkaSaslPassword | toJson }}
 {{- end }}
 {{ .key | toJson }}: {{ $value | toJson }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The data of the Secret `.name` in namespace `.namespace` as it is in the cluster, as JSON
+{key: base64 value}; {} when it does not exist, and always {} offline (`helm template`,
+`--dry-run`): what keeps generated credentials and protection keys across upgrades. The one
+place the chart calls `lookup` (the deployment tests replace this line to simulate a cluster).
+*/}}
+{{- define "riskos-connector.lookupSecretData" -}}
+{{- $found := lookup "v1" "Secret" .namespace .name }}
+{{- dig "data" (dict) ($found | default (dict)) | toJson }}
+{{- end }}
+
+{{/*
+Personal data protection ([protection] in config.toml), as JSON:
+  enabled:   keys are configured: some endpoint protects (protectFields or raw unset, true or
+             "encrypt": the connector's defaults) or keys are given;
+  secret:    the Secret holding the files hash_keys and encryption_keys: protection.existingSecret,
+             or the chart's <fullname>-protection (inline keys, or generated ones);
+  generated: the kinds of key the chart generates (none given: one key each, kept across
+             upgrades by looking the Secret up);
+  off:       the endpoints that store personal data in clear (protectFields false or raw keep).
+Fails when inline keys come with an existingSecret, or a key is malformed or listed twice.
+*/}}
+{{- define "riskos-connector.protection" -}}
+{{- $p := .Values.protection | default (dict) }}
+{{- $existing := toString (dig "existingSecret" "" $p) }}
+{{- $hash := dig "hashKeys" (list) $p }}
+{{- $encryption := dig "encryptionKeys" (list) $p }}
+{{- if and $existing (or $hash $encryption) }}
+{{- fail (printf "protection.existingSecret is set: remove protection.%s (the keys are read from the existing Secret's hash_keys and encryption_keys)" (ternary "hashKeys" "encryptionKeys" (not (empty $hash)))) }}
+{{- end }}
+{{- range $kind := list (list "hashKeys" $hash) (list "encryptionKeys" $encryption) }}
+{{- $kids := dict }}
+{{- range $i, $key := index $kind 1 }}
+{{- if not (regexMatch "^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=$" (toString $key)) }}
+{{- fail (printf "protection.%s[%d] must be kid:base64(32 bytes), e.g. from `riskos-connector keys generate --kid k1`" (index $kind 0) $i) }}
+{{- end }}
+{{- $kid := first (splitList ":" (toString $key)) }}
+{{- if hasKey $kids $kid }}
+{{- fail (printf "protection.%s: the key id %q is listed twice" (index $kind 0) $kid) }}
+{{- end }}
+{{- $_ := set $kids $kid true }}
+{{- end }}
+{{- end }}
+{{- $protecting := false }}
+{{- $off := list }}
+{{- range $ep := include "riskos-connector.endpointList" . | fromJsonArray }}
+{{- $fields := ne (toString (get $ep "protectFields")) "false" }}
+{{- $raw := toString (default "encrypt" (get $ep "raw")) }}
+{{- if or $fields (eq $raw "encrypt") }}
+{{- $protecting = true }}
+{{- end }}
+{{- if or (not $fields) (eq $raw "keep") }}
+{{- $off = append $off $ep.name }}
+{{- end }}
+{{- end }}
+{{- $enabled := not (not (or $protecting $existing $hash $encryption)) }}
+{{- $generated := list }}
+{{- if not $existing }}
+{{- if not $hash }}{{ $generated = append $generated "hash_keys" }}{{ end }}
+{{- if not $encryption }}{{ $generated = append $generated "encryption_keys" }}{{ end }}
+{{- end }}
+{{- dict "enabled" $enabled "secret" (default (printf "%s-protection" (include "riskos-connector.fullname" .)) $existing) "existingSecret" $existing "generated" (ternary $generated (list) $enabled) "off" $off | toJson }}
+{{- end }}
+
+{{/*
+The chart's protection Secret's data (file: plain value) as YAML: the inline keys, one per
+line, and for a kind without any, the key kept in the release's Secret, else a new one
+`k1:<32 random bytes, base64>`. Empty with protection.existingSecret or protection off.
+*/}}
+{{- define "riskos-connector.protectionSecretData" -}}
+{{- $p := include "riskos-connector.protection" . | fromJson }}
+{{- if and $p.enabled (not $p.existingSecret) }}
+{{- $kept := dict }}
+{{- if $p.generated }}
+{{- $kept = include "riskos-connector.lookupSecretData" (dict "namespace" .Release.Namespace "name" $p.secret) | fromJson }}
+{{- end }}
+{{- range $file := list "hash_keys" "encryption_keys" }}
+{{- $value := join "\n" (index $.Values.protection (ternary "hashKeys" "encryptionKeys" (eq $file "hash_keys")) | default (list)) }}
+{{- if not $value }}
+{{- if hasKey $kept $file }}
+{{- $value = index $kept $file | b64dec }}
+{{- else }}
+{{- $value = printf "k1:%s" (randBytes 32) }}
+{{- end }}
+{{- end }}
+{{ $file }}: {{ $value | toJson }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -351,7 +443,7 @@ valid TOML value. Optional keys are left out when unset so the connector's defau
 {{- $forbidden := list "sasl.password" "ssl.key.password" "ssl.keystore.password" "ssl.key.pem" "sasl.oauthbearer.client.secret" "sasl.oauthbearer.config" }}
 # Rendered by the riskos-connector Helm chart. Credentials are not in this file: the *_file
 # keys point at the Secrets mounted under {{ $secrets }}/
-# (an endpoint's under <name>/).
+# (an endpoint's under <name>/) and, for the protection keys, under {{ include "riskos-connector.protectionDir" . }}/.
 # Every key can be overridden with the env var RISKOS_<SECTION>__<KEY>; an endpoint's with
 # RISKOS_ENDPOINTS__<NAME>__<KEY>.
 
@@ -434,6 +526,15 @@ max_bytes = {{ int64 .Values.spool.maxBytes }}
 
 [shutdown]
 grace_ms = {{ int64 .Values.shutdown.graceMs }}
+{{- if (include "riskos-connector.protection" . | fromJson).enabled }}
+{{- $protectionDir := include "riskos-connector.protectionDir" . }}
+
+# Keys of protected fields and bodies, one kid:base64 per line: the first protects, all
+# unprotect. Losing them makes encrypted records unreadable and changes every token.
+[protection]
+hash_keys_file = {{ printf "%s/hash_keys" $protectionDir | toJson }}
+encryption_keys_file = {{ printf "%s/encryption_keys" $protectionDir | toJson }}
+{{- end }}
 
 {{- range $ep := include "riskos-connector.endpointList" . | fromJsonArray }}
 {{- $auth := $ep.auth }}
@@ -455,6 +556,12 @@ allow_cidrs = {{ toJson . }}
 {{- if hasKey $ep $key }}
 {{ $key | snakecase }} = {{ index $ep $key | int64 }}
 {{- end }}
+{{- end }}
+{{- if hasKey $ep "protectFields" }}
+protect_fields = {{ $ep.protectFields }}
+{{- end }}
+{{- with $ep.raw }}
+raw = {{ toJson . }}
 {{- end }}
 
 [endpoints.auth]
