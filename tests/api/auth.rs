@@ -191,6 +191,14 @@ async fn a_full_run_logs_none_of_the_configured_secrets() {
         ("hmac_secret", "log-test-hmac-secret-9c3f5a"),
         ("client_secret", "log-test-client-secret-4e8d"),
         ("signing_secret", "log-test-signing-secret-0123456789abcdef"),
+        (
+            "hash_key",
+            "log-h:bG9nIHRlc3QgaGFzaCBrZXksIDMyIGJ5dGVzIGxvbmc=",
+        ),
+        (
+            "encryption_key",
+            "log-e:bG9nIHRlc3QgZW5jcnlwdGlvbiBrZXkgMzIgYnl0ZXM=",
+        ),
     ];
     let secret = |name: &str| secrets.iter().find(|(n, _)| *n == name).unwrap().1;
     let file = |name: &str, content: &str| {
@@ -211,6 +219,9 @@ dir = "{manifest}/schemas"
 [topics]
 partitions = 1
 replication_factor = 1
+[protection]
+hash_keys = ["{hash_key}"]
+encryption_keys_file = "{encryption_file}"
 [[endpoints]]
 name = "riskos"
 path = "/webhooks/riskos"
@@ -230,6 +241,8 @@ signing_secrets_file = "{signing_file}"
             manifest = env!("CARGO_MANIFEST_DIR"),
             bearer_file = file("bearer_tokens", secret("bearer_token")),
             hmac = secret("hmac_secret"),
+            hash_key = secret("hash_key"),
+            encryption_file = file("encryption_keys", secret("encryption_key")),
             jwks = jwks.url,
             clients_file = file("clients", &format!("riskos:{}", secret("client_secret"))),
             signing_file = file("signing", secret("signing_secret")),
