@@ -101,6 +101,16 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
+    /// Keys given as their lines (`kid:base64`), first first: for tools and tests that hold
+    /// them in hand rather than in a config.
+    pub fn from_lines(hash: &[&str], encryption: &[&str]) -> Result<Self, SettingError> {
+        Self::from_config(&ProtectionConfig {
+            hash_keys: hash.iter().map(|k| Secret::new(*k)).collect(),
+            encryption_keys: encryption.iter().map(|k| Secret::new(*k)).collect(),
+            ..ProtectionConfig::default()
+        })
+    }
+
     /// Reads every key once. Keys are relative to `protection`.
     pub fn from_config(config: &ProtectionConfig) -> Result<Self, SettingError> {
         let hash = parse_keys(
@@ -287,12 +297,7 @@ mod tests {
     use super::*;
 
     fn keyring(hash: &[&str], encryption: &[&str]) -> Keyring {
-        Keyring::from_config(&ProtectionConfig {
-            hash_keys: hash.iter().map(|k| Secret::new(*k)).collect(),
-            encryption_keys: encryption.iter().map(|k| Secret::new(*k)).collect(),
-            ..ProtectionConfig::default()
-        })
-        .unwrap()
+        Keyring::from_lines(hash, encryption).unwrap()
     }
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

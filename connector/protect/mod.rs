@@ -513,7 +513,6 @@ fn reveal_at(keys: &Keyring, value: &mut Json, path: &mut String, topic: &str, k
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use serde_json::json;
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -540,12 +539,7 @@ mod tests {
     }
 
     fn keys() -> Keyring {
-        Keyring::from_config(&ProtectionConfig {
-            hash_keys: vec![Secret::new(K1)],
-            encryption_keys: vec![Secret::new(K1)],
-            ..ProtectionConfig::default()
-        })
-        .unwrap()
+        Keyring::from_lines(&[K1], &[K1]).unwrap()
     }
 
     #[test]

@@ -1145,12 +1145,7 @@ mod tests {
     const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
     fn keyring(hash: &[&str], encryption: &[&str]) -> Keyring {
-        Keyring::from_config(&ProtectionConfig {
-            hash_keys: hash.iter().map(|k| Secret::new(*k)).collect(),
-            encryption_keys: encryption.iter().map(|k| Secret::new(*k)).collect(),
-            ..ProtectionConfig::default()
-        })
-        .unwrap()
+        Keyring::from_lines(hash, encryption).unwrap()
     }
 
     fn condition(text: &str) -> Condition {

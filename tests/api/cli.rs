@@ -32,14 +32,7 @@ async fn serve_accepts_every_fixture_and_stops_on_sigterm() {
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env("RISKOS_SCHEMA_REGISTRY__URL", &registry.url)
         .env("RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX", &prefix)
-        .env(
-            "RISKOS_PROTECTION__HASH_KEYS",
-            crate::helpers::app::TEST_HASH_KEY,
-        )
-        .env(
-            "RISKOS_PROTECTION__ENCRYPTION_KEYS",
-            crate::helpers::app::TEST_ENCRYPTION_KEY,
-        )
+        .envs(crate::helpers::app::test_keys_env())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

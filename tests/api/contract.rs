@@ -10,18 +10,9 @@ use serde_json::{json, Value};
 use crate::helpers::decode::{assert_data_matches, decode};
 use crate::helpers::kafka::read_all;
 use crate::helpers::{
-    fixtures, post_all_fixtures, python_decode, schema_copy, test_config, Broker, RegistryDouble,
-    Stack, TestApp,
+    edit_data_fields, fixtures, post_all_fixtures, python_decode, schema_copy, test_config, Broker,
+    RegistryDouble, Stack, TestApp,
 };
-
-/// Applies `edit` to the `data` record's field list of one schema file.
-fn edit_data_fields(file: &Path, edit: impl FnOnce(&mut Vec<Value>)) {
-    let mut schema: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-    let fields = schema["fields"].as_array_mut().unwrap();
-    let data = fields.iter_mut().find(|f| f["name"] == "data").unwrap();
-    edit(data["type"]["fields"].as_array_mut().unwrap());
-    std::fs::write(file, serde_json::to_vec_pretty(&schema).unwrap()).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix() {

@@ -499,14 +499,7 @@ impl ConnectorProcess {
             .arg("serve")
             .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "none")
-            .env(
-                "RISKOS_PROTECTION__HASH_KEYS",
-                crate::helpers::app::TEST_HASH_KEY,
-            )
-            .env(
-                "RISKOS_PROTECTION__ENCRYPTION_KEYS",
-                crate::helpers::app::TEST_ENCRYPTION_KEY,
-            )
+            .envs(crate::helpers::app::test_keys_env())
             .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
             .env(
                 "RISKOS_SCHEMAS__DIR",

@@ -92,14 +92,7 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
         .arg("serve")
         .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "none")
-        .env(
-            "RISKOS_PROTECTION__HASH_KEYS",
-            crate::helpers::app::TEST_HASH_KEY,
-        )
-        .env(
-            "RISKOS_PROTECTION__ENCRYPTION_KEYS",
-            crate::helpers::app::TEST_ENCRYPTION_KEY,
-        )
+        .envs(crate::helpers::app::test_keys_env())
         .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
         .env(
             "RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX",

@@ -4,17 +4,14 @@
 //! and a quarantined body, kept encrypted, is replayed after a schema fix into a record whose
 //! fields are protected again.
 
-use std::path::Path;
-
-use riskos_connector::protect::{self, Keyring, ProtectionConfig, RawPolicy};
+use riskos_connector::protect::{self, Keyring, RawPolicy};
 use riskos_connector::schema::Catalog;
-use riskos_connector::secret::Secret;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::app::{TEST_ENCRYPTION_KEY, TEST_HASH_KEY};
 use crate::helpers::kafka::{read_all, Record};
 use crate::helpers::protected::{needle, protected_values, written_payloads};
-use crate::helpers::{fixtures, schema_copy, Stack};
+use crate::helpers::{edit_data_fields, fixtures, schema_copy, Stack};
 
 fn protected(config: &mut riskos_connector::config::Config) {
     config.endpoints[0].protect_fields = true;
@@ -85,15 +82,6 @@ async fn no_protected_value_is_in_clear_in_any_byte_of_any_record_on_kafka() {
     assert_eq!(records, bodies.len() + 1, "every body stored once");
 }
 
-/// Applies `edit` to the `data` record's field list of one schema file.
-fn edit_data_fields(file: &Path, edit: impl FnOnce(&mut Vec<Value>)) {
-    let mut schema: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-    let fields = schema["fields"].as_array_mut().unwrap();
-    let data = fields.iter_mut().find(|f| f["name"] == "data").unwrap();
-    edit(data["type"]["fields"].as_array_mut().unwrap());
-    std::fs::write(file, serde_json::to_vec_pretty(&schema).unwrap()).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_body_stays_encrypted_and_replays_into_a_protected_record() {
     // Arrange: the vendor changed `decision` to an object; the body carries an e-mail in a
@@ -148,12 +136,7 @@ async fn a_quarantined_body_stays_encrypted_and_replays_into_a_protected_record(
     assert_eq!(replayed.len(), 1);
     assert!(leaks(&replayed[0], email).is_empty());
     let mut value = crate::helpers::decode::decode(&stack.registry.url, &replayed[0].payload).await;
-    let keys = Keyring::from_config(&ProtectionConfig {
-        hash_keys: vec![Secret::new(TEST_HASH_KEY)],
-        encryption_keys: vec![Secret::new(TEST_ENCRYPTION_KEY)],
-        ..ProtectionConfig::default()
-    })
-    .unwrap();
+    let keys = Keyring::from_lines(&[TEST_HASH_KEY], &[TEST_ENCRYPTION_KEY]).unwrap();
     assert!(value["data"]["reviewer_email"]
         .as_str()
         .unwrap()

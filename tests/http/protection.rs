@@ -32,12 +32,7 @@ fn protected(config: &mut Config) {
 }
 
 fn keyring(hash: &[&str], encryption: &[&str]) -> Keyring {
-    Keyring::from_config(&ProtectionConfig {
-        hash_keys: hash.iter().map(|k| Secret::new(*k)).collect(),
-        encryption_keys: encryption.iter().map(|k| Secret::new(*k)).collect(),
-        ..ProtectionConfig::default()
-    })
-    .unwrap()
+    Keyring::from_lines(hash, encryption).unwrap()
 }
 
 fn catalog() -> Catalog {

@@ -127,3 +127,12 @@ impl Drop for TestApp {
 pub const TEST_HASH_KEY: &str = "test-h1:dGVzdCBoYXNoIGtleSwgMzIgYnl0ZXMgbG9uZy4uLi4=";
 /// The tests' encryption key.
 pub const TEST_ENCRYPTION_KEY: &str = "test-e1:dGVzdCBlbmNyeXB0aW9uIGtleSwgMzIgYnl0ZXMhISE=";
+
+/// The tests' keys as the `RISKOS_PROTECTION__*` variables of a connector started as a
+/// process.
+pub fn test_keys_env() -> [(&'static str, &'static str); 2] {
+    [
+        ("RISKOS_PROTECTION__HASH_KEYS", TEST_HASH_KEY),
+        ("RISKOS_PROTECTION__ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY),
+    ]
+}

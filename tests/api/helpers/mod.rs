@@ -165,6 +165,16 @@ impl Stack {
     }
 }
 
+/// Applies `edit` to the `data` record's field list of one schema file (a test's copy).
+pub fn edit_data_fields(file: &std::path::Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let mut schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let fields = schema["fields"].as_array_mut().unwrap();
+    let data = fields.iter_mut().find(|f| f["name"] == "data").unwrap();
+    edit(data["type"]["fields"].as_array_mut().unwrap());
+    std::fs::write(file, serde_json::to_vec_pretty(&schema).unwrap()).unwrap();
+}
+
 /// A copy of the shipped schemas that a test may edit.
 pub fn schema_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
