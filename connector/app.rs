@@ -222,6 +222,7 @@ fn assemble(config: &Config, setup: Setup, store: Arc<dyn Store>) -> AppState {
         })
         .collect();
     AppState::new(endpoints, store, config.http.max_body_bytes, setup.registry)
+        .with_openapi(&http::openapi::document(config))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use riskos_connector::app::{shutdown_signal, Application};
 use riskos_connector::config::Config;
 use riskos_connector::telemetry;
-use riskos_connector::tools::{erase, replay, tail, validate};
+use riskos_connector::tools::{asyncapi, erase, replay, tail, validate};
 
 #[derive(Parser)]
 #[command(
@@ -137,6 +137,15 @@ enum SchemasCommand {
     /// Check every schema file against its subject's latest registered version, as start-up
     /// does, without starting the server or registering anything.
     Check(ConfigArg),
+    /// Write the AsyncAPI 3.0 document of the topics (channels with their Kafka bindings,
+    /// keys, headers, Avro payloads, protected fields) for the config and `schemas/`, offline.
+    Asyncapi {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Write it to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -263,6 +272,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::load(arg.config.as_deref())?;
             for line in runtime.block_on(riskos_connector::topology::check_schemas(&config))? {
                 println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schemas {
+            command: SchemasCommand::Asyncapi { config, output },
+        } => {
+            let config = Config::load_offline(config.config.as_deref())?;
+            let document = asyncapi::render(&config)?;
+            match output {
+                Some(file) => std::fs::write(&file, document)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?,
+                None => print!("{document}"),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::config::{Config, Encoding, EndpointConfig};
 use crate::delivery::{Dedup, Delivery, KafkaStore, Spool, Store};
-use crate::kafka::{self, Producer, TopicSpec};
+use crate::kafka::{self, PartitionCounts, Producer, TopicSpec};
 use crate::pipeline::{Pipeline, PipelineSettings, ProtectionSettings};
 use crate::protect::{Keyring, Policy, RawPolicy};
 use crate::record_size;
@@ -279,30 +279,107 @@ pub fn pipeline_for(
                 fields: endpoint.protect_fields,
                 raw: endpoint.raw,
             },
+            cloudevents: endpoint.cloudevents.then(|| {
+                crate::pipeline::cloudevents::Binding::new(&endpoint.name, config.encoding())
+            }),
         },
     )
 }
 
 /// Kafka as the store: the routes' topics (created now, or in the background once Kafka
-/// answers when a spool can take webhooks meanwhile), the producer, and the spool if any.
+/// answers when a spool can take webhooks meanwhile), the producer, the spool if any, and the
+/// routes' partition counts (read once the topics exist, for partitioning by entity).
 pub async fn kafka_store(
     config: &Config,
     routes: &RoutesByPrefix,
     spool: Option<Arc<Spool>>,
 ) -> anyhow::Result<KafkaStore> {
+    let producer = producer(config)?;
+    let partitions = Arc::new(PartitionCounts::new());
+    let route_topics = routes.topics();
     match ensure_topics(config, routes).await {
-        Ok(topics) => tracing::info!(?topics, encoding = ?config.encoding(), "topics ready"),
+        Ok(topics) => {
+            tracing::info!(?topics, encoding = ?config.encoding(), "topics ready");
+            // Topics just created may not list their partitions for a moment (no leader yet):
+            // a few quick tries, then in the background.
+            let mut known = false;
+            for _ in 0..20 {
+                known = partition_counts_known(&producer, &partitions, &route_topics).await;
+                if known {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            if !known {
+                let missing: Vec<&String> = route_topics
+                    .iter()
+                    .filter(|t| !partitions.knows(t))
+                    .collect();
+                tracing::warn!(
+                    ?missing,
+                    "topics without a known partition count yet: their records are partitioned \
+                     by key until it is read (retrying in the background)"
+                );
+                let (producer, partitions) = (producer.clone(), partitions.clone());
+                tokio::spawn(async move {
+                    retry_partition_counts(producer, partitions, route_topics).await
+                });
+            }
+        }
         // With a spool the connector can take webhooks while Kafka is down (a pod restarted
         // during an outage must come back to drain what it acknowledged); topics are created
         // in the background once Kafka answers.
         Err(error) if spool.is_some() => {
             tracing::warn!(error = %format!("{error:#}"), "kafka unavailable at start-up; spooling until it answers");
             let (specs, config) = (topic_specs(config, routes), config.clone());
-            tokio::spawn(async move { retry_topics(config, specs).await });
+            let (producer, partitions) = (producer.clone(), partitions.clone());
+            tokio::spawn(async move {
+                retry_topics(config, specs).await;
+                retry_partition_counts(producer, partitions, route_topics).await
+            });
         }
         Err(error) => return Err(error),
     }
-    Ok(KafkaStore::new(producer(config)?, spool))
+    Ok(KafkaStore::new(producer, spool, partitions))
+}
+
+/// Reads the partition counts of `topics` from the cluster's metadata; true once every one
+/// is known.
+async fn partition_counts_known(
+    producer: &Producer,
+    partitions: &Arc<PartitionCounts>,
+    topics: &[String],
+) -> bool {
+    let (client, counts, wanted) = (producer.clone(), partitions.clone(), topics.to_vec());
+    let read = tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer as _;
+        counts.fetch(client.client().client(), &wanted, Duration::from_secs(10))
+    })
+    .await;
+    match read {
+        Ok(Ok(known)) => known == topics.len(),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "reading topic metadata");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads the partition counts every 5 s until all are known (start-up during an outage, or
+/// topics without a leader yet); records of a topic are partitioned by key until then.
+async fn retry_partition_counts(
+    producer: Producer,
+    partitions: Arc<PartitionCounts>,
+    topics: Vec<String>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if partition_counts_known(&producer, &partitions, &topics).await {
+            tracing::info!("partition counts read: records are partitioned by entity");
+            return;
+        }
+    }
 }
 
 /// Creates the topics once Kafka answers (start-up with a spool during an outage).

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # THE test command. On a fresh machine with the project's toolchains (Rust, Java 17 + Maven,
-# Python 3) it fetches what the tests need (Apache Kafka's jars through Maven, a Python venv for
-# the interop decoder), then runs every test: formatting, clippy, unit tests, the HTTP surface
-# without a broker, integration tests on Apache Kafka (compaction, Java and Python decoders,
-# fault tests on a 3-node cluster), the quickstart, fuzzing, deployment tests.
+# Python 3, Node.js 18+) it fetches what the tests need (Apache Kafka's jars through Maven, a
+# Python venv for the interop decoder, the AsyncAPI parser through npm), then runs every test:
+# formatting, clippy, unit tests, the HTTP surface without a broker, integration tests on
+# Apache Kafka (compaction, Java and Python decoders, fault tests on a 3-node cluster), the
+# quickstart, fuzzing, deployment tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ scripts/kafka.sh fetch
 step "python venv for the interop decoder (confluent-kafka)"
 scripts/python-venv.sh tests/interop/requirements.txt
 export INTEROP_PYTHON="$PWD/.venv/bin/python"
+
+step "AsyncAPI parser for the AsyncAPI document test (npm, pinned by tests/asyncapi/package-lock.json)"
+npm ci --prefix tests/asyncapi --no-audit --no-fund
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -25,7 +25,7 @@ pub const MAX_NAME_LEN: usize = 63;
 pub const MAX_TOPIC_PREFIX_LEN: usize = 120;
 
 /// Paths the listener serves itself; no endpoint may take them.
-pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+pub const RESERVED_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 /// One `[[endpoints]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +81,14 @@ pub struct EndpointConfig {
     /// "static header variables"): each a header name and its accepted secret values,
     /// compared in constant time; a missing or wrong one gets 401.
     pub required_headers: Vec<RequiredHeaderConfig>,
+    /// Also write each event record as a CloudEvent in the CloudEvents Kafka binding's binary
+    /// mode: headers `ce_specversion` (`1.0`), `ce_id` (the event id), `ce_source`
+    /// (`/riskos-connector/endpoints/<name>`), `ce_type` (the event type as sent), `ce_time`
+    /// (the event time, RFC 3339 UTC) and `content-type` (`application/avro;
+    /// encoding=confluent` or `…=single-object`, the value's framing), for Knative and other
+    /// CloudEvents consumers. Key, value and the other headers are unchanged. Default false.
+    /// Quarantined records never carry them.
+    pub cloudevents: bool,
 }
 
 impl Default for EndpointConfig {
@@ -98,6 +106,7 @@ impl Default for EndpointConfig {
             protect_fields: true,
             raw: crate::protect::RawPolicy::Encrypt,
             required_headers: Vec::new(),
+            cloudevents: false,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The real [`Store`]: the rdkafka producer, plus the optional durable spool and the forwarder
-//! that drains it into Kafka.
+//! that drains it into Kafka. A record with a partition key goes to the partition Kafka's Java
+//! producer would pick for that key ([`crate::kafka::partition`]) when its topic's partition
+//! count is known, spooled or not; otherwise librdkafka partitions it by its Kafka key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,19 +12,29 @@ use rdkafka::producer::Producer as _;
 use tokio::sync::watch;
 
 use super::{DeliveryError, Health, Record, Spool, SpoolError, SpoolRecord, Store, Stored};
-use crate::kafka::{Delivered, ProduceError, Producer};
+use crate::kafka::{Delivered, PartitionCounts, ProduceError, Producer};
 
 /// Kafka, with the spool in front when `delivery.spool.dir` is set.
 #[derive(Clone)]
 pub struct KafkaStore {
     producer: Producer,
     spool: Option<Arc<Spool>>,
+    partitions: Arc<PartitionCounts>,
 }
 
 impl KafkaStore {
-    /// Joins the producer and the spool.
-    pub fn new(producer: Producer, spool: Option<Arc<Spool>>) -> Self {
-        Self { producer, spool }
+    /// Joins the producer, the spool and the partition counts of the topics (read from the
+    /// cluster's metadata once the topics exist).
+    pub fn new(
+        producer: Producer,
+        spool: Option<Arc<Spool>>,
+        partitions: Arc<PartitionCounts>,
+    ) -> Self {
+        Self {
+            producer,
+            spool,
+            partitions,
+        }
     }
 
     async fn store_record(&self, record: &Record<'_>) -> Result<Stored, DeliveryError> {
@@ -43,6 +55,7 @@ impl KafkaStore {
         let spooled = SpoolRecord {
             topic: record.topic.to_string(),
             key: record.key.map(str::to_string),
+            partition_key: record.partition_key.map(str::to_string),
             headers: record
                 .headers
                 .iter()
@@ -59,9 +72,18 @@ impl KafkaStore {
 
     async fn produce(&self, record: &Record<'_>) -> Result<Delivered, ProduceError> {
         let started = std::time::Instant::now();
+        let partition = self
+            .partitions
+            .partition(record.topic, record.partition_key);
         let delivered = self
             .producer
-            .send(record.topic, record.key, record.value, &record.headers)
+            .send(
+                record.topic,
+                partition,
+                record.key,
+                record.value,
+                &record.headers,
+            )
             .await?;
         metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
         record_produced(record.topic, record.occurred_at_ms);
@@ -107,7 +129,7 @@ impl Store for KafkaStore {
 
     fn background(&self, stop: watch::Receiver<bool>) -> Option<BoxFuture<'static, ()>> {
         let spool = self.spool.clone()?;
-        Some(forward(spool, self.producer.clone(), stop).boxed())
+        Some(forward(spool, self.producer.clone(), self.partitions.clone(), stop).boxed())
     }
 
     fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DeliveryError>> {
@@ -133,9 +155,12 @@ fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
 
 /// Drains the spool in order until `stop` resolves: each record is produced (retrying with
 /// backoff while Kafka is down), and a segment is deleted once all its records are acked.
+/// A record with a partition key whose topic's count is not known yet (Kafka was down at
+/// start-up) waits for it while Kafka does not answer, so it lands where it would have.
 async fn forward(
     spool: Arc<Spool>,
     producer: Producer,
+    partitions: Arc<PartitionCounts>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -170,9 +195,24 @@ async fn forward(
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             loop {
+                if record.partition_key.is_some() && !partitions.knows(&record.topic) {
+                    if let Err(error) =
+                        fetch_partition_counts(&producer, &partitions, &record.topic).await
+                    {
+                        tracing::warn!(%error, topic = %record.topic, "spool forwarder: cannot read the topic's partition count; retrying");
+                        if wait_or_stop(&mut stop, backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+                let partition =
+                    partitions.partition(&record.topic, record.partition_key.as_deref());
                 match producer
                     .send(
                         &record.topic,
+                        partition,
                         record.key.as_deref(),
                         &record.value,
                         &headers,
@@ -208,6 +248,26 @@ async fn forward(
             tracing::error!(%error, "cannot delete a drained spool segment");
         }
     }
+}
+
+/// Reads `topic`'s partition count from the cluster (the metadata request answered is
+/// enough: a topic still missing stays unknown, and its records are partitioned by key).
+async fn fetch_partition_counts(
+    producer: &Producer,
+    partitions: &Arc<PartitionCounts>,
+    topic: &str,
+) -> Result<(), rdkafka::error::KafkaError> {
+    let (producer, partitions, topics) = (
+        producer.clone(),
+        partitions.clone(),
+        vec![topic.to_string()],
+    );
+    tokio::task::spawn_blocking(move || {
+        partitions.fetch(producer.client().client(), &topics, Duration::from_secs(5))
+    })
+    .await
+    .unwrap_or(Err(rdkafka::error::KafkaError::Canceled))
+    .map(|_| ())
 }
 
 /// Waits `delay` (retry backoff); true when stopped meanwhile.

@@ -37,6 +37,8 @@ pub struct Kept {
     pub topic: String,
     /// Key.
     pub key: Option<String>,
+    /// The value the partition is computed from (`riskos.partition_by`), if any.
+    pub partition_key: Option<String>,
     /// Value.
     pub value: Vec<u8>,
     /// Headers, in order.
@@ -188,6 +190,7 @@ impl MemoryStore {
         state.kept.push(Kept {
             topic: record.topic.to_string(),
             key: record.key.map(str::to_string),
+            partition_key: record.partition_key.map(str::to_string),
             value: record.value.to_vec(),
             headers: record
                 .headers

@@ -28,6 +28,10 @@ pub struct Record<'a> {
     pub topic: &'a str,
     /// Kafka key (the event id); a quarantined body that is not an envelope has none.
     pub key: Option<&'a str>,
+    /// The value the partition is computed from (the schema's `riskos.partition_by`), as
+    /// Kafka's Java producer would for a key ([`crate::kafka::partition`]); `None`:
+    /// partitioned by `key`.
+    pub partition_key: Option<&'a str>,
     /// Encoded value.
     pub value: &'a [u8],
     /// Kafka headers.

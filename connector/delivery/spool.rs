@@ -4,8 +4,11 @@
 //! was acked.
 //!
 //! Segment files are `<seq:020>.seg`; each record is `len: u32 LE | crc32: u32 LE | body`, the
-//! body being `topic, key, headers, value` as length-prefixed fields. A torn tail (a crash in
-//! the middle of an append, which was therefore never acknowledged) is ignored on recovery.
+//! body being `topic, key, headers, value, partition key` as length-prefixed fields (the key
+//! and the partition key behind a presence byte). The partition key, not the partition, is
+//! kept: the forwarder computes the partition from it as a record produced at once gets it,
+//! so a spooled record lands where it would have. A torn tail (a crash in the middle of an
+//! append, which was therefore never acknowledged) is ignored on recovery.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -21,6 +24,8 @@ pub struct SpoolRecord {
     pub topic: String,
     /// Kafka key.
     pub key: Option<String>,
+    /// The value the partition is computed from (see [`super::Record::partition_key`]).
+    pub partition_key: Option<String>,
     /// Kafka headers.
     pub headers: Vec<(String, String)>,
     /// Encoded value.
@@ -242,6 +247,13 @@ fn frame(record: &SpoolRecord) -> Vec<u8> {
         put(&mut body, v.as_bytes());
     }
     put(&mut body, &record.value);
+    match &record.partition_key {
+        Some(key) => {
+            body.push(1);
+            put(&mut body, key.as_bytes());
+        }
+        None => body.push(0),
+    }
     let mut frame = Vec::with_capacity(body.len() + 8);
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -298,9 +310,18 @@ fn parse(mut body: &[u8]) -> Option<SpoolRecord> {
         headers.push((k, v));
     }
     let value = take(&mut body)?.to_vec();
+    let partition_key = match body.first()? {
+        0 => None,
+        1 => {
+            body = &body[1..];
+            Some(text(take(&mut body)?)?)
+        }
+        _ => return None,
+    };
     Some(SpoolRecord {
         topic,
         key,
+        partition_key,
         headers,
         value,
     })
@@ -314,6 +335,7 @@ mod tests {
         SpoolRecord {
             topic: "riskos.create.cases".into(),
             key: i.is_multiple_of(2).then(|| format!("key-{i}")),
+            partition_key: i.is_multiple_of(3).then(|| format!("case-{i}")),
             headers: vec![("event_type".into(), "create:cases".into())],
             value: vec![i as u8; 100 + i as usize],
         }

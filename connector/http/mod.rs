@@ -11,6 +11,7 @@ pub mod guard;
 pub mod health;
 pub mod limits;
 pub mod observe;
+pub mod openapi;
 pub mod required_headers;
 pub mod server;
 pub mod source_ip;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The schema registry, when configured (readiness checks it).
     pub registry: Option<crate::schema::Registry>,
+    /// The OpenAPI document served at `/openapi.json` ([`AppState::with_openapi`]).
+    openapi: axum::body::Bytes,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -115,8 +118,19 @@ impl AppState {
             endpoints,
             store,
             registry,
+            openapi: axum::body::Bytes::from_static(b"{}"),
             shutting_down,
         }))
+    }
+
+    /// Serves `document` ([`openapi::document`] of the config) at `/openapi.json`; call it
+    /// right after [`AppState::new`], before the state is shared.
+    pub fn with_openapi(mut self, document: &serde_json::Value) -> Self {
+        let shared = Arc::get_mut(&mut self.0).expect("the state is not shared yet");
+        shared.openapi = serde_json::to_vec_pretty(document)
+            .expect("a JSON value serializes")
+            .into();
+        self
     }
 
     /// From now on readiness fails and new webhooks get 503.
@@ -130,7 +144,18 @@ impl AppState {
     }
 }
 
-/// The service's routes: each endpoint's webhook path (and token endpoint), health, metrics.
+/// `GET /openapi.json`.
+async fn serve_openapi(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+}
+
+/// The service's routes: each endpoint's webhook path (and token endpoint), health, metrics,
+/// the OpenAPI document.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for endpoint in &state.endpoints {
@@ -157,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics))
+        .route(openapi::PATH, get(serve_openapi))
         // The handler enforces the body limit itself (413 before reading).
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

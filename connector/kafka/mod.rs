@@ -1,9 +1,11 @@
-//! Kafka: the shared producer and topic administration.
+//! Kafka: the shared producer, partitioning by entity and topic administration.
 
 pub mod admin;
+pub mod partition;
 pub mod producer;
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
+pub use partition::PartitionCounts;
 pub use producer::{Delivered, ProduceError, Producer};
 
 use std::collections::BTreeMap;

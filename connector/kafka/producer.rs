@@ -97,10 +97,12 @@ impl Producer {
         Ok(Self { inner, ack_timeout })
     }
 
-    /// Sends one record and waits for the broker's ack.
+    /// Sends one record and waits for the broker's ack. With a `partition` it goes there;
+    /// without, librdkafka partitions by the key.
     pub async fn send(
         &self,
         topic: &str,
+        partition: Option<i32>,
         key: Option<&str>,
         payload: &[u8],
         headers: &[(&str, &str)],
@@ -117,6 +119,9 @@ impl Producer {
         let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
         }
         let delivery = self.inner.send_result(record).map_err(|(e, _)| match e {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,

@@ -6,6 +6,7 @@
 //! exercise every rejection without a broker. `quarantine` says what a quarantined body
 //! carries with it.
 
+pub mod cloudevents;
 pub mod quarantine;
 
 use std::sync::Arc;
@@ -158,6 +159,7 @@ impl Quarantined {
         delivery::Record {
             topic,
             key: self.key.as_deref(),
+            partition_key: None,
             value: body,
             headers: self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
             occurred_at_ms: None,
@@ -191,6 +193,9 @@ pub struct Prepared {
     pub route: Arc<Route>,
     /// Event id: the Kafka key.
     pub key: String,
+    /// The stored value of the schema's `riskos.partition_by` field, which picks the
+    /// partition; `None` (no rule, or no value): partitioned by `key`.
+    pub partition_key: Option<String>,
     /// Event type as sent.
     pub event_type: String,
     /// Envelope style.
@@ -215,6 +220,7 @@ impl Prepared {
         delivery::Record {
             topic: &self.route.topic,
             key: Some(&self.key),
+            partition_key: self.partition_key.as_deref(),
             value: &self.payload,
             headers,
             occurred_at_ms: Some(self.occurred_at_ms),
@@ -236,6 +242,10 @@ pub struct PipelineSettings {
     pub max_value_bytes: usize,
     /// What is protected, with which keys.
     pub protection: ProtectionSettings,
+    /// The endpoint's CloudEvents binding (`endpoints.cloudevents`): when set, every event
+    /// record also carries the binary-mode `ce_*` and `content-type` headers (see
+    /// [`cloudevents`]); quarantined records never do.
+    pub cloudevents: Option<cloudevents::Binding>,
 }
 
 /// An endpoint's protection as the pipeline keeps it (see [`Protection`]).
@@ -377,6 +387,12 @@ impl Pipeline {
         record
             .headers
             .push((ENDPOINT_HEADER, &self.settings.endpoint));
+        let cloudevents = self.settings.cloudevents.as_ref().map(|binding| {
+            binding.headers(&prepared.key, &prepared.event_type, prepared.occurred_at_ms)
+        });
+        if let Some(headers) = &cloudevents {
+            record.headers.extend(headers.iter());
+        }
         self.delivery
             .deliver(&record, origin.duplicate_scope())
             .await
@@ -463,6 +479,10 @@ pub fn prepare_accepting(
     }
     let route = routes.get(&event.event_type).clone();
     let schema = &route.schema;
+    // An empty or missing value stays none (its hash token would gather every such record
+    // on one partition).
+    let partition_by =
+        (schema.partition_by.as_ref()).filter(|by| by.value_in(&event.data).is_some());
     // Personal data protected before anything is encoded: the schema's field policies, then
     // the body's own policy for `raw`.
     protection.apply(
@@ -472,6 +492,10 @@ pub fn prepare_accepting(
         &route.topic,
         &event.id,
     );
+    // Read from the data as stored: a hashed field's token, the same for the same value.
+    let partition_key = partition_by
+        .and_then(|by| by.value_in(&event.data))
+        .map(str::to_string);
     let stored_body = protection.body(body, &route.topic, &event.id);
     let raw = std::str::from_utf8(&stored_body)
         .expect("a kept body is the UTF-8 text checked above; a sealed one is ASCII");
@@ -502,6 +526,7 @@ pub fn prepare_accepting(
     Ok(Prepared {
         route,
         key,
+        partition_key,
         event_type,
         envelope,
         occurred_at_ms,

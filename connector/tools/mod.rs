@@ -1,7 +1,8 @@
 //! Operator and consumer tools behind the CLI subcommands: `validate` (offline), `tail`
 //! (decode a topic), `replay` (quarantine → event topics), `erase` (tombstones for the records
-//! matching a condition).
+//! matching a condition), `asyncapi` (the AsyncAPI document of the topics, offline).
 
+pub mod asyncapi;
 pub mod erase;
 pub mod reader;
 pub mod replay;

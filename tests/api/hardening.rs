@@ -107,7 +107,7 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     let small = BTreeMap::from([("batch.size".to_string(), "400000".to_string())]);
     let producer =
         Producer::new(&broker.bootstrap(), &small, Duration::from_secs(3), 450_000).unwrap();
-    let store = Arc::new(KafkaStore::new(producer, None));
+    let store = Arc::new(KafkaStore::new(producer, None, Default::default()));
     let router = riskos_connector::app::handlers(&config, store)
         .await
         .unwrap();

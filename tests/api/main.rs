@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cloudevents;
 mod compaction;
 mod consumers;
 mod contract;
@@ -14,6 +15,7 @@ mod faults;
 mod hardening;
 mod interop;
 mod operations;
+mod partitioning;
 mod protection;
 mod startup;
 mod webhook;

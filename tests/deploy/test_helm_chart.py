@@ -145,6 +145,7 @@ TWO_ENDPOINTS_INLINE_PRODUCTION = endpoints(
         allowCidrs=["35.230.191.253/32"],
         rateLimitPerIp=0,
         maxBodyBytesInFlight=16777216,
+        cloudevents=True,
         auth={"mode": "basic"},
         existingSecret="riskos-sandbox-credentials",
     ),
@@ -257,6 +258,7 @@ def test_values_schema_accepts_the_shipped_values(scenario: str) -> None:
         (endpoints(endpoint(auth={"mode": "none"}, raw="scramble")), "/endpoints/0/raw"),
         (endpoints(endpoint(auth={"mode": "none"}, raw="Encrypt")), "/endpoints/0/raw"),
         (endpoints(endpoint(auth={"mode": "none"}, protectFields="yes")), "/endpoints/0/protectFields"),
+        (endpoints(endpoint(auth={"mode": "none"}, cloudevents="yes")), "/endpoints/0/cloudevents"),
         ({"protection": {"hashKeys": ["k1:c2hvcnQ="]}}, "/protection/hashKeys/0"),
         ({"protection": {"encryptionKeys": ["no key id"]}}, "/protection/encryptionKeys/0"),
         ({"protection": {"keys": []}}, "'keys' not allowed"),
@@ -1086,6 +1088,20 @@ def test_per_endpoint_protection_settings() -> None:
     off = endpoints(endpoint(auth={"mode": "none"}, protectFields=False, raw="keep"))
     objects = render({**off, "protection": {"existingSecret": "keys"}})
     assert config_toml(objects)["protection"]["encryption_keys_file"] == f"{PROTECTION_DIR}/encryption_keys"
+
+
+def test_cloudevents_is_opt_in_per_endpoint() -> None:
+    values = endpoints(
+        endpoint("a", "/a", auth={"mode": "none"}, cloudevents=True),
+        endpoint("b", "/b", auth={"mode": "none"}, cloudevents=False),
+        endpoint("c", "/c", auth={"mode": "none"}),
+    )
+    a, b, c = config_toml(render(values))["endpoints"]
+    assert a["cloudevents"] is True
+    assert "cloudevents" not in b and "cloudevents" not in c  # the connector's default: off
+    # The default values leave it off.
+    (default,) = config_toml(render({}))["endpoints"]
+    assert "cloudevents" not in default
 
 
 def test_protection_values_roll_the_pods() -> None:

@@ -13,5 +13,6 @@ mod contract;
 mod endpoints;
 mod hardening;
 mod operations;
+mod partitioning;
 mod protection;
 mod webhook;

@@ -97,7 +97,8 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
   filePaths:   {file: absolute path} for config.toml;
   headers:     [{name, file}] its required headers;
   routes:      the paths the Ingress routes to it (its path, its token endpoint's);
-  protectFields, raw: only when set (else the connector's defaults: true, "encrypt").
+  protectFields, raw: only when set (else the connector's defaults: true, "encrypt");
+  cloudevents: only when set (rendered only when true: the connector's default is off).
 */}}
 {{- define "riskos-connector.endpoints" -}}
 {{- $fullname := include "riskos-connector.fullname" . }}
@@ -245,7 +246,7 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
 {{- $_ := set $filePaths $file (printf "%s/%s/%s" $secretsDir $name $file) }}
 {{- end }}
 {{- $norm := dict "name" $name "path" (first $routes) "section" $section "auth" $auth "mode" $mode "files" $files "filePaths" $filePaths "headers" $headers "routes" $routes "existingSecret" $existing }}
-{{- range $key := list "topicPrefix" "envelopes" "allowCidrs" "rateLimitPerIp" "maxInFlight" "maxBodyBytesInFlight" "protectFields" "raw" }}
+{{- range $key := list "topicPrefix" "envelopes" "allowCidrs" "rateLimitPerIp" "maxInFlight" "maxBodyBytesInFlight" "protectFields" "raw" "cloudevents" }}
 {{- $v := get $ep $key }}
 {{- if not (or (kindIs "invalid" $v) (and (kindIs "string" $v) (not $v))) }}
 {{- $_ := set $norm $key $v }}
@@ -562,6 +563,9 @@ protect_fields = {{ $ep.protectFields }}
 {{- end }}
 {{- with $ep.raw }}
 raw = {{ toJson . }}
+{{- end }}
+{{- if $ep.cloudevents }}
+cloudevents = true
 {{- end }}
 
 [endpoints.auth]
