@@ -18,7 +18,8 @@ import sys
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
-from confluent_kafka import Consumer, TopicPartition
+from topic_reader import messages
+from confluent_kafka import Consumer
 
 
 class BytesData(JSONFormat):
@@ -56,25 +57,7 @@ def main():
         "enable.auto.commit": False,
     })
     for topic in args.topic:
-        metadata = consumer.list_topics(topic, timeout=10)
-        wanted = {}
-        for p in sorted(metadata.topics[topic].partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                wanted[p] = (low, high)
-        if not wanted:
-            continue
-        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in wanted.items()])
-        remaining = sum(high - low for low, high in wanted.values())
-        while remaining > 0:
-            msg = consumer.poll(10)
-            if msg is None:
-                sys.exit(f"timed out reading {topic}")
-            if msg.error():
-                sys.exit(f"consume error: {msg.error()}")
-            if msg.offset() >= wanted[msg.partition()][1]:
-                continue
-            remaining -= 1
+        for msg in messages(consumer, topic):
             pairs = msg.headers() or []
             headers = {name: value for name, value in pairs}
             duplicates = sorted({n for n, _ in pairs if sum(1 for m, _ in pairs if m == n) > 1})

@@ -18,7 +18,8 @@ import sys
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from confluent_kafka import Consumer, TopicPartition
+from topic_reader import messages
+from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -69,26 +70,7 @@ def main():
         "enable.auto.commit": False,
     })
     for topic in args.topic:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = sorted(metadata.topics[topic].partitions)
-        wanted = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                wanted[p] = (low, high)
-        if not wanted:
-            continue
-        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in wanted.items()])
-        remaining = sum(high - low for low, high in wanted.values())
-        while remaining > 0:
-            msg = consumer.poll(10)
-            if msg is None:
-                sys.exit(f"timed out reading {topic}")
-            if msg.error():
-                sys.exit(f"consume error: {msg.error()}")
-            if msg.offset() >= wanted[msg.partition()][1]:
-                continue
-            remaining -= 1
+        for msg in messages(consumer, topic):
             value = deserializer(msg.value(), SerializationContext(topic, MessageField.VALUE))
             print(json.dumps({
                 "topic": topic,

@@ -14,13 +14,13 @@ Used by tests/api/consumers.rs; the marked part is in docs/consumers.md.
 import argparse
 import datetime
 import json
-import sys
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from topic_reader import messages
 from riskos_protect import decrypt, hash_matches, load_keys, protected_values, value_at
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -30,27 +30,6 @@ def to_json(value):
     if isinstance(value, datetime.datetime):
         return (value - EPOCH) // datetime.timedelta(milliseconds=1)
     raise TypeError(f"cannot print {type(value)}")
-
-
-def messages(consumer, topic):
-    """Every message of `topic`, from its beginning to the end offsets taken now."""
-    wanted = {}
-    for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        if high > low:
-            wanted[p] = (low, high)
-    consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in wanted.items()])
-    remaining = sum(high - low for low, high in wanted.values())
-    while remaining > 0:
-        msg = consumer.poll(10)
-        if msg is None:
-            sys.exit(f"timed out reading {topic}")
-        if msg.error():
-            sys.exit(f"consume error: {msg.error()}")
-        if msg.offset() < wanted[msg.partition()][1]:
-            remaining -= 1
-            yield msg
-    consumer.unassign()
 
 
 def main():
