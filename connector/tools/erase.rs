@@ -700,27 +700,11 @@ struct Scan {
 
 impl Scan {
     fn new(config: &Config, topic: &str) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = client_config(
-            &config.kafka.bootstrap_servers,
-            &[
-                ("group.id", "riskos-connector-tools".to_string()),
-                ("enable.auto.commit", "false".to_string()),
-                ("enable.partition.eof", "true".to_string()),
-            ],
-            &config.kafka.librdkafka,
-        )
-        .create()?;
+        let consumer = super::reader::tools_consumer(config, true)?;
         let timeout = Duration::from_secs(10);
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        anyhow::ensure!(!partitions.is_empty(), "topic `{topic}` does not exist");
         let mut assignment = TopicPartitionList::new();
         let mut ends = std::collections::HashMap::new();
-        for partition in partitions {
+        for partition in super::reader::partitions(&consumer, topic)? {
             let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
             if high > low {
                 assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;

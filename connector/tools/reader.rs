@@ -29,31 +29,41 @@ pub struct TopicReader {
     progress: HashMap<(String, i32), (i64, i64)>,
 }
 
+/// The tools' consumer: no group commits; `partition_eof` asks for end-of-partition events.
+pub fn tools_consumer(config: &Config, partition_eof: bool) -> anyhow::Result<BaseConsumer> {
+    Ok(client_config(
+        &config.kafka.bootstrap_servers,
+        &[
+            ("group.id", "riskos-connector-tools".to_string()),
+            ("enable.auto.commit", "false".to_string()),
+            ("enable.partition.eof", partition_eof.to_string()),
+        ],
+        &config.kafka.librdkafka,
+    )
+    .create()?)
+}
+
+/// The partition ids of `topic`; an error when it does not exist.
+pub fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    anyhow::ensure!(!partitions.is_empty(), "topic `{topic}` does not exist");
+    Ok(partitions)
+}
+
 impl TopicReader {
     /// Assigns every partition of `topics` from `start`.
     pub fn new(config: &Config, topics: &[String], start: Start) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = client_config(
-            &config.kafka.bootstrap_servers,
-            &[
-                ("group.id", "riskos-connector-tools".to_string()),
-                ("enable.auto.commit", "false".to_string()),
-                ("enable.partition.eof", "false".to_string()),
-            ],
-            &config.kafka.librdkafka,
-        )
-        .create()?;
+        let consumer = tools_consumer(config, false)?;
         let timeout = Duration::from_secs(10);
         let mut assignment = TopicPartitionList::new();
         let mut watermarks = HashMap::new();
         for topic in topics {
-            let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            anyhow::ensure!(!partitions.is_empty(), "topic `{topic}` does not exist");
-            for partition in partitions {
+            for partition in partitions(&consumer, topic)? {
                 let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
                 let offset = match start {
                     Start::Beginning => Offset::Offset(low),
