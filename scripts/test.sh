@@ -20,6 +20,13 @@ export INTEROP_PYTHON="$PWD/.venv/bin/python"
 step "AsyncAPI parser for the AsyncAPI document test (npm, pinned by tests/asyncapi/package-lock.json)"
 npm ci --prefix tests/asyncapi --no-audit --no-fund
 
+step "promtool (Debian package prometheus) for the alert rules, once"
+command -v promtool >/dev/null || {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+}
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
@@ -40,6 +47,10 @@ python3 tests/quickstart/check_output.py target/quickstart.out
 
 step "fuzzing (each target briefly, from the checked-in corpus)"
 scripts/fuzz.sh --ci
+
+step "alert rules: promtool check and unit tests (each alert fires and stays silent)"
+promtool check rules deploy/prometheus/riskos-connector.rules.yaml
+promtool test rules deploy/prometheus/riskos-connector.rules.test.yaml
 
 step "deployment artifacts (Helm chart, compose, Dockerfile)"
 bash tests/deploy/run.sh
