@@ -1460,6 +1460,7 @@ OPAQUE_VALUES = {
     "networkPolicy.ingressController.podSelector",
     "networkPolicy.prometheus.namespaceSelector",
     "networkPolicy.prometheus.podSelector",
+    "grafanaDashboard.labels",
 }
 
 
