@@ -80,10 +80,68 @@ pub fn install() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder (a test harness) may already be global; rendering still works.
             let _ = metrics::set_global_recorder(recorder);
+            describe();
             spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// Gives every metric its `# HELP` line, and creates the label-less counters at zero: a
+/// counter that first appears at 1 has no earlier sample, so `increase()` in an alert rule
+/// (e.g. `riskos_spool_dropped_total`) would miss the first event it exists to report.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by endpoint, status and event type."
+    );
+    describe_counter!(REJECTIONS, "Non-2xx answers, by endpoint and kind.");
+    describe_counter!(
+        AUTH_FAILURES,
+        "401 and 403 answers, by endpoint and reason."
+    );
+    describe_gauge!(IN_FLIGHT, "Requests being handled.");
+    describe_gauge!(CONNECTIONS_OPEN, "Connections open.");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed as soon as they were accepted, by reason."
+    );
+    describe_histogram!(
+        ACK_LATENCY,
+        Unit::Seconds,
+        "From the produce call to the broker's ack."
+    );
+    describe_histogram!(
+        END_TO_END,
+        Unit::Seconds,
+        "From the event's own time to the broker's ack."
+    );
+    describe_counter!(PRODUCED, "Records acked by Kafka, by topic.");
+    describe_counter!(DUPLICATES, "Retries answered from the duplicate cache.");
+    describe_counter!(
+        QUARANTINED,
+        "Bodies kept in quarantine, by endpoint and reason."
+    );
+    describe_counter!(
+        SPOOL_DROPPED,
+        "Spooled records Kafka refused for good (too large), dropped."
+    );
+    describe_gauge!(SPOOL_RECORDS, "Records waiting in the spool.");
+    describe_gauge!(SPOOL_BYTES, Unit::Bytes, "Bytes of the spool on disk.");
+    describe_gauge!(PRODUCER_QUEUE_MESSAGES, "Messages in librdkafka's queue.");
+    describe_gauge!(
+        PRODUCER_QUEUE_BYTES,
+        Unit::Bytes,
+        "Bytes in librdkafka's queue."
+    );
+    describe_gauge!(
+        BROKER_RTT,
+        Unit::Seconds,
+        "Broker round-trip time (librdkafka statistics), by broker and quantile."
+    );
+    metrics::counter!(DUPLICATES).absolute(0);
+    metrics::counter!(SPOOL_DROPPED).absolute(0);
 }
 
 /// How often histogram samples are folded into their buckets without a scrape.

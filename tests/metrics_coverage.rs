@@ -1,13 +1,14 @@
 //! Every metric an alert rule (`deploy/prometheus/riskos-connector.rules.yaml`) or a dashboard
 //! panel (`deploy/grafana/riskos-connector.json`) queries exists in `/metrics`, with the labels
 //! the query uses, once the connector has seen traffic of every kind: accepted, duplicate,
-//! quarantined, spooled, rejected (400, 401, 403, 413, 415, 429, 503). The served app over the
-//! in-memory store (a real listener, so the connection metrics exist too). Metrics only the Kafka
-//! store records (ack latency, delay, produced, spool and producer gauges, broker round trip) are
-//! listed below and must still be named in `connector/metrics.rs`, so a typo in a query fails.
+//! quarantined, spooled, rejected (400, 401, 403, 413, 415, 429, 503), a connection closed at
+//! accept. Two connectors in this one process (its own binary, so the process-wide recorder
+//! holds this test's traffic only): the HTTP side served over the in-memory store (which can
+//! answer "queue full" on demand), and the Kafka store on librdkafka's MockCluster with a spool,
+//! whose broker is stopped and restarted so a record is spooled and forwarded (ack latency,
+//! delay, produced, spool and producer gauges, broker round trip).
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use rdkafka::mocking::MockCluster;
 use riskos_connector::delivery::memory::Behaviour;
 
 #[path = "api/helpers/fixtures.rs"]
@@ -15,152 +16,10 @@ use riskos_connector::delivery::memory::Behaviour;
 mod fixtures;
 #[path = "http/helpers.rs"]
 mod helpers;
-
-/// Recorded by the Kafka store only: checked against the metric contract instead.
-const KAFKA_STORE_ONLY: [&str; 10] = [
-    "riskos_ack_latency_seconds",
-    "riskos_end_to_end_delay_seconds",
-    "riskos_records_produced_total",
-    "riskos_spool_records",
-    "riskos_spool_bytes",
-    "riskos_spool_dropped_total",
-    "riskos_producer_queue_messages",
-    "riskos_producer_queue_bytes",
-    "riskos_broker_rtt_seconds",
-    "riskos_duplicates_total",
-];
-
-/// Labels Prometheus adds (target and histogram) rather than the connector.
-const SCRAPE_LABELS: [&str; 6] = ["job", "instance", "namespace", "pod", "le", "container"];
+#[path = "support/metric_queries.rs"]
+mod metric_queries;
 
 const TOKEN: &str = "0f5c3a1e-7d0b-4b8e-9a51-3c2f0d6e8a11";
-
-/// Metric name → the label names it carries in the exposition text.
-fn exposed(text: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (name, labels) = match line.split_once('{') {
-            Some((name, rest)) => (name, rest.split_once('}').map_or("", |(l, _)| l)),
-            None => (line.split_whitespace().next().unwrap_or(""), ""),
-        };
-        let base = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-            .unwrap_or(name);
-        let entry = out.entry(base.to_string()).or_default();
-        for pair in labels.split(',').filter(|p| !p.is_empty()) {
-            if let Some((label, _)) = pair.split_once('=') {
-                entry.insert(label.trim().to_string());
-            }
-        }
-    }
-    out
-}
-
-/// Every `riskos_*` metric a PromQL expression uses, with the label names it selects on or
-/// groups by (`{a="x"}`, `by (a, b)`, `without (a)`).
-fn queried(expr: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
-    let bytes = expr.as_bytes();
-    let mut i = 0;
-    let mut grouping: BTreeSet<String> = BTreeSet::new();
-    // Grouping labels apply to the metrics of the expression: collected first.
-    for keyword in ["by", "without"] {
-        let mut rest = expr;
-        while let Some(at) = rest.find(keyword) {
-            let after = &rest[at + keyword.len()..];
-            let before_ok = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric();
-            if let (true, Some(list)) = (before_ok, after.trim_start().strip_prefix('(')) {
-                if let Some((labels, _)) = list.split_once(')') {
-                    grouping.extend(labels.split(',').map(|l| l.trim().to_string()));
-                }
-            }
-            rest = after;
-        }
-    }
-    while let Some(start) = expr[i..].find("riskos_").map(|s| s + i) {
-        let end = start
-            + expr[start..]
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(expr.len() - start);
-        let name = &expr[start..end];
-        let base = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-            .unwrap_or(name);
-        let labels = out.entry(base.to_string()).or_default();
-        if bytes.get(end) == Some(&b'{') {
-            if let Some(close) = expr[end..].find('}') {
-                for matcher in expr[end + 1..end + close].split(',') {
-                    let label: String = matcher
-                        .trim()
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    if !label.is_empty() {
-                        labels.insert(label);
-                    }
-                }
-            }
-        }
-        labels.extend(grouping.iter().filter(|l| !l.is_empty()).cloned());
-        i = end;
-    }
-}
-
-fn rule_and_panel_queries() -> BTreeMap<String, BTreeSet<String>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rules = std::fs::read_to_string(root.join("deploy/prometheus/riskos-connector.rules.yaml"))
-        .unwrap();
-    let mut out = BTreeMap::new();
-    // A rule's `expr:` is a block scalar: its lines are indented deeper than the key.
-    let mut lines = rules.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(at) = line.find("expr:") else {
-            continue;
-        };
-        let mut expr = line[at + 5..].trim().trim_start_matches('|').to_string();
-        while let Some(next) = lines.peek() {
-            let indent = next.len() - next.trim_start().len();
-            if next.trim().is_empty() || indent > at {
-                expr.push(' ');
-                expr.push_str(next.trim());
-                lines.next();
-            } else {
-                break;
-            }
-        }
-        queried(&expr, &mut out);
-    }
-    let dashboard: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("deploy/grafana/riskos-connector.json")).unwrap(),
-    )
-    .unwrap();
-    let mut exprs = Vec::new();
-    collect_exprs(&dashboard, &mut exprs);
-    assert!(exprs.len() >= 10, "the dashboard's queries: {exprs:?}");
-    for expr in exprs {
-        queried(&expr, &mut out);
-    }
-    out
-}
-
-fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, child) in map {
-                match (key.as_str(), child) {
-                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
-                    _ => collect_exprs(child, out),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_exprs(i, out)),
-        _ => {}
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
@@ -269,40 +128,126 @@ async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
         assert!(statuses.contains(&expected), "{expected} in {statuses:?}");
     }
 
-    let text = served
-        .client
-        .get(served.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let exposed = exposed(&text);
-    let contract =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/connector/metrics.rs"))
+    // The same process-wide recorder: the Kafka store's traffic joins the HTTP side's.
+    let kafka = KafkaStoreTraffic::run(&case).await;
+    // librdkafka's statistics arrive on their own clock: wait (bounded) until the scrape shows
+    // them, then check every queried metric against that scrape.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = kafka.scrape().await;
+        let complete = [
+            "riskos_broker_rtt_seconds{",
+            "riskos_producer_queue_messages ",
+        ]
+        .iter()
+        .all(|m| text.contains(m));
+        if complete || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let checked = metric_queries::assert_exported(&text);
+    assert!(checked >= 15, "{checked} metrics checked");
+}
+
+/// The Kafka store's share of the traffic: a connector on a one-broker MockCluster with a spool.
+struct KafkaStoreTraffic {
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    _spool: tempfile::TempDir,
+    client: reqwest::Client,
+    addr: std::net::SocketAddr,
+}
+
+impl KafkaStoreTraffic {
+    /// Accepted, duplicate, quarantined; then the broker stopped (spooled, 200) and restarted
+    /// (the spool drains: waited for on the spool gauge).
+    async fn run(case: &[u8]) -> Self {
+        let mock = MockCluster::new(1).unwrap();
+        let spool = tempfile::tempdir().unwrap();
+        let mut config = helpers::config();
+        config.kafka.bootstrap_servers = mock.bootstrap_servers();
+        config
+            .kafka
+            .librdkafka
+            .insert("statistics.interval.ms".into(), "100".into());
+        config.delivery.ack_timeout_ms = 1_000;
+        config.delivery.spool.dir = Some(spool.path().to_path_buf());
+        config.topics.create = false;
+        let prefix = config.endpoints[0].topic_prefix.clone();
+        let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
+        for plan in riskos_connector::route::Routes::plan(&catalog, &prefix) {
+            mock.create_topic(&plan.topic, 1, 1).unwrap();
+        }
+        mock.create_topic(&riskos_connector::route::quarantine_topic(&prefix), 1, 1)
             .unwrap();
-    let queried = rule_and_panel_queries();
-    assert!(queried.len() >= 10, "{queried:?}");
-    for (name, labels) in &queried {
-        if KAFKA_STORE_ONLY.contains(&name.as_str()) {
-            assert!(
-                contract.contains(&format!("\"{name}\"")),
-                "{name} is queried but not in connector/metrics.rs"
-            );
-            continue;
-        }
-        let Some(present) = exposed.get(name) else {
-            panic!("{name} is queried but not exported after traffic of every kind:\n{text}");
+        config.validate().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = riskos_connector::app::Application::build(&config, listener)
+            .await
+            .expect("the connector starts on the mock cluster");
+        let addr = app.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let this = Self {
+            _stop: stop,
+            _task: task,
+            _mock: mock,
+            _spool: spool,
+            client: reqwest::Client::new(),
+            addr,
         };
-        for label in labels {
-            if SCRAPE_LABELS.contains(&label.as_str()) || label == "quantile" {
-                continue;
-            }
-            assert!(
-                present.contains(label),
-                "{name} is queried with label `{label}`, exported with {present:?}"
-            );
+        let url = format!("http://{addr}{}", config.endpoints[0].path);
+        let post = |body: Vec<u8>| {
+            this.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let with_id = |id: &str| {
+            let mut body: serde_json::Value = serde_json::from_slice(case).unwrap();
+            body["event_id"] = id.into();
+            serde_json::to_vec(&body).unwrap()
+        };
+        for body in [
+            with_id("kafka-accepted"),
+            with_id("kafka-accepted"),
+            br#"{"event_id":"kafka-q","event_at":"2025-11-02T09:16:00Z","event_type":"evaluation_completed","data":{"eval_id":7}}"#.to_vec(),
+        ] {
+            let response = post(body).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let reply: serde_json::Value = response.json().await.unwrap();
+            assert_ne!(reply["spooled"], true, "acked by the broker: {reply}");
         }
+        this._mock.broker_down(1).unwrap();
+        let reply: serde_json::Value = post(with_id("kafka-spooled"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["spooled"], true, "{reply}");
+        this._mock.broker_up(1).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !this.scrape().await.contains("riskos_spool_records 0\n") {
+            assert!(std::time::Instant::now() < deadline, "the spool drains");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        this
+    }
+
+    async fn scrape(&self) -> String {
+        self.client
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
