@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# The performance benchmark (issue 7); results go into docs/performance.md.
+# The performance benchmark (issues 7 and 18); results go into docs/performance.md.
 #
 # Builds the connector (release) and the bench (bench/, its own Cargo workspace and target dir),
 # installs the peers' dependencies once (bench/.venv for Flask/gunicorn/confluent-kafka,
 # bench/peers/express/node_modules for Express/kafkajs) and fetches Apache Kafka's jars once
-# (scripts/kafka.sh fetch, with Maven), then runs `riskos-bench run`: for each server under test
-# a fresh one-node Apache Kafka (scripts/kafka.sh start, in a temp folder removed afterwards) and
-# a fresh server, the load, and the CPU/RSS of the server from /proc; finally the table and the
-# issue's targets are spliced into docs/performance.md between its bench markers. Raw results
-# and logs (each broker's server.log is appended to its bench/out/logs/*-broker.log): bench/out/.
+# (scripts/kafka.sh fetch, with Maven), then runs `riskos-bench run`:
+# - first the pure path's instructions per webhook for each fixture (`riskos-bench instructions`:
+#   `prepare` under valgrind's callgrind, about 5 s; without valgrind the table says "valgrind
+#   not found" and the run goes on; `--skip-instructions` skips it);
+# - for each server under test a fresh one-node Apache Kafka (scripts/kafka.sh start, in a temp
+#   folder removed afterwards) and a fresh server, the load, and the CPU/RSS of the server from
+#   /proc;
+# - for the connector also a burst (512 in flight for 10 s after a 3 s warm-up) on one more
+#   fresh broker, once with its defaults and once with its admission limits raised out of the
+#   way, a fresh process each (about 45 s; `--burst-concurrency 0` skips it);
+# finally the table, the instructions and issue 18's targets are spliced into
+# docs/performance.md between its bench markers. Raw results and logs (each broker's server.log
+# is appended to its bench/out/logs/*-broker.log): bench/out/.
 #
 # Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and the
-# whole run by BENCH_TIMEOUT seconds (default 1800). It took about 11 minutes on tansu's
-# in-memory broker; the 12 Apache Kafka brokers of a full run add about 10 s each to start and
-# stop, so count about 13.
+# whole run by BENCH_TIMEOUT seconds (default 1800, for each of the two parts). Both parts took
+# about 11 minutes on tansu's in-memory broker; the 13 Apache Kafka brokers of a full run add
+# about 10 s each to start and stop, and the burst's phases and the instructions about 40 s, so
+# count about 14.
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
+#   bench/run.sh --servers connector --max-secs 3 --rate-secs 3 --half-trials 1 --low-rate 0 --burst-secs 3
+# The instructions alone: bench/target/release/riskos-bench instructions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,5 +63,6 @@ if [ $# -eq 0 ] && [ "${BENCH_LINGER_SWEEP:-1}" = 1 ]; then
   echo "==> connector and Kafka ceiling with linger.ms=0"
   timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
     --doc docs/performance.md --section linger-0 --servers connector,kafka-ceiling \
-    --low-rate 0 --set linger.ms=0 --command "bench/run.sh (second part)"
+    --low-rate 0 --set linger.ms=0 --burst-concurrency 0 --skip-instructions \
+    --command "bench/run.sh (second part)"
 fi

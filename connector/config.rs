@@ -96,14 +96,18 @@ pub struct HttpConfig {
     pub forwarded_header: crate::net::ForwardedHeader,
     /// Webhook and token requests handled at once over all endpoints, shared among them (see
     /// `endpoints.max_in_flight`); more are shed with 503 and `Retry-After` instead of
-    /// queueing. Default 256. In modes whose credentials are in the body (`hmac`,
+    /// queueing. Default 4096, as many as `max_connections`: memory is bounded by
+    /// `max_body_bytes_in_flight`, so a burst of small webhooks is not shed as if each were as
+    /// large as `max_body_bytes`. In modes whose credentials are in the body (`hmac`,
     /// `standard-webhooks`) a request takes its slot only once the signature is verified, so
     /// unauthenticated uploads cannot hold the slots signed webhooks need.
     pub max_in_flight: usize,
     /// Bytes of request bodies being read or held at once over all endpoints, shared among
     /// them (see `endpoints.max_body_bytes_in_flight`); a request whose body would go over its
     /// endpoint's share gets 503 and `Retry-After`. Bytes are counted as they arrive, so slow
-    /// uploads hold only what they sent. Default 256 MiB.
+    /// uploads hold only what they sent. This is what bounds the memory requests can hold
+    /// (each body also lives as its record until Kafka acks it: README's worst case).
+    /// Default 64 MiB.
     pub max_body_bytes_in_flight: usize,
     /// Open connections at most; a connection over the cap is closed as soon as it is
     /// accepted. Default 4096 (the pod's file-descriptor limit must be higher).
@@ -140,8 +144,8 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
             forwarded_header: Default::default(),
-            max_in_flight: 256,
-            max_body_bytes_in_flight: 256 << 20,
+            max_in_flight: 4096,
+            max_body_bytes_in_flight: 64 << 20,
             max_connections: 4096,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 75_000,
@@ -951,8 +955,8 @@ mod tests {
                 crate::envelope::EnvelopeKind::RequestToken
             ]
         );
-        assert_eq!(config.in_flight_shares(), [256]);
-        assert_eq!(config.body_bytes_shares(), [256 << 20]);
+        assert_eq!(config.in_flight_shares(), [4096]);
+        assert_eq!(config.body_bytes_shares(), [64 << 20]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Kafka ceiling: the connector's own producer (same librdkafka settings, same `send` that
 //! awaits the ack) sending the records the connector would produce for the fixture mix —
-//! prepared once up front with the connector's pipeline — at the same concurrency or rate, with a
-//! distinct key per send. What is left of the connector's cost is HTTP and preparation.
+//! prepared once up front with the connector's pipeline, protection included (see
+//! [`crate::pure_path`]) — at the same concurrency or rate, with a distinct key per send. What is
+//! left of the connector's cost is HTTP and preparation.
 //!
 //! Runs as its own process so its CPU and memory are measured like a server's; it prints one
 //! JSON line when each phase starts and one with the phase's result.
@@ -15,15 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use riskos_connector::route::single_object_routes;
 use riskos_connector::kafka::{ensure_topics, Producer, TopicSpec};
-use riskos_connector::pipeline::prepare;
-use riskos_connector::schema::Catalog;
+use riskos_connector::pipeline::ENDPOINT_HEADER;
 use serde::{Deserialize, Serialize};
 
 use crate::fixtures::Bodies;
 use crate::load::{self, Outcome, Phase, PhaseResult, Worker};
 use crate::procstat;
+use crate::pure_path::PurePath;
 
 /// `kafka-ceiling` arguments.
 #[derive(Debug, clap::Args)]
@@ -59,6 +59,9 @@ pub enum Report {
     Result { result: PhaseResult },
 }
 
+/// The bench connector's endpoint name (`RISKOS_ENDPOINTS__RISKOS__…`).
+const ENDPOINT: &str = "riskos";
+
 struct Record {
     topic: String,
     event_type: String,
@@ -77,13 +80,17 @@ impl Worker for KafkaWorker {
         Box::pin(async move {
             let record = &self.records[(seq % self.records.len() as u64) as usize];
             let key = self.bodies.id(seq);
+            // The headers the connector's records carry (`Pipeline::deliver`).
             let headers = [
                 ("event_type", record.event_type.as_str()),
                 ("envelope", record.envelope),
+                (ENDPOINT_HEADER, ENDPOINT),
             ];
+            // No partition: librdkafka's by key, which on the bench's 1-partition topics is the
+            // partition the connector picks.
             match self
                 .producer
-                .send(&record.topic, Some(&key), &record.payload, &headers)
+                .send(&record.topic, None, Some(&key), &record.payload, &headers)
                 .await
             {
                 Ok(_) => Outcome::Status(200),
@@ -103,13 +110,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--set {setting}: expected key=value"))?;
         passthrough.insert(k.to_string(), v.to_string());
     }
-    let catalog = Catalog::load(&args.schemas).context("loading schemas")?;
-    let routes = single_object_routes(&catalog, "riskos.");
+    let path = PurePath::load(&args.schemas)?;
     let bodies = Arc::new(Bodies::load(&args.fixtures, "kafka-ceiling")?);
     let mut records = Vec::new();
     for (i, template) in bodies.templates().iter().enumerate() {
         let body = bodies.body(i as u64);
-        let prepared = prepare(&routes, &body, 0)
+        let prepared = path
+            .prepare(&body)
             .with_context(|| format!("{}: does not prepare", template.name))?;
         records.push(Record {
             topic: prepared.route.topic.clone(),
@@ -118,7 +125,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             payload: prepared.payload,
         });
     }
-    let specs: Vec<TopicSpec> = routes
+    let specs: Vec<TopicSpec> = path
+        .routes
         .all()
         .map(|r| TopicSpec::compacted(r.topic.clone()))
         .collect();

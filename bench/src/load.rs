@@ -93,6 +93,9 @@ pub struct PhaseResult {
     pub ok: u64,
     /// Requests answered with another status.
     pub non_2xx: u64,
+    /// Of those, 503 (shed by admission: the burst target counts them).
+    #[serde(default)]
+    pub status_503: u64,
     /// Connection errors and timeouts.
     pub errors: u64,
     /// Seconds from the first request to the last answer.
@@ -127,6 +130,7 @@ struct Tally {
     hist: Histogram<u64>,
     ok: u64,
     non_2xx: u64,
+    status_503: u64,
     errors: u64,
 }
 
@@ -146,6 +150,7 @@ pub async fn run_phase<W: Worker>(phase: &Phase, workers: Vec<W>, seq_base: u64)
                 hist: Histogram::new_with_bounds(1, 120_000_000, 3).unwrap(),
                 ok: 0,
                 non_2xx: 0,
+                status_503: 0,
                 errors: 0,
             };
             loop {
@@ -182,7 +187,10 @@ pub async fn run_phase<W: Worker>(phase: &Phase, workers: Vec<W>, seq_base: u64)
                         let micros = begin.elapsed().as_micros() as u64;
                         tally.hist.saturating_record(micros.max(1));
                     }
-                    Outcome::Status(_) => tally.non_2xx += 1,
+                    Outcome::Status(s) => {
+                        tally.non_2xx += 1;
+                        tally.status_503 += u64::from(s == 503);
+                    }
                     Outcome::Error => tally.errors += 1,
                 }
             }
@@ -190,12 +198,13 @@ pub async fn run_phase<W: Worker>(phase: &Phase, workers: Vec<W>, seq_base: u64)
         }));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
-    let (mut ok, mut non_2xx, mut errors) = (0, 0, 0);
+    let (mut ok, mut non_2xx, mut status_503, mut errors) = (0, 0, 0, 0);
     for task in tasks {
         let tally = task.await.expect("load worker panicked");
         hist.add(&tally.hist).unwrap();
         ok += tally.ok;
         non_2xx += tally.non_2xx;
+        status_503 += tally.status_503;
         errors += tally.errors;
     }
     let elapsed_s = start.elapsed().as_secs_f64();
@@ -205,6 +214,7 @@ pub async fn run_phase<W: Worker>(phase: &Phase, workers: Vec<W>, seq_base: u64)
         mode: phase.mode,
         ok,
         non_2xx,
+        status_503,
         errors,
         elapsed_s,
         p50_ms: q(0.5),
@@ -215,6 +225,38 @@ pub async fn run_phase<W: Worker>(phase: &Phase, workers: Vec<W>, seq_base: u64)
         server_peak_rss_kib: 0,
         broker_cpu_s: 0.0,
     }
+}
+
+/// Raises this process's open-file limit (inherited by the servers it starts) to its hard
+/// limit, so a phase can hold `connections` sockets besides the process's other files; fails
+/// early, before any broker starts, when the hard limit is too low. Returns the new limit.
+pub fn raise_fd_limit(connections: usize) -> anyhow::Result<u64> {
+    // The servers' own files (librdkafka, logs, the listener) and a reconnecting worker's
+    // second socket: generous, as a shortfall shows only as connection errors mid-phase.
+    let needed = 2 * connections as u64 + 256;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read only the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        anyhow::bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            anyhow::bail!("setrlimit: {}", std::io::Error::last_os_error());
+        }
+    }
+    if limit.rlim_cur < needed {
+        anyhow::bail!(
+            "{connections} connections need about {needed} open files but the hard limit is {} \
+             (raise it, e.g. `ulimit -Hn`, or lower the concurrency)",
+            limit.rlim_cur
+        );
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// As many workers as the phase needs.

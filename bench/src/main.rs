@@ -3,14 +3,18 @@
 //! - `run`: the whole benchmark — broker, each server under test, load, report;
 //! - `http-ceiling`: the HTTP ceiling server (started by `run`);
 //! - `kafka-ceiling`: the Kafka ceiling (started by `run`);
-//! - `load`: offer load to an already running server and print the numbers.
+//! - `load`: offer load to an already running server and print the numbers;
+//! - `instructions`: the pure path's instructions per webhook under callgrind (also part of
+//!   `run`); `prepare-loop` is what it runs under valgrind.
 
 mod fixtures;
 mod http_ceiling;
+mod instructions;
 mod kafka_ceiling;
 mod load;
 mod orchestrate;
 mod procstat;
+mod pure_path;
 mod report;
 
 use std::net::SocketAddr;
@@ -30,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The whole benchmark.
-    Run(orchestrate::RunArgs),
+    Run(Box<orchestrate::RunArgs>),
     /// Serve the HTTP ceiling until killed.
     HttpCeiling {
         #[arg(long)]
@@ -40,6 +44,12 @@ enum Command {
     },
     /// Run the Kafka ceiling's phases.
     KafkaCeiling(kafka_ceiling::Args),
+    /// Count the pure path's instructions per webhook for each fixture (callgrind) and print
+    /// the table.
+    Instructions(instructions::Args),
+    /// Prepare the fixtures' bodies (what `instructions` runs under valgrind).
+    #[command(hide = true)]
+    PrepareLoop(instructions::LoopArgs),
     /// Offer load to a running server (ad hoc; prints one line per phase).
     Load {
         /// Server address.
@@ -69,10 +79,21 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => orchestrate::run(args).await,
+        // No runtime: under valgrind, no worker threads to count or to slow it down.
+        Command::Instructions(args) => instructions::run(args),
+        Command::PrepareLoop(args) => instructions::prepare_loop(args),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(command)),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => orchestrate::run(*args).await,
         Command::HttpCeiling { listen, token } => http_ceiling::serve(listen, &token).await,
         Command::KafkaCeiling(args) => kafka_ceiling::run(args).await,
         Command::Load {
@@ -92,6 +113,10 @@ async fn main() -> anyhow::Result<()> {
                     .as_millis()
             );
             let bodies = Arc::new(fixtures::Bodies::load(&fixtures, &tag)?);
+            load::raise_fd_limit(match rate {
+                Some(_) => 256,
+                None => concurrency,
+            })?;
             let mode = match rate {
                 Some(per_second) => load::Mode::Rate {
                     per_second,
@@ -118,5 +143,6 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report::one_line(&result));
             Ok(())
         }
+        Command::Instructions(_) | Command::PrepareLoop(_) => unreachable!("run without tokio"),
     }
 }

@@ -1,7 +1,10 @@
 //! `riskos-bench run`: for each server under test, a fresh broker and a fresh server for the
 //! maximum-throughput phase, then a fresh broker and server again for the fixed-rate phases
 //! (so peak RSS at a rate is that of a process that has only seen that rate). The rate phases
-//! run at half the connector's measured maximum, so the connector goes first.
+//! run at half the connector's measured maximum, so the connector goes first. The connector
+//! then takes a burst (`--burst-concurrency` in flight) on one more fresh broker, once with its
+//! defaults and once with its admission limits raised out of the way, a fresh process each.
+//! Before any of it, the instructions per webhook of the pure path ([`crate::instructions`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ use crate::fixtures::Bodies;
 use crate::kafka_ceiling::Report;
 use crate::load::{self, HttpWorker, Mode, Phase, PhaseResult};
 use crate::procstat::Meter;
+use crate::pure_path::{BENCH_ENCRYPTION_KEY, BENCH_HASH_KEY};
 use crate::report;
 
 /// The servers, in the order they run.
@@ -57,6 +61,15 @@ pub struct RunArgs {
     /// Concurrent requests in the maximum-throughput phase.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Concurrent requests (one connection each) in the connector's burst phases (0: no burst).
+    #[arg(long, default_value_t = 512)]
+    pub burst_concurrency: usize,
+    /// Seconds of each burst phase (after `--warmup-secs` of the same burst).
+    #[arg(long, default_value_t = 10)]
+    pub burst_secs: u64,
+    /// Do not count the pure path's instructions per webhook (valgrind) before the load.
+    #[arg(long)]
+    pub skip_instructions: bool,
     /// Seconds of the maximum-throughput phase.
     #[arg(long, default_value_t = 15)]
     pub max_secs: u64,
@@ -327,11 +340,13 @@ fn passthrough(args: &RunArgs) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(map)
 }
 
-/// Starts an HTTP server under test and waits for its health endpoint.
+/// Starts an HTTP server under test and waits for its health endpoint; `settings` are extra
+/// `RISKOS_*` variables for the connector (the burst's raised limits).
 async fn start_server(
     args: &RunArgs,
     server: &str,
     broker: Option<&str>,
+    settings: &[(&str, &str)],
     log: &Path,
 ) -> anyhow::Result<(Proc, SocketAddr)> {
     let port = free_port()?;
@@ -353,9 +368,13 @@ async fn start_server(
                 .env("RISKOS_TOPICS__PARTITIONS", "1")
                 .env("RISKOS_TOPICS__REPLICATION_FACTOR", "1")
                 .env("RISKOS_ENDPOINTS__RISKOS__AUTH__MODE", "bearer")
-                .env("RISKOS_ENDPOINTS__RISKOS__AUTH__BEARER__TOKENS", format!("[\"{TOKEN}\"]"))
+                .env(
+                    "RISKOS_ENDPOINTS__RISKOS__AUTH__BEARER__TOKENS",
+                    format!("[\"{TOKEN}\"]"),
+                )
                 .env("RISKOS_ENDPOINTS__RISKOS__RATE_LIMIT_PER_IP", "0")
-                .env("RISKOS_LOG__LEVEL", "warn")
+                // The default log level (`info`): a JSON line per webhook, as deployed; the
+                // lines go to the server's log file in bench/out/logs.
                 // Protection as deployed (fixed bench keys: the figures, not the secrecy, matter).
                 .env("RISKOS_PROTECTION__HASH_KEYS", BENCH_HASH_KEY)
                 .env("RISKOS_PROTECTION__ENCRYPTION_KEYS", BENCH_ENCRYPTION_KEY);
@@ -363,6 +382,7 @@ async fn start_server(
                 let key = k.replace('.', "_").to_uppercase();
                 c.env(format!("RISKOS_KAFKA__LIBRDKAFKA__{key}"), v);
             }
+            c.envs(settings.iter().copied());
             (c, "/readyz")
         }
         "http-ceiling" => {
@@ -405,6 +425,9 @@ async fn start_server(
         }
         other => bail!("unknown server {other}"),
     };
+    if server != "connector" && !settings.is_empty() {
+        bail!("settings are for the connector only, not {server}");
+    }
     command.current_dir(&repo);
     let proc = Proc::spawn(server, command, log)?;
     let started = wait_until(server, Duration::from_secs(60), || async move {
@@ -502,13 +525,42 @@ async fn run_http_group(
         args,
         server,
         broker.as_ref().map(|b| b.addr.as_str()),
+        &[],
         &logs.join(format!("{server}-{group}.log")),
     )
     .await?;
+    let results = measure_phases(
+        server,
+        &proc,
+        broker.as_ref(),
+        addr,
+        phases,
+        bodies,
+        seq_base,
+    )
+    .await;
+    proc.stop().await;
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    Ok(results)
+}
+
+/// Offers `phases` to a running server, measuring it and the broker in each; the results of
+/// all but the warm-ups.
+async fn measure_phases(
+    server: &str,
+    proc: &Proc,
+    broker: Option<&Broker>,
+    addr: SocketAddr,
+    phases: &[Phase],
+    bodies: &Arc<Bodies>,
+    seq_base: &mut u64,
+) -> Vec<PhaseResult> {
     let mut results = Vec::new();
     for phase in phases {
         let server_meter = Meter::start(proc.pid());
-        let broker_meter = broker.as_ref().map(|b| Meter::start(b.pid()));
+        let broker_meter = broker.map(|b| Meter::start(b.pid()));
         let workers = load::workers_for(phase, |_| {
             HttpWorker::new(addr, "/webhooks/riskos", TOKEN, bodies.clone())
         });
@@ -523,10 +575,74 @@ async fn run_http_group(
             results.push(result);
         }
     }
-    proc.stop().await;
-    if let Some(broker) = broker {
-        broker.stop().await;
+    results
+}
+
+/// The connector's admission limits raised out of the way for the burst's second variant
+/// (`connector/config.rs`: `http.max_body_bytes_in_flight` must be at least
+/// `http.max_body_bytes`, nothing bounds either from above). `http.max_connections` (4096)
+/// already exceeds any burst here.
+pub const RAISED_LIMITS: &[(&str, &str)] = &[
+    ("RISKOS_HTTP__MAX_IN_FLIGHT", "1000000"),
+    ("RISKOS_HTTP__MAX_BODY_BYTES_IN_FLIGHT", "4294967295"),
+];
+
+/// The burst variants: phase name, connector settings.
+const BURSTS: &[(&str, &[(&str, &str)])] = &[("burst", &[]), ("burst-raised", RAISED_LIMITS)];
+
+/// The connector's burst: on one fresh broker, for each of [`BURSTS`] a fresh connector, a
+/// warm-up of the same burst, then `--burst-secs` of `--burst-concurrency` requests back to
+/// back. One broker for both (its start is the slow part); the defaults go first, so if the
+/// broker's growing log favours either, it is the raised limits, which the defaults must
+/// match.
+async fn run_burst_group(
+    args: &RunArgs,
+    bodies: &Arc<Bodies>,
+    seq_base: &mut u64,
+) -> anyhow::Result<Vec<PhaseResult>> {
+    let logs = args.out.join("logs");
+    let broker = start_broker(args, &logs.join("connector-burst-broker.log")).await?;
+    let mode = Mode::Closed {
+        concurrency: args.burst_concurrency,
+    };
+    let mut results = Vec::new();
+    for (name, settings) in BURSTS {
+        let phases = [
+            Phase {
+                name: "warmup".into(),
+                mode,
+                duration: Duration::from_secs(args.warmup_secs),
+                max_requests: args.max_requests,
+            },
+            Phase {
+                name: name.to_string(),
+                mode,
+                duration: Duration::from_secs(args.burst_secs),
+                max_requests: args.max_requests,
+            },
+        ];
+        let (proc, addr) = start_server(
+            args,
+            "connector",
+            Some(&broker.addr),
+            settings,
+            &logs.join(format!("connector-{name}.log")),
+        )
+        .await?;
+        let measured = measure_phases(
+            "connector",
+            &proc,
+            Some(&broker),
+            addr,
+            &phases,
+            bodies,
+            seq_base,
+        )
+        .await;
+        proc.stop().await;
+        results.extend(measured);
     }
+    broker.stop().await;
     Ok(results)
 }
 
@@ -624,7 +740,26 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
             bail!("unknown server {s}; known: {}", ALL_SERVERS.join(", "));
         }
     }
+    let most = args
+        .concurrency
+        .max(args.burst_concurrency)
+        .max(args.rate_connections);
+    load::raise_fd_limit(most)?;
     std::fs::create_dir_all(args.out.join("logs"))?;
+    let instructions = if args.skip_instructions {
+        None
+    } else {
+        // Off the runtime's threads: it waits seconds for valgrind, and SIGINT must still
+        // be heard meanwhile.
+        let (fixtures, schemas) = (args.repo.join("tests/fixtures"), args.repo.join("schemas"));
+        Some(
+            tokio::task::spawn_blocking(move || {
+                let settings = crate::instructions::Settings::default();
+                crate::instructions::measure(&fixtures, &schemas, &settings)
+            })
+            .await??,
+        )
+    };
     let tag = format!(
         "{:x}",
         std::time::SystemTime::now()
@@ -666,13 +801,16 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
             run_http_group(&args, server, "rate", &group_b, &bodies, &mut seq_base).await?
         };
         results.extend(rates);
+        if server == "connector" && args.burst_concurrency > 0 {
+            results.extend(run_burst_group(&args, &bodies, &mut seq_base).await?);
+        }
         all.push(ServerResults {
             server: server.clone(),
             phases: results,
         });
     }
     let context = report::Context::collect(&args, &bodies, started.elapsed(), cpu_start);
-    let markdown = report::markdown(&context, &all);
+    let markdown = report::markdown(&context, &all, instructions.as_ref());
     std::fs::write(
         args.out.join(format!("{}.json", args.section)),
         serde_json::to_string_pretty(&all)?,
@@ -685,7 +823,3 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// The benchmark's protection keys (`kid:base64(32 bytes)`).
-const BENCH_HASH_KEY: &str = "bench-h:YmVuY2ggaGFzaCBrZXksIDMyIGJ5dGVzIGxvbmcuLi4=";
-const BENCH_ENCRYPTION_KEY: &str = "bench-e:YmVuY2ggZW5jcnlwdGlvbiBrZXksIDMyIGJ5dGVzLi4=";

@@ -1,5 +1,5 @@
-//! The markdown report: machine, settings, one table, and the issue's targets checked against
-//! the same run.
+//! The markdown report: machine, settings, one table, the pure path's instructions per
+//! webhook, and issue 18's targets checked against the same run.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::fixtures::Bodies;
+use crate::instructions::{self, Table};
 use crate::load::{Mode, PhaseResult};
-use crate::orchestrate::{RunArgs, ServerResults};
+use crate::orchestrate::{RunArgs, ServerResults, RAISED_LIMITS};
 
 /// Facts printed above the table.
 pub struct Context {
@@ -158,8 +159,8 @@ impl Context {
             ("machine".into(), format!("{nproc} cores ({model}), {mem} memory, Linux {kernel}; load average at the end {loadavg}")),
             ("revision".into(), format!("{revision}{}", if dirty { " with uncommitted changes" } else { "" })),
             ("load".into(), format!(
-                "the {} fixtures round-robin (mean body {} bytes, a distinct id per request), bearer auth, HTTP/1.1 keep-alive; max: {} concurrent for {} s; rates: {} s each on up to {} connections; {} s warm-up before each group",
-                bodies.templates().len(), bodies.mean_size(), args.concurrency, args.max_secs, args.rate_secs, args.rate_connections, args.warmup_secs
+                "the {} fixtures round-robin (mean body {} bytes, a distinct id per request), bearer auth, HTTP/1.1 keep-alive; max: {} concurrent for {} s; rates: {} s each on up to {} connections; {} s warm-up before each group{}",
+                bodies.templates().len(), bodies.mean_size(), args.concurrency, args.max_secs, args.rate_secs, args.rate_connections, args.warmup_secs, burst_line(args)
             )),
             ("broker".into(), format!(
                 "Apache Kafka (`scripts/kafka.sh`: one KRaft node, broker and controller, heap {}, log dirs on disk under {}), a fresh one per server and group, on the same machine; topics with 1 partition, replication 1",
@@ -181,14 +182,32 @@ impl Context {
     }
 }
 
+/// The burst's part of the load line (empty without a burst).
+fn burst_line(args: &RunArgs) -> String {
+    let connector = args.servers.is_empty() || args.servers.iter().any(|s| s == "connector");
+    if args.burst_concurrency == 0 || !connector {
+        return String::new();
+    }
+    let raised = RAISED_LIMITS
+        .iter()
+        .map(|(k, v)| format!("`{k}={v}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "; connector burst: {} concurrent (one connection each) for {} s after the same warm-up, on one more fresh broker, with a fresh connector with its defaults and then one with {raised}",
+        args.burst_concurrency, args.burst_secs
+    )
+}
+
 /// A phase as one log line.
 pub fn one_line(r: &PhaseResult) -> String {
     format!(
-        "{:<6} {:<24} {:>8.0} 2xx/s, {} other, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, cpu {:.1} s, broker cpu {:.1} s, peak rss {:.1} MiB",
+        "{:<6} {:<24} {:>8.0} 2xx/s, {} other ({} 503), p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, cpu {:.1} s, broker cpu {:.1} s, peak rss {:.1} MiB",
         r.name,
         r.mode.label(),
         r.ok_per_second(),
         r.non_2xx + r.errors,
+        r.status_503,
         r.p50_ms,
         r.p99_ms,
         r.p999_ms,
@@ -221,11 +240,25 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
-/// The load column: the mode, plus the trial number when a rate was run more than once.
+/// The load column: the mode, plus the trial number when a rate was run more than once, or
+/// which burst.
 fn load_label(r: &PhaseResult, trials: usize) -> String {
-    match r.name.strip_prefix("half-") {
-        Some(n) if trials > 1 => format!("{}, trial {n}", r.mode.label()),
+    let burst = |how: &str| format!("burst, {}, {how}", in_flight(r));
+    match (r.name.as_str(), r.name.strip_prefix("half-")) {
+        ("burst", _) => burst("defaults"),
+        ("burst-raised", _) => burst("admission limits raised"),
+        (_, Some(n)) if trials > 1 => format!("{}, trial {n}", r.mode.label()),
         _ => r.mode.label(),
+    }
+}
+
+/// The not-2xx column: how many, and how many of them were 503.
+fn not_2xx(r: &PhaseResult) -> String {
+    let all = r.non_2xx + r.errors;
+    if r.status_503 > 0 {
+        format!("{all} ({} × 503)", r.status_503)
+    } else {
+        all.to_string()
     }
 }
 
@@ -240,7 +273,7 @@ fn ms(v: f64) -> String {
 }
 
 /// The report section.
-pub fn markdown(context: &Context, all: &[ServerResults]) -> String {
+pub fn markdown(context: &Context, all: &[ServerResults], instructions: Option<&Table>) -> String {
     let mut out = String::new();
     for (k, v) in &context.lines {
         out.push_str(&format!("- **{k}**: {v}\n"));
@@ -251,17 +284,13 @@ pub fn markdown(context: &Context, all: &[ServerResults]) -> String {
     for server in all {
         let trials = half_trials(all, &server.server).len();
         for r in &server.phases {
-            let per = if r.ok > 0 {
-                format!("{:.0}", r.server_cpu_s * 1e6 / r.ok as f64)
-            } else {
-                "–".into()
-            };
+            let per = cpu_per_ok(r).map_or_else(|| "–".into(), |v| format!("{v:.0}"));
             out.push_str(&format!(
                 "| {} | {} | {:.0} | {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.1} |\n",
                 server.server,
                 load_label(r, trials),
                 r.ok_per_second(),
-                r.non_2xx + r.errors,
+                not_2xx(r),
                 ms(r.p50_ms),
                 ms(r.p99_ms),
                 ms(r.p999_ms),
@@ -273,76 +302,229 @@ pub fn markdown(context: &Context, all: &[ServerResults]) -> String {
         }
     }
     out.push('\n');
+    if let Some(table) = instructions {
+        out.push_str(&instructions::markdown(table));
+        out.push('\n');
+    }
     out.push_str(&targets(all));
     out
 }
 
-fn targets(all: &[ServerResults]) -> String {
-    let max = |s: &str| find(all, s, "max").map(PhaseResult::ok_per_second);
-    let mut rows = Vec::new();
-    let verdict = |ok: bool| if ok { "holds" } else { "**misses**" };
-    if let (Some(c), Some(h), Some(k)) =
-        (max("connector"), max("http-ceiling"), max("kafka-ceiling"))
-    {
-        let floor = 0.8 * h.min(k);
-        rows.push(format!(
-            "| connector 2xx/s ≥ 0.8 × min(HTTP ceiling, Kafka ceiling) | {c:.0} vs 0.8 × min({h:.0}, {k:.0}) = {floor:.0} ({:.2} × the lower ceiling) | {} |",
-            c / h.min(k),
-            verdict(c >= floor)
-        ));
+/// CPU µs of the server per 2xx answer in a phase.
+fn cpu_per_ok(r: &PhaseResult) -> Option<f64> {
+    (r.ok > 0).then(|| r.server_cpu_s * 1e6 / r.ok as f64)
+}
+
+/// "64 in flight" for a closed-loop phase, "3909/s" for a fixed rate.
+fn in_flight(r: &PhaseResult) -> String {
+    match r.mode {
+        Mode::Closed { concurrency } => format!("{concurrency} in flight"),
+        Mode::Rate { per_second, .. } => format!("{per_second:.0}/s"),
     }
-    for (peer, factor) in [("flask", 10.0), ("express", 3.0)] {
-        if let (Some(c), Some(p)) = (max("connector"), max(peer)) {
-            rows.push(format!(
-                "| ≥ {factor:.0}× {peer} | {c:.0} vs {p:.0}: {:.1}× | {} |",
-                c / p,
-                verdict(c >= factor * p)
-            ));
+}
+
+/// One row of the targets table: what the run shows, and the verdict.
+struct Check {
+    target: String,
+    figures: String,
+    verdict: &'static str,
+}
+
+impl Check {
+    fn measured(target: String, figures: String, holds: bool) -> Self {
+        Self {
+            target,
+            figures,
+            verdict: if holds { "holds" } else { "does not hold" },
         }
     }
-    let (connector, ceiling) = (
-        half_trials(all, "connector"),
-        half_trials(all, "kafka-ceiling"),
-    );
-    let p99s = |trials: &[&PhaseResult]| median(trials.iter().map(|r| r.p99_ms).collect());
-    if let (Some(first), Some(c), Some(k)) = (connector.first(), p99s(&connector), p99s(&ceiling)) {
-        let median_of = |n: usize| {
-            if n > 1 {
-                format!("median of {n} trials: ")
-            } else {
-                String::new()
-            }
-        };
-        rows.push(format!(
-            "| p99 at half the connector's max rate ({}) ≤ 1.5 × Kafka ceiling's p99 there | {}{} ms vs 1.5 × {}{} ms = {} ms | {} |",
-            match first.mode { Mode::Rate { per_second, .. } => format!("{per_second:.0}/s"), _ => "?".into() },
-            median_of(connector.len()),
-            ms(c),
-            median_of(ceiling.len()),
-            ms(k),
-            ms(1.5 * k),
-            verdict(c <= 1.5 * k)
-        ));
+
+    /// A target whose servers or phases are missing from this run.
+    fn not_run(target: String, why: &str) -> Self {
+        Self {
+            target,
+            figures: format!("not run ({why})"),
+            verdict: "not run",
+        }
     }
-    if let Some(mib) = connector
+}
+
+/// Why a target that needs `needed` has no figures: the servers missing from this run, or
+/// else a phase without a 2xx (no CPU per 2xx to compare).
+fn missing(all: &[ServerResults], needed: &[&str]) -> String {
+    let absent: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|s| !all.iter().any(|r| r.server == *s))
+        .collect();
+    if absent.is_empty() {
+        "a phase it needs had no 2xx".into()
+    } else {
+        format!("no {} in this run", absent.join(", "))
+    }
+}
+
+/// "median of 3 trials: " when there were several.
+fn median_of(n: usize) -> String {
+    if n > 1 {
+        format!("median of {n} trials: ")
+    } else {
+        String::new()
+    }
+}
+
+/// The median CPU µs per 2xx of a server's half-rate trials, and how many trials there were.
+fn half_cpu(all: &[ServerResults], server: &str) -> Option<(f64, usize)> {
+    let trials = half_trials(all, server);
+    let value = median(trials.iter().filter_map(|r| cpu_per_ok(r)).collect())?;
+    Some((value, trials.len()))
+}
+
+/// The CPU target: the connector within 1.15 × the two floors' sum, from (CPU µs per 2xx,
+/// label prefix) of the connector, the HTTP ceiling and the Kafka ceiling.
+fn within_floors(target: String, c: (f64, String), h: (f64, String), k: (f64, String)) -> Check {
+    let ((c, cl), (h, hl), (k, kl)) = (c, h, k);
+    let bound = 1.15 * (h + k);
+    Check::measured(
+        target,
+        format!(
+            "{cl}{c:.1} µs vs 1.15 × ({hl}{h:.1} + {kl}{k:.1}) = {bound:.1} µs ({:.2} × the sum)",
+            c / (h + k)
+        ),
+        c <= bound,
+    )
+}
+
+/// Issue 18's targets, each from this run's figures; a target whose servers did not run says
+/// so rather than disappearing.
+fn targets(all: &[ServerResults]) -> String {
+    let max = |s: &str| find(all, s, "max");
+    let max_cpu = |s: &str| max(s).and_then(cpu_per_ok).map(|v| (v, String::new()));
+    let half_cpu = |s: &str| half_cpu(all, s).map(|(v, n)| (v, median_of(n)));
+    let connector_max = max("connector");
+    let at_max = connector_max.map_or_else(|| "the max phase".into(), in_flight);
+    let half = half_trials(all, "connector").first().map_or_else(
+        || "half the connector's max rate".into(),
+        |r| format!("half the connector's max rate ({})", in_flight(r)),
+    );
+    let floors = ["connector", "http-ceiling", "kafka-ceiling"];
+    let mut checks = Vec::new();
+
+    // What the connector costs beyond the two floors, at the max and at half rate.
+    let target = format!("connector CPU per acked webhook at {at_max} ≤ 1.15 × (HTTP ceiling's + Kafka ceiling's CPU per request)");
+    checks.push(
+        match (
+            max_cpu("connector"),
+            max_cpu("http-ceiling"),
+            max_cpu("kafka-ceiling"),
+        ) {
+            (Some(c), Some(h), Some(k)) => within_floors(target, c, h, k),
+            _ => Check::not_run(target, &missing(all, &floors)),
+        },
+    );
+    let target = format!("connector CPU per acked webhook at {half} ≤ 1.15 × (HTTP ceiling's + Kafka ceiling's, medians of their trials)");
+    checks.push(
+        match (
+            half_cpu("connector"),
+            half_cpu("http-ceiling"),
+            half_cpu("kafka-ceiling"),
+        ) {
+            (Some(c), Some(h), Some(k)) => within_floors(target, c, h, k),
+            _ => Check::not_run(target, &missing(all, &floors)),
+        },
+    );
+
+    // CPU per webhook against the receivers customers write today.
+    for (peer, name, factor) in [("flask", "Flask", 15.0), ("express", "Express", 7.0)] {
+        let target =
+            format!("connector CPU per 2xx at {at_max} at least {factor:.0}× less than {name}'s");
+        checks.push(match (max_cpu("connector"), max_cpu(peer)) {
+            (Some((c, _)), Some((p, _))) => Check::measured(
+                target,
+                format!("{c:.0} µs vs {p:.0} µs: {:.1}× less", p / c),
+                p >= factor * c,
+            ),
+            _ => Check::not_run(target, &missing(all, &["connector", peer])),
+        });
+    }
+
+    // Throughput where the producer's linger caps both.
+    let target = format!("connector 2xx/s at {at_max} ≥ 0.9 × the Kafka ceiling's");
+    checks.push(match (connector_max, max("kafka-ceiling")) {
+        (Some(c), Some(k)) if k.ok > 0 => {
+            let (c, k) = (c.ok_per_second(), k.ok_per_second());
+            Check::measured(
+                target,
+                format!(
+                    "{c:.0} vs 0.9 × {k:.0} = {:.0} ({:.2} × the ceiling)",
+                    0.9 * k,
+                    c / k
+                ),
+                c >= 0.9 * k,
+            )
+        }
+        _ => Check::not_run(target, &missing(all, &["connector", "kafka-ceiling"])),
+    });
+
+    // Memory at half rate, the worst trial.
+    let target = format!("connector peak RSS at {half} ≤ 48 MiB");
+    let rss = half_trials(all, "connector")
         .iter()
         .map(|r| r.server_peak_rss_kib as f64 / 1024.0)
-        .reduce(f64::max)
-    {
-        rows.push(format!(
-            "| connector peak RSS at that rate ≤ 64 MiB | {mib:.1} MiB (highest trial) | {} |",
-            verdict(mib <= 64.0)
+        .reduce(f64::max);
+    checks.push(match rss {
+        Some(mib) => Check::measured(target, format!("{mib:.1} MiB (highest trial)"), mib <= 48.0),
+        None => Check::not_run(target, &missing(all, &["connector"])),
+    });
+
+    // The burst: the defaults must take it as well as no admission limits at all, shedding
+    // nothing.
+    let (defaults, raised) = (
+        find(all, "connector", "burst"),
+        find(all, "connector", "burst-raised"),
+    );
+    let burst = defaults.map_or_else(
+        || "a burst".into(),
+        |r| format!("a burst of {}", in_flight(r)),
+    );
+    let target = format!(
+        "{burst} with the defaults: 2xx/s ≥ 0.9 × with admission limits raised, and no 503"
+    );
+    checks.push(match (defaults, raised) {
+        (Some(d), Some(r)) => burst_check(target, d, r),
+        _ if all.iter().any(|s| s.server == "connector") => {
+            Check::not_run(target, "`--burst-concurrency 0`")
+        }
+        _ => Check::not_run(target, &missing(all, &["connector"])),
+    });
+
+    let mut out = String::from("| target (issue 18) | this run | |\n|---|---|---|\n");
+    for check in checks {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            check.target, check.figures, check.verdict
         ));
     }
-    if rows.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from("| target (issue 7) | this run | |\n|---|---|---|\n");
-    for row in rows {
-        out.push_str(&row);
-        out.push('\n');
-    }
     out
+}
+
+/// The burst target from the defaults' phase `d` and the raised limits' phase `r`.
+fn burst_check(target: String, d: &PhaseResult, r: &PhaseResult) -> Check {
+    let (dr, rr) = (d.ok_per_second(), r.ok_per_second());
+    let others = |p: &PhaseResult| p.non_2xx - p.status_503 + p.errors;
+    Check::measured(
+        target,
+        format!(
+            "{dr:.0} vs 0.9 × {rr:.0} = {:.0} 2xx/s ({:.2} ×); 503: {} (raised: {}); other not 2xx: {} (raised: {})",
+            0.9 * rr,
+            if rr > 0.0 { dr / rr } else { 0.0 },
+            d.status_503,
+            r.status_503,
+            others(d),
+            others(r),
+        ),
+        rr > 0.0 && dr >= 0.9 * rr && d.status_503 == 0,
+    )
 }
 
 /// Replaces what is between the `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`
@@ -364,4 +546,123 @@ pub fn splice(doc: &Path, name: &str, section: &str) -> anyhow::Result<()> {
     let spliced = format!("{}{begin}\n{section}{}", &text[..b], &text[e..]);
     std::fs::write(doc, spliced)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(name: &str, mode: Mode, ok: u64, cpu_s: f64, rss_mib: u64) -> PhaseResult {
+        PhaseResult {
+            name: name.into(),
+            mode,
+            ok,
+            non_2xx: 0,
+            status_503: 0,
+            errors: 0,
+            elapsed_s: 10.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+            max_ms: 4.0,
+            server_cpu_s: cpu_s,
+            server_peak_rss_kib: rss_mib * 1024,
+            broker_cpu_s: 0.0,
+        }
+    }
+
+    const MAX: Mode = Mode::Closed { concurrency: 64 };
+    const HALF: Mode = Mode::Rate {
+        per_second: 5000.0,
+        connections: 256,
+    };
+
+    fn server(name: &str, phases: Vec<PhaseResult>) -> ServerResults {
+        ServerResults {
+            server: name.into(),
+            phases,
+        }
+    }
+
+    fn row<'a>(table: &'a str, starts: &str) -> &'a str {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {starts}")))
+            .unwrap_or_else(|| panic!("no row {starts:?} in\n{table}"))
+    }
+
+    #[test]
+    fn targets_check_the_figures_and_name_what_did_not_run() {
+        // Connector 40 µs at the max, ceilings 15 + 20: 40 ≤ 1.15 × 35 = 40.25.
+        let mut burst = phase("burst", Mode::Closed { concurrency: 512 }, 90_000, 4.0, 40);
+        burst.non_2xx = 7;
+        burst.status_503 = 5;
+        let all = vec![
+            server(
+                "connector",
+                vec![
+                    phase("max", MAX, 100_000, 4.0, 30),
+                    phase("half-1", HALF, 50_000, 3.0, 40),
+                    phase("half-2", HALF, 50_000, 2.5, 50),
+                    phase("half-3", HALF, 50_000, 2.8, 45),
+                    burst,
+                    phase(
+                        "burst-raised",
+                        Mode::Closed { concurrency: 512 },
+                        95_000,
+                        4.0,
+                        40,
+                    ),
+                ],
+            ),
+            server(
+                "http-ceiling",
+                vec![
+                    phase("max", MAX, 100_000, 1.5, 10),
+                    phase("half-1", HALF, 50_000, 1.0, 10),
+                ],
+            ),
+            server(
+                "kafka-ceiling",
+                vec![
+                    phase("max", MAX, 100_000, 2.0, 20),
+                    phase("half-1", HALF, 50_000, 1.0, 20),
+                ],
+            ),
+        ];
+        let table = targets(&all);
+        assert!(
+            row(&table, "connector CPU per acked webhook at 64 in flight").ends_with("| holds |")
+        );
+        // Half: median 56 µs against 1.15 × (20 + 20) = 46.
+        let half = row(
+            &table,
+            "connector CPU per acked webhook at half the connector's max rate (5000/s)",
+        );
+        assert!(half.contains("median of 3 trials: 56.0 µs"), "{half}");
+        assert!(half.ends_with("| does not hold |"), "{half}");
+        assert!(row(
+            &table,
+            "connector CPU per 2xx at 64 in flight at least 15× less than Flask's"
+        )
+        .contains("not run (no flask in this run) | not run |"));
+        assert!(row(&table, "connector 2xx/s at 64 in flight").ends_with("| holds |"));
+        assert!(
+            row(&table, "connector peak RSS").contains("50.0 MiB (highest trial) | does not hold")
+        );
+        let burst = row(&table, "a burst of 512 in flight");
+        assert!(
+            burst.contains("503: 5 (raised: 0); other not 2xx: 2 (raised: 0)"),
+            "{burst}"
+        );
+        assert!(burst.ends_with("| does not hold |"), "{burst}");
+        assert!(!table.contains("issue 7"));
+    }
+
+    #[test]
+    fn without_the_burst_its_target_says_how_to_get_it() {
+        let all = vec![server("connector", vec![phase("max", MAX, 1, 1.0, 1)])];
+        assert!(row(&targets(&all), "a burst").contains("not run (`--burst-concurrency 0`)"));
+        assert!(row(&targets(&[]), "a burst").contains("not run (no connector in this run)"));
+    }
 }

@@ -1,17 +1,18 @@
 //! Request observability, outermost on an endpoint's routes: a request id (taken from
-//! `X-Request-Id` or generated, echoed in the response) and the endpoint's name on a span
-//! every log line of the request carries, the in-flight gauge,
+//! `X-Request-Id` or generated, echoed in the response; the guard puts it on the request's
+//! span with the endpoint and the client, so every log line of the request carries them),
+//! the in-flight gauge,
 //! `riskos_requests_total{endpoint, status, event_type}` (webhooks), and every rejection
 //! counted with the endpoint's name (`riskos_rejections_total{endpoint, kind}`,
 //! `riskos_auth_failures_total{endpoint, reason}`). Also `GET /metrics`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument as _;
 
 use super::error::Rejection;
 use super::AppState;
@@ -25,34 +26,106 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct EventTypeLabel(pub String);
 
-/// What the observer of one route knows: the endpoint, and whether the route takes webhooks
-/// (the request counter counts webhooks only, not token requests).
+/// What the observer of one route knows: the endpoint, whether the route takes webhooks
+/// (the request counter counts webhooks only, not token requests), and its counters.
 #[derive(Debug, Clone)]
 pub struct Observed {
     endpoint: Arc<str>,
     webhook: bool,
+    counters: Arc<Counters>,
 }
 
 impl Observed {
     /// The webhook route of `endpoint`.
     pub fn webhook(endpoint: &str) -> Self {
-        Self {
-            endpoint: endpoint.into(),
-            webhook: true,
-        }
+        Self::new(endpoint, true)
     }
 
     /// The token endpoint of `endpoint`.
     pub fn token_endpoint(endpoint: &str) -> Self {
+        Self::new(endpoint, false)
+    }
+
+    fn new(endpoint: &str, webhook: bool) -> Self {
         Self {
             endpoint: endpoint.into(),
-            webhook: false,
+            webhook,
+            counters: Arc::default(),
         }
     }
 }
 
-/// Middleware: request id and endpoint span, in-flight gauge, request and rejection counters.
-pub async fn observe(State(observed): State<Observed>, request: Request, next: Next) -> Response {
+/// The route's counter handles by label values, made on first use. A `metrics::counter!`
+/// with dynamic labels builds its key (label strings, a hash, a registry lookup) on every
+/// call; the label values here are few (statuses × known event types, rejection kinds), so
+/// each handle is made once and then only incremented.
+#[derive(Debug, Default)]
+struct Counters {
+    /// `riskos_requests_total` by status, then event type.
+    requests: RwLock<HashMap<u16, HashMap<Box<str>, metrics::Counter>>>,
+    /// `riskos_rejections_total` and, for auth failures, `riskos_auth_failures_total` by kind.
+    rejections: RwLock<HashMap<&'static str, (metrics::Counter, Option<metrics::Counter>)>>,
+}
+
+impl Counters {
+    fn request(&self, endpoint: &str, status: u16, event_type: &str) -> metrics::Counter {
+        let cached = self
+            .requests
+            .read()
+            .ok()
+            .and_then(|map| map.get(&status)?.get(event_type).cloned());
+        cached.unwrap_or_else(|| {
+            let counter = metrics::counter!(
+                REQUESTS,
+                "endpoint" => endpoint.to_string(),
+                "status" => status.to_string(),
+                "event_type" => event_type.to_string()
+            );
+            if let Ok(mut map) = self.requests.write() {
+                map.entry(status)
+                    .or_default()
+                    .insert(event_type.into(), counter.clone());
+            }
+            counter
+        })
+    }
+
+    fn rejection(
+        &self,
+        endpoint: &str,
+        rejection: &Rejection,
+    ) -> (metrics::Counter, Option<metrics::Counter>) {
+        let cached = self
+            .rejections
+            .read()
+            .ok()
+            .and_then(|map| map.get(rejection.kind).cloned());
+        cached.unwrap_or_else(|| {
+            let kind = rejection.kind;
+            let counters = (
+                metrics::counter!(REJECTIONS, "endpoint" => endpoint.to_string(), "kind" => kind),
+                rejection.auth.then(|| {
+                    metrics::counter!(AUTH_FAILURES, "endpoint" => endpoint.to_string(), "reason" => kind)
+                }),
+            );
+            if let Ok(mut map) = self.rejections.write() {
+                map.insert(kind, counters.clone());
+            }
+            counters
+        })
+    }
+}
+
+/// The request's id, for the guard's span (a request extension).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Middleware: request id, in-flight gauge, request and rejection counters.
+pub async fn observe(
+    State(observed): State<Observed>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -60,35 +133,30 @@ pub async fn observe(State(observed): State<Observed>, request: Request, next: N
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
-    let span =
-        tracing::info_span!("request", request_id = %request_id, endpoint = %observed.endpoint);
-    crate::telemetry::adopt_trace_context(&span, request.headers());
+    let echoed = HeaderValue::from_str(&request_id).ok();
+    request.extensions_mut().insert(RequestId(request_id));
     let _in_flight = InFlightGuard::enter();
-    let mut response = next.run(request).instrument(span).await;
-    let endpoint = observed.endpoint.to_string();
+    let mut response = next.run(request).await;
+    let endpoint = &observed.endpoint;
     if let Some(rejection) = response.extensions().get::<Rejection>() {
-        metrics::counter!(REJECTIONS, "endpoint" => endpoint.clone(), "kind" => rejection.kind)
-            .increment(1);
-        if rejection.auth {
-            metrics::counter!(AUTH_FAILURES, "endpoint" => endpoint.clone(), "reason" => rejection.kind)
-                .increment(1);
+        let (rejections, auth_failures) = observed.counters.rejection(endpoint, rejection);
+        rejections.increment(1);
+        if let Some(auth_failures) = auth_failures {
+            auth_failures.increment(1);
         }
     }
     if observed.webhook {
         let event_type = response
             .extensions()
             .get::<EventTypeLabel>()
-            .map_or_else(|| "none".to_string(), |label| label.0.clone());
-        metrics::counter!(
-            REQUESTS,
-            "endpoint" => endpoint,
-            "status" => response.status().as_u16().to_string(),
-            "event_type" => event_type
-        )
-        .increment(1);
+            .map_or("none", |label| label.0.as_str());
+        observed
+            .counters
+            .request(endpoint, response.status().as_u16(), event_type)
+            .increment(1);
     }
     crate::metrics::request_finished();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = echoed {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response

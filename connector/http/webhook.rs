@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -74,14 +74,14 @@ async fn quarantine(
     }
 }
 
-/// `POST <endpoints.path>`: read and decide, then store and answer.
-pub async fn receive(
-    State(endpoint): State<Arc<Endpoint>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+/// `POST <endpoints.path>`: read and decide, then store and answer. The request is taken
+/// whole and split, so its headers are borrowed rather than cloned (axum's `HeaderMap`
+/// extractor copies the map).
+pub async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
     let started = Instant::now();
-    let decided = match read_and_decide(&endpoint, &headers, body).await {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let decided = match read_and_decide(&endpoint, headers, body).await {
         Ok(decided) => decided,
         Err(error) => return error.into_response(),
     };
@@ -94,7 +94,7 @@ pub async fn receive(
         })),
         Fate::Quarantine(_) => None,
     };
-    let mut response = store_and_answer(&endpoint, &headers, decided, started)
+    let mut response = store_and_answer(&endpoint, headers, decided, started)
         .await
         .into_response();
     if let Some(label) = label {

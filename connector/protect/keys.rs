@@ -141,7 +141,13 @@ impl Keyring {
             kid,
             key: RandomizedNonceKey::new(&AES_256_GCM, &bytes).expect("a 32-byte AES-256 key"),
         })
-        .collect();
+        .collect::<Vec<_>>();
+        if !encryption.is_empty() {
+            // aws-lc seeds its random generator on first use from CPU timing jitter (about
+            // 400 million instructions): done here, at start-up, rather than by the first
+            // webhook, whose answer would wait for it.
+            let _ = aws_lc_rs::rand::fill(&mut [0u8; 16]);
+        }
         Ok(Self { hash, encryption })
     }
 

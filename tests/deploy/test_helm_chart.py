@@ -837,7 +837,7 @@ def test_existing_secret_is_used_and_none_is_created(production_objects: list[di
             endpoints(endpoint(auth={"mode": "none"}, maxBodyBytesInFlight=1024)),
             "endpoints[riskos].maxBodyBytesInFlight",
         ),
-        # Explicit shares over the listener's total (set, or the connector's default 256).
+        # Explicit shares over the listener's total (set, or the connector's default 4096).
         (
             {
                 **endpoints(endpoint("a", "/a", auth={"mode": "none"}, maxInFlight=60), endpoint("b", "/b", auth={"mode": "none"}, maxInFlight=50)),
@@ -846,8 +846,8 @@ def test_existing_secret_is_used_and_none_is_created(production_objects: list[di
             "endpoints[].maxInFlight add up to 110, more than http.maxInFlight (100)",
         ),
         (
-            endpoints(endpoint(auth={"mode": "none"}, maxInFlight=300)),
-            "endpoints[].maxInFlight add up to 300, more than http.maxInFlight (256)",
+            endpoints(endpoint(auth={"mode": "none"}, maxInFlight=5000)),
+            "endpoints[].maxInFlight add up to 5000, more than http.maxInFlight (4096)",
         ),
     ],
 )

@@ -258,7 +258,7 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
 {{- $out = append $out $norm }}
 {{- end }}
 {{- /* Explicit shares fit the listener's totals (null totals: the connector's defaults). */}}
-{{- range $share := list (list "maxInFlight" 256) (list "maxBodyBytesInFlight" 268435456) }}
+{{- range $share := list (list "maxInFlight" 4096) (list "maxBodyBytesInFlight" 67108864) }}
 {{- $key := index $share 0 }}
 {{- $total := index $.Values.http $key | default (index $share 1) | int64 }}
 {{- $sum := 0 }}
