@@ -1238,7 +1238,7 @@ mod tests {
                     &format!("{E}[[endpoints.required_headers]]\nname = \"bad header\""),
                     "endpoints[e].required_headers[0].name",
                 ),
-                (&format!("{E}max_in_flight = 300"), "endpoints.max_in_flight"),
+                (&format!("{E}max_in_flight = 5000"), "endpoints.max_in_flight"),
                 (
                     &format!("[http]\nmax_body_bytes_in_flight = 1048576\n{E}[[endpoints]]\nname = \"f\"\npath = \"/f\""),
                     "endpoints[e].max_body_bytes_in_flight",
@@ -1309,7 +1309,7 @@ mod tests {
                 alloy.envelopes,
                 [crate::envelope::EnvelopeKind::RequestToken]
             );
-            assert_eq!(config.in_flight_shares(), [85, 85, 85]);
+            assert_eq!(config.in_flight_shares(), [1365, 1365, 1365]);
             assert_eq!(config.topic_prefixes(), ["riskos.", "riskos.sandbox."]);
             Ok(())
         });
