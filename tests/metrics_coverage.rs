@@ -72,29 +72,15 @@ async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
         statuses.push(post(body, content_type, token).await.unwrap().status().as_u16());
     }
     // Spooled, then 503 (queue full).
-    served.store.set_behaviour(Behaviour::Spool);
-    let with_id = |id: &str| {
-        let mut body: serde_json::Value = serde_json::from_slice(&case).unwrap();
-        body["event_id"] = id.into();
-        serde_json::to_vec(&body).unwrap()
-    };
-    let spooled = with_id("metrics-spooled");
-    statuses.push(
-        post(spooled, "application/json", true)
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-    );
-    served.store.set_behaviour(Behaviour::QueueFull);
-    let other = with_id("metrics-queue-full");
-    statuses.push(
-        post(other, "application/json", true)
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-    );
+    for (behaviour, id) in [
+        (Behaviour::Spool, "metrics-spooled"),
+        (Behaviour::QueueFull, "metrics-queue-full"),
+    ] {
+        served.store.set_behaviour(behaviour);
+        let body = with_event_id(&case, id);
+        let response = post(body, "application/json", true).await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
     // 429: over the rate limit of 12/s (the requests above count).
     let mut limited = 0;
     while limited == 0 {
@@ -150,11 +136,18 @@ async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
     assert!(checked >= 15, "{checked} metrics checked");
 }
 
+/// `case` with another event id.
+fn with_event_id(case: &[u8], id: &str) -> Vec<u8> {
+    let mut body: serde_json::Value = serde_json::from_slice(case).unwrap();
+    body["event_id"] = id.into();
+    serde_json::to_vec(&body).unwrap()
+}
+
 /// The Kafka store's share of the traffic: a connector on a one-broker MockCluster with a spool.
 struct KafkaStoreTraffic {
     _stop: tokio::sync::oneshot::Sender<()>,
     _task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     _spool: tempfile::TempDir,
     client: reqwest::Client,
     addr: std::net::SocketAddr,
@@ -195,7 +188,7 @@ impl KafkaStoreTraffic {
         let this = Self {
             _stop: stop,
             _task: task,
-            _mock: mock,
+            mock,
             _spool: spool,
             client: reqwest::Client::new(),
             addr,
@@ -208,11 +201,7 @@ impl KafkaStoreTraffic {
                 .body(body)
                 .send()
         };
-        let with_id = |id: &str| {
-            let mut body: serde_json::Value = serde_json::from_slice(case).unwrap();
-            body["event_id"] = id.into();
-            serde_json::to_vec(&body).unwrap()
-        };
+        let with_id = |id: &str| with_event_id(case, id);
         for body in [
             with_id("kafka-accepted"),
             with_id("kafka-accepted"),
@@ -223,7 +212,7 @@ impl KafkaStoreTraffic {
             let reply: serde_json::Value = response.json().await.unwrap();
             assert_ne!(reply["spooled"], true, "acked by the broker: {reply}");
         }
-        this._mock.broker_down(1).unwrap();
+        this.mock.broker_down(1).unwrap();
         let reply: serde_json::Value = post(with_id("kafka-spooled"))
             .await
             .unwrap()
@@ -231,7 +220,7 @@ impl KafkaStoreTraffic {
             .await
             .unwrap();
         assert_eq!(reply["spooled"], true, "{reply}");
-        this._mock.broker_up(1).unwrap();
+        this.mock.broker_up(1).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !this.scrape().await.contains("riskos_spool_records 0\n") {
             assert!(std::time::Instant::now() < deadline, "the spool drains");
