@@ -56,15 +56,7 @@ fn event_of(posted: &Value) -> (String, String, i64) {
 async fn post_fixtures_to(stack: &Stack, path: &str, prefix: &str) -> BTreeSet<String> {
     let mut topics = BTreeSet::new();
     for (name, body) in fixtures::all() {
-        let response = stack
-            .app
-            .client
-            .post(stack.app.url(path))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let response = stack.app.post_json(path, body.clone()).await;
         assert_eq!(response.status(), 200, "{name} to {path}");
         let posted: Value = serde_json::from_slice(&body).unwrap();
         let (_, event_type, _) = event_of(&posted);

@@ -102,15 +102,7 @@ async fn a_replay_takes_only_its_own_endpoints_bodies_from_a_shared_quarantine()
         "/tests/fixtures/riskos.case_closure.match.json"
     ))
     .unwrap();
-    let response = stack
-        .app
-        .client
-        .post(stack.app.url("/webhooks/alloy"))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let response = stack.app.post_json("/webhooks/alloy", body.clone()).await;
     assert_eq!(
         response.status(),
         400,

@@ -128,15 +128,7 @@ async fn every_endpoints_prefix_gets_its_topics_subjects_and_quarantine_and_reco
     ))
     .unwrap();
     for path in ["/webhooks/riskos", "/webhooks/sandbox"] {
-        let response = stack
-            .app
-            .client
-            .post(stack.app.url(path))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let response = stack.app.post_json(path, body.clone()).await;
         assert_eq!(response.status(), 200, "{path}");
     }
     for (prefix, endpoint) in [(&production_prefix, "riskos"), (&sandbox_prefix, "sandbox")] {

@@ -97,8 +97,13 @@ impl TestApp {
 
     /// POSTs a JSON body to the webhook path.
     pub async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_json(&self.config.endpoints[0].path, body).await
+    }
+
+    /// POSTs a JSON body to `path` (another endpoint's webhook path).
+    pub async fn post_json(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
-            .post(self.url(&self.config.endpoints[0].path))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .body(body)
             .send()
