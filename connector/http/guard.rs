@@ -220,8 +220,8 @@ pub async fn token_endpoint(
 /// Runs the request inside its span: the request id (from `observe`), the endpoint and the
 /// client, so every log line of it (rejections included) says which request, where, and who
 /// called. One span for all four: with the JSON log format every span costs a formatting at
-/// creation and bookkeeping at each poll, and two spans per request (`request` outside,
-/// `ingress` inside) cost about 18 µs of CPU per webhook at `info` (docs/performance.md).
+/// creation and bookkeeping at each poll; two per request (`request` outside, `ingress`
+/// inside) cost about 8 µs of CPU per webhook more than one at `info` (docs/performance.md).
 async fn guard(
     endpoint: &Endpoint,
     peer: PeerAddr,

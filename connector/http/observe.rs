@@ -6,8 +6,7 @@
 //! counted with the endpoint's name (`riskos_rejections_total{endpoint, kind}`,
 //! `riskos_auth_failures_total{endpoint, reason}`). Also `GET /metrics`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
@@ -26,13 +25,12 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct EventTypeLabel(pub String);
 
-/// What the observer of one route knows: the endpoint, whether the route takes webhooks
-/// (the request counter counts webhooks only, not token requests), and its counters.
+/// What the observer of one route knows: the endpoint, and whether the route takes webhooks
+/// (the request counter counts webhooks only, not token requests).
 #[derive(Debug, Clone)]
 pub struct Observed {
     endpoint: Arc<str>,
     webhook: bool,
-    counters: Arc<Counters>,
 }
 
 impl Observed {
@@ -50,69 +48,7 @@ impl Observed {
         Self {
             endpoint: endpoint.into(),
             webhook,
-            counters: Arc::default(),
         }
-    }
-}
-
-/// The route's counter handles by label values, made on first use. A `metrics::counter!`
-/// with dynamic labels builds its key (label strings, a hash, a registry lookup) on every
-/// call; the label values here are few (statuses × known event types, rejection kinds), so
-/// each handle is made once and then only incremented.
-#[derive(Debug, Default)]
-struct Counters {
-    /// `riskos_requests_total` by status, then event type.
-    requests: RwLock<HashMap<u16, HashMap<Box<str>, metrics::Counter>>>,
-    /// `riskos_rejections_total` and, for auth failures, `riskos_auth_failures_total` by kind.
-    rejections: RwLock<HashMap<&'static str, (metrics::Counter, Option<metrics::Counter>)>>,
-}
-
-impl Counters {
-    fn request(&self, endpoint: &str, status: u16, event_type: &str) -> metrics::Counter {
-        let cached = self
-            .requests
-            .read()
-            .ok()
-            .and_then(|map| map.get(&status)?.get(event_type).cloned());
-        cached.unwrap_or_else(|| {
-            let counter = metrics::counter!(
-                REQUESTS,
-                "endpoint" => endpoint.to_string(),
-                "status" => status.to_string(),
-                "event_type" => event_type.to_string()
-            );
-            if let Ok(mut map) = self.requests.write() {
-                map.entry(status)
-                    .or_default()
-                    .insert(event_type.into(), counter.clone());
-            }
-            counter
-        })
-    }
-
-    fn rejection(
-        &self,
-        endpoint: &str,
-        rejection: &Rejection,
-    ) -> (metrics::Counter, Option<metrics::Counter>) {
-        let cached = self
-            .rejections
-            .read()
-            .ok()
-            .and_then(|map| map.get(rejection.kind).cloned());
-        cached.unwrap_or_else(|| {
-            let kind = rejection.kind;
-            let counters = (
-                metrics::counter!(REJECTIONS, "endpoint" => endpoint.to_string(), "kind" => kind),
-                rejection.auth.then(|| {
-                    metrics::counter!(AUTH_FAILURES, "endpoint" => endpoint.to_string(), "reason" => kind)
-                }),
-            );
-            if let Ok(mut map) = self.rejections.write() {
-                map.insert(kind, counters.clone());
-            }
-            counters
-        })
     }
 }
 
@@ -139,10 +75,11 @@ pub async fn observe(
     let mut response = next.run(request).await;
     let endpoint = &observed.endpoint;
     if let Some(rejection) = response.extensions().get::<Rejection>() {
-        let (rejections, auth_failures) = observed.counters.rejection(endpoint, rejection);
-        rejections.increment(1);
-        if let Some(auth_failures) = auth_failures {
-            auth_failures.increment(1);
+        metrics::counter!(REJECTIONS, "endpoint" => endpoint.to_string(), "kind" => rejection.kind)
+            .increment(1);
+        if rejection.auth {
+            metrics::counter!(AUTH_FAILURES, "endpoint" => endpoint.to_string(), "reason" => rejection.kind)
+                .increment(1);
         }
     }
     if observed.webhook {
@@ -150,10 +87,13 @@ pub async fn observe(
             .extensions()
             .get::<EventTypeLabel>()
             .map_or("none", |label| label.0.as_str());
-        observed
-            .counters
-            .request(endpoint, response.status().as_u16(), event_type)
-            .increment(1);
+        metrics::counter!(
+            REQUESTS,
+            "endpoint" => endpoint.to_string(),
+            "status" => response.status().as_u16().to_string(),
+            "event_type" => event_type.to_string()
+        )
+        .increment(1);
     }
     crate::metrics::request_finished();
     if let Some(value) = echoed {
