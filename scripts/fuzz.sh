@@ -64,7 +64,7 @@ fi
 
 # --- the targets -------------------------------------------------------------------------------
 say "building the fuzz targets (fuzz/target/release)"
-cargo afl build --release --manifest-path fuzz/Cargo.toml >&2
+cargo afl build --release --locked --manifest-path fuzz/Cargo.toml >&2
 BIN=fuzz/target/release
 
 if [[ $mode == repro ]]; then

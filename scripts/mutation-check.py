@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Do the hardening tests guard what they claim? (Outside CI; a few minutes.)
+
+Each entry undoes one fix of the hardening work (issue 11) in the source, runs the one test
+said to cover it, and restores the file: the test must FAIL. A test that still passes is
+guarding nothing. An entry whose pattern no longer matches exactly once is reported, not run
+(the code moved: update the entry).
+
+    python3 scripts/mutation-check.py          every entry
+    python3 scripts/mutation-check.py 3 7      entries 3 and 7
+
+Needs what `scripts/test.sh` installs (Apache Kafka jars for the `api`/`memory` entries).
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.chdir(ROOT)
+env = dict(os.environ)
+env.setdefault("INTEROP_PYTHON", os.path.join(ROOT, ".venv/bin/python"))
+
+# (what the fix does, file, text of the fix, text without it, test binary, test)
+M = [
+ ("record size from max_body_bytes", "connector/record_size.rs",
+  "(max_record_bytes(max_body_bytes) + FRAMING_BYTES).max(LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES)",
+  "LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES", "api", "hardening::a_body_just_under_the_default_limit_is_stored_on_its_topic"),
+ ("broker-refused record quarantined", "connector/http/webhook.rs",
+  "Err(error) if error.is_too_large() =>", "Err(error) if false && error.is_too_large() =>",
+  "api", "hardening::a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200"),
+ ("header-read deadline", "connector/http/server.rs",
+  '(&open, limits.deadlines, "max_connections")',
+  '(&open, Deadlines { header_read: std::time::Duration::from_secs(600), idle: limits.deadlines.idle }, "max_connections")',
+  "ingress", "slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_get_through"),
+ ("idle keep-alive deadline", "connector/http/server.rs",
+  '(&open, limits.deadlines, "max_connections")',
+  '(&open, Deadlines { header_read: limits.deadlines.header_read, idle: std::time::Duration::from_secs(600) }, "max_connections")',
+  "ingress", "slow_and_idle_connections_are_closed_at_their_deadlines_while_webhooks_get_through"),
+ ("connection cap", "connector/http/server.rs",
+  "Semaphore::new(limits.max_connections)", "Semaphore::new(Semaphore::MAX_PERMITS)",
+  "ingress", "over_the_connection_cap_a_new_connection_is_closed_at_once"),
+ ("source refused before the head", "connector/http/server.rs",
+  "let refused_peer = refuse_peer(peer_ip);", "let refused_peer = { let _ = &refuse_peer; false };",
+  "ingress", "an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_connection"),
+ ("HMAC slot after verification", "connector/http/guard.rs",
+  "        self.auth.needs_body()\n", "        { let _ = self.auth.needs_body(); false }\n",
+  "ingress", "unsigned_uploads_trickling_in_do_not_starve_signed_webhooks"),
+ ("metrics upkeep without scrapes", "connector/metrics.rs",
+  "            spawn_upkeep(handle.clone());", "            let _ = spawn_upkeep;",
+  "memory", "many_requests_without_a_scrape_leave_the_heap_where_it_was"),
+ ("too-deep body quarantined", "connector/http/webhook.rs",
+  "Err(too_deep) => Fate::Quarantine(Quarantined::new(too_deep, received_at_ms)),",
+  "Err(too_deep) => return Err(ApiError::Prepare(too_deep)),",
+  "http", "hardening::a_body_nested_too_deep_is_quarantined_raw_and_answered_400"),
+ ("JWT without kid refused", "connector/auth/oauth2.rs",
+  "let kid = header.kid.as_deref().ok_or(Reason::JwtMissingKid)?;",
+  "let any_kid = header.kid.clone().or_else(|| { let fetched = self.jwks.as_ref().map(|j| j.keys()).unwrap_or_default(); self.fixed.iter().chain(fetched.iter()).find_map(|k| k.kid.clone()) }); let kid = any_kid.as_deref().ok_or(Reason::JwtMissingKid)?;",
+  "http", "auth::a_jwt_without_a_kid_is_refused_though_the_only_key_verifies_it"),
+ ("repeated Authorization refused", "connector/auth/mod.rs",
+  "        Some(_) => Err(RepeatedHeader),", "        Some(_) => { let _ = RepeatedHeader; Ok(first) }",
+  "http", "auth::a_repeated_authorization_header_is_refused_in_every_mode_that_reads_it"),
+ ("duplicate JSON key refused", "connector/envelope/json.rs",
+  "                Entry::Occupied(taken) => {\n                    *self.trail.borrow_mut() = Some(vec![Segment::Key(taken.key().clone())]);\n                    return Err(de::Error::custom(\"duplicate key\"));\n                }",
+  "                Entry::Occupied(mut taken) => {\n                    taken.insert(value);\n                }",
+  "http", "auth::a_body_with_a_repeated_key_at_any_depth_is_refused_and_quarantined"),
+ ("blank id refused", "connector/envelope.rs",
+  "if trimmed && text.trim() != text {", "if trimmed && text.trim() != text && false {",
+  "http", "auth::ids_and_types_that_would_make_bad_keys_or_headers_are_refused_and_quarantined"),
+ ("control characters refused", "connector/envelope.rs",
+  "if text.chars().any(char::is_control) {", "if text.chars().any(char::is_control) && false {",
+  "http", "auth::ids_and_types_that_would_make_bad_keys_or_headers_are_refused_and_quarantined"),
+ ("charset other than UTF-8 refused", "connector/http/webhook.rs",
+  "!name.trim().eq_ignore_ascii_case(\"charset\")", "true || !name.trim().eq_ignore_ascii_case(\"charset\")",
+  "http", "hardening::a_charset_other_than_utf8_is_415_and_nothing_is_stored"),
+ ("Connection: close on a rejection", "connector/http/error.rs",
+  "            .insert(header::CONNECTION, HeaderValue::from_static(\"close\"));",
+  "            .remove(header::CONNECTION);",
+  "ingress", "a_rejection_announces_connection_close"),
+ ("lingering close lets the client read the 413", "connector/http/conn_io.rs",
+  "            this.closing = Closing::Draining { drained: 0 };",
+  "            this.closing = Closing::Draining { drained: usize::MAX / 2 };",
+  "ingress", "an_early_413_is_read_by_a_client_still_uploading"),
+ ("token endpoint back-off", "connector/auth/backoff.rs",
+  "        if let Some(until) = record.blocked_until.filter(|until| now < *until) {",
+  "        if let Some(until) = record.blocked_until.filter(|until| now < *until && false) {",
+  "http", "auth::guessing_client_secrets_makes_the_address_wait_and_a_success_resets_it"),
+  ("start-up refuses a producer limit too small", "connector/config.rs",
+  "Ok(bytes) if bytes >= needed => Ok(()),", "Ok(_) => Ok(()),",
+  "api", "hardening::a_producer_limit_that_cannot_take_the_body_twice_stops_start_up_naming_the_keys"),
+]
+only = sys.argv[1:]
+weak = 0
+for i, (name, path, old, new, binary, test) in enumerate(M):
+    if only and str(i) not in only: continue
+    src = open(path).read()
+    n = src.count(old)
+    if n != 1:
+        print(f"[{i}] {name}: pattern found {n} times in {path}", flush=True)
+        weak += 1
+        continue
+    if name.startswith("metrics upkeep"):
+        # Both upkeeps: the thread and the one every 1024 requests.
+        src2 = src.replace(old, new).replace(
+            "    if n.is_multiple_of(UPKEEP_EVERY_REQUESTS) {",
+            "    if n.is_multiple_of(UPKEEP_EVERY_REQUESTS) && false {",
+        )
+    else:
+        src2 = src.replace(old, new)
+    open(path, "w").write(src2)
+    try:
+        t = time.time()
+        r = subprocess.run(["cargo", "test", "--locked", "--test", binary, "--", "--exact", test],
+                           capture_output=True, text=True, env=env, timeout=900)
+        out = r.stdout + r.stderr
+        ran = re.search(r"test result: \w+\. (\d+) passed; (\d+) failed", out)
+        if "error[" in out or not ran:
+            verdict = "DID NOT BUILD/RUN"
+        elif int(ran.group(2)) == 1:
+            verdict = "FAILS (good)"
+        else:
+            verdict = "STILL PASSES (bad)"
+        msg = ""
+        m = re.search(r"panicked at [^\n]*\n([^\n]*)", out)
+        if m: msg = m.group(1)[:200]
+        print(f"[{i}] {name}: {verdict} in {time.time()-t:.0f}s — {binary}::{test} — {msg}", flush=True)
+        if not verdict.startswith("FAILS"):
+            weak += 1
+        if verdict.startswith("DID NOT"):
+            print("\n".join(l for l in out.splitlines() if "error" in l)[:1500])
+    finally:
+        open(path, "w").write(src)
+subprocess.run(["git", "status", "--short"])
+sys.exit(1 if weak else 0)
