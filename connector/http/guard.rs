@@ -4,9 +4,9 @@
 //! 2. source address against the allow-list (403);
 //! 3. per-client rate (429 + `Retry-After`);
 //! 4. a slot under the in-flight cap (503 + `Retry-After`) — except in modes whose
-//!    credentials are in the body (`hmac`), where the handler takes it once the signature is
-//!    verified ([`Ingress::verified_slot`]), so unsigned uploads trickling in cannot hold the
-//!    slots signed webhooks need;
+//!    credentials are in the body (`hmac`, `standard-webhooks`), where the handler takes it
+//!    once the signature is verified ([`Ingress::verified_slot`]), so unsigned uploads
+//!    trickling in cannot hold the slots signed webhooks need;
 //! 5. for webhooks, the credentials in the headers and the endpoint's required headers (401 +
 //!    `WWW-Authenticate`);
 //! 6. the handler, under the request timeout (408).

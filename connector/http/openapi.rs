@@ -184,7 +184,8 @@ fn webhook(endpoint: &EndpointConfig, security: Value, max_body_bytes: usize) ->
         (
             "400",
             "Not a usable webhook: not JSON, neither envelope, or a field the schema refuses \
-             (the body is kept raw in the quarantine topic when it could be read).",
+             (the body is kept raw in the quarantine topic), or a body that broke off before \
+             its end (`body_read`, nothing kept).",
         ),
         (
             "401",

@@ -48,7 +48,17 @@ pub async fn issue(
     let format = TokenBody::from_content_type(headers.get(header::CONTENT_TYPE))?;
     let body = axum::body::to_bytes(body, MAX_TOKEN_REQUEST_BYTES)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_TOKEN_REQUEST_BYTES))?;
+        .map_err(|error| {
+            // Over the limit is 413; a body that breaks off (a bad chunked encoding) is the
+            // client's malformed request.
+            let over_limit = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                ApiError::PayloadTooLarge(MAX_TOKEN_REQUEST_BYTES)
+            } else {
+                ApiError::Token(TokenError::InvalidRequest("body"))
+            }
+        })?;
     let request = format.parse(&body)?;
     let token = match issuer.issue(&request, authorization, crate::clock::now_secs()) {
         Ok(token) => {

@@ -992,6 +992,36 @@ async fn two_authorization_headers_at_the_token_endpoint_are_an_invalid_request(
 }
 
 #[tokio::test]
+async fn a_token_request_body_that_breaks_off_is_invalid_and_one_over_8_kib_is_413() {
+    let (_guard, logs) = logs::capture();
+    let connector = Connector::start_with(token_endpoint_behind_proxy).await;
+    let basic = basic_header(&format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let request = |body: Body| {
+        token_request()
+            .header("authorization", basic.as_str())
+            .header("content-type", FORM)
+            .body(body)
+            .unwrap()
+    };
+    let broken = futures::stream::iter([
+        Ok(b"grant_type=client_".to_vec()),
+        Err(std::io::Error::other("connection reset mid-body")),
+    ]);
+
+    let broken = connector.send(request(Body::from_stream(broken))).await;
+    let oversized = format!("grant_type=client_credentials&pad={}", "p".repeat(8 * 1024));
+    let oversized = connector.send(request(Body::from(oversized))).await;
+
+    assert_eq!(broken.status, 400);
+    assert_eq!(broken.json()["error"], "invalid_request");
+    assert_eq!(oversized.status, 413);
+    assert_eq!(
+        rejected_kinds(&logs),
+        ["token_invalid_request", "payload_too_large"]
+    );
+}
+
+#[tokio::test]
 async fn guessing_client_secrets_makes_the_address_wait_and_a_success_resets_it() {
     // Arrange: defaults (5 failures, then a wait from 1 s); three client addresses.
     let (_guard, logs) = logs::capture();

@@ -246,6 +246,18 @@ fn rows() -> Vec<Row> {
             status: 413,
         },
         Row {
+            case: "400 body_read: the body breaks off mid-stream",
+            configure: no_change,
+            request: |c| {
+                let broken = stream::iter([
+                    Ok(br#"{"event_id": "#.to_vec()),
+                    Err(std::io::Error::other("connection reset mid-body")),
+                ]);
+                c.post().body(Body::from_stream(broken)).unwrap()
+            },
+            status: 400,
+        },
+        Row {
             case: "415: Content-Type is not JSON",
             configure: no_change,
             request: |c| {
