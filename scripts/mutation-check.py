@@ -89,6 +89,9 @@ M = [
   ("start-up refuses a producer limit too small", "connector/config.rs",
   "Ok(bytes) if bytes >= needed => Ok(()),", "Ok(_) => Ok(()),",
   "api", "hardening::a_producer_limit_that_cannot_take_the_body_twice_stops_start_up_naming_the_keys"),
+  ("a spooled record Kafka refuses as too large kept in quarantine", "connector/delivery/kafka_store.rs",
+  "let mut fallback = spooled.fallback.as_deref();", "let mut fallback = spooled.fallback.as_deref().filter(|_| false);",
+  "api", "faults::a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine"),
 ]
 only = sys.argv[1:]
 weak = 0

@@ -52,17 +52,7 @@ impl KafkaStore {
                 }
             }
         }
-        let spooled = SpoolRecord {
-            topic: record.topic.to_string(),
-            key: record.key.map(str::to_string),
-            partition_key: record.partition_key.map(str::to_string),
-            headers: record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: record.value.to_vec(),
-        };
+        let spooled = SpoolRecord::from(record);
         let spool = spool.clone();
         tokio::task::spawn_blocking(move || spool.append(&spooled))
             .await
@@ -188,12 +178,11 @@ async fn forward(
             }
             Err(_) => return,
         };
-        for record in &segment.records {
-            let headers: Vec<(&str, &str)> = record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+        for spooled in &segment.records {
+            // The record, or its fallback once Kafka refused the record as too large.
+            let mut record = spooled;
+            let mut fallback = spooled.fallback.as_deref();
+            let mut headers = borrowed(&record.headers);
             loop {
                 if record.partition_key.is_some() && !partitions.knows(&record.topic) {
                     if let Err(error) =
@@ -221,10 +210,19 @@ async fn forward(
                 {
                     Ok(_) => {
                         record_produced(&record.topic, None);
+                        if !std::ptr::eq(record, spooled) {
+                            count_quarantined(record);
+                        }
                         backoff = Duration::from_millis(100);
                         break;
                     }
                     Err(error @ ProduceError::TooLarge(_)) => {
+                        if let Some(instead) = fallback.take() {
+                            tracing::warn!(%error, topic = %record.topic, quarantine = %instead.topic, "spooled record refused by kafka as too large; keeping the body in quarantine");
+                            record = instead;
+                            headers = borrowed(&record.headers);
+                            continue;
+                        }
                         tracing::error!(%error, topic = %record.topic, "spooled record refused by kafka; dropped");
                         metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
                         break;
@@ -248,6 +246,31 @@ async fn forward(
             tracing::error!(%error, "cannot delete a drained spool segment");
         }
     }
+}
+
+fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Counts a fallback stored in quarantine as the pipeline counts its own quarantine writes,
+/// with the endpoint and reason its headers carry.
+fn count_quarantined(record: &SpoolRecord) {
+    let header = |name: &str| {
+        record
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or_else(String::new, |(_, v)| v.clone())
+    };
+    metrics::counter!(
+        crate::metrics::QUARANTINED,
+        "endpoint" => header("endpoint"),
+        "reason" => header("quarantine_reason")
+    )
+    .increment(1);
 }
 
 /// Reads `topic`'s partition count from the cluster (the metadata request answered is

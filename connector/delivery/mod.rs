@@ -38,6 +38,40 @@ pub struct Record<'a> {
     pub headers: Vec<(&'static str, &'a str)>,
     /// The event's own time, epoch ms, for the end-to-end delay metric.
     pub occurred_at_ms: Option<i64>,
+    /// What to keep instead if Kafka refuses this record as too large after it was spooled
+    /// (a topic managed elsewhere with a smaller `max.message.bytes`). A record produced at
+    /// once comes back as [`ProduceError::TooLarge`] and its caller decides; a spooled one was
+    /// already answered 200, so the forwarder must have somewhere to put it.
+    pub if_too_large: Option<Fallback<'a>>,
+}
+
+/// Makes the record stored instead of a spooled one Kafka refuses as too large (the pipeline
+/// passes its quarantine record). Called only when the record is spooled, so a record
+/// produced at once costs nothing.
+#[derive(Clone, Copy)]
+pub struct Fallback<'a>(pub &'a (dyn Fn() -> SpoolRecord + Send + Sync + 'a));
+
+impl std::fmt::Debug for Fallback<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fallback(..)")
+    }
+}
+
+impl From<&Record<'_>> for SpoolRecord {
+    fn from(record: &Record<'_>) -> Self {
+        SpoolRecord {
+            topic: record.topic.to_string(),
+            key: record.key.map(str::to_string),
+            partition_key: record.partition_key.map(str::to_string),
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: record.value.to_vec(),
+            fallback: record.if_too_large.map(|make| Box::new((make.0)())),
+        }
+    }
 }
 
 /// What makes two deliveries of one topic and key the same delivery.

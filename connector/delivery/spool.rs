@@ -5,7 +5,9 @@
 //!
 //! Segment files are `<seq:020>.seg`; each record is `len: u32 LE | crc32: u32 LE | body`, the
 //! body being `topic, key, headers, value, partition key` as length-prefixed fields (the key
-//! and the partition key behind a presence byte). The partition key, not the partition, is
+//! and the partition key behind a presence byte), then, only when the record has one, `1` and
+//! its fallback's body, length-prefixed (a record without one is framed as before the fallback
+//! existed, so older segments read unchanged). The partition key, not the partition, is
 //! kept: the forwarder computes the partition from it as a record produced at once gets it,
 //! so a spooled record lands where it would have. A torn tail (a crash in the middle of an
 //! append, which was therefore never acknowledged) is ignored on recovery.
@@ -30,6 +32,9 @@ pub struct SpoolRecord {
     pub headers: Vec<(String, String)>,
     /// Encoded value.
     pub value: Vec<u8>,
+    /// What to produce instead if Kafka refuses this record as too large when it is
+    /// forwarded: the body kept raw in quarantine (see [`super::Record::if_too_large`]).
+    pub fallback: Option<Box<SpoolRecord>>,
 }
 
 /// Spool failures; each one means the request must not be answered 2xx.
@@ -232,7 +237,17 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn frame(record: &SpoolRecord) -> Vec<u8> {
-    let mut body = Vec::with_capacity(record.value.len() + 256);
+    let body = encode(record);
+    let mut frame = Vec::with_capacity(body.len() + 8);
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+fn encode(record: &SpoolRecord) -> Vec<u8> {
+    let fallback_len = record.fallback.as_ref().map_or(0, |f| f.value.len() + 256);
+    let mut body = Vec::with_capacity(record.value.len() + fallback_len + 256);
     put(&mut body, record.topic.as_bytes());
     match &record.key {
         Some(key) => {
@@ -254,11 +269,11 @@ fn frame(record: &SpoolRecord) -> Vec<u8> {
         }
         None => body.push(0),
     }
-    let mut frame = Vec::with_capacity(body.len() + 8);
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    frame.extend_from_slice(&body);
-    frame
+    if let Some(fallback) = &record.fallback {
+        body.push(1);
+        put(&mut body, &encode(fallback));
+    }
+    body
 }
 
 /// Every intact record of a segment; stops at a torn or corrupt tail.
@@ -311,12 +326,23 @@ fn parse(mut body: &[u8]) -> Option<SpoolRecord> {
     }
     let value = take(&mut body)?.to_vec();
     let partition_key = match body.first()? {
-        0 => None,
+        0 => {
+            body = &body[1..];
+            None
+        }
         1 => {
             body = &body[1..];
             Some(text(take(&mut body)?)?)
         }
         _ => return None,
+    };
+    let fallback = match body.first() {
+        None => None,
+        Some(1) => {
+            body = &body[1..];
+            Some(Box::new(parse(take(&mut body)?)?))
+        }
+        Some(_) => return None,
     };
     Some(SpoolRecord {
         topic,
@@ -324,6 +350,7 @@ fn parse(mut body: &[u8]) -> Option<SpoolRecord> {
         partition_key,
         headers,
         value,
+        fallback,
     })
 }
 
@@ -338,7 +365,41 @@ mod tests {
             partition_key: i.is_multiple_of(3).then(|| format!("case-{i}")),
             headers: vec![("event_type".into(), "create:cases".into())],
             value: vec![i as u8; 100 + i as usize],
+            fallback: (i % 4 == 1).then(|| {
+                Box::new(SpoolRecord {
+                    topic: "riskos.quarantine".into(),
+                    key: Some(format!("key-{i}")),
+                    partition_key: None,
+                    headers: vec![("quarantine_reason".into(), "record_too_large".into())],
+                    value: format!("{{\"event_id\":\"key-{i}\"}}").into_bytes(),
+                    fallback: None,
+                })
+            }),
         }
+    }
+
+    #[test]
+    fn a_record_without_a_fallback_is_framed_as_before_fallbacks_existed() {
+        // The layout of segments written by earlier versions, byte by byte.
+        let mut old = Vec::new();
+        put(&mut old, b"t");
+        old.extend_from_slice(&[1]);
+        put(&mut old, b"k");
+        old.extend_from_slice(&1u32.to_le_bytes());
+        put(&mut old, b"h");
+        put(&mut old, b"v");
+        put(&mut old, b"value");
+        old.extend_from_slice(&[0]);
+        let record = SpoolRecord {
+            topic: "t".into(),
+            key: Some("k".into()),
+            partition_key: None,
+            headers: vec![("h".into(), "v".into())],
+            value: b"value".to_vec(),
+            fallback: None,
+        };
+        assert_eq!(encode(&record), old);
+        assert_eq!(parse(&old), Some(record));
     }
 
     #[test]

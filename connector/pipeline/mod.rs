@@ -9,6 +9,7 @@
 pub mod cloudevents;
 pub mod quarantine;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::delivery::{self, Delivery, DeliveryError, DuplicateScope, Outcome};
@@ -163,6 +164,7 @@ impl Quarantined {
             value: body,
             headers: self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
             occurred_at_ms: None,
+            if_too_large: None,
         }
     }
 }
@@ -202,6 +204,8 @@ pub struct Prepared {
     pub envelope: EnvelopeKind,
     /// Event time, epoch ms.
     pub occurred_at_ms: i64,
+    /// When the body was received, epoch ms (the record's `received_at`).
+    pub received_at_ms: i64,
     /// Encoded value (wire prefix + Avro datum).
     pub payload: Vec<u8>,
 }
@@ -224,6 +228,7 @@ impl Prepared {
             value: &self.payload,
             headers,
             occurred_at_ms: Some(self.occurred_at_ms),
+            if_too_large: None,
         }
     }
 }
@@ -383,7 +388,20 @@ impl Pipeline {
         prepared: &Prepared,
         origin: Origin<'_>,
     ) -> Result<Outcome, Arc<DeliveryError>> {
+        // Spooled, then refused by Kafka as too large: kept raw in quarantine, as a record
+        // refused at once is (the handler does that one).
+        let if_too_large = || {
+            let error = PrepareError::RecordTooLarge {
+                detail: "refused by kafka as too large when forwarded from the spool".into(),
+                event_id: prepared.key.clone(),
+                event_type: prepared.event_type.clone(),
+            };
+            let quarantined = Quarantined::new(error, prepared.received_at_ms);
+            let stored = self.quarantine_body(origin.body, &quarantined);
+            delivery::SpoolRecord::from(&self.quarantine_record(&quarantined, &stored))
+        };
         let mut record = prepared.record(origin.traceparent);
+        record.if_too_large = Some(delivery::Fallback(&if_too_large));
         record
             .headers
             .push((ENDPOINT_HEADER, &self.settings.endpoint));
@@ -405,16 +423,8 @@ impl Pipeline {
         origin: Origin<'_>,
         quarantined: &Quarantined,
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        // The body follows the endpoint's policy in quarantine too.
-        let stored = self.protection().body(
-            origin.body,
-            &self.settings.quarantine_topic,
-            quarantined.key.as_deref().unwrap_or_default(),
-        );
-        let mut record = quarantined.record(&self.settings.quarantine_topic, &stored);
-        record
-            .headers
-            .push((ENDPOINT_HEADER, &self.settings.endpoint));
+        let stored = self.quarantine_body(origin.body, quarantined);
+        let record = self.quarantine_record(quarantined, &stored);
         let outcome = self
             .delivery
             .deliver(&record, origin.duplicate_scope())
@@ -426,6 +436,28 @@ impl Pipeline {
         )
         .increment(1);
         Ok(outcome)
+    }
+
+    /// The body as the quarantine keeps it: the endpoint's policy for bodies applies there too.
+    fn quarantine_body<'b>(&self, body: &'b [u8], quarantined: &Quarantined) -> Cow<'b, [u8]> {
+        self.protection().body(
+            body,
+            &self.settings.quarantine_topic,
+            quarantined.key.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// The quarantine record of `stored` (from [`Self::quarantine_body`]).
+    fn quarantine_record<'a>(
+        &'a self,
+        quarantined: &'a Quarantined,
+        stored: &'a [u8],
+    ) -> delivery::Record<'a> {
+        let mut record = quarantined.record(&self.settings.quarantine_topic, stored);
+        record
+            .headers
+            .push((ENDPOINT_HEADER, &self.settings.endpoint));
+        record
     }
 }
 
@@ -530,6 +562,7 @@ pub fn prepare_accepting(
         event_type,
         envelope,
         occurred_at_ms,
+        received_at_ms,
         payload,
     })
 }

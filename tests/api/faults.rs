@@ -769,3 +769,66 @@ async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outag
         Some("schema_mismatch")
     );
 }
+
+/// A record spooled during an outage (answered 200) that Kafka then refuses as too large — its
+/// topic, managed elsewhere, takes smaller records than the connector makes — is kept raw in
+/// quarantine by the spool's forwarder, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine() {
+    use crate::hardening::{evaluation_of_size, EVALUATION};
+    use riskos_connector::kafka::admin::{ensure_topics, TopicSpec};
+
+    let mut broker = Broker::start_cluster(1, &[]).await;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&broker.bootstrap(), "");
+    config.delivery.ack_timeout_ms = ACK_TIMEOUT_MS;
+    config.delivery.spool.dir = Some(spool_dir.path().to_path_buf());
+    let prefix = config.endpoints[0].topic_prefix.clone();
+    // The evaluation topic exists already with a limit above the body and below the record
+    // (which holds the body twice); the connector leaves an existing topic as it is.
+    let event_topic = format!("{prefix}{EVALUATION}");
+    let managed_elsewhere = TopicSpec::compacted(&event_topic).max_message_bytes(450_000);
+    ensure_topics(
+        &broker.bootstrap(),
+        &Default::default(),
+        &[managed_elsewhere],
+        1,
+        1,
+    )
+    .await
+    .unwrap();
+    let app = TestApp::spawn(config).await.unwrap();
+    let body = evaluation_of_size("spooled-too-large-1", 300_000);
+    broker.kill();
+
+    let response = app.post_webhook(body.clone()).await;
+    let status = response.status();
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["status"], "accepted", "{reply}");
+    assert_eq!(reply["spooled"], true, "{reply}");
+
+    broker.restart().await;
+    let quarantine_topic = riskos_connector::route::quarantine_topic(&prefix);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let quarantined = loop {
+        let records = try_read_all(&broker.bootstrap(), &quarantine_topic).unwrap_or_default();
+        if !records.is_empty() {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spooled record never reached the quarantine topic"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].payload, body);
+    assert_eq!(quarantined[0].key.as_deref(), Some("spooled-too-large-1"));
+    assert_eq!(
+        quarantined[0].header("quarantine_reason"),
+        Some("record_too_large")
+    );
+    assert_eq!(quarantined[0].header("endpoint"), Some("riskos"));
+    assert!(read_all(&broker.bootstrap(), &event_topic).is_empty());
+}

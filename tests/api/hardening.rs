@@ -21,11 +21,13 @@ use crate::helpers::kafka::read_all;
 use crate::helpers::{fixtures, test_config, Broker, RegistryDouble, Stack};
 
 /// The evaluation topic's name after a connector's topic prefix.
-const EVALUATION: &str = "evaluation_completed";
+pub(crate) const EVALUATION: &str = "evaluation_completed";
 
 /// The evaluation fixture grown to exactly `size` bytes with a large `data_enrichments`, as
-/// RiskOS sends when it includes the whole evaluation.
-fn evaluation_of_size(event_id: &str, size: usize) -> Vec<u8> {
+/// RiskOS sends when it includes the whole evaluation. The filler is pseudo-random letters and
+/// digits, which the producer's lz4 cannot shrink: a record's size on the broker is then its
+/// size as made (a run of one letter would compress under any broker limit).
+pub(crate) fn evaluation_of_size(event_id: &str, size: usize) -> Vec<u8> {
     let (_, fixture) = fixtures::all()
         .into_iter()
         .find(|(n, _)| n == "riskos.evaluation_completed.docv.json")
@@ -35,10 +37,24 @@ fn evaluation_of_size(event_id: &str, size: usize) -> Vec<u8> {
     body["data"]["data_enrichments"] = json!([{"response": {"blob": ""}}]);
     let without = serde_json::to_vec(&body).unwrap().len();
     assert!(without < size);
-    body["data"]["data_enrichments"][0]["response"]["blob"] = json!("x".repeat(size - without));
+    body["data"]["data_enrichments"][0]["response"]["blob"] = json!(filler(size - without));
     let bytes = serde_json::to_vec(&body).unwrap();
     assert_eq!(bytes.len(), size);
     bytes
+}
+
+/// `len` letters and digits from a fixed xorshift sequence.
+fn filler(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
 }
 
 async fn a_body_just_under_the_limit_is_stored_on_its_topic(max_body_bytes: usize) {
