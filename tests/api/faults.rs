@@ -749,18 +749,7 @@ async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outag
     assert_eq!(reply["spooled"], true, "{reply}");
 
     broker.restart().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let quarantined = loop {
-        let records = try_read_all(&broker.bootstrap(), &quarantine_topic).unwrap_or_default();
-        if !records.is_empty() {
-            break records;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the spooled quarantine record never reached Kafka"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let quarantined = records_once_there(&broker, &quarantine_topic).await;
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].payload, body.as_bytes());
     assert_eq!(quarantined[0].key.as_deref(), Some("outage-quarantine-1"));
@@ -768,6 +757,23 @@ async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outag
         quarantined[0].header("quarantine_reason"),
         Some("schema_mismatch")
     );
+}
+
+/// The records on `topic` once there are any: the spool's forwarder drains after a restart
+/// (polled every 200 ms, for at most 30 s).
+async fn records_once_there(broker: &Broker, topic: &str) -> Vec<crate::helpers::kafka::Record> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = try_read_all(&broker.bootstrap(), topic).unwrap_or_default();
+        if !records.is_empty() {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spooled record never reached {topic}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A record spooled during an outage (answered 200) that Kafka then refuses as too large — its
@@ -810,18 +816,7 @@ async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine()
 
     broker.restart().await;
     let quarantine_topic = riskos_connector::route::quarantine_topic(&prefix);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let quarantined = loop {
-        let records = try_read_all(&broker.bootstrap(), &quarantine_topic).unwrap_or_default();
-        if !records.is_empty() {
-            break records;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the spooled record never reached the quarantine topic"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let quarantined = records_once_there(&broker, &quarantine_topic).await;
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].payload, body);
     assert_eq!(quarantined[0].key.as_deref(), Some("spooled-too-large-1"));
