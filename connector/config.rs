@@ -120,8 +120,9 @@ pub struct HttpConfig {
     /// before it is closed. Default 75000: above the 60 s idle timeout of common load
     /// balancers, which must close first or they may reuse a connection being closed (502).
     pub idle_timeout_ms: u64,
-    /// Longest the request body may take to arrive, from the complete head; then 408.
-    /// Default 5000; must be below `request_timeout_ms`.
+    /// Longest the request body may take to arrive, counted once the head has passed its
+    /// checks (credentials included; a JWKS refetch has its own bound); then 408.
+    /// Default 5000; must be below `request_timeout_ms`, which bounds the whole request.
     pub body_read_timeout_ms: u64,
     /// Deepest JSON nesting accepted (`{}` is 1); deeper bodies get 400 before they are
     /// parsed. Default 64, at most 128.
