@@ -361,7 +361,13 @@ async fn an_early_413_is_read_by_a_client_still_uploading() {
     let _serial = SERIAL.lock().await;
     let app = App::start().await;
     let limit = app.config.http.max_body_bytes;
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    // A small send buffer, so the upload cannot vanish into the kernel's buffers before the
+    // server answers: the client is still writing when the 413 comes, as one sending 2 MiB
+    // over a real network is. (With loopback's large buffers the whole upload could be
+    // written first, and a close without draining would go unnoticed.)
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(16 * 1024).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
     stream
         .write_all(head("/webhooks/riskos", 2 * limit, &[]).as_bytes())
         .await
