@@ -248,6 +248,7 @@ async fn forward(
     }
 }
 
+/// A spooled record's headers as the producer takes them.
 fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
     headers
         .iter()
