@@ -380,10 +380,19 @@ fn half_cpu(all: &[ServerResults], server: &str) -> Option<(f64, usize)> {
     Some((value, trials.len()))
 }
 
-/// The CPU target: the connector within 1.15 × the two floors' sum, from (CPU µs per 2xx,
-/// label prefix) of the connector, the HTTP ceiling and the Kafka ceiling.
-fn within_floors(target: String, c: (f64, String), h: (f64, String), k: (f64, String)) -> Check {
-    let ((c, cl), (h, hl), (k, kl)) = (c, h, k);
+/// The CPU target: the connector within 1.15 × the two floors' sum, `cpu` giving (CPU µs per
+/// 2xx, label prefix) of the connector, the HTTP ceiling and the Kafka ceiling.
+fn within_floors(
+    all: &[ServerResults],
+    target: String,
+    cpu: impl Fn(&str) -> Option<(f64, String)>,
+) -> Check {
+    const SERVERS: [&str; 3] = ["connector", "http-ceiling", "kafka-ceiling"];
+    let (Some((c, cl)), Some((h, hl)), Some((k, kl))) =
+        (cpu(SERVERS[0]), cpu(SERVERS[1]), cpu(SERVERS[2]))
+    else {
+        return Check::not_run(target, &missing(all, &SERVERS));
+    };
     let bound = 1.15 * (h + k);
     Check::measured(
         target,
@@ -407,32 +416,13 @@ fn targets(all: &[ServerResults]) -> String {
         || "half the connector's max rate".into(),
         |r| format!("half the connector's max rate ({})", in_flight(r)),
     );
-    let floors = ["connector", "http-ceiling", "kafka-ceiling"];
     let mut checks = Vec::new();
 
     // What the connector costs beyond the two floors, at the max and at half rate.
     let target = format!("connector CPU per acked webhook at {at_max} ≤ 1.15 × (HTTP ceiling's + Kafka ceiling's CPU per request)");
-    checks.push(
-        match (
-            max_cpu("connector"),
-            max_cpu("http-ceiling"),
-            max_cpu("kafka-ceiling"),
-        ) {
-            (Some(c), Some(h), Some(k)) => within_floors(target, c, h, k),
-            _ => Check::not_run(target, &missing(all, &floors)),
-        },
-    );
+    checks.push(within_floors(all, target, max_cpu));
     let target = format!("connector CPU per acked webhook at {half} ≤ 1.15 × (HTTP ceiling's + Kafka ceiling's, medians of their trials)");
-    checks.push(
-        match (
-            half_cpu("connector"),
-            half_cpu("http-ceiling"),
-            half_cpu("kafka-ceiling"),
-        ) {
-            (Some(c), Some(h), Some(k)) => within_floors(target, c, h, k),
-            _ => Check::not_run(target, &missing(all, &floors)),
-        },
-    );
+    checks.push(within_floors(all, target, half_cpu));
 
     // CPU per webhook against the receivers customers write today.
     for (peer, name, factor) in [("flask", "Flask", 15.0), ("express", "Express", 7.0)] {
