@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::observe::EventTypeLabel;
 use super::Endpoint;
 use crate::delivery::Stored;
-use crate::pipeline::{Answer, Fate, Origin, PrepareError, Quarantined};
+use crate::pipeline::{Answer, Fate, Origin, Quarantined};
 
 /// The 200 body.
 #[derive(Debug, Serialize)]
@@ -107,7 +107,6 @@ pub async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) ->
 struct Decided {
     body: Bytes,
     fate: Fate,
-    received_at_ms: i64,
     _body_share: BodyShare,
     _slot: Option<OwnedSemaphorePermit>,
 }
@@ -151,7 +150,6 @@ async fn read_and_decide(
     Ok(Decided {
         body,
         fate,
-        received_at_ms,
         _body_share: body_share,
         _slot: slot,
     })
@@ -168,7 +166,6 @@ async fn store_and_answer(
     let Decided {
         body,
         fate,
-        received_at_ms,
         _body_share,
         _slot,
     } = decided;
@@ -186,12 +183,8 @@ async fn store_and_answer(
         Ok(outcome) => outcome,
         // A topic managed elsewhere with a smaller limit: keep the body raw instead.
         Err(error) if error.is_too_large() => {
-            let error = PrepareError::RecordTooLarge {
-                detail: error.to_string(),
-                event_id: prepared.key,
-                event_type: prepared.event_type,
-            };
-            return quarantine(endpoint, origin, Quarantined::new(error, received_at_ms)).await;
+            let quarantined = prepared.too_large(error.to_string());
+            return quarantine(endpoint, origin, quarantined).await;
         }
         Err(error) => return Err(error.into()),
     };

@@ -231,6 +231,17 @@ impl Prepared {
             if_too_large: None,
         }
     }
+
+    /// Its body kept raw in quarantine instead (`record_too_large`): Kafka refused the
+    /// record, `detail` says how.
+    pub fn too_large(&self, detail: String) -> Quarantined {
+        let error = PrepareError::RecordTooLarge {
+            detail,
+            event_id: self.key.clone(),
+            event_type: self.event_type.clone(),
+        };
+        Quarantined::new(error, self.received_at_ms)
+    }
 }
 
 /// What a pipeline knows of the endpoint it serves.
@@ -391,12 +402,8 @@ impl Pipeline {
         // Spooled, then refused by Kafka as too large: kept raw in quarantine, as a record
         // refused at once is (the handler does that one).
         let if_too_large = || {
-            let error = PrepareError::RecordTooLarge {
-                detail: "refused by kafka as too large when forwarded from the spool".into(),
-                event_id: prepared.key.clone(),
-                event_type: prepared.event_type.clone(),
-            };
-            let quarantined = Quarantined::new(error, prepared.received_at_ms);
+            let quarantined = prepared
+                .too_large("refused by kafka as too large when forwarded from the spool".into());
             let stored = self.quarantine_body(origin.body, &quarantined);
             delivery::SpoolRecord::from(&self.quarantine_record(&quarantined, &stored))
         };
