@@ -18,6 +18,7 @@
 //! | `riskos_spool_dropped_total` | counter | |
 //! | `riskos_producer_queue_messages`, `riskos_producer_queue_bytes` | gauge | (librdkafka statistics) |
 //! | `riskos_broker_rtt_seconds` | gauge | `broker`, `quantile` (librdkafka statistics) |
+//! | `riskos_schema_registry_up` | gauge | (1 when the registry answered its last check, 0 when not) |
 
 use std::sync::OnceLock;
 
@@ -57,6 +58,9 @@ pub const PRODUCER_QUEUE_MESSAGES: &str = "riskos_producer_queue_messages";
 pub const PRODUCER_QUEUE_BYTES: &str = "riskos_producer_queue_bytes";
 /// Broker round-trip time from librdkafka's statistics.
 pub const BROKER_RTT: &str = "riskos_broker_rtt_seconds";
+
+/// 1 when the schema registry answered its last background check, 0 when it did not.
+pub const SCHEMA_REGISTRY_UP: &str = "riskos_schema_registry_up";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -139,6 +143,10 @@ fn describe() {
         BROKER_RTT,
         Unit::Seconds,
         "Broker round-trip time (librdkafka statistics), by broker and quantile."
+    );
+    describe_gauge!(
+        SCHEMA_REGISTRY_UP,
+        "1 when the schema registry answered its last check (every schema_registry.check_interval_secs), 0 when not; not part of readiness."
     );
     metrics::counter!(DUPLICATES).absolute(0);
     metrics::counter!(SPOOL_DROPPED).absolute(0);
