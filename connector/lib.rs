@@ -16,7 +16,8 @@
 //!
 //! [`config`] holds every setting (`[http]` for the listener, `[[endpoints]]` for each
 //! webhook endpoint), [`topology`] sets up what the connector needs around it, [`app`] builds
-//! and runs the service, [`telemetry`] sets up logs. `main.rs` only parses the command line.
+//! and runs the service, [`fd_limit`] fits its connection cap to the open-file limit,
+//! [`telemetry`] sets up logs. `main.rs` only parses the command line.
 
 pub mod app;
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+pub mod fd_limit;
 pub mod http;
 pub mod kafka;
 pub mod metrics;

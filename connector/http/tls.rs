@@ -113,7 +113,7 @@ impl axum::serve::Listener for ServeListener {
     async fn accept(&mut self) -> (Stream, PeerAddr) {
         match self {
             ServeListener::Plain(tcp) => {
-                let (stream, peer) = axum::serve::Listener::accept(tcp).await;
+                let (stream, peer) = super::server::accept_tcp(tcp).await;
                 (Stream::Plain(stream), PeerAddr(peer))
             }
             ServeListener::Tls(tls) => match tls.incoming.recv().await {
@@ -171,14 +171,14 @@ impl TlsListener {
 }
 
 async fn accept_loop(
-    mut tcp: TcpListener,
+    tcp: TcpListener,
     acceptor: TlsAcceptor,
     timeout: Duration,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
-        let (stream, peer) = axum::serve::Listener::accept(&mut tcp).await;
+        let (stream, peer) = super::server::accept_tcp(&tcp).await;
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "too many TLS handshakes in progress; connection closed");
             continue;
