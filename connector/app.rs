@@ -82,7 +82,7 @@ impl Application {
                 header_read: Duration::from_millis(config.http.header_read_timeout_ms),
                 idle: Duration::from_millis(config.http.idle_timeout_ms),
             },
-            max_connections: config.http.max_connections,
+            max_connections: crate::fd_limit::connection_cap(config),
         };
         Ok(Self {
             listener,
