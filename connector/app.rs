@@ -24,7 +24,8 @@ use crate::protect::Keyring;
 use crate::route::RoutesByPrefix;
 use crate::schema::Registry;
 use crate::topology::{
-    kafka_store, open_spool, pipelines_over, protection_keys, registry, resolve_routes,
+    kafka_store, open_spool, pipelines_over, protection_keys, registry,
+    resolve_routes_waiting_for_registry,
 };
 
 /// How long shutdown waits for Kafka to ack what is still queued.
@@ -38,18 +39,29 @@ pub struct Application {
     connections: ConnectionLimits,
     refuse_peer: RefusePeer,
     grace: Duration,
+    registry_check_interval: Duration,
 }
 
 impl Application {
     /// Does every start-up step on an already bound `listener` (the binary binds
     /// `http.listen`; tests bind port 0); any failure is returned with the step that failed.
+    ///
+    /// Meanwhile the listener already answers: alive, not ready, 503 to webhooks
+    /// ([`http::starting_router`]), so a start-up that waits for the schema registry shows as
+    /// a pod that is not ready yet rather than one whose probes time out.
     pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
-        // Secrets and the JWKS first: a bad credential setup fails before anything is created.
-        let setup = authenticate_then_route(config).await?;
-        let spool = open_spool(config)?;
-        let store = Arc::new(kafka_store(config, &setup.routes, spool).await?);
-        let state = assemble(config, setup, store);
-        Self::serve_with(config, listener, state)
+        let starting = Starting::serve(config, &listener)?;
+        let state = async {
+            // Secrets and the JWKS first: a bad credential setup fails before anything is
+            // created.
+            let setup = authenticate_then_route(config).await?;
+            let spool = open_spool(config)?;
+            let store = Arc::new(kafka_store(config, &setup.routes, spool).await?);
+            anyhow::Ok(assemble(config, setup, store))
+        }
+        .await;
+        starting.stop().await;
+        Self::serve_with(config, listener, state?)
     }
 
     /// [`Application::build`] over another store: no topic is created and no Kafka touched.
@@ -91,6 +103,7 @@ impl Application {
             connections,
             refuse_peer,
             grace: config.shutdown.grace(),
+            registry_check_interval: config.schema_registry.check_interval(),
         })
     }
 
@@ -111,7 +124,11 @@ impl Application {
         let state = self.state.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let store = state.store.clone();
-        let background = store.background(stop_rx).map(tokio::spawn);
+        let background = store.background(stop_rx.clone()).map(tokio::spawn);
+        let registry_check = state
+            .registry
+            .clone()
+            .map(|registry| tokio::spawn(registry.watch(self.registry_check_interval, stop_rx)));
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<Instant>();
         let drain_state = self.state.clone();
         let server = server::serve(
@@ -143,6 +160,9 @@ impl Application {
         let _ = stop_tx.send(true);
         if let Some(background) = background {
             let _ = background.await;
+        }
+        if let Some(registry_check) = registry_check {
+            let _ = registry_check.await;
         }
         let flush_for = FLUSH_TIMEOUT.min(grace.saturating_sub(stopping_at.elapsed()));
         if let Err(error) = store.flush(flush_for).await {
@@ -199,7 +219,7 @@ async fn authenticate_then_route(config: &Config) -> anyhow::Result<Setup> {
         ingresses.push(ingress);
     }
     let registry = registry(config)?;
-    let routes = resolve_routes(config, registry.as_ref()).await?;
+    let routes = resolve_routes_waiting_for_registry(config, registry.as_ref()).await?;
     let keys = protection_keys(config, &routes)?;
     Ok(Setup {
         ingresses,
@@ -223,6 +243,53 @@ fn assemble(config: &Config, setup: Setup, store: Arc<dyn Store>) -> AppState {
         .collect();
     AppState::new(endpoints, store, config.http.max_body_bytes, setup.registry)
         .with_openapi(&http::openapi::document(config))
+}
+
+/// The listener's stand-in while [`Application::build`] runs: a second handle on the same
+/// socket serving [`http::starting_router`]. Stopping it closes its connections after their
+/// current request (keep-alive ones too), so every later request reaches the real routes.
+struct Starting {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+/// Connections the start-up stand-in serves at once (probes and the odd early sender).
+const STARTING_CONNECTIONS: usize = 64;
+
+impl Starting {
+    fn serve(config: &Config, listener: &TcpListener) -> anyhow::Result<Self> {
+        use std::os::fd::AsFd;
+        let socket = listener
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the listening socket")?;
+        let socket = std::net::TcpListener::from(socket);
+        socket.set_nonblocking(true)?;
+        let listener = tls::serve_on(TcpListener::from_std(socket)?, &config.http.tls)?;
+        let limits = ConnectionLimits {
+            deadlines: Deadlines {
+                header_read: Duration::from_millis(config.http.header_read_timeout_ms),
+                idle: Duration::from_millis(config.http.idle_timeout_ms),
+            },
+            max_connections: STARTING_CONNECTIONS,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(server::serve(
+            listener,
+            http::starting_router(),
+            limits,
+            server::refuse_nobody(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self { stop, served })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.served.await;
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -247,6 +247,24 @@ pub struct SchemaRegistryConfig {
     /// checked at start-up and by `schemas check`: `BACKWARD` (default: consumers on the new
     /// schema read old records), `FORWARD`, `FULL` or `NONE`.
     pub compatibility: CompatibilityLevel,
+    /// Seconds between two background checks of the registry once the connector runs.
+    /// Default 30. The result is the `riskos_schema_registry_up` gauge, a log line when it
+    /// changes and `/healthz`'s detail; never readiness (subjects and ids are resolved at
+    /// start-up, so a running connector accepts webhooks without the registry).
+    pub check_interval_secs: Option<u64>,
+}
+
+impl SchemaRegistryConfig {
+    /// Default of [`SchemaRegistryConfig::check_interval_secs`].
+    pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 30;
+
+    /// The interval of the background registry check.
+    pub fn check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.check_interval_secs
+                .unwrap_or(Self::DEFAULT_CHECK_INTERVAL_SECS),
+        )
+    }
 }
 
 /// Schema evolution rule checked against the registry's latest version.
@@ -308,6 +326,22 @@ pub struct TopicsConfig {
     /// Create missing topics (compacted) at start-up. Default true; turn off when topics are
     /// managed elsewhere (Terraform, Strimzi) and the connector's principal may not create them.
     pub create: bool,
+    /// `min.insync.replicas` of the topics the connector creates. Default: the smaller of 2
+    /// and `replication_factor`, so `acks=all` means at least two brokers hold a record
+    /// before it is answered 2xx (Apache Kafka's own default is 1: the leader alone).
+    pub min_insync_replicas: Option<i32>,
+    /// Start even when a topic it writes to is replicated (replication factor above 1) but
+    /// its effective `min.insync.replicas` is below 2, so an acked record may sit on one
+    /// broker only. Default false; for development clusters only.
+    pub allow_single_replica_acks: bool,
+}
+
+impl TopicsConfig {
+    /// The `min.insync.replicas` given to created topics.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.min_insync_replicas
+            .unwrap_or_else(|| self.replication_factor.min(2))
+    }
 }
 
 impl Default for TopicsConfig {
@@ -316,6 +350,8 @@ impl Default for TopicsConfig {
             partitions: 6,
             replication_factor: 3,
             create: true,
+            min_insync_replicas: None,
+            allow_single_replica_acks: false,
         }
     }
 }
@@ -595,6 +631,20 @@ impl Config {
         }
         if self.topics.replication_factor < 1 {
             return invalid("topics.replication_factor", "must be at least 1");
+        }
+        let min_insync = self.topics.min_insync_replicas();
+        if min_insync < 1 || min_insync > self.topics.replication_factor {
+            return invalid(
+                "topics.min_insync_replicas",
+                format!(
+                    "must be between 1 and topics.replication_factor ({}): with more, no write \
+                     to a created topic could ever be acknowledged",
+                    self.topics.replication_factor
+                ),
+            );
+        }
+        if self.schema_registry.check_interval_secs == Some(0) {
+            return invalid("schema_registry.check_interval_secs", "must be at least 1");
         }
         self.validate_ingress()
     }

@@ -104,7 +104,11 @@ pub fn raise_soft_limit() -> Option<FileLimit> {
         }
     };
     if soft != was {
-        tracing::info!(from = was, to = soft, "open-file soft limit raised to the hard limit");
+        tracing::info!(
+            from = was,
+            to = soft,
+            "open-file soft limit raised to the hard limit"
+        );
     }
     Some(FileLimit { was, soft, hard })
 }
@@ -167,7 +171,10 @@ mod tests {
         config
             .endpoints
             .push(crate::config::EndpointConfig::new("riskos"));
-        assert_eq!(reserve(&config), BASE_RESERVE + PER_BROKER * ASSUMED_BROKERS);
+        assert_eq!(
+            reserve(&config),
+            BASE_RESERVE + PER_BROKER * ASSUMED_BROKERS
+        );
         config.kafka.bootstrap_servers = (0..20)
             .map(|i| format!("b{i}:9092"))
             .collect::<Vec<_>>()

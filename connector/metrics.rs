@@ -19,6 +19,15 @@
 //! | `riskos_producer_queue_messages`, `riskos_producer_queue_bytes` | gauge | (librdkafka statistics) |
 //! | `riskos_broker_rtt_seconds` | gauge | `broker`, `quantile` (librdkafka statistics) |
 //! | `riskos_schema_registry_up` | gauge | (1 when the registry answered its last check, 0 when not) |
+//! | `process_cpu_seconds_total` | counter | (user + system CPU, whole seconds) |
+//! | `process_resident_memory_bytes`, `process_virtual_memory_bytes` | gauge | |
+//! | `process_open_fds`, `process_max_fds` | gauge | (open descriptors; the soft `RLIMIT_NOFILE`) |
+//! | `process_start_time_seconds` | gauge | (Unix time) |
+//! | `process_threads` | gauge | |
+//!
+//! The `process_*` metrics are the ones every Prometheus client library exports, from
+//! `metrics-process` (`/proc/self` on Linux): read when the recorder is installed and then on
+//! the upkeep thread every [`UPKEEP_INTERVAL`], so a scrape sees values at most that old.
 
 use std::sync::OnceLock;
 
@@ -85,7 +94,10 @@ pub fn install() -> PrometheusHandle {
             // Another recorder (a test harness) may already be global; rendering still works.
             let _ = metrics::set_global_recorder(recorder);
             describe();
-            spawn_upkeep(handle.clone());
+            let process = metrics_process::Collector::default();
+            process.describe();
+            process.collect();
+            spawn_upkeep(handle.clone(), process);
             handle
         })
         .clone()
@@ -161,13 +173,14 @@ const UPKEEP_EVERY_REQUESTS: u64 = 1024;
 /// The recorder keeps every histogram sample until upkeep folds it into the buckets, which
 /// only a scrape did: a pod nobody scraped grew by ~38 bytes a request. Upkeep now runs on its
 /// own thread every [`UPKEEP_INTERVAL`] (a plain thread: it must not depend on a runtime that
-/// may be busy or gone).
-fn spawn_upkeep(handle: PrometheusHandle) {
+/// may be busy or gone), and reads the process metrics (CPU, memory, descriptors) there too.
+fn spawn_upkeep(handle: PrometheusHandle, process: metrics_process::Collector) {
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
         .spawn(move || loop {
             std::thread::sleep(UPKEEP_INTERVAL);
             handle.run_upkeep();
+            process.collect();
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the metrics upkeep thread; relying on request-count upkeep");

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::config::{Config, Encoding, EndpointConfig};
 use crate::delivery::{Dedup, Delivery, KafkaStore, Spool, Store};
-use crate::kafka::{self, PartitionCounts, Producer, TopicSpec};
+use crate::kafka::{self, PartitionCounts, Producer, TopicDurability, TopicSpec};
 use crate::pipeline::{Pipeline, PipelineSettings, ProtectionSettings};
 use crate::protect::{Keyring, Policy, RawPolicy};
 use crate::record_size;
@@ -45,6 +45,43 @@ pub async fn resolve_routes(
         tables.insert(prefix, routes);
     }
     Ok(tables)
+}
+
+/// [`resolve_routes`] for the service's start-up: while the registry does not answer
+/// (connection refused, timeout, 502/503) it waits and tries again — 1 s, doubling up to
+/// 30 s — with one log line per try; the listener meanwhile answers not ready. Anything the
+/// registry answers (an incompatible schema, a refusal) still stops start-up.
+pub async fn resolve_routes_waiting_for_registry(
+    config: &Config,
+    registry: Option<&Registry>,
+) -> anyhow::Result<RoutesByPrefix> {
+    const FIRST_WAIT: Duration = Duration::from_secs(1);
+    const LONGEST_WAIT: Duration = Duration::from_secs(30);
+    let mut wait = FIRST_WAIT;
+    loop {
+        match resolve_routes(config, registry).await {
+            Err(error) if registry_unreachable(&error) => {
+                metrics::gauge!(crate::metrics::SCHEMA_REGISTRY_UP).set(0.0);
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "schema registry unreachable at start-up; retrying (not ready until the \
+                     schemas resolve)"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LONGEST_WAIT);
+            }
+            resolved => return resolved,
+        }
+    }
+}
+
+fn registry_unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<crate::schema::RegistryError>()
+            .is_some_and(crate::schema::RegistryError::is_unreachable)
+    })
 }
 
 /// The routes of one topic prefix, their schemas checked and registered.
@@ -120,9 +157,10 @@ async fn check_compatibility(
 
 /// The topics the connector needs, over every endpoint's prefix: one compacted topic per
 /// route and a quarantine topic per prefix, each taking the largest record the connector
-/// produces.
+/// produces and acknowledging a record only once `topics.min_insync_replicas` brokers hold it.
 fn topic_specs(config: &Config, routes: &RoutesByPrefix) -> Vec<TopicSpec> {
     let max = record_size::kafka_message_bytes(config.http.max_body_bytes);
+    let min_insync = config.topics.min_insync_replicas();
     routes
         .topics()
         .into_iter()
@@ -133,8 +171,77 @@ fn topic_specs(config: &Config, routes: &RoutesByPrefix) -> Vec<TopicSpec> {
                 .into_iter()
                 .map(TopicSpec::retained),
         )
-        .map(|spec| spec.max_message_bytes(max))
+        .map(|spec| spec.max_message_bytes(max).min_insync_replicas(min_insync))
         .collect()
+}
+
+/// Reads what an acknowledged record rests on in every topic the connector writes to —
+/// created here or elsewhere — and refuses a replicated topic whose effective
+/// `min.insync.replicas` is below 2: `acks=all` would then be answered by the leader alone,
+/// and a leader lost right after the 2xx loses the record. `topics.allow_single_replica_acks`
+/// turns the refusal into a warning (development clusters).
+pub async fn check_durability(config: &Config, topics: &[String]) -> anyhow::Result<()> {
+    let described = match kafka::describe_durability(
+        &config.kafka.bootstrap_servers,
+        &config.kafka.librdkafka,
+        topics,
+    )
+    .await
+    {
+        Ok(described) => described,
+        Err(error) if config.topics.allow_single_replica_acks => {
+            tracing::warn!(%error, "topics' replication settings not checked (topics.allow_single_replica_acks)");
+            return Ok(());
+        }
+        Err(error) => {
+            return Err(error).context(
+                "reading the topics' replication settings (topics.allow_single_replica_acks = \
+                 true skips this check on development clusters)",
+            )
+        }
+    };
+    for (topic, durability) in described {
+        match durability {
+            TopicDurability::Missing => tracing::warn!(
+                topic,
+                "topic does not exist (topics.create = false): records to it fail until it is \
+                 made; its min.insync.replicas is not checked"
+            ),
+            TopicDurability::Replicated {
+                replication_factor,
+                min_insync_replicas,
+            } => {
+                if replication_factor > 1 && min_insync_replicas < 2 {
+                    let refusal = format!(
+                        "topic `{topic}` has replication factor {replication_factor} but \
+                         min.insync.replicas {min_insync_replicas}: an acknowledged record could \
+                         sit on a single broker and be lost with it. Set the topic's \
+                         min.insync.replicas to 2 (kafka-configs.sh --alter --entity-type topics \
+                         --entity-name {topic} --add-config min.insync.replicas=2), or set \
+                         topics.allow_single_replica_acks = true (development only)"
+                    );
+                    if !config.topics.allow_single_replica_acks {
+                        anyhow::bail!(refusal);
+                    }
+                    tracing::warn!(
+                        topic,
+                        replication_factor,
+                        min_insync_replicas,
+                        "{refusal}; allowed by topics.allow_single_replica_acks"
+                    );
+                } else if min_insync_replicas > replication_factor {
+                    tracing::warn!(
+                        topic,
+                        replication_factor,
+                        min_insync_replicas,
+                        "min.insync.replicas is above the replication factor: no record to this \
+                         topic can be acknowledged"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates any missing topic: one compacted topic per route and a quarantine topic per
@@ -299,6 +406,7 @@ pub async fn kafka_store(
     let route_topics = routes.topics();
     match ensure_topics(config, routes).await {
         Ok(topics) => {
+            check_durability(config, &topics).await?;
             tracing::info!(?topics, encoding = ?config.encoding(), "topics ready");
             // Topics just created may not list their partitions for a moment (no leader yet):
             // a few quick tries, then in the background.
@@ -334,7 +442,7 @@ pub async fn kafka_store(
             let (specs, config) = (topic_specs(config, routes), config.clone());
             let (producer, partitions) = (producer.clone(), partitions.clone());
             tokio::spawn(async move {
-                retry_topics(config, specs).await;
+                retry_topics(&config, &specs).await;
                 retry_partition_counts(producer, partitions, route_topics).await
             });
         }
@@ -382,24 +490,39 @@ async fn retry_partition_counts(
     }
 }
 
-/// Creates the topics once Kafka answers (start-up with a spool during an outage).
-async fn retry_topics(config: Config, specs: Vec<TopicSpec>) {
+/// Creates the topics once Kafka answers (start-up with a spool during an outage), then
+/// checks their replication settings as start-up would have. The process is already taking
+/// webhooks into its spool, so a refusal here cannot stop start-up: it is logged as an error
+/// on every try until the topic is fixed, and the spool keeps the records meanwhile.
+async fn retry_topics(config: &Config, specs: &[TopicSpec]) {
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let created = kafka::ensure_topics(
-            &config.kafka.bootstrap_servers,
-            &config.kafka.librdkafka,
-            &specs,
-            config.topics.partitions,
-            config.topics.replication_factor,
-        )
-        .await;
-        match created {
+        let created = if config.topics.create {
+            kafka::ensure_topics(
+                &config.kafka.bootstrap_servers,
+                &config.kafka.librdkafka,
+                specs,
+                config.topics.partitions,
+                config.topics.replication_factor,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        } else {
+            Ok(())
+        };
+        if let Err(error) = created {
+            tracing::warn!(%error, "creating topics: kafka still unavailable");
+            continue;
+        }
+        match check_durability(config, &names).await {
             Ok(()) => {
                 tracing::info!("topics ready");
                 return;
             }
-            Err(error) => tracing::warn!(%error, "creating topics: kafka still unavailable"),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "topics not safe to write to")
+            }
         }
     }
 }

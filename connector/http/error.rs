@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The server is draining before exit.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// Start-up has not finished (waiting for the schema registry, say).
+    #[error("server is starting")]
+    Starting,
     /// No valid credentials; the reason goes to the log only.
     #[error("authentication required")]
     Unauthorized(#[from] AuthFailure),
@@ -95,7 +98,8 @@ impl ApiError {
             ApiError::Produce(_)
             | ApiError::SpoolUnavailable(_)
             | ApiError::QuarantineFailed(_)
-            | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ShuttingDown
+            | ApiError::Starting => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_)
             | ApiError::RequiredHeader(..)
             | ApiError::Token(TokenError::InvalidClient) => StatusCode::UNAUTHORIZED,
@@ -130,7 +134,8 @@ impl ApiError {
             ApiError::Produce(_)
             | ApiError::SpoolUnavailable(_)
             | ApiError::QuarantineFailed(_)
-            | ApiError::ShuttingDown => Some(5),
+            | ApiError::ShuttingDown
+            | ApiError::Starting => Some(5),
             _ => None,
         }
     }
@@ -149,6 +154,7 @@ impl ApiError {
             ApiError::Produce(ProduceError::TooLarge(_)) => "record_too_large",
             ApiError::Produce(ProduceError::Kafka(_)) => "kafka_error",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::Starting => "starting",
             ApiError::Unauthorized(failure) => failure.reason.kind(),
             ApiError::RequiredHeader(..) => "required_header",
             ApiError::Forbidden => "ip_not_allowed",

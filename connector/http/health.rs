@@ -8,28 +8,31 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::schema::RegistryStatus;
 
-/// `GET /healthz`: the process is up and serving.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`: the process is up and serving (always 200). With a registry, its detail
+/// shows the last background check (`schema_registry`: `ok` or `unreachable`): an outage
+/// worth seeing, but not a reason to restart or to leave the Service.
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    match &state.registry {
+        None => Json(json!({"status": "ok"})),
+        Some(registry) => {
+            let seen = match registry.status() {
+                RegistryStatus::Up => "ok",
+                RegistryStatus::Unreachable => "unreachable",
+            };
+            Json(json!({"status": "ok", "checks": {"schema_registry": seen}}))
+        }
+    }
 }
 
 /// `GET /readyz`: ready when not shutting down, the spool (if any) is below its high-water
-/// mark, the brokers answer a metadata request, and the registry (if configured) answers.
-/// The body lists every check and names the first that failed.
+/// mark and the brokers answer a metadata request — only what accepting a webhook needs.
+/// The schema registry is not asked: subjects and ids were resolved at start-up, and one
+/// dependency's blip must not take every pod out of the Service at once. The body lists
+/// every check and names the first that failed.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let store = state.store.health(CHECK_TIMEOUT);
-    let registry = async {
-        match &state.registry {
-            Some(registry) => Some(
-                tokio::time::timeout(CHECK_TIMEOUT, registry.reachable())
-                    .await
-                    .unwrap_or(false),
-            ),
-            None => None,
-        }
-    };
-    let (store, registry) = tokio::join!(store, registry);
+    let store = state.store.health(CHECK_TIMEOUT).await;
 
     // (check, result, whether a failure makes the pod unready)
     let mut results = vec![("shutdown", !state.is_shutting_down(), true)];
@@ -40,9 +43,6 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     // degraded but stay ready until the spool reaches its high-water mark.
     let spooling = store.spool_above_high_water_mark.is_some();
     results.push(("kafka", store.kafka, !spooling));
-    if let Some(ok) = registry {
-        results.push(("schema_registry", ok, true));
-    }
     let checks: serde_json::Map<String, Value> = results
         .iter()
         .map(|(name, ok, fatal)| {

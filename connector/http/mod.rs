@@ -44,7 +44,7 @@ pub struct Shared {
     pub endpoints: Vec<Arc<Endpoint>>,
     /// Where every endpoint's records are stored (readiness and gauges ask it).
     pub store: Arc<dyn Store>,
-    /// The schema registry, when configured (readiness checks it).
+    /// The schema registry, when configured (`/healthz` shows its last background check).
     pub registry: Option<crate::schema::Registry>,
     /// The OpenAPI document served at `/openapi.json` ([`AppState::with_openapi`]).
     openapi: axum::body::Bytes,
@@ -186,4 +186,40 @@ pub fn router(state: AppState) -> Router {
         // The handler enforces the body limit itself (413 before reading).
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// What the listener serves while start-up waits (for the schema registry, say): alive
+/// (`/healthz` 200), not ready (`/readyz` 503, `failed: starting`), metrics, and 503 with
+/// `Retry-After` on every other path, so a sender that reaches the pod retries.
+pub fn starting_router() -> Router {
+    use axum::http::StatusCode;
+    use axum::Json;
+    use serde_json::json;
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({"status": "starting"})) }),
+        )
+        .route(
+            "/readyz",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({
+                        "status": "not_ready",
+                        "failed": "starting",
+                        "checks": {"starting": "failed"},
+                    })),
+                )
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|| async {
+                let handle = crate::metrics::install();
+                handle.run_upkeep();
+                handle.render()
+            }),
+        )
+        .fallback(|| async { ApiError::Starting })
 }

@@ -1,9 +1,12 @@
-//! Topic administration: create the compacted topics the routes need, at start-up.
+//! Topic administration at start-up: create the compacted topics the routes need, and read
+//! back what an acknowledged record rests on (replication factor, `min.insync.replicas`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use std::sync::Arc;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -22,6 +25,18 @@ pub enum AdminError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    /// A topic's configuration could not be read (an ACL without `DescribeConfigs`, say).
+    #[error(
+        "cannot read the configuration of topic `{topic}`: {code} (the connector's principal \
+         needs DescribeConfigs on its topics)"
+    )]
+    DescribeConfigs {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    /// The cluster's metadata could not be read.
+    #[error("cannot read topic metadata: {0}")]
+    Metadata(KafkaError),
 }
 
 /// A topic to create if missing.
@@ -53,6 +68,14 @@ impl TopicSpec {
         }
     }
 
+    /// Requires `replicas` in-sync copies before `acks=all` is answered
+    /// (`min.insync.replicas`): the broker default of 1 lets the leader alone acknowledge.
+    pub fn min_insync_replicas(mut self, replicas: i32) -> Self {
+        self.configs
+            .push(("min.insync.replicas", replicas.to_string()));
+        self
+    }
+
     /// Lets the topic take records of up to `bytes` (`max.message.bytes`), so the largest
     /// record the connector produces fits (see [`crate::record_size`]).
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
@@ -69,8 +92,7 @@ pub async fn ensure_topics(
     partitions: i32,
     replication_factor: i32,
 ) -> Result<(), AdminError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap_servers, &[], passthrough).create()?;
+    let admin = admin_client(bootstrap_servers, passthrough)?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|spec| {
@@ -84,15 +106,118 @@ pub async fn ensure_topics(
             )
         })
         .collect();
-    // Bounded so a start-up against an unreachable cluster fails in seconds, not minutes.
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&new_topics, &options).await? {
+    for result in admin.create_topics(&new_topics, &bounded()).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(AdminError::Create { topic, code }),
         }
     }
     Ok(())
+}
+
+/// What an acknowledged record of one topic rests on, as the cluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicDurability {
+    /// The topic does not exist (topics managed elsewhere and not made yet).
+    Missing,
+    /// The topic's replication factor (its least replicated partition's) and its effective
+    /// `min.insync.replicas` (its own setting, or the broker's default).
+    Replicated {
+        replication_factor: i32,
+        min_insync_replicas: i32,
+    },
+}
+
+/// Reads, for each topic, its replication factor from the cluster's metadata and its
+/// effective `min.insync.replicas` from `DescribeConfigs`: what `acks=all` waits for.
+pub async fn describe_durability(
+    bootstrap_servers: &str,
+    passthrough: &BTreeMap<String, String>,
+    topics: &[String],
+) -> Result<Vec<(String, TopicDurability)>, AdminError> {
+    let admin = Arc::new(admin_client(bootstrap_servers, passthrough)?);
+    let replication = {
+        let (admin, topics) = (admin.clone(), topics.to_vec());
+        tokio::task::spawn_blocking(move || replication_factors(&admin, &topics))
+            .await
+            .map_err(|_| AdminError::Metadata(KafkaError::Canceled))??
+    };
+    let present: Vec<&String> = topics
+        .iter()
+        .filter(|t| replication.get(*t).is_some())
+        .collect();
+    let specifiers: Vec<ResourceSpecifier> = present
+        .iter()
+        .map(|t| ResourceSpecifier::Topic(t))
+        .collect();
+    let mut min_insync = BTreeMap::new();
+    if !specifiers.is_empty() {
+        let described = admin.describe_configs(&specifiers, &bounded()).await?;
+        for (topic, result) in present.iter().zip(described) {
+            let resource = result.map_err(|code| AdminError::DescribeConfigs {
+                topic: topic.to_string(),
+                code,
+            })?;
+            let value = resource
+                .get("min.insync.replicas")
+                .and_then(|entry| entry.value.as_deref())
+                .and_then(|v| v.parse::<i32>().ok())
+                // Not reported (an old broker): Kafka's own default.
+                .unwrap_or(1);
+            min_insync.insert(topic.to_string(), value);
+        }
+    }
+    Ok(topics
+        .iter()
+        .map(|topic| {
+            let durability = match (replication.get(topic), min_insync.get(topic)) {
+                (Some(&replication_factor), Some(&min_insync_replicas)) => {
+                    TopicDurability::Replicated {
+                        replication_factor,
+                        min_insync_replicas,
+                    }
+                }
+                _ => TopicDurability::Missing,
+            };
+            (topic.clone(), durability)
+        })
+        .collect())
+}
+
+/// The replication factor of each existing topic among `topics`: the fewest replicas of any
+/// of its partitions. A blocking metadata request.
+fn replication_factors(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[String],
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(AdminError::Metadata)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && topics.iter().any(|name| name == t.name()))
+        .filter_map(|t| {
+            let fewest = t.partitions().iter().map(|p| p.replicas().len()).min()?;
+            Some((
+                t.name().to_string(),
+                i32::try_from(fewest).unwrap_or(i32::MAX),
+            ))
+        })
+        .collect())
+}
+
+fn admin_client(
+    bootstrap_servers: &str,
+    passthrough: &BTreeMap<String, String>,
+) -> Result<AdminClient<DefaultClientContext>, AdminError> {
+    Ok(client_config(bootstrap_servers, &[], passthrough).create()?)
+}
+
+/// Bounded so a start-up against an unreachable cluster fails in seconds, not minutes.
+fn bounded() -> AdminOptions {
+    AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)))
 }

@@ -4,7 +4,7 @@ pub mod admin;
 pub mod partition;
 pub mod producer;
 
-pub use admin::{ensure_topics, AdminError, TopicSpec};
+pub use admin::{describe_durability, ensure_topics, AdminError, TopicDurability, TopicSpec};
 pub use partition::PartitionCounts;
 pub use producer::{Delivered, ProduceError, Producer};
 

@@ -11,4 +11,4 @@ pub mod registry;
 
 pub use catalog::{Catalog, CatalogError, SchemaEntry};
 pub use convert::ConvertError;
-pub use registry::{Registry, RegistryError};
+pub use registry::{Registry, RegistryError, RegistryStatus};

@@ -1,8 +1,14 @@
-//! Schema Registry client: registers each value schema under `<topic>-value` at start-up.
+//! Schema Registry client: registers each value schema under `<topic>-value` at start-up,
+//! then checks in the background that the registry still answers.
 //!
 //! Requests never call the registry: ids are resolved once, so a registry outage after
-//! start-up does not stop the flow of webhooks.
+//! start-up does not stop the flow of webhooks, and readiness does not depend on it (one
+//! dependency's blip would otherwise take every pod out of the Service at once). The
+//! background check ([`Registry::watch`]) is what shows an outage: the
+//! `riskos_schema_registry_up` gauge, a log line when it changes and `/healthz`'s detail.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use schema_registry_converter::async_impl::schema_registry::{
@@ -25,6 +31,9 @@ pub enum RegistryError {
         url: String,
         subject: String,
         reason: String,
+        /// The registry could not be reached or was briefly unavailable (502/503): worth
+        /// another try.
+        unreachable: bool,
     },
     /// Registration failed (registry unreachable, or it refused the schema).
     #[error("schema registry {url}: registering subject `{subject}` failed: {reason}")]
@@ -32,7 +41,30 @@ pub enum RegistryError {
         url: String,
         subject: String,
         reason: String,
+        /// As for [`RegistryError::Read`].
+        unreachable: bool,
     },
+}
+
+impl RegistryError {
+    /// True when the registry did not answer (connection refused, timeout, 502/503), as
+    /// opposed to answering no: start-up retries the former and stops on the latter.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            RegistryError::Settings(_) => false,
+            RegistryError::Read { unreachable, .. }
+            | RegistryError::Register { unreachable, .. } => *unreachable,
+        }
+    }
+}
+
+/// What the last registry check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryStatus {
+    /// It answered.
+    Up,
+    /// It did not answer.
+    Unreachable,
 }
 
 /// A configured registry client.
@@ -40,7 +72,12 @@ pub enum RegistryError {
 pub struct Registry {
     url: String,
     settings: SrSettings,
+    /// The last check's [`RegistryStatus`], shared by the clones (`UP` or `UNREACHABLE`).
+    status: Arc<AtomicU8>,
 }
+
+const UP: u8 = 1;
+const UNREACHABLE: u8 = 2;
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +110,7 @@ impl Registry {
         Ok(Self {
             url: config.url.clone(),
             settings,
+            status: Arc::new(AtomicU8::new(UP)),
         })
     }
 
@@ -95,6 +133,7 @@ impl Registry {
                 url: self.url.clone(),
                 subject: subject.to_string(),
                 reason: e.to_string(),
+                unreachable: e.retriable,
             })
     }
 }
@@ -110,6 +149,7 @@ impl Registry {
                 url: self.url.clone(),
                 subject: subject.to_string(),
                 reason: e.to_string(),
+                unreachable: e.retriable,
             }),
         }
     }
@@ -124,16 +164,61 @@ impl Registry {
                 url: self.url.clone(),
                 subject: format!("schema id {id}"),
                 reason: "not found".into(),
+                unreachable: false,
             })
     }
 }
 
 impl Registry {
-    /// True when the registry answers `GET /subjects` (readiness).
+    /// True when the registry answers `GET /subjects`.
     pub async fn reachable(&self) -> bool {
         schema_registry_converter::async_impl::schema_registry::get_all_subjects(&self.settings)
             .await
             .is_ok()
+    }
+
+    /// What the last check found (up until a check says otherwise: the schemas resolved at
+    /// start-up).
+    pub fn status(&self) -> RegistryStatus {
+        match self.status.load(Ordering::Relaxed) {
+            UNREACHABLE => RegistryStatus::Unreachable,
+            _ => RegistryStatus::Up,
+        }
+    }
+
+    /// Checks the registry every `interval` until `stop` turns true: sets
+    /// `riskos_schema_registry_up`, the status `/healthz` shows, and logs each change. Only
+    /// this check calls the registry after start-up — never a probe, never a request.
+    pub async fn watch(self, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        metrics::gauge!(crate::metrics::SCHEMA_REGISTRY_UP).set(1.0);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            // A check never outlasts its interval, so checks do not pile up.
+            let answered = tokio::time::timeout(interval, self.reachable())
+                .await
+                .unwrap_or(false);
+            let now = if answered { UP } else { UNREACHABLE };
+            metrics::gauge!(crate::metrics::SCHEMA_REGISTRY_UP).set(if answered {
+                1.0
+            } else {
+                0.0
+            });
+            let before = self.status.swap(now, Ordering::Relaxed);
+            match (before, now) {
+                (UP, UNREACHABLE) => tracing::warn!(
+                    url = %self.url,
+                    "schema registry unreachable; webhooks are still accepted (schemas were \
+                     resolved at start-up), but a pod started now waits for it"
+                ),
+                (UNREACHABLE, UP) => {
+                    tracing::info!(url = %self.url, "schema registry reachable again")
+                }
+                _ => {}
+            }
+        }
     }
 }
 

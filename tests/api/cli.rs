@@ -205,6 +205,165 @@ fn a_bad_config_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("max_body_bytes"), "{stderr}");
 }
 
+/// README's "Run it against a broker and a registry", run as written: the shell block up to its
+/// `serve` line runs in bash (`HOME` a temporary folder, `cargo run --release --` this test's
+/// binary), then each command the `serve` line offers — `serve`, and the `serve --config
+/// config.example.toml` of its comment — starts the connector from the repository root with
+/// the variables the block exported, and the block's `curl` gets the answer the block shows.
+/// Only the addresses differ: the test's broker, registry, a free port and a topic prefix of
+/// its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_run_against_a_broker_and_a_registry_runs_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Run it against a broker and a registry\n")
+        .nth(1)
+        .expect("README has the section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the section's first block is a ```sh block");
+    let lines: Vec<&str> = block.lines().collect();
+    let serve_at = lines
+        .iter()
+        .position(|l| l.starts_with("cargo run --release -- serve"))
+        .expect("a `cargo run --release -- serve` line");
+    let setup = lines[..serve_at].join("\n");
+    let (command, comment) = lines[serve_at]
+        .split_once('#')
+        .expect("the serve line's comment offers the config file");
+    let serves: Vec<Vec<String>> = [
+        command.trim().trim_start_matches("cargo run --release --"),
+        comment.trim().strip_prefix("or:").expect("`# or: serve …`"),
+    ]
+    .iter()
+    .map(|args| args.split_whitespace().map(String::from).collect())
+    .collect();
+    assert!(
+        serves[1].contains(&"config.example.toml".to_string()),
+        "{serves:?}"
+    );
+    let after: Vec<&str> = lines[serve_at + 1..].to_vec();
+    let curl = after
+        .iter()
+        .skip_while(|l| !l.starts_with("curl "))
+        .take_while(|l| !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('\\'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(curl.contains("http://localhost:8080/"), "{curl}");
+    let shown: Vec<&str> = after.iter().filter_map(|l| l.strip_prefix("# ")).collect();
+    let (shown_status, shown_body) = (shown[0], shown[1]);
+    let shown_body: serde_json::Value = serde_json::from_str(shown_body).unwrap();
+
+    // `cargo run --release -- ARGS` is this binary; a missing `uuidgen` is the kernel's.
+    let preamble = "set -euo pipefail\n\
+        cargo() { [ \"$1 $2 $3\" = 'run --release --' ] || { echo \"unexpected: cargo $*\" >&2; return 99; }; shift 3; \"$README_BINARY\" \"$@\"; }\n\
+        command -v uuidgen >/dev/null || uuidgen() { cat /proc/sys/kernel/random/uuid; }\n";
+    let home = tempfile::tempdir().unwrap();
+    let shell = |script: String| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!("{preamble}{setup}\n{script}\n"))
+            .current_dir(root)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", home.path())
+            .env("README_BINARY", env!("CARGO_BIN_EXE_riskos-connector"))
+            .output()
+            .unwrap()
+    };
+    let exported = shell("env -0".into());
+    assert!(
+        exported.status.success(),
+        "the block failed: {}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let exported: Vec<(String, String)> = exported
+        .stdout
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8(entry.to_vec()).ok()?;
+            let (name, value) = entry.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect();
+    assert!(
+        exported
+            .iter()
+            .any(|(name, _)| name.starts_with("RISKOS_ENDPOINTS__RISKOS__")),
+        "{exported:?}"
+    );
+
+    let broker = Broker::shared();
+    let registry = RegistryDouble::start().await;
+    let client = reqwest::Client::new();
+    for args in serves {
+        let port = crate::helpers::free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+            .args(&args)
+            .current_dir(root)
+            .env_clear()
+            .envs(exported.iter().map(|(k, v)| (k, v)))
+            .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap())
+            .env("RISKOS_SCHEMA_REGISTRY__URL", &registry.url)
+            .env("RISKOS_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "RISKOS_ENDPOINTS__RISKOS__TOPIC_PREFIX",
+                crate::helpers::app::unique_topic_prefix(),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                panic!(
+                    "`riskos-connector {}` exited ({exit}) before it was ready: {}",
+                    args.join(" "),
+                    log.join().unwrap()
+                );
+            }
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`riskos-connector {}` not ready in 90 s",
+                args.join(" ")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+
+        let answered = shell(curl.replace("http://localhost:8080/", &format!("{base}/")));
+
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let exit = child.wait().unwrap();
+        let log = log.join().unwrap();
+        let text = String::from_utf8_lossy(&answered.stdout).replace('\r', "");
+        assert!(answered.status.success(), "curl failed: {answered:?}");
+        assert_eq!(text.lines().next(), Some(shown_status), "{args:?}: {text}");
+        let body: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        for (key, value) in shown_body.as_object().unwrap() {
+            assert_eq!(&body[key], value, "{args:?}: {text}");
+        }
+        assert!(exit.success(), "{args:?}: exit {exit}: {log}");
+    }
+}
+
 /// Sums the samples of `name` whose label set contains every one of `labels`.
 fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()

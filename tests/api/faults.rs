@@ -30,6 +30,8 @@ fn mock_topics(
     replication: i32,
 ) {
     config.topics.create = false;
+    // The mock has no DescribeConfigs (and min.insync.replicas 1): nothing to check there.
+    config.topics.allow_single_replica_acks = true;
     let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
     for plan in riskos_connector::route::Routes::plan(&catalog, &config.endpoints[0].topic_prefix) {
         mock.create_topic(&plan.topic, 1, replication).unwrap();
@@ -160,8 +162,11 @@ async fn leader_changes_under_load_lose_no_acknowledged_event() {
 /// creates (`Cluster::start` checks it through DescribeConfigs). Test-only: a shorter broker
 /// session (default 9 s, heartbeat 2 s), so that a killed node is fenced, and a cluster killed
 /// as a whole restarts, a few seconds sooner.
+/// The nodes' settings: Apache Kafka's defaults but for faster fencing. In particular no
+/// broker-wide `min.insync.replicas` (Kafka's default is 1, as on a customer's cluster left
+/// as installed): the topics' `min.insync.replicas=2` is the connector's own doing
+/// (`topics.min_insync_replicas`), and the outage tests below rely on it.
 const THREE_NODES: &[&str] = &[
-    "min.insync.replicas=2",
     "broker.session.timeout.ms=4000",
     "broker.heartbeat.interval.ms=500",
 ];
@@ -188,18 +193,27 @@ async fn connector_for_outages(broker: &Broker, replication: i32, spool: Option<
     TestApp::spawn(config).await.unwrap()
 }
 
-/// Asserts that `topic` is what the fault tests claim: 3 replicas, min.insync.replicas=2.
-async fn assert_three_replicas_two_in_sync_required(broker: &Broker, topic: &str) {
-    let (replicas, _) = broker.replicas(topic, 0);
-    assert_eq!(replicas.len(), 3, "{topic}: replicas {replicas:?}");
-    assert_eq!(
-        broker
-            .topic_config(topic, "min.insync.replicas")
-            .await
-            .as_deref(),
-        Some("2"),
-        "{topic}: min.insync.replicas"
-    );
+/// Asserts that every topic the connector created (the event topics, `unrecognized`,
+/// `quarantine`) is what the fault tests claim, read back through Kafka's admin API: 3
+/// replicas, min.insync.replicas=2 — on brokers whose own default is 1.
+async fn assert_three_replicas_two_in_sync_required(broker: &Broker, prefix: &str) {
+    let topics = [
+        riskos_connector::route::topic_name(prefix, "evaluation_completed"),
+        riskos_connector::route::topic_name(prefix, riskos_connector::route::UNRECOGNIZED_TOPIC),
+        riskos_connector::route::quarantine_topic(prefix),
+    ];
+    for topic in &topics {
+        let (replicas, _) = broker.replicas(topic, 0);
+        assert_eq!(replicas.len(), 3, "{topic}: replicas {replicas:?}");
+        assert_eq!(
+            broker
+                .topic_config(topic, "min.insync.replicas")
+                .await
+                .as_deref(),
+            Some("2"),
+            "{topic}: min.insync.replicas"
+        );
+    }
 }
 
 /// A 3-node cluster of its own and an in-process connector on it.
@@ -229,7 +243,8 @@ impl Cluster {
         let spool = spool.then(|| tempfile::tempdir().unwrap());
         let app = connector_for_outages(&broker, 3, spool.as_ref().map(|d| d.path())).await;
         let topic = event_topic(&app.config);
-        assert_three_replicas_two_in_sync_required(&broker, &topic).await;
+        assert_three_replicas_two_in_sync_required(&broker, &app.config.endpoints[0].topic_prefix)
+            .await;
         Self {
             broker,
             app,
@@ -527,12 +542,8 @@ impl ConnectorProcess {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("connector exited during start-up: {status}");
             }
-            let healthy = client
-                .get(format!("http://127.0.0.1:{}/healthz", self.port))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if healthy {
+            let base = format!("http://127.0.0.1:{}", self.port);
+            if crate::helpers::started(&client, &base).await {
                 return;
             }
             assert!(Instant::now() < deadline, "connector did not start");
@@ -588,7 +599,7 @@ async fn the_connector_killed_and_terminated_mid_load_loses_nothing_it_acknowled
     let topic = riskos_connector::route::topic_name(prefix, "evaluation_completed");
     let mut connector =
         ConnectorProcess::start(port, spool.path(), &broker.bootstrap(), prefix).await;
-    assert_three_replicas_two_in_sync_required(&broker, &topic).await;
+    assert_three_replicas_two_in_sync_required(&broker, prefix).await;
     let load = Load::start_paced(
         format!("http://127.0.0.1:{port}/webhooks/riskos"),
         "crash",
@@ -826,4 +837,55 @@ async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine()
     );
     assert_eq!(quarantined[0].header("endpoint"), Some("riskos"));
     assert!(read_all(&broker.bootstrap(), &event_topic).is_empty());
+}
+
+/// A replicated topic made elsewhere with `min.insync.replicas=1` (the broker default, as a
+/// topic made by hand or by Terraform often has) lets the leader alone acknowledge a record:
+/// start-up refuses it, naming the topic, both values and the settings to change. Topics the
+/// connector creates itself on the same cluster pass. `topics.allow_single_replica_acks`
+/// lets it start (development).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_topic_made_elsewhere_that_acks_on_one_broker_stops_start_up() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let broker = Broker::start_cluster(3, THREE_NODES).await;
+    let mut config = test_config(&broker.bootstrap(), "");
+    config.topics.replication_factor = 3;
+    let topic = event_topic(&config);
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let made = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(3))
+                .set("cleanup.policy", "compact")
+                .set("min.insync.replicas", "1")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(made[0].is_ok(), "{made:?}");
+
+    let refused = TestApp::spawn(config.clone())
+        .await
+        .err()
+        .map(|error| format!("{error:#}"))
+        .expect("start-up refused");
+    for needle in [
+        format!("topic `{topic}`"),
+        "replication factor 3".to_string(),
+        "min.insync.replicas 1".to_string(),
+        "min.insync.replicas=2".to_string(),
+        "topics.allow_single_replica_acks".to_string(),
+    ] {
+        assert!(refused.contains(&needle), "{needle:?} not in: {refused}");
+    }
+
+    config.topics.allow_single_replica_acks = true;
+    let app = TestApp::spawn(config)
+        .await
+        .expect("allowed for development");
+    let posted = app.post_webhook(event("elsewhere", 1)).await.status();
+    assert_eq!(posted, 200);
+    app.stop().await.unwrap();
 }

@@ -25,7 +25,6 @@ async fn readiness_turns_503_when_the_broker_stops_and_200_when_it_returns() {
     let (before, body) = readyz(&stack).await;
     assert_eq!(before, 200, "{body}");
     assert_eq!(body["checks"]["kafka"], "ok");
-    assert_eq!(body["checks"]["schema_registry"], "ok");
 
     stack.broker.kill();
     let (down, body) = readyz(&stack).await;
@@ -44,21 +43,211 @@ async fn readiness_turns_503_when_the_broker_stops_and_200_when_it_returns() {
     }
 }
 
+/// Readiness asks only what accepting a webhook needs: probes never reach the registry
+/// (subjects and ids were resolved at start-up; its background check runs every
+/// `schema_registry.check_interval_secs`, 30 s by default, not per probe).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_names_an_unreachable_registry() {
+async fn readiness_probes_make_no_registry_call() {
     let stack = Stack::start().await;
-    let Stack {
-        broker,
-        registry,
-        app,
-    } = stack;
-    drop(registry);
-    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["failed"], "schema_registry");
-    assert_eq!(body["checks"]["kafka"], "ok");
-    drop(broker);
+    let before = stack.registry.subject_listings();
+    for _ in 0..20 {
+        let (status, body) = readyz(&stack).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["checks"].get("schema_registry").is_none(), "{body}");
+    }
+    assert_eq!(
+        stack.registry.subject_listings(),
+        before,
+        "20 readiness probes called the registry"
+    );
+}
+
+async fn healthz(stack: &Stack) -> Value {
+    let url = stack.app.url("/healthz");
+    let response = stack.app.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn metric_line(stack: &Stack, name: &str) -> Option<String> {
+    let url = stack.app.url("/metrics");
+    let text = stack
+        .app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .map(str::to_string)
+}
+
+/// Polls `/healthz` (up to 20 s) until its registry detail is `seen`.
+async fn until_registry_seen(stack: &Stack, seen: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = healthz(stack).await;
+        if body["checks"]["schema_registry"] == seen {
+            return;
+        }
+        assert!(Instant::now() < deadline, "registry never {seen}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The registry stops after start-up: the pod stays ready and every webhook is stored, the
+/// outage shows in `/healthz`, `riskos_schema_registry_up` and one log line; once the
+/// registry is back, the records written meanwhile decode through it.
+#[tokio::test]
+async fn a_registry_outage_after_start_keeps_the_pod_ready_and_webhooks_stored() {
+    let (_capturing, logs) = crate::helpers::logs::capture();
+    let mut stack = Stack::start_with(|config| {
+        config.schema_registry.check_interval_secs = Some(1);
+    })
+    .await;
+    until_registry_seen(&stack, "ok").await;
+
+    stack.registry.stop().await;
+    until_registry_seen(&stack, "unreachable").await;
+    let (status, body) = readyz(&stack).await;
+    assert_eq!(status, 200, "ready while the registry is down: {body}");
+    assert_eq!(
+        metric_line(&stack, "riskos_schema_registry_up")
+            .await
+            .as_deref(),
+        Some("riskos_schema_registry_up 0")
+    );
+    let warned = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["level"] == "WARN")
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("schema registry unreachable"))
+        })
+        .count();
+    assert_eq!(warned, 1, "one log line for the outage");
+    let posted = fixtures::all();
+    for (name, body) in &posted {
+        let status = stack.app.post_webhook(body.clone()).await.status();
+        assert_eq!(status, 200, "{name} while the registry is down");
+    }
+
+    stack.registry.restart().await;
+    until_registry_seen(&stack, "ok").await;
+    assert_eq!(
+        metric_line(&stack, "riskos_schema_registry_up")
+            .await
+            .as_deref(),
+        Some("riskos_schema_registry_up 1")
+    );
+    assert_eq!(
+        logs.with_message("schema registry reachable again").len(),
+        1
+    );
+    let bootstrap = stack.broker.bootstrap();
+    for (name, body) in &posted {
+        let sent: Value = serde_json::from_slice(body).unwrap();
+        let raw = String::from_utf8(body.clone()).unwrap();
+        let topic = stack.app.topic_of(&sent);
+        let mut found = false;
+        for record in crate::helpers::kafka::read_all(&bootstrap, &topic) {
+            let value = crate::helpers::decode::decode(&stack.registry.url, &record.payload).await;
+            found |= value["raw"] == raw;
+        }
+        assert!(found, "{name}: not decodable from {topic}");
+    }
+}
+
+/// The registry is down when the connector starts: the listener answers at once — alive,
+/// not ready (`starting`), 503 with Retry-After to a webhook — while start-up retries; once
+/// the registry answers, the schemas resolve, the pod is ready and webhooks are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
+    use riskos_connector::app::Application;
+    let registry_port = crate::helpers::free_port();
+    let registry_url = format!("http://127.0.0.1:{registry_port}");
+    let broker = crate::helpers::Broker::shared();
+    let config = crate::helpers::test_config(&broker.bootstrap(), &registry_url);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = config.clone();
+    let service = tokio::spawn(async move {
+        let app = Application::build(&started, listener).await?;
+        app.run_until(async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    // Answers come from the listener itself, without the registry: a probe would time out
+    // otherwise.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let body: Value = health.json().await.unwrap();
+        assert_eq!(body["status"], "starting");
+        let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 503);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["failed"], "starting", "{body}");
+        let webhook = client
+            .post(format!("{base}{}", config.endpoints[0].path))
+            .header("content-type", "application/json")
+            .body(fixtures::all()[0].1.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(webhook.status(), 503);
+        assert!(webhook.headers().contains_key("retry-after"));
+        assert!(
+            !service.is_finished(),
+            "start-up gave up instead of retrying"
+        );
+    }
+
+    let registry = crate::helpers::RegistryDouble::serve(
+        tokio::net::TcpListener::bind(("127.0.0.1", registry_port))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.as_ref().is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(!service.is_finished(), "start-up failed: {:?}", ready);
+        assert!(
+            Instant::now() < deadline,
+            "never ready after the registry came up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let webhook = client
+        .post(format!("{base}{}", config.endpoints[0].path))
+        .header("content-type", "application/json")
+        .body(fixtures::all()[0].1.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), 200);
+    assert!(
+        !registry.subjects().is_empty(),
+        "the schemas were registered"
+    );
+    let _ = stop.send(());
+    service.await.unwrap().unwrap();
 }
 
 /// A collector double: records the bodies POSTed to `/v1/traces`.
@@ -111,12 +300,7 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
         .unwrap();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
+    while !crate::helpers::started(&client, &format!("http://127.0.0.1:{port}")).await {
         assert!(Instant::now() < deadline, "connector did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

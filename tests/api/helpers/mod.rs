@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod jwt;
 pub mod kafka;
 pub mod load;
+pub mod logs;
 pub mod protected;
 pub mod registry;
 
@@ -23,6 +24,20 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// True once the connector at `base` (`http://host:port`) has finished starting: `/healthz`
+/// answers 200 with `status: ok` (while start-up waits, for the schema registry say, it answers
+/// 200 with `status: starting`).
+pub async fn started(client: &reqwest::Client, base: &str) -> bool {
+    let Ok(response) = client.get(format!("{base}/healthz")).send().await else {
+        return false;
+    };
+    response.status().is_success()
+        && response
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|body| body["status"] == "ok")
 }
 
 /// The Python with confluent-kafka and fastavro that `scripts/test.sh` prepares.

@@ -22,13 +22,19 @@ struct Store {
     schemas: Vec<String>,
     /// Ids registered under each subject, in version order.
     subjects: BTreeMap<String, Vec<u32>>,
+    /// `GET /subjects` calls answered.
+    listings: usize,
 }
 
 /// A running registry double.
 pub struct RegistryDouble {
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub url: String,
+    addr: SocketAddr,
     store: Arc<Mutex<Store>>,
+    /// Ends the server: idle keep-alive connections are closed, so the registry is gone for
+    /// every client, pooled connections included.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -41,22 +47,53 @@ impl RegistryDouble {
 
     /// Starts on a given listener (lets a test restart it on the same port).
     pub async fn serve(listener: tokio::net::TcpListener) -> Self {
+        Self::serve_store(listener, Arc::new(Mutex::new(Store::default())))
+    }
+
+    fn serve_store(listener: tokio::net::TcpListener, store: Arc<Mutex<Store>>) -> Self {
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let store = Arc::new(Mutex::new(Store::default()));
         let app = Router::new()
             .route("/subjects", get(list_subjects))
             .route("/subjects/{subject}/versions", post(register))
             .route("/subjects/{subject}/versions/latest", get(latest))
             .route("/schemas/ids/{id}", get(by_id))
             .with_state(store.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
         });
         Self {
             url: format!("http://{addr}"),
+            addr,
             store,
+            stop: Some(stop),
             task,
         }
+    }
+
+    /// Stops answering (the port is closed) until [`RegistryDouble::restart`]; what was
+    /// registered is kept.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+
+    /// Serves again on the same port, with everything registered before the stop.
+    pub async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        *self = Self::serve_store(listener, self.store.clone());
+    }
+
+    /// How many `GET /subjects` calls (the connector's reachability check) it has answered.
+    pub fn subject_listings(&self) -> usize {
+        self.store.lock().unwrap().listings
     }
 
     /// How many versions `subject` has.
@@ -159,10 +196,7 @@ async fn latest(State(store): Shared, Path(subject): Path<String>) -> (StatusCod
 }
 
 async fn list_subjects(State(store): Shared) -> Json<Value> {
-    Json(json!(store
-        .lock()
-        .unwrap()
-        .subjects
-        .keys()
-        .collect::<Vec<_>>()))
+    let mut store = store.lock().unwrap();
+    store.listings += 1;
+    Json(json!(store.subjects.keys().collect::<Vec<_>>()))
 }
