@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Do the hardening tests guard what they claim? (Outside CI; a few minutes.)
 
-Each entry undoes one fix of the hardening work (issue 11) in the source, runs the one test
+Each entry undoes one fix of the hardening work (issue 11, then issue 24) in the source, runs the one test
 said to cover it, and restores the file: the test must FAIL. A test that still passes is
 guarding nothing. An entry whose pattern no longer matches exactly once is reported, not run
 (the code moved: update the entry).
@@ -92,6 +92,33 @@ M = [
   ("a spooled record Kafka refuses as too large kept in quarantine", "connector/delivery/kafka_store.rs",
   "let mut fallback = spooled.fallback.as_deref();", "let mut fallback = spooled.fallback.as_deref().filter(|_| false);",
   "api", "faults::a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine"),
+  # Issue 24: durable in the customer's cluster.
+  ("created topics get min.insync.replicas", "connector/topology.rs",
+  ".map(|spec| spec.max_message_bytes(max).min_insync_replicas(min_insync))",
+  ".map(|spec| { let _ = min_insync; spec.max_message_bytes(max) })",
+  "api", "faults::two_of_three_nodes_killed_without_the_spool_is_retried_until_stored"),
+  ("start-up refuses a replicated topic acking on one broker", "connector/topology.rs",
+  "if !config.topics.allow_single_replica_acks {", "if false {",
+  "api", "faults::a_replicated_topic_made_elsewhere_that_acks_on_one_broker_stops_start_up"),
+  ("readiness does not ask the registry (probes)", "connector/http/health.rs",
+  "    let store = state.store.health(CHECK_TIMEOUT).await;\n",
+  "    let store = state.store.health(CHECK_TIMEOUT).await;\n    if let Some(r) = &state.registry { if !tokio::time::timeout(CHECK_TIMEOUT, r.reachable()).await.unwrap_or(false) { return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({\"status\": \"not_ready\", \"failed\": \"schema_registry\"}))); } }\n",
+  "api", "operations::readiness_probes_make_no_registry_call"),
+  ("readiness does not ask the registry (outage)", "connector/http/health.rs",
+  "    let store = state.store.health(CHECK_TIMEOUT).await;\n",
+  "    let store = state.store.health(CHECK_TIMEOUT).await;\n    if let Some(r) = &state.registry { if !tokio::time::timeout(CHECK_TIMEOUT, r.reachable()).await.unwrap_or(false) { return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({\"status\": \"not_ready\", \"failed\": \"schema_registry\"}))); } }\n",
+  "api", "operations::a_registry_outage_after_start_keeps_the_pod_ready_and_webhooks_stored"),
+  ("background registry check (metric, log, /healthz)", "connector/app.rs",
+  "tokio::spawn(registry.watch(self.registry_check_interval, stop_rx))",
+  "tokio::spawn(async move { let _ = (registry, stop_rx); })",
+  "api", "operations::a_registry_outage_after_start_keeps_the_pod_ready_and_webhooks_stored"),
+  ("start-up retries an unreachable registry", "connector/topology.rs",
+  "Err(error) if registry_unreachable(&error) => {", "Err(error) if false && registry_unreachable(&error) => {",
+  "api", "operations::a_registry_down_at_start_keeps_the_pod_unready_until_it_answers"),
+  ("the listener answers while start-up waits", "connector/app.rs",
+  "let starting = Starting::serve(config, &listener)?;",
+  "let starting = Starting::serve(config, &TcpListener::bind(\"127.0.0.1:0\").await?)?;",
+  "api", "operations::a_registry_down_at_start_keeps_the_pod_unready_until_it_answers"),
 ]
 only = sys.argv[1:]
 weak = 0
