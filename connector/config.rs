@@ -1090,6 +1090,40 @@ mod tests {
     }
 
     #[test]
+    fn min_insync_replicas_defaults_to_two_or_the_replication_factor() {
+        let config = Config::from_figment(base()).unwrap();
+        assert_eq!(config.topics.min_insync_replicas(), 2);
+        assert!(!config.topics.allow_single_replica_acks);
+        let single = base().merge(Serialized::default("topics.replication_factor", 1));
+        let config = Config::from_figment(single).unwrap();
+        assert_eq!(config.topics.min_insync_replicas(), 1);
+        let set = base().merge(Serialized::default("topics.min_insync_replicas", 3));
+        assert_eq!(
+            Config::from_figment(set)
+                .unwrap()
+                .topics
+                .min_insync_replicas(),
+            3
+        );
+        assert_eq!(
+            config.schema_registry.check_interval(),
+            std::time::Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn min_insync_replicas_above_the_replication_factor_is_refused_by_name() {
+        for value in [0, 4] {
+            let figment = base().merge(Serialized::default("topics.min_insync_replicas", value));
+            let message = Config::from_figment(figment).unwrap_err().to_string();
+            assert!(
+                message.contains("topics.min_insync_replicas"),
+                "{value}: {message}"
+            );
+        }
+    }
+
+    #[test]
     fn an_ack_timeout_near_the_vendor_timeout_is_refused() {
         let figment = base().merge(Serialized::default("delivery.ack_timeout_ms", 9_500));
         let message = Config::from_figment(figment).unwrap_err().to_string();
