@@ -1,7 +1,11 @@
 # riskos-connector container image.
 #
 #   docker build -t riskos-connector:dev .
+#   cp config.example.toml config.toml     # then set the brokers, registry, secrets and keys
 #   docker run --rm -p 8080:8080 -v $PWD/config.toml:/etc/riskos-connector/config.toml:ro riskos-connector:dev
+#
+# The working directory is /etc/riskos-connector, where the schemas are, so the example's
+# relative `schemas.dir = "schemas"` finds them (an absolute path works too).
 #
 # Two stages: a full Rust toolchain builds the binary (librdkafka is compiled from source by the
 # `rdkafka` crate), and a slim Debian image runs it as an unprivileged user with only the
@@ -57,6 +61,9 @@ RUN apt-get update \
 
 COPY --from=builder /build/target/release/riskos-connector /usr/local/bin/riskos-connector
 COPY schemas/ /etc/riskos-connector/schemas/
+# Relative paths in the config resolve here: `schemas.dir = "schemas"` (the default and the
+# example's) is the folder above.
+WORKDIR /etc/riskos-connector
 
 LABEL org.opencontainers.image.title="riskos-connector" \
       org.opencontainers.image.description="RiskOS webhooks in, Avro records on Kafka out" \

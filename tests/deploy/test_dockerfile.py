@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import json
+import posixpath
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +16,8 @@ from conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+EXAMPLE_CONFIG = REPO / "config.example.toml"
+RUNBOOK = REPO / "docs" / "runbook.md"
 
 
 @dataclass
@@ -169,3 +174,72 @@ def test_dockerignore() -> None:
     for needed in ("Cargo.toml", "Cargo.lock", "connector", "schemas"):
         assert (REPO / needed).exists(), needed
         assert not _ignored(needed, patterns), f"{needed} is excluded but the build copies it"
+
+
+def _workdir(stage: Stage) -> str:
+    """The stage's working directory once its instructions ran (`/` until a WORKDIR)."""
+    cwd = "/"
+    for keyword, args in stage.instructions:
+        if keyword == "WORKDIR":
+            cwd = posixpath.normpath(posixpath.join(cwd, args.strip()))
+    return cwd
+
+
+def _config_path(runtime: Stage) -> str:
+    (cmd,) = runtime.all("CMD")
+    args = json.loads(cmd)
+    return args[args.index("--config") + 1]
+
+
+def test_the_example_config_finds_the_schemas_the_image_ships(runtime: Stage) -> None:
+    # `docker run` with config.example.toml: its relative `schemas.dir` resolves against the
+    # image's working directory, which must be where the schemas were copied.
+    example = tomllib.loads(EXAMPLE_CONFIG.read_text())
+    schemas_dir = example.get("schemas", {}).get("dir", "schemas")
+    resolved = posixpath.normpath(posixpath.join(_workdir(runtime), schemas_dir))
+    shipped = [
+        posixpath.normpath(args[-1])
+        for args in (shlex.split(a) for a in runtime.all("COPY"))
+        if args[0].rstrip("/") == "schemas"
+    ]
+    assert resolved in shipped, (
+        f"schemas.dir = {schemas_dir!r} resolves to {resolved} in the image, "
+        f"but the schemas are at {shipped}"
+    )
+
+
+def test_the_documented_docker_run_mounts_a_config_where_the_image_reads_it(runtime: Stage) -> None:
+    header = [l.lstrip("# ").strip() for l in DOCKERFILE.read_text().splitlines() if l.startswith("#")]
+    runs = [l for l in header if l.startswith("docker run ")]
+    assert runs, "the Dockerfile's header shows no `docker run`"
+    for run in runs:
+        mounts = [a.split(":") for a in shlex.split(run) if a.count(":") >= 1 and a.startswith("$PWD/")]
+        assert [m[1] for m in mounts] == [_config_path(runtime)], run
+    # The mounted file starts from the example (what the schemas test above checks).
+    assert any("config.example.toml" in l for l in header)
+
+
+# Tools the runtime image lacks: debian:bookworm-slim ships none of them and the Dockerfile
+# installs only shared libraries and CA certificates (test_runtime_packages_are_minimal).
+NOT_IN_IMAGE = {"curl", "wget", "jq", "nc", "ncat", "kcat", "ps", "top", "ss", "netstat", "dig", "nslookup", "ping"}
+
+
+def test_runbook_runs_nothing_in_the_pod_the_image_lacks(runtime: Stage) -> None:
+    binaries = {posixpath.basename(shlex.split(a)[-1]) for a in runtime.all("COPY") if "/bin/" in a}
+    assert binaries == {"riskos-connector"}
+    text = RUNBOOK.read_text()
+    # One paragraph per section heading and per **Means:** / **Look at:** / **Do:** item.
+    for paragraph in re.split(r"\n(?=\*\*|#)", text):
+        flat = paragraph.replace("\n", " ")
+        spans = re.findall(r"`([^`]+)`", flat)
+        in_pod = "kubectl exec" in flat
+        for span in spans:
+            words = span.split()
+            if span.startswith("kubectl exec"):
+                assert " -- " in span, f"`{span}`: say what runs in the pod (`kubectl exec ... -- riskos-connector ...`)"
+                command = span.split(" -- ", 1)[1].split()[0]
+                assert posixpath.basename(command) in binaries, f"`{span}`: {command} is not in the image"
+            elif words and words[0] in NOT_IN_IMAGE:
+                assert not in_pod, f"`{span}` next to `kubectl exec`: the image has no {words[0]}"
+                if "localhost" in span or "127.0.0.1" in span:
+                    assert "port-forward" in flat, f"`{span}` reaches a pod only through `kubectl port-forward`"
