@@ -537,6 +537,7 @@ def test_default_config_values(default_objects: list[dict[str, Any]]) -> None:
     assert config["http"] == {"listen": "0.0.0.0:8080", "max_body_bytes": 1048576}
     assert config["delivery"] == {"ack_timeout_ms": 5000}
     assert config["topics"] == {"partitions": 6, "replication_factor": 3, "create": True}
+    assert config["schema_registry"]["check_interval_secs"] == 30
     # One endpoint, today's defaults: /webhooks/riskos, riskos. topics, bearer tokens.
     assert config["endpoints"] == [
         {
@@ -548,6 +549,15 @@ def test_default_config_values(default_objects: list[dict[str, Any]]) -> None:
     ]
     assert "auth" not in config
     assert config["log"] == {"format": "json", "level": "info"}
+
+
+def test_topic_durability_values_reach_the_config() -> None:
+    objects = render(
+        {"topics": {"replicationFactor": 5, "minInsyncReplicas": 3, "allowSingleReplicaAcks": True}}
+    )
+    config = config_toml(objects)
+    assert config["topics"]["min_insync_replicas"] == 3
+    assert config["topics"]["allow_single_replica_acks"] is True
 
 
 def test_production_config_values(production_objects: list[dict[str, Any]]) -> None:

@@ -494,6 +494,7 @@ bootstrap_servers = {{ required "kafka.bootstrapServers is required" .Values.kaf
 [schema_registry]
 url = {{ .Values.schemaRegistry.url | toJson }}
 timeout_ms = {{ int64 .Values.schemaRegistry.timeoutMs }}
+check_interval_secs = {{ int64 .Values.schemaRegistry.checkIntervalSecs }}
 {{- with .Values.schemaRegistry.compatibility }}
 compatibility = {{ toJson . }}
 {{- end }}
@@ -515,6 +516,12 @@ encoding = {{ toJson . }}
 partitions = {{ int64 .Values.topics.partitions }}
 replication_factor = {{ int64 .Values.topics.replicationFactor }}
 create = {{ .Values.topics.create }}
+{{- with .Values.topics.minInsyncReplicas }}
+min_insync_replicas = {{ int64 . }}
+{{- end }}
+{{- if .Values.topics.allowSingleReplicaAcks }}
+allow_single_replica_acks = true
+{{- end }}
 
 [delivery]
 ack_timeout_ms = {{ int64 .Values.delivery.ackTimeoutMs }}
