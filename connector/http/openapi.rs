@@ -339,7 +339,9 @@ fn sorted(map: Map<String, Value>) -> Value {
 fn healthz() -> Value {
     json!({"get": {
         "operationId": "healthz",
-        "summary": "Liveness: the process is up and serving.",
+        "summary": "Liveness: the process is up and serving (`starting` while start-up waits, \
+                    e.g. for the schema registry). With a registry, `checks.schema_registry` is \
+                    its last background check: shown, never a reason to restart.",
         "tags": ["operations"],
         "security": [],
         "responses": {"200": {
@@ -347,7 +349,13 @@ fn healthz() -> Value {
             "content": {"application/json": {"schema": {
                 "type": "object",
                 "required": ["status"],
-                "properties": {"status": {"const": "ok"}},
+                "properties": {
+                    "status": {"enum": ["ok", "starting"]},
+                    "checks": {
+                        "type": "object",
+                        "properties": {"schema_registry": {"enum": ["ok", "unreachable"]}},
+                    },
+                },
             }}},
         }},
     }})
@@ -356,8 +364,9 @@ fn healthz() -> Value {
 fn readyz() -> Value {
     json!({"get": {
         "operationId": "readyz",
-        "summary": "Readiness: not shutting down, spool below its high-water mark, Kafka and \
-                    the schema registry reachable.",
+        "summary": "Readiness: started, not shutting down, spool below its high-water mark, \
+                    Kafka reachable (the schema registry is not asked: schemas are resolved at \
+                    start-up).",
         "tags": ["operations"],
         "security": [],
         "responses": {
@@ -536,7 +545,7 @@ fn schemas() -> Value {
         },
         "Checks": {
             "type": "object",
-            "description": "Each check (`shutdown`, `spool`, `kafka`, `schema_registry`) and its \
+            "description": "Each check (`starting`, `shutdown`, `spool`, `kafka`) and its \
                             result.",
             "additionalProperties": {"enum": ["ok", "failed", "degraded"]},
         },
