@@ -352,6 +352,9 @@ async fn two_of_three_nodes_killed_and_restarted(spool: bool) {
     }
     let (_, isr_after) = cluster.broker.replicas(&topic, 0);
     let refusals = not_enough_replicas(&cluster.broker, leader, leader_log, &topic).await;
+    // While the leader alone held the partition, Kafka acknowledged nothing: every 200 came
+    // from the spool (min.insync.replicas=2 on the topic, set by the connector).
+    let acked_while_alone = outage.acked();
 
     cluster.broker.restart().await;
     outage.until_acked(40).await;
@@ -377,6 +380,10 @@ async fn two_of_three_nodes_killed_and_restarted(spool: bool) {
         refusals[0],
     );
     assert_eq!(isr_after, alone, "the ISR stayed the leader alone");
+    assert_eq!(
+        acked_while_alone, 0,
+        "answered 200 with an ack of the leader alone"
+    );
     assert_outage_answered(&during, spool);
     assert_outage_answered(&report, spool);
 }

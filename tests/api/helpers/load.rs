@@ -161,6 +161,11 @@ impl Load {
         until_counted(&self.acked, n, "acked by kafka").await;
     }
 
+    /// Events answered 2xx with Kafka's ack (not from the spool) so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
     /// Resolves once the load saw `n` retried responses (an outage is visible), polling.
     pub async fn until_retried(&self, n: u64) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
