@@ -26,8 +26,8 @@
 //! | `process_threads` | gauge | |
 //!
 //! The `process_*` metrics are the ones every Prometheus client library exports, from
-//! `metrics-process` (`/proc/self` on Linux): read when the recorder is installed and then on
-//! the upkeep thread every [`UPKEEP_INTERVAL`], so a scrape sees values at most that old.
+//! `metrics-process` (`/proc/self` on Linux), read at each scrape ([`collect_process`]) as the
+//! client libraries do.
 
 use std::sync::OnceLock;
 
@@ -73,6 +73,18 @@ pub const SCHEMA_REGISTRY_UP: &str = "riskos_schema_registry_up";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// The `process_*` metrics' collector.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+/// Reads the process metrics (CPU, memory, descriptors and their limit, start time) now:
+/// `GET /metrics` calls it before rendering, so they are as fresh as the scrape. A few reads
+/// of `/proc/self`, well under a millisecond.
+pub fn collect_process() {
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+}
+
 /// Installs the recorder once per process and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     HANDLE
@@ -94,10 +106,10 @@ pub fn install() -> PrometheusHandle {
             // Another recorder (a test harness) may already be global; rendering still works.
             let _ = metrics::set_global_recorder(recorder);
             describe();
-            let process = metrics_process::Collector::default();
-            process.describe();
-            process.collect();
-            spawn_upkeep(handle.clone(), process);
+            PROCESS
+                .get_or_init(metrics_process::Collector::default)
+                .describe();
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
@@ -173,14 +185,13 @@ const UPKEEP_EVERY_REQUESTS: u64 = 1024;
 /// The recorder keeps every histogram sample until upkeep folds it into the buckets, which
 /// only a scrape did: a pod nobody scraped grew by ~38 bytes a request. Upkeep now runs on its
 /// own thread every [`UPKEEP_INTERVAL`] (a plain thread: it must not depend on a runtime that
-/// may be busy or gone), and reads the process metrics (CPU, memory, descriptors) there too.
-fn spawn_upkeep(handle: PrometheusHandle, process: metrics_process::Collector) {
+/// may be busy or gone).
+fn spawn_upkeep(handle: PrometheusHandle) {
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
         .spawn(move || loop {
             std::thread::sleep(UPKEEP_INTERVAL);
             handle.run_upkeep();
-            process.collect();
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the metrics upkeep thread; relying on request-count upkeep");

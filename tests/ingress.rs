@@ -484,3 +484,316 @@ async fn over_tls_slow_and_idle_connections_are_closed_at_their_deadlines() {
     );
     assert!(idle_since.elapsed() >= idle - Duration::from_millis(500));
 }
+
+/// Set (to `soft:hard`) for the connector process the file-limit tests start: it makes
+/// [`connector_process_under_a_file_limit`] run instead of returning at once.
+const FILE_LIMIT_CHILD: &str = "RISKOS_TEST_FILE_LIMIT";
+
+/// Slow connections of the file-limit tests: more than a 1024-descriptor process can hold.
+const OVER_1024: usize = 1100;
+
+/// Not a test by itself (it returns at once unless [`FILE_LIMIT_CHILD`] is set): the connector
+/// process the file-limit tests start, this test binary run again with only this test. It sets
+/// its own open-file limit, then serves the real listener over a memory store (default
+/// `http.max_connections`, a 60 s header deadline so slow connections stay), logging to stderr
+/// and printing `LISTENING <addr>`, until its stdin closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_process_under_a_file_limit() {
+    let Ok(limits) = std::env::var(FILE_LIMIT_CHILD) else {
+        return;
+    };
+    let (soft, hard) = limits.split_once(':').expect("soft:hard");
+    let (soft, hard): (u64, u64) = (soft.parse().unwrap(), hard.parse().unwrap());
+    rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard).expect("the limit is set");
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter("info")
+        .init();
+    let app = App::start_with(|c: &mut Config| {
+        assert_eq!(c.http.max_connections, 4096, "the default cap");
+        c.http.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    println!("LISTENING {}", app.addr);
+    tokio::task::spawn_blocking(|| {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+    })
+    .await
+    .unwrap();
+}
+
+/// The connector in a process of its own under an open-file limit.
+struct LimitedConnector {
+    addr: std::net::SocketAddr,
+    child: tokio::process::Child,
+    log: tokio::task::JoinHandle<String>,
+    _stdout: tokio::task::JoinHandle<()>,
+}
+
+impl LimitedConnector {
+    async fn start(soft: u64, hard: u64) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "connector_process_under_a_file_limit",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(FILE_LIMIT_CHILD, format!("{soft}:{hard}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the connector process starts");
+        let mut stderr = child.stderr.take().unwrap();
+        let log = tokio::spawn(async move {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log).await;
+            log
+        });
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                // libtest may have printed the test's name on the same line.
+                if let Some((_, addr)) = line.split_once("LISTENING ") {
+                    return addr.trim().parse().unwrap();
+                }
+            }
+            panic!("the connector process ended before listening")
+        })
+        .await
+        .expect("the connector process listens");
+        let stdout =
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            addr,
+            child,
+            log,
+            _stdout: stdout,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The text at `/metrics` on a new connection, if it is answered within a second.
+    async fn try_scrape(&self) -> Option<String> {
+        let response = one_connection_per_request()
+            .get(self.url("/metrics"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    }
+
+    /// The text at `/metrics`, retried for at most 5 s while the connection is closed at
+    /// accept.
+    async fn scrape(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(text) = self.try_scrape().await {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "no scrape answered in 5 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Closes its stdin, waits for it to end, and returns everything it logged.
+    async fn stop(mut self) -> String {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+        self.log.await.unwrap()
+    }
+}
+
+/// A client that opens a new connection for every request (a refused one is not reused).
+fn one_connection_per_request() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// The value of the first line of `text` starting with `prefix` (0 when there is none).
+fn value_of(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Slow connections to `addr`: each sends a partial request head and stalls. Returns their
+/// write halves (dropping one closes that connection) and how many the server has closed.
+async fn slow_connections(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (
+    Vec<tokio::net::tcp::OwnedWriteHalf>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        // Written before the server may close it; a reset here is a close too.
+        let _ = write
+            .write_all(b"POST /webhooks/riskos HTTP/1.1\r\nhost: t")
+            .await;
+        let closed = closed.clone();
+        tokio::spawn(async move {
+            let _ = read_until_closed(&mut read).await;
+            closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        writers.push(write);
+    }
+    (writers, closed)
+}
+
+/// Lets this test process hold the client side of [`OVER_1024`] connections and more.
+fn raise_own_file_limit() {
+    let soft = rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    assert!(
+        soft >= 4 * OVER_1024 as u64,
+        "the test client needs more descriptors than its hard limit {soft} allows"
+    );
+}
+
+/// Issue 24: under a 1024 soft limit with a higher hard limit (a common container default), the
+/// connector raises its soft limit and keeps the default cap of 4096: 1100 slow connections
+/// are all held, none gets `EMFILE`, and a valid webhook is answered within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_1024_soft_limit_the_limit_is_raised_and_1100_slow_connections_leave_webhooks_room()
+{
+    let _serial = SERIAL.lock().await;
+    raise_own_file_limit();
+    let connector = LimitedConnector::start(1024, 8192).await;
+    let (_writers, closed) = slow_connections(connector.addr, OVER_1024).await;
+    // All held at once (counted by the server, polled on a connection of its own).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let scraped = connector.try_scrape().await;
+        let open = scraped.map(|text| value_of(&text, "riskos_open_connections "));
+        if open >= Some(OVER_1024 as f64) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open:?} of {OVER_1024} held open ({} closed by the server; None: no scrape answered)",
+            closed.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answered = tokio::time::timeout(
+        Duration::from_secs(2),
+        one_connection_per_request()
+            .post(connector.url("/webhooks/riskos"))
+            .header("content-type", "application/json")
+            .body(case_closure())
+            .send(),
+    )
+    .await
+    .expect("a valid webhook is answered within 2 s")
+    .expect("a valid webhook is answered");
+    assert_eq!(answered.status(), 200);
+    let metrics = connector.scrape().await;
+    assert_eq!(
+        value_of(&metrics, "process_max_fds "),
+        8192.0,
+        "raised to the hard limit"
+    );
+    assert_eq!(
+        value_of(
+            &metrics,
+            "riskos_connections_refused_total{reason=\"max_connections\"}"
+        ),
+        0.0
+    );
+    assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let log = connector.stop().await;
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(!log.contains("does not fit the open-file limit"), "{log}");
+}
+
+/// Issue 24: under a 1024 hard limit the default cap of 4096 cannot fit, so the connector
+/// lowers it, says so in one start-up line naming both caps and the limit, and closes the
+/// connections over it at accept instead of failing `accept` with `EMFILE` (which sleeps the
+/// accept loop while the connections pile up in the backlog): of 1100 slow connections, those
+/// over the cap are closed at once, and as soon as held ones go a valid webhook is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_1024_hard_limit_the_cap_is_lowered_and_connections_over_it_are_closed_at_accept() {
+    use std::sync::atomic::Ordering;
+    let _serial = SERIAL.lock().await;
+    raise_own_file_limit();
+    // What the limit leaves once the reserve is kept (160 descriptors for this config).
+    let cap = 1024 - riskos_connector::fd_limit::reserve(&helpers::config());
+    assert!(cap < OVER_1024 - 100, "cap {cap}");
+    let connector = LimitedConnector::start(1024, 1024).await;
+    let (mut writers, closed) = slow_connections(connector.addr, OVER_1024).await;
+    let over = OVER_1024 - cap;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while closed.load(Ordering::SeqCst) < over {
+        assert!(
+            Instant::now() < deadline,
+            "{} of the {over} connections over the cap of {cap} closed at accept",
+            closed.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), over, "the held ones stay");
+    // Slots free up: a webhook gets one within 2 s (a connection still closed at accept is
+    // retried, as a sender would).
+    drop(writers.drain(..20));
+    let started = Instant::now();
+    let client = one_connection_per_request();
+    let answered = loop {
+        let sent = client
+            .post(connector.url("/webhooks/riskos"))
+            .header("content-type", "application/json")
+            .body(case_closure())
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        match sent {
+            Ok(response) => break response,
+            Err(error) => assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "no answer within 2 s: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(answered.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let metrics = connector.scrape().await;
+    let refused = value_of(
+        &metrics,
+        "riskos_connections_refused_total{reason=\"max_connections\"}",
+    );
+    assert!(refused >= over as f64, "{refused} counted, {over} refused");
+    assert_eq!(value_of(&metrics, "process_max_fds "), 1024.0);
+    drop(writers);
+    let log = connector.stop().await;
+    assert!(!log.contains("Too many open files"), "{log}");
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("does not fit the open-file limit"))
+        .collect();
+    assert_eq!(said.len(), 1, "one start-up line: {log}");
+    for number in ["4096", &cap.to_string(), "1024"] {
+        assert!(said[0].contains(number), "{number} named: {}", said[0]);
+    }
+}

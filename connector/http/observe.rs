@@ -124,6 +124,7 @@ fn rand_u128() -> u128 {
 pub async fn metrics(State(state): State<AppState>) -> String {
     state.store.set_gauges();
     let handle = crate::metrics::install();
+    crate::metrics::collect_process();
     handle.run_upkeep();
     handle.render()
 }
