@@ -106,9 +106,8 @@ pub fn install() -> PrometheusHandle {
             // Another recorder (a test harness) may already be global; rendering still works.
             let _ = metrics::set_global_recorder(recorder);
             describe();
-            PROCESS
-                .get_or_init(metrics_process::Collector::default)
-                .describe();
+            let process = PROCESS.get_or_init(metrics_process::Collector::default);
+            process.describe();
             spawn_upkeep(handle.clone());
             handle
         })

@@ -6,7 +6,9 @@
 //! holds this test's traffic only): the HTTP side served over the in-memory store (which can
 //! answer "queue full" on demand), and the Kafka store on librdkafka's MockCluster with a spool,
 //! whose broker is stopped and restarted so a record is spooled and forwarded (ack latency,
-//! delay, produced, spool and producer gauges, broker round trip).
+//! delay, produced, spool and producer gauges, broker round trip), with the Confluent encoding
+//! through a registry double (the registry check's gauge). The `process_*` metrics come with
+//! every scrape.
 
 use rdkafka::mocking::MockCluster;
 use riskos_connector::delivery::memory::Behaviour;
@@ -18,6 +20,9 @@ mod fixtures;
 mod helpers;
 #[path = "support/metric_queries.rs"]
 mod metric_queries;
+#[path = "api/helpers/registry.rs"]
+#[allow(dead_code)]
+mod registry;
 
 const TOKEN: &str = "0f5c3a1e-7d0b-4b8e-9a51-3c2f0d6e8a11";
 
@@ -124,6 +129,7 @@ async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
         let complete = [
             "riskos_broker_rtt_seconds{",
             "riskos_producer_queue_messages ",
+            "riskos_schema_registry_up ",
         ]
         .iter()
         .all(|m| text.contains(m));
@@ -149,17 +155,22 @@ struct KafkaStoreTraffic {
     _task: tokio::task::JoinHandle<anyhow::Result<()>>,
     mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     _spool: tempfile::TempDir,
+    _registry: registry::RegistryDouble,
     client: reqwest::Client,
     addr: std::net::SocketAddr,
 }
 
 impl KafkaStoreTraffic {
     /// Accepted, duplicate, quarantined; then the broker stopped (spooled, 200) and restarted
-    /// (the spool drains: waited for on the spool gauge).
+    /// (the spool drains: waited for on the spool gauge). Schemas registered in a registry
+    /// double, which the background check then watches.
     async fn run(case: &[u8]) -> Self {
         let mock = MockCluster::new(1).unwrap();
         let spool = tempfile::tempdir().unwrap();
+        let registry = registry::RegistryDouble::start().await;
         let mut config = helpers::config();
+        config.schemas.encoding = Some(riskos_connector::config::Encoding::Confluent);
+        config.schema_registry.url = registry.url.clone();
         config.kafka.bootstrap_servers = mock.bootstrap_servers();
         config
             .kafka
@@ -190,6 +201,7 @@ impl KafkaStoreTraffic {
             _task: task,
             mock,
             _spool: spool,
+            _registry: registry,
             client: reqwest::Client::new(),
             addr,
         };

@@ -32,8 +32,31 @@ pub fn exposed(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// Every `riskos_*` metric a PromQL expression uses, with the label names it selects on or
-/// groups by (`{a="x"}`, `by (a, b)`, `without (a)`).
+/// The metric name prefixes checked: the connector's own and the process metrics every
+/// Prometheus client library exports (which the file-descriptor alert and panel query).
+const PREFIXES: [&str; 2] = ["riskos_", "process_"];
+
+/// Where the next metric name with one of [`PREFIXES`] starts in `expr` at or after `from`
+/// (a name, not the tail of a longer identifier).
+fn next_metric(expr: &str, from: usize) -> Option<usize> {
+    PREFIXES
+        .iter()
+        .filter_map(|prefix| {
+            let mut at = from;
+            while let Some(found) = expr[at..].find(prefix).map(|s| s + at) {
+                let before = found.checked_sub(1).map(|b| expr.as_bytes()[b]);
+                if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                    return Some(found);
+                }
+                at = found + prefix.len();
+            }
+            None
+        })
+        .min()
+}
+
+/// Every `riskos_*` and `process_*` metric a PromQL expression uses, with the label names it
+/// selects on or groups by (`{a="x"}`, `by (a, b)`, `without (a)`).
 fn queried(expr: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
     let bytes = expr.as_bytes();
     let mut i = 0;
@@ -52,7 +75,7 @@ fn queried(expr: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
             rest = after;
         }
     }
-    while let Some(start) = expr[i..].find("riskos_").map(|s| s + i) {
+    while let Some(start) = next_metric(expr, i) {
         let end = start
             + expr[start..]
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
