@@ -26,8 +26,9 @@ pub const ENV_PREFIX: &str = "RISKOS_";
 /// 1,000,000,000-byte ceiling for `message.max.bytes`.
 pub const MAX_BODY_BYTES: usize = 256 << 20;
 
-/// The vendor gives up on a request after about 10 s; the ack deadline must leave room for
-/// the HTTP round trip, so anything above this is refused at start-up.
+/// The strictest sender (request-token senders such as Alloy) gives up on a request after
+/// about 10 s (RiskOS waits 30 s); the ack deadline must leave room for the HTTP round trip,
+/// so anything above this is refused at start-up.
 pub const MAX_ACK_TIMEOUT_MS: u64 = 8_000;
 
 /// A start-up configuration problem, rendered as one line naming the key.
@@ -361,7 +362,7 @@ impl Default for TopicsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// How long a request waits for Kafka's ack before it is answered 503 (the vendor then
-    /// retries). Default 5000; at most 8000, well under the vendor's ~10 s timeout.
+    /// retries). Default 5000; at most 8000, well under the strictest sender's ~10 s timeout.
     pub ack_timeout_ms: u64,
     /// The duplicate fast path.
     pub dedup: DedupConfig,
@@ -622,7 +623,7 @@ impl Config {
             return invalid(
                 "delivery.ack_timeout_ms",
                 format!(
-                    "must be between 1 and {MAX_ACK_TIMEOUT_MS} (the vendor times out after ~10 s)"
+                    "must be between 1 and {MAX_ACK_TIMEOUT_MS} (request-token senders such as Alloy time out after ~10 s)"
                 ),
             );
         }

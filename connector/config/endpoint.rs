@@ -37,8 +37,9 @@ pub struct EndpointConfig {
     /// request, rejection and auth-failure metrics, and in the `endpoint` header of every
     /// record it produces.
     pub name: String,
-    /// Unique: the path the sender POSTs to. Default `/webhooks/<name>`. Not `/healthz`,
-    /// `/readyz`, `/metrics`, nor a token endpoint's path.
+    /// Unique: the path the sender POSTs to. Default `/webhooks/<name>`. Not one of
+    /// [`RESERVED_PATHS`] (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`), nor a token
+    /// endpoint's path.
     pub path: String,
     /// Prepended to every topic this endpoint produces to, its quarantine topic included
     /// (`<topic_prefix>quarantine`). Default `riskos.`; e.g. `riskos.sandbox.` keeps Sandbox

@@ -144,7 +144,7 @@ pub async fn describe_durability(
     };
     let present: Vec<&String> = topics
         .iter()
-        .filter(|t| replication.get(*t).is_some())
+        .filter(|t| replication.contains_key(*t))
         .collect();
     let specifiers: Vec<ResourceSpecifier> = present
         .iter()

@@ -49,8 +49,12 @@ async fn start_up_registers_every_schema_and_creates_compacted_topics() {
     assert_eq!(policy.as_deref(), Some("compact"));
 }
 
+/// A registry that does not answer at start-up does not stop the connector: start-up waits
+/// for it (the listener meanwhile answers not ready, `operations::a_registry_down_at_start_…`),
+/// saying so in a clear log line per try that names the registry and the next wait.
 #[tokio::test]
-async fn an_unreachable_registry_stops_start_up_with_a_clear_error() {
+async fn an_unreachable_registry_at_start_up_is_retried_with_a_clear_log_line() {
+    let (_capturing, logs) = crate::helpers::logs::capture();
     let broker = Broker::shared();
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -58,12 +62,26 @@ async fn an_unreachable_registry_stops_start_up_with_a_clear_error() {
     drop(closed);
     let mut config = test_config(&broker.bootstrap(), &url);
     config.schema_registry.timeout_ms = Some(1_000);
+    let starting = tokio::spawn(TestApp::spawn(config));
 
-    let error = TestApp::spawn(config).await.err().expect("start-up fails");
-
-    let message = format!("{error:#}");
-    assert!(message.contains("schema registry"), "{message}");
-    assert!(message.contains(&url), "{message}");
+    let message =
+        "schema registry unreachable at start-up; retrying (not ready until the schemas resolve)";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let tries = loop {
+        let tries = logs.with_message(message);
+        if tries.len() >= 2 {
+            break tries;
+        }
+        assert!(!starting.is_finished(), "start-up gave up");
+        assert!(std::time::Instant::now() < deadline, "no retry logged");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    starting.abort();
+    let error = tries[0]["error"].as_str().unwrap();
+    assert!(error.contains("schema registry"), "{error}");
+    assert!(error.contains(&url), "{error}");
+    assert_eq!(tries[0]["retry_in_ms"], 1000);
+    assert_eq!(tries[1]["retry_in_ms"], 2000);
 }
 
 #[tokio::test]

@@ -916,6 +916,7 @@ def test_unsafe_or_incomplete_values_are_refused(values: dict[str, Any], message
         # The connector's own paths.
         (endpoints(endpoint(path="/metrics", auth={"mode": "none"})), "is served by the connector itself"),
         (endpoints(endpoint(path="/healthz", auth={"mode": "none"})), "is served by the connector itself"),
+        (endpoints(endpoint(path="/openapi.json", auth={"mode": "none"})), "is served by the connector itself"),
     ],
 )
 def test_duplicate_or_reserved_endpoint_names_and_paths_fail(values: dict[str, Any], message: str) -> None:

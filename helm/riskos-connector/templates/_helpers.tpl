@@ -103,7 +103,7 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
 {{- define "riskos-connector.endpoints" -}}
 {{- $fullname := include "riskos-connector.fullname" . }}
 {{- $secretsDir := include "riskos-connector.secretsDir" . }}
-{{- $reserved := list "/healthz" "/readyz" "/metrics" }}
+{{- $reserved := list "/healthz" "/readyz" "/metrics" "/openapi.json" }}
 {{- $names := dict }}
 {{- $paths := dict }}
 {{- $out := list }}
@@ -142,7 +142,7 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
 {{- fail (printf "%s %q must start with /" $key $route) }}
 {{- end }}
 {{- if has $route $reserved }}
-{{- fail (printf "%s %q is served by the connector itself (/healthz, /readyz, /metrics)" $key $route) }}
+{{- fail (printf "%s %q is served by the connector itself (/healthz, /readyz, /metrics, /openapi.json)" $key $route) }}
 {{- end }}
 {{- if hasKey $paths $route }}
 {{- fail (printf "%s %q is already taken by %s; paths must be unique across endpoints and token endpoints" $key $route (get $paths $route)) }}
