@@ -13,7 +13,7 @@
 //! - per-connection header-read and idle deadlines and a lingering close ([`super::conn_io`]);
 //! - graceful shutdown: stop accepting, let requests in flight finish, close idle connections;
 //! - an `accept` that fails for want of descriptors (`EMFILE`) retried after a few
-//!   milliseconds, not the second `axum::serve` sleeps ([`accept_tcp`]); with the cap fitted
+//!   milliseconds, not the second `axum::serve` sleeps (`accept_tcp`); with the cap fitted
 //!   to the open-file limit ([`crate::fd_limit`]) it should not happen at all.
 
 use std::convert::Infallible;
