@@ -169,6 +169,7 @@ async fn a_registry_outage_after_start_keeps_the_pod_ready_and_webhooks_stored()
 /// the registry answers, the schemas resolve, the pod is ready and webhooks are stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
+    use futures::FutureExt;
     use riskos_connector::app::Application;
     let registry_port = crate::helpers::free_port();
     let registry_url = format!("http://127.0.0.1:{registry_port}");
@@ -191,6 +192,15 @@ async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
+    let webhook_url = format!("{base}{}", config.endpoints[0].path);
+    let post_fixture = || {
+        client
+            .post(&webhook_url)
+            .header("content-type", "application/json")
+            .body(fixtures::all()[0].1.clone())
+            .send()
+            .map(Result::unwrap)
+    };
     for _ in 0..3 {
         let health = client.get(format!("{base}/healthz")).send().await.unwrap();
         assert_eq!(health.status(), 200);
@@ -200,13 +210,7 @@ async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
         assert_eq!(ready.status(), 503);
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["failed"], "starting", "{body}");
-        let webhook = client
-            .post(format!("{base}{}", config.endpoints[0].path))
-            .header("content-type", "application/json")
-            .body(fixtures::all()[0].1.clone())
-            .send()
-            .await
-            .unwrap();
+        let webhook = post_fixture().await;
         assert_eq!(webhook.status(), 503);
         assert!(webhook.headers().contains_key("retry-after"));
         assert!(
@@ -234,14 +238,7 @@ async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let webhook = client
-        .post(format!("{base}{}", config.endpoints[0].path))
-        .header("content-type", "application/json")
-        .body(fixtures::all()[0].1.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(webhook.status(), 200);
+    assert_eq!(post_fixture().await.status(), 200);
     assert!(
         !registry.subjects().is_empty(),
         "the schemas were registered"
