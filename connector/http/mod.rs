@@ -217,6 +217,7 @@ pub fn starting_router() -> Router {
             "/metrics",
             get(|| async {
                 let handle = crate::metrics::install();
+                crate::metrics::collect_process();
                 handle.run_upkeep();
                 handle.render()
             }),
