@@ -171,7 +171,19 @@ async fn a_registry_outage_after_start_keeps_the_pod_ready_and_webhooks_stored()
 async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
     use futures::FutureExt;
     use riskos_connector::app::Application;
-    let registry_port = crate::helpers::free_port();
+    // The registry's port takes connections and closes them at once (a registry that does not
+    // answer), counting them: the test waits for a second attempt, so start-up has retried.
+    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let registry_port = refusing.local_addr().unwrap().port();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let refuser = tokio::spawn(async move {
+        loop {
+            let (connection, _) = refusing.accept().await.unwrap();
+            drop(connection);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
     let registry_url = format!("http://127.0.0.1:{registry_port}");
     let broker = crate::helpers::Broker::shared();
     let config = crate::helpers::test_config(&broker.bootstrap(), &registry_url);
@@ -201,7 +213,16 @@ async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
             .send()
             .map(Result::unwrap)
     };
-    for _ in 0..3 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while attempts.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            !service.is_finished(),
+            "start-up gave up instead of retrying"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "start-up did not try the registry twice"
+        );
         let health = client.get(format!("{base}/healthz")).send().await.unwrap();
         assert_eq!(health.status(), 200);
         let body: Value = health.json().await.unwrap();
@@ -213,11 +234,10 @@ async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
         let webhook = post_fixture().await;
         assert_eq!(webhook.status(), 503);
         assert!(webhook.headers().contains_key("retry-after"));
-        assert!(
-            !service.is_finished(),
-            "start-up gave up instead of retrying"
-        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    refuser.abort();
+    let _ = refuser.await;
 
     let registry = crate::helpers::RegistryDouble::serve(
         tokio::net::TcpListener::bind(("127.0.0.1", registry_port))
