@@ -123,6 +123,26 @@ impl FromStr for Condition {
     }
 }
 
+/// The conditions of a `--where-file`: one `FIELD=VALUE` a line, surrounding whitespace
+/// trimmed, blank lines and `#` comments skipped. The form to use: a value on the command line
+/// shows in the process list, the shell history and audit logs; one read from a file or
+/// standard input does not. Errors name the line, never quote it.
+pub fn read_conditions(text: impl std::io::BufRead) -> Result<Vec<Condition>, String> {
+    let mut conditions = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.map_err(|e| format!("--where-file: {e}"))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let condition = line
+            .parse()
+            .map_err(|e| format!("--where-file line {}: {e}", index + 1))?;
+        conditions.push(condition);
+    }
+    Ok(conditions)
+}
+
 impl std::fmt::Debug for Condition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Condition({}=…)", self.field)
