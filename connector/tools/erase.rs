@@ -47,7 +47,7 @@ use serde_json::{json, Value as Json};
 
 use super::reader::TopicReader;
 use crate::config::Config;
-use crate::kafka::client_config;
+use crate::kafka::{client_config, without_secret};
 use crate::protect::keys::{ENCRYPTED_PREFIX, HASH_PREFIX, MAX_KID_LEN};
 use crate::protect::{associated_data, canonical, Keyring, UnprotectError, RAW_PATH};
 use crate::route::quarantine_topic;
@@ -664,6 +664,7 @@ async fn compaction(
         &config.kafka.librdkafka,
     )
     .create()
+    .map_err(without_secret)
     {
         Ok(admin) => admin,
         Err(error) => {
@@ -797,7 +798,8 @@ async fn write_tombstones(
         ],
         &config.kafka.librdkafka,
     )
-    .create()?;
+    .create()
+    .map_err(without_secret)?;
     let mut written = Vec::new();
     let mut failed = Vec::new();
     for batch in plan.chunks(1000) {
