@@ -12,7 +12,10 @@
 //!   when the token is the hash of `VALUE` under the key its kid names, an encrypted field
 //!   (`e1.<kid>.<box>`) when it opens (bound to the record's topic, key and the field's path)
 //!   to `VALUE`. A field hashed or encrypted under a key `[protection]` does not hold stops the
-//!   run before anything is written: erase cannot tell whether it matches.
+//!   run before anything is written: erase cannot tell whether it matches;
+//! - `--where-file PATH` (`-`: standard input): the same conditions, one a line
+//!   ([`read_conditions`]): the form to use, since a command line shows in the process list,
+//!   the shell history and audit logs.
 //!
 //! Scope: every topic of one endpoint's topic prefix (not those of a longer prefix another
 //! endpoint uses), read from the oldest record up to the end seen when the run started. For
