@@ -3,7 +3,6 @@
 //! Every key is documented on its field; unknown keys are an error so a typo never silently
 //! falls back to a default. [`Config::load`] returns one line naming the offending key.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +11,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{Scalar, Secret};
+use crate::secret::{KafkaProperties, Scalar, Secret};
 use crate::setting::SettingError;
 
 pub mod endpoint;
@@ -226,9 +225,9 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     /// Extra librdkafka properties, passed through verbatim (e.g. `security.protocol`,
     /// `sasl.mechanisms`, `linger.ms`). They override the connector's own producer defaults.
-    /// In env vars write `_` for `.`: `RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS=20`.
-    #[serde(deserialize_with = "scalar_map")]
-    pub librdkafka: BTreeMap<String, String>,
+    /// In env vars write `_` for `.`: `RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS=20`. Secret-bearing
+    /// ones (`sasl.password`, `ssl.key.pem`, ...) are redacted in `config check` and logs.
+    pub librdkafka: KafkaProperties,
 }
 
 /// `[schema_registry]`: the Confluent-compatible registry.
@@ -937,13 +936,6 @@ fn env_provider() -> Env {
 /// Variables of one endpoint: `RISKOS_ENDPOINTS__<NAME>__<KEY>` (see [`endpoints_from_env`]).
 const ENDPOINTS_ENV_PREFIX: &str = "RISKOS_ENDPOINTS__";
 
-fn scalar_map<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    let map = BTreeMap::<String, Scalar>::deserialize(d)?;
-    Ok(map.into_iter().map(|(k, v)| (k, v.into())).collect())
-}
-
 fn optional_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
 }
@@ -1044,6 +1036,35 @@ mod tests {
             assert_eq!(config.kafka.librdkafka.get("linger_ms").unwrap(), "7");
             let password = config.schema_registry.password.as_ref().map(|p| p.expose());
             assert_eq!(password, Some("123456"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error.
+    fn kafka_secrets_from_the_file_or_env_never_show_in_debug_or_check_output() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD", "pw-from-env");
+            jail.set_env("RISKOS_KAFKA__LIBRDKAFKA__SSL_KEY_PASSWORD", "271828");
+            let file = Toml::string(
+                r#"
+                [kafka.librdkafka]
+                "ssl.key.pem" = "PEM-FROM-FILE"
+                "sasl.oauthbearer.client.secret" = "oauth-from-file"
+                "linger.ms" = "7"
+                "#,
+            );
+            let config = Config::from_figment(base().merge(file).merge(env_provider())).unwrap();
+            let debug = format!("{config:?}");
+            let check = serde_json::to_string(&config).unwrap();
+            for secret in ["pw-from-env", "271828", "PEM-FROM-FILE", "oauth-from-file"] {
+                assert!(!debug.contains(secret), "{secret} in Debug: {debug}");
+                assert!(!check.contains(secret), "{secret} in check: {check}");
+            }
+            assert!(check.contains(r#""linger.ms":"7""#), "{check}");
+            // librdkafka still gets the values.
+            assert_eq!(config.kafka.librdkafka["sasl_password"], "pw-from-env");
+            assert_eq!(config.kafka.librdkafka["ssl.key.pem"], "PEM-FROM-FILE");
             Ok(())
         });
     }

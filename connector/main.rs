@@ -62,9 +62,15 @@ enum Command {
         event_id: Vec<String>,
         /// Erase the records whose field equals the value (repeatable): a dotted path into the
         /// decoded record (`data.entity_token`, `data.agent.email`, `data.notes[].note`);
-        /// hashed and encrypted fields are matched with the `[protection]` keys.
+        /// hashed and encrypted fields are matched with the `[protection]` keys. The value
+        /// shows in the process list and shell history: prefer `--where-file`.
         #[arg(long = "where", value_name = "FIELD=VALUE", group = "condition")]
         conditions: Vec<String>,
+        /// Read `FIELD=VALUE` conditions (as `--where`) from this file, one a line (blank lines
+        /// and `#` comments skipped), or from standard input with `-`. The form to use: the
+        /// person's data stays off the command line. Combines with `--where` and `--event-id`.
+        #[arg(long = "where-file", value_name = "PATH", group = "condition")]
+        where_file: Option<PathBuf>,
         /// List what would be erased; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -230,14 +236,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             endpoint,
             event_id,
             conditions,
+            where_file,
             dry_run,
         } => {
-            // Parsed here, not by clap: its errors would quote the value.
-            let conditions = conditions
-                .iter()
-                .map(|text| text.parse())
-                .collect::<Result<Vec<erase::Condition>, String>>()
-                .map_err(anyhow::Error::msg)?;
+            let conditions = erase_conditions(&conditions, where_file.as_deref())?;
             let config = Config::load(config.config.as_deref())?;
             let options = erase::EraseOptions {
                 endpoint,
@@ -331,6 +333,30 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The `--where` conditions, then those of the `--where-file` (`-`: standard input). Parsed
+/// here, not by clap: its errors would quote the value.
+fn erase_conditions(
+    inline: &[String],
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<erase::Condition>> {
+    let mut conditions = inline
+        .iter()
+        .map(|text| text.parse())
+        .collect::<Result<Vec<erase::Condition>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(path) = file {
+        let read = if path == std::path::Path::new("-") {
+            erase::read_conditions(std::io::stdin().lock())
+        } else {
+            let file = std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("--where-file {}: {e}", path.display()))?;
+            erase::read_conditions(std::io::BufReader::new(file))
+        };
+        conditions.extend(read.map_err(anyhow::Error::msg)?);
+    }
+    Ok(conditions)
+}
+
 /// RFC 3339 time or a duration ago, as epoch milliseconds.
 fn parse_since(text: &str) -> anyhow::Result<i64> {
     use time::format_description::well_known::Rfc3339;
@@ -342,4 +368,52 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
     })?;
     let now = time::OffsetDateTime::now_utc() - ago;
     Ok((now.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn erase_args(cli: Cli) -> (Vec<String>, Option<PathBuf>) {
+        match cli.command {
+            Command::Erase {
+                conditions,
+                where_file,
+                ..
+            } => (conditions, where_file),
+            _ => panic!("not erase"),
+        }
+    }
+
+    #[test]
+    fn where_file_is_a_condition_of_its_own_and_combines_with_where() {
+        let alone = Cli::try_parse_from(["riskos-connector", "erase", "--where-file", "-"]);
+        let (inline, file) = erase_args(alone.unwrap());
+        assert!(inline.is_empty());
+        assert_eq!(file, Some(PathBuf::from("-")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("where");
+        std::fs::write(
+            &path,
+            "# one request\n  data.agent.email=a@x \n\ndata.id=7\n",
+        )
+        .unwrap();
+        let both = Cli::try_parse_from([
+            "riskos-connector",
+            "erase",
+            "--where",
+            "data.entity_token=T",
+            "--where-file",
+            path.to_str().unwrap(),
+        ]);
+        let (inline, file) = erase_args(both.unwrap());
+        let conditions = erase_conditions(&inline, file.as_deref()).unwrap();
+        let expected = ["data.entity_token=T", "data.agent.email=a@x", "data.id=7"]
+            .map(|text| text.parse::<erase::Condition>().unwrap());
+        assert_eq!(conditions, expected);
+
+        // Still one condition at least.
+        assert!(Cli::try_parse_from(["riskos-connector", "erase"]).is_err());
+    }
 }

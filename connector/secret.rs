@@ -5,7 +5,9 @@
 //! Presented credentials are compared by their SHA-256 digests with `subtle`, so neither the
 //! content nor the length of a configured secret shows in response timing.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,100 @@ impl From<Scalar> for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Scalar::deserialize(d).map(Secret::from)
+    }
+}
+
+/// librdkafka properties whose value is a credential, as librdkafka's own "sensitive" flag
+/// (`rdkafka_conf.c`) marks them, less the ones that are not secrets: `sasl.username` and
+/// `sasl.oauthbearer.client.id` (identities, needed to tell which account is used),
+/// `ssl.ca.pem` (a public certificate) and the `*.location` / `*.file` paths (where a key is,
+/// not the key). `ssl.truststore.password` is not a librdkafka property but a Java client's
+/// that people carry over; it is a secret wherever it is written.
+const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.key",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+];
+
+/// True when the librdkafka property `name` holds a secret: one of [`SECRET_PROPERTIES`], or
+/// any name with `password`, `secret` or `passphrase` in it, so that a property a
+/// later librdkafka adds, or a misspelt one, is not printed either. Matched case-blind and with
+/// `_` read as `.`, as env vars write them (`sasl_password`; `ssl_key` is `ssl.key`).
+pub fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('_', ".");
+    SECRET_PROPERTIES.contains(&name.as_str())
+        || ["password", "secret", "passphrase"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// The `kafka.librdkafka` passthrough properties. `Debug` and `Serialize` print [`REDACTED`]
+/// for each value [`is_secret_property`] names, so `config check`, a `{:?}` of the config and
+/// any log of it never show a Kafka credential; the map itself (through `Deref`) holds the real
+/// values, which go to librdkafka.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KafkaProperties(BTreeMap<String, String>);
+
+impl KafkaProperties {
+    /// The map as printed: each secret value replaced by [`REDACTED`].
+    fn redacted(&self) -> BTreeMap<&str, &str> {
+        self.0
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_property(key) {
+                    REDACTED
+                } else {
+                    value.as_str()
+                };
+                (key.as_str(), shown)
+            })
+            .collect()
+    }
+}
+
+impl From<BTreeMap<String, String>> for KafkaProperties {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Self(map)
+    }
+}
+
+impl Deref for KafkaProperties {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for KafkaProperties {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.redacted().fmt(f)
+    }
+}
+
+impl Serialize for KafkaProperties {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(serializer)
+    }
+}
+
+/// Values are typed by figment from env vars (`20` is a number); each is read as its text.
+impl<'de> Deserialize<'de> for KafkaProperties {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, Scalar>::deserialize(d)?;
+        Ok(Self(map.into_iter().map(|(k, v)| (k, v.into())).collect()))
     }
 }
 
@@ -192,6 +288,49 @@ mod tests {
         assert_eq!(format!("{secret:?}"), REDACTED);
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"[redacted]\"");
         assert_eq!(format!("{:?}", Digest32::of(b"hunter2")), REDACTED);
+    }
+
+    #[test]
+    fn kafka_credentials_are_redacted_by_name_and_kept_for_librdkafka() {
+        for name in [
+            "sasl.password",
+            "sasl_password",
+            "SASL_PASSWORD",
+            "ssl.key.password",
+            "ssl.key.pem",
+            "ssl_key",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "sasl.pasword.secret",
+        ] {
+            assert!(is_secret_property(name), "{name}");
+        }
+        for name in [
+            "sasl.username",
+            "security.protocol",
+            "ssl.key.location",
+            "ssl.ca.pem",
+            "ssl.certificate.pem",
+            "linger_ms",
+        ] {
+            assert!(!is_secret_property(name), "{name}");
+        }
+        let properties = KafkaProperties::from(BTreeMap::from([
+            ("sasl.password".to_string(), "hunter2".to_string()),
+            ("linger.ms".to_string(), "5".to_string()),
+        ]));
+        let shown = format!("{properties:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("linger.ms"),
+            "{shown}"
+        );
+        assert_eq!(
+            serde_json::to_string(&properties).unwrap(),
+            r#"{"linger.ms":"5","sasl.password":"[redacted]"}"#
+        );
+        assert_eq!(properties["sasl.password"], "hunter2");
     }
 
     #[test]

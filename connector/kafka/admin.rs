@@ -212,7 +212,9 @@ fn admin_client(
     bootstrap_servers: &str,
     passthrough: &BTreeMap<String, String>,
 ) -> Result<AdminClient<DefaultClientContext>, AdminError> {
-    Ok(client_config(bootstrap_servers, &[], passthrough).create()?)
+    Ok(client_config(bootstrap_servers, &[], passthrough)
+        .create()
+        .map_err(super::without_secret)?)
 }
 
 /// Bounded so a start-up against an unreachable cluster fails in seconds, not minutes.

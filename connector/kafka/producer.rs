@@ -93,7 +93,8 @@ impl Producer {
         ];
         let inner: FutureProducer<StatsContext> =
             client_config(bootstrap_servers, &defaults, passthrough)
-                .create_with_context(StatsContext)?;
+                .create_with_context(StatsContext)
+                .map_err(super::without_secret)?;
         Ok(Self { inner, ack_timeout })
     }
 

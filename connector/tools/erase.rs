@@ -12,7 +12,10 @@
 //!   when the token is the hash of `VALUE` under the key its kid names, an encrypted field
 //!   (`e1.<kid>.<box>`) when it opens (bound to the record's topic, key and the field's path)
 //!   to `VALUE`. A field hashed or encrypted under a key `[protection]` does not hold stops the
-//!   run before anything is written: erase cannot tell whether it matches.
+//!   run before anything is written: erase cannot tell whether it matches;
+//! - `--where-file PATH` (`-`: standard input): the same conditions, one a line
+//!   ([`read_conditions`]): the form to use, since a command line shows in the process list,
+//!   the shell history and audit logs.
 //!
 //! Scope: every topic of one endpoint's topic prefix (not those of a longer prefix another
 //! endpoint uses), read from the oldest record up to the end seen when the run started. For
@@ -47,7 +50,7 @@ use serde_json::{json, Value as Json};
 
 use super::reader::TopicReader;
 use crate::config::Config;
-use crate::kafka::client_config;
+use crate::kafka::{client_config, without_secret};
 use crate::protect::keys::{ENCRYPTED_PREFIX, HASH_PREFIX, MAX_KID_LEN};
 use crate::protect::{associated_data, canonical, Keyring, UnprotectError, RAW_PATH};
 use crate::route::quarantine_topic;
@@ -121,6 +124,26 @@ impl FromStr for Condition {
             .ok_or_else(|| "--where takes FIELD=VALUE, e.g. data.entity_token=X".to_string())?;
         Self::new(field, value)
     }
+}
+
+/// The conditions of a `--where-file`: one `FIELD=VALUE` a line, surrounding whitespace
+/// trimmed, blank lines and `#` comments skipped. The form to use: a value on the command line
+/// shows in the process list, the shell history and audit logs; one read from a file or
+/// standard input does not. Errors name the line, never quote it.
+pub fn read_conditions(text: impl std::io::BufRead) -> Result<Vec<Condition>, String> {
+    let mut conditions = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.map_err(|e| format!("--where-file: {e}"))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let condition = line
+            .parse()
+            .map_err(|e| format!("--where-file line {}: {e}", index + 1))?;
+        conditions.push(condition);
+    }
+    Ok(conditions)
 }
 
 impl std::fmt::Debug for Condition {
@@ -644,6 +667,7 @@ async fn compaction(
         &config.kafka.librdkafka,
     )
     .create()
+    .map_err(without_secret)
     {
         Ok(admin) => admin,
         Err(error) => {
@@ -777,7 +801,8 @@ async fn write_tombstones(
         ],
         &config.kafka.librdkafka,
     )
-    .create()?;
+    .create()
+    .map_err(without_secret)?;
     let mut written = Vec::new();
     let mut failed = Vec::new();
     for batch in plan.chunks(1000) {

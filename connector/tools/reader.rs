@@ -9,7 +9,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::kafka::client_config;
+use crate::kafka::{client_config, without_secret};
 
 /// Where to start reading.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +40,8 @@ pub fn tools_consumer(config: &Config, partition_eof: bool) -> anyhow::Result<Ba
         ],
         &config.kafka.librdkafka,
     )
-    .create()?)
+    .create()
+    .map_err(without_secret)?)
 }
 
 /// The partition ids of `topic`; an error when it does not exist.
@@ -123,7 +124,8 @@ impl TopicReader {
             &[],
             &config.kafka.librdkafka,
         )
-        .create()?;
+        .create()
+        .map_err(without_secret)?;
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let mut topics: Vec<String> = metadata
             .topics()

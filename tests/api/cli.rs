@@ -205,6 +205,62 @@ fn a_bad_config_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("max_body_bytes"), "{stderr}");
 }
 
+/// `config check` prints the config, and the `kafka.librdkafka` passthrough map holds Kafka
+/// credentials: set from the file (dotted keys) or env vars (`_` keys), none is printed.
+#[test]
+fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[endpoints]]\nname = \"riskos\"\n[endpoints.auth]\nmode = \"none\"\n[kafka]\n\
+         bootstrap_servers = \"127.0.0.1:1\"\n[kafka.librdkafka]\n\
+         \"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"svc-user\"\n\
+         \"sasl.password\" = \"pw-from-file\"\n\"ssl.key.pem\" = \"PEM-FROM-FILE\"\n\
+         \"sasl.oauthbearer.config\" = \"clientSecret=cfg-from-file\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env_remove("RISKOS_CONFIG")
+        .env("RISKOS_SCHEMA_REGISTRY__URL", "http://127.0.0.1:1")
+        .env(
+            "RISKOS_KAFKA__LIBRDKAFKA__SASL_OAUTHBEARER_CLIENT_SECRET",
+            "oauth-from-env",
+        )
+        .env("RISKOS_KAFKA__LIBRDKAFKA__SSL_KEY_PASSWORD", "314159")
+        .env(
+            "RISKOS_KAFKA__LIBRDKAFKA__SSL_KEYSTORE_PASSWORD",
+            "ks-from-env",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for secret in [
+        "pw-from-file",
+        "PEM-FROM-FILE",
+        "cfg-from-file",
+        "oauth-from-env",
+        "314159",
+        "ks-from-env",
+    ] {
+        assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
+    }
+    // The keys and the other properties still show.
+    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let properties = &printed["kafka"]["librdkafka"];
+    assert_eq!(properties["sasl.password"], "[redacted]", "{properties}");
+    assert_eq!(properties["ssl_key_password"], "[redacted]", "{properties}");
+    assert_eq!(properties["security.protocol"], "SASL_SSL");
+    assert_eq!(properties["sasl.username"], "svc-user");
+}
+
 /// README's "Run it against a broker and a registry", run as written: the shell block up to its
 /// `serve` line runs in bash (`HOME` a temporary folder, `cargo run --release --` this test's
 /// binary), then each command the `serve` line offers — `serve`, and the `serve --config

@@ -468,6 +468,59 @@ async fn erase_and_compaction_remove_every_record_of_one_entity_and_nothing_else
         stdout.contains(&format!("not erasable by tombstone: topic {quarantine} ")),
         "{stdout}"
     );
+    // The same run with the condition kept off the command line: read from standard input,
+    // then from a file (the documented form), lists the same records.
+    let where_file = dir.path().join("where.txt");
+    std::fs::write(&where_file, format!("# request 17\n{where_a}\n")).unwrap();
+    for (source, stdin) in [
+        ("-", Some(format!("{where_a}\n"))),
+        (where_file.to_str().unwrap(), None),
+    ] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+            .args(["erase", "--config"])
+            .arg(&config_path)
+            .args(["--where-file", source])
+            .args([
+                "--event-id",
+                "a-eval-1",
+                "--event-id",
+                "a-bad-1",
+                "--dry-run",
+            ])
+            .env_remove("RISKOS_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            tokio::io::AsyncWriteExt::write_all(&mut input, text.as_bytes())
+                .await
+                .unwrap();
+        }
+        drop(input);
+        let output = child.wait_with_output().await.unwrap();
+        let from_file = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "--where-file {source}: {}\n{from_file}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listed_from_file: BTreeSet<(String, String)> = from_file
+            .lines()
+            .filter_map(|line| line.strip_prefix("would erase: topic "))
+            .map(|rest| {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                (words[0].to_string(), words[6].to_string())
+            })
+            .collect();
+        assert_eq!(listed_from_file, a_keys, "--where-file {source}");
+        assert!(!from_file.contains(ENTITY_A), "--where-file {source}");
+    }
+    assert_eq!(ends(&bootstrap, &all_topics), ends_before);
+
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["erase"], "dry_run");
     assert_eq!(summary["tombstones_written"], 0);
