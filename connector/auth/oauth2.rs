@@ -576,6 +576,27 @@ mod tests {
     }
 
     #[test]
+    fn a_jwks_url_must_be_https_unless_the_test_switch_allows_http() {
+        let config = |url: &str, allow_insecure_jwks_url: bool| OAuth2Config {
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            jwks_url: Some(url.into()),
+            allow_insecure_jwks_url,
+            ..OAuth2Config::default()
+        };
+        assert!(config("https://idp/jwks", false).validate().is_ok());
+        assert!(config("http://127.0.0.1:1/jwks", true).validate().is_ok());
+        for (url, allow) in [
+            ("http://idp/jwks", false),
+            ("ftp://idp/jwks", true),
+            ("idp/jwks", true),
+        ] {
+            let error = config(url, allow).validate().unwrap_err();
+            assert_eq!(error.key(), "auth.oauth2.jwks_url", "{url}");
+        }
+    }
+
+    #[test]
     fn hmac_algorithms_and_missing_keys_are_refused_in_config() {
         let config = OAuth2Config {
             issuer: ISS.into(),
