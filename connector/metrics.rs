@@ -6,6 +6,7 @@
 //! | `riskos_requests_total` | counter | `endpoint`, `status`, `event_type` (a known type, `unrecognized`, or `none`) |
 //! | `riskos_rejections_total` | counter | `endpoint`, `kind` (every non-2xx reason) |
 //! | `riskos_auth_failures_total` | counter | `endpoint`, `reason` |
+//! | `riskos_jwks_refresh_failures_total` | counter | `endpoint`, `reason` (`fetch`, `status`, `redirect`, `too_large`, `parse`, `no_keys`) |
 //! | `riskos_in_flight_requests` | gauge | |
 //! | `riskos_open_connections` | gauge | |
 //! | `riskos_connections_refused_total` | counter | `reason` (`max_connections`, `ip_not_allowed`) |
@@ -39,6 +40,8 @@ pub const REQUESTS: &str = "riskos_requests_total";
 pub const REJECTIONS: &str = "riskos_rejections_total";
 /// 401/403 by reason.
 pub const AUTH_FAILURES: &str = "riskos_auth_failures_total";
+/// JWKS refreshes that failed (the last good keys stay), by endpoint and reason.
+pub const JWKS_REFRESH_FAILURES: &str = "riskos_jwks_refresh_failures_total";
 /// Requests being handled.
 pub const IN_FLIGHT: &str = "riskos_in_flight_requests";
 /// Connections open.
@@ -127,6 +130,10 @@ fn describe() {
     describe_counter!(
         AUTH_FAILURES,
         "401 and 403 answers, by endpoint and reason."
+    );
+    describe_counter!(
+        JWKS_REFRESH_FAILURES,
+        "JWKS refreshes that failed or yielded no usable key (the last good keys stay in use), by endpoint and reason."
     );
     describe_gauge!(IN_FLIGHT, "Requests being handled.");
     describe_gauge!(CONNECTIONS_OPEN, "Connections open.");

@@ -5,6 +5,12 @@
 //! Each key is bound to the algorithms its type allows (its `alg` when published), intersected
 //! with the configured allow-list. Symmetric (`oct`) and encryption-only keys are never taken
 //! from a JWKS, so a token cannot make an HMAC key out of a public key.
+//!
+//! The fetch is https only (unless `allow_insecure_jwks_url`, for tests and local development),
+//! follows no redirect (a redirect could lead to a host the operator never named, or down to
+//! plain http), and reads at most [`MAX_JWKS_BYTES`]. A refresh that fails — including one that
+//! yields no usable key — keeps the last good set and counts in
+//! `riskos_jwks_refresh_failures_total` (labels `endpoint`, `reason`).
 
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -13,6 +19,13 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
+
+use crate::metrics::JWKS_REFRESH_FAILURES;
+
+/// The largest JWKS body read. Real key sets are a few KiB (a handful of keys, even with
+/// certificate chains); the limit keeps a broken or hostile provider from making every refresh
+/// buffer an unbounded body.
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 /// A verification key with the algorithms it may be used with.
 #[derive(Clone)]
@@ -43,6 +56,12 @@ pub enum JwksError {
     /// The provider answered with an error status.
     #[error("the JWKS URL answered {0}")]
     Status(u16),
+    /// The provider answered with a redirect, which is not followed.
+    #[error("the JWKS URL answered {0}, a redirect (not followed: configure the final URL)")]
+    Redirect(u16),
+    /// The body is larger than [`MAX_JWKS_BYTES`].
+    #[error("the JWKS is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
     /// The body is not a JWK set.
     #[error("the JWKS is not a JWK set: {0}")]
     Parse(serde_json::Error),
@@ -51,9 +70,25 @@ pub enum JwksError {
     NoKeys,
 }
 
+impl JwksError {
+    /// The `reason` label of `riskos_jwks_refresh_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Fetch(_) => "fetch",
+            Self::Status(_) => "status",
+            Self::Redirect(_) => "redirect",
+            Self::TooLarge => "too_large",
+            Self::Parse(_) => "parse",
+            Self::NoKeys => "no_keys",
+        }
+    }
+}
+
 /// The cached key set of one JWKS URL.
 pub struct Jwks {
     url: String,
+    /// The endpoint's name: the `endpoint` label of the refresh-failure counter.
+    endpoint: String,
     client: reqwest::Client,
     allowed: Vec<Algorithm>,
     keys: RwLock<Arc<Vec<KeyEntry>>>,
@@ -69,17 +104,24 @@ impl std::fmt::Debug for Jwks {
 }
 
 impl Jwks {
-    /// Fetches the set once; a provider that cannot be used stops start-up.
+    /// Fetches the set once; a provider that cannot be used stops start-up. `endpoint` names
+    /// the endpoint in metrics; `allow_insecure` permits an `http://` URL (tests, local
+    /// development).
     pub async fn load(
         url: &str,
         allowed: &[Algorithm],
         min_refetch: Duration,
+        endpoint: &str,
+        allow_insecure: bool,
     ) -> Result<Arc<Self>, JwksError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!allow_insecure)
             .build()?;
         let jwks = Self {
             url: url.to_string(),
+            endpoint: endpoint.to_string(),
             client,
             allowed: allowed.to_vec(),
             keys: RwLock::new(Arc::new(Vec::new())),
@@ -126,14 +168,29 @@ impl Jwks {
         });
     }
 
+    /// Replaces the keys with a freshly fetched set; a failure, or a set without a usable key
+    /// (which would make every token fail), keeps the last good keys and is counted.
     async fn fetch_and_store(&self) -> bool {
-        match self.fetch().await {
+        let fetched = self.fetch().await.and_then(|keys| {
+            if keys.is_empty() {
+                Err(JwksError::NoKeys)
+            } else {
+                Ok(keys)
+            }
+        });
+        match fetched {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS refreshed");
                 self.store(keys);
                 true
             }
             Err(error) => {
+                metrics::counter!(
+                    JWKS_REFRESH_FAILURES,
+                    "endpoint" => self.endpoint.clone(),
+                    "reason" => error.reason()
+                )
+                .increment(1);
                 tracing::warn!(url = %self.url, %error, "JWKS refresh failed; keeping the previous keys");
                 false
             }
@@ -145,11 +202,23 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<Vec<KeyEntry>, JwksError> {
-        let response = self.client.get(&self.url).send().await?;
-        if !response.status().is_success() {
-            return Err(JwksError::Status(response.status().as_u16()));
+        let mut response = self.client.get(&self.url).send().await?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(JwksError::Redirect(status.as_u16()));
         }
-        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(JwksError::Status(status.as_u16()));
+        }
+        // Read chunk by chunk so an oversized body is refused after MAX_JWKS_BYTES, whatever
+        // its Content-Length says (or whether it has one).
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(JwksError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
         let set: JwkSet = serde_json::from_slice(&body).map_err(JwksError::Parse)?;
         Ok(entries(&set, &self.allowed))
     }
@@ -274,14 +343,20 @@ mod tests {
         let url = format!("http://{}/jwks", listener.local_addr().unwrap());
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let limited = Jwks::load(&url, &[Algorithm::ES256], Duration::from_secs(3600))
-            .await
-            .unwrap();
+        let limited = Jwks::load(
+            &url,
+            &[Algorithm::ES256],
+            Duration::from_secs(3600),
+            "test",
+            true,
+        )
+        .await
+        .unwrap();
         assert!(!limited.refetch_for_unknown_kid().await);
         assert!(!limited.refetch_for_unknown_kid().await);
         assert_eq!(hits.load(Ordering::SeqCst), 1, "only the start-up fetch");
 
-        let eager = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO)
+        let eager = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO, "test", true)
             .await
             .unwrap();
         assert!(eager.refetch_for_unknown_kid().await);
@@ -291,11 +366,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_http_url_is_not_fetched_without_the_switch() {
+        // Belt and braces behind the config check: the client itself speaks https only.
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    axum::Json(serde_json::json!({"keys": [
+                        {"kty": "EC", "crv": "P-256", "kid": "ec", "x": EC_X, "y": EC_Y}
+                    ]}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let refused = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO, "test", false).await;
+        let allowed = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO, "test", true).await;
+
+        assert!(matches!(refused, Err(JwksError::Fetch(_))), "{refused:?}");
+        assert!(allowed.is_ok());
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "only the allowed load fetched"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
     async fn an_unusable_url_fails_loading() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/jwks", closed.local_addr().unwrap());
         drop(closed);
-        let error = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO)
+        let error = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO, "test", true)
             .await
             .unwrap_err();
         assert!(matches!(error, JwksError::Fetch(_)), "{error}");

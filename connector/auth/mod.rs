@@ -288,8 +288,14 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// Reads every secret of the configured mode (and only that mode) and, for OAuth2,
-    /// fetches the JWKS.
+    /// fetches the JWKS. Outside an endpoint (tests, tools): its metrics carry `endpoint=""`.
     pub async fn from_config(config: &AuthConfig) -> Result<Self, SettingError> {
+        Self::for_endpoint(config, "").await
+    }
+
+    /// [`Authenticator::from_config`] for the endpoint named `endpoint`, the label of its
+    /// metrics (JWKS refresh failures).
+    pub async fn for_endpoint(config: &AuthConfig, endpoint: &str) -> Result<Self, SettingError> {
         let mode = config.mode.ok_or_else(|| {
             SettingError::invalid(
                 "auth.mode",
@@ -318,7 +324,7 @@ impl Authenticator {
                     .as_ref()
                     .map(TokenIssuer::verification_keys)
                     .unwrap_or_default();
-                Verifier::OAuth2(Validator::new(&config.oauth2, issued).await?)
+                Verifier::OAuth2(Validator::new(&config.oauth2, issued, endpoint).await?)
             }
         };
         Ok(Self {

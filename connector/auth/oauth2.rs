@@ -51,6 +51,10 @@ pub struct OAuth2Config {
     /// A token with an unknown `kid` refetches the JWKS at most this often, in seconds.
     /// Default 10.
     pub jwks_min_refetch_secs: u64,
+    /// Accept an `http://` `jwks_url`. Default false: the keys that decide who may send
+    /// webhooks must not be fetched over a connection anyone on the path can rewrite. Only for
+    /// tests and local development against a provider double.
+    pub allow_insecure_jwks_url: bool,
     /// Public keys as PEM files, for providers without a JWKS URL.
     pub static_keys: Vec<StaticKeyConfig>,
     /// The built-in client-credentials token endpoint.
@@ -73,6 +77,7 @@ impl Default for OAuth2Config {
             leeway_secs: 30,
             jwks_refresh_secs: 300,
             jwks_min_refetch_secs: 10,
+            allow_insecure_jwks_url: false,
             static_keys: Vec::new(),
             token_endpoint: TokenEndpointConfig::default(),
         }
@@ -130,6 +135,9 @@ impl OAuth2Config {
                 "must be greater than 0",
             ));
         }
+        if let Some(url) = &self.jwks_url {
+            check_jwks_url(url, self.allow_insecure_jwks_url)?;
+        }
         if self.jwks_url.is_none() && self.static_keys.is_empty() && !self.token_endpoint.enabled()
         {
             return Err(SettingError::invalid(
@@ -138,6 +146,26 @@ impl OAuth2Config {
             ));
         }
         self.token_endpoint.validate()
+    }
+}
+
+/// `jwks_url` must be an https URL, or http with `allow_insecure_jwks_url`.
+fn check_jwks_url(url: &str, allow_insecure: bool) -> Result<(), SettingError> {
+    let key = "auth.oauth2.jwks_url";
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| SettingError::invalid(key, format!("is not a URL: {e}")))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure => Ok(()),
+        "http" => Err(SettingError::invalid(
+            key,
+            "must be an https:// URL (auth.oauth2.allow_insecure_jwks_url = true permits \
+             http:// for tests and local development only)",
+        )),
+        other => Err(SettingError::invalid(
+            key,
+            format!("must be an https:// URL, not {other}://"),
+        )),
     }
 }
 
@@ -169,8 +197,13 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
-    /// Reads the PEM keys and fetches the JWKS. `issued` are the built-in endpoint's keys.
-    pub async fn new(config: &OAuth2Config, issued: Vec<KeyEntry>) -> Result<Self, SettingError> {
+    /// Reads the PEM keys and fetches the JWKS. `issued` are the built-in endpoint's keys;
+    /// `endpoint` names the endpoint in the JWKS metrics.
+    pub async fn new(
+        config: &OAuth2Config,
+        issued: Vec<KeyEntry>,
+        endpoint: &str,
+    ) -> Result<Self, SettingError> {
         let mut fixed = issued;
         for key in &config.static_keys {
             fixed.push(static_key(key)?);
@@ -181,6 +214,8 @@ impl Validator {
                     url,
                     &config.algorithms,
                     Duration::from_secs(config.jwks_min_refetch_secs),
+                    endpoint,
+                    config.allow_insecure_jwks_url,
                 )
                 .await
                 .map_err(|e| SettingError::invalid("auth.oauth2.jwks_url", e.to_string()))?;
@@ -538,6 +573,27 @@ mod tests {
         assert_eq!(v.check(&headers).await, Ok(()));
         headers.append("authorization", "Bearer x.y.z".parse().unwrap());
         assert_eq!(v.check(&headers).await, Err(Reason::DuplicateAuthorization));
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_unless_the_test_switch_allows_http() {
+        let config = |url: &str, allow_insecure_jwks_url: bool| OAuth2Config {
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            jwks_url: Some(url.into()),
+            allow_insecure_jwks_url,
+            ..OAuth2Config::default()
+        };
+        assert!(config("https://idp/jwks", false).validate().is_ok());
+        assert!(config("http://127.0.0.1:1/jwks", true).validate().is_ok());
+        for (url, allow) in [
+            ("http://idp/jwks", false),
+            ("ftp://idp/jwks", true),
+            ("idp/jwks", true),
+        ] {
+            let error = config(url, allow).validate().unwrap_err();
+            assert_eq!(error.key(), "auth.oauth2.jwks_url", "{url}");
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Ingress {
             rate: RateLimit::per_second(endpoint.rate_limit_per_ip),
             in_flight: InFlight::new(share.in_flight),
             // In the endpoint's span, so the mode's start-up warnings (`none`) name it.
-            auth: Authenticator::from_config(&endpoint.auth)
+            auth: Authenticator::for_endpoint(&endpoint.auth, &endpoint.name)
                 .instrument(tracing::info_span!("endpoint", endpoint = %endpoint.name))
                 .await
                 .map_err(within)?,

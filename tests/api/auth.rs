@@ -232,6 +232,7 @@ secrets = ["{hmac}"]
 timestamp_header = "X-Timestamp"
 [endpoints.auth.oauth2]
 jwks_url = "{jwks}"
+allow_insecure_jwks_url = true
 issuer = "{ISSUER}"
 audience = "{AUDIENCE}"
 [endpoints.auth.oauth2.token_endpoint]

@@ -263,6 +263,11 @@ def test_values_schema_accepts_the_shipped_values(scenario: str) -> None:
         ({"protection": {"encryptionKeys": ["no key id"]}}, "/protection/encryptionKeys/0"),
         ({"protection": {"keys": []}}, "'keys' not allowed"),
         (endpoints(endpoint(auth={"mode": "none"}, requiredHeaders=[{"name": "X Bad"}])), "requiredHeaders"),
+        # Issue 25 item 7: the connector refuses an http:// JWKS URL; so does the schema.
+        (
+            endpoints(endpoint(auth={"mode": "oauth2", "oauth2": {"jwksUrl": "http://idp.example.com/jwks.json"}})),
+            "jwksUrl",
+        ),
         (
             endpoints(endpoint(auth={"mode": "standard-webhooks"}, secrets={"standardWebhooksSecrets": ["not-a-whsec-secret"]})),
             "standardWebhooksSecrets",

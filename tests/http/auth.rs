@@ -763,6 +763,165 @@ async fn a_rotated_jwks_key_is_picked_up_on_its_first_token() {
     assert_eq!(connector.store.kept().len(), 2);
 }
 
+// Issue 25 item 7: the JWKS fetch is https only, follows no redirect, reads a bounded body, and
+// a refresh that fails or yields no usable key keeps the last good set and is counted.
+
+/// `riskos_jwks_refresh_failures_total{endpoint, reason}` as the connector's `/metrics` shows
+/// it (0 when absent). Each test names its endpoint, so the process-wide counters of other
+/// tests do not mix in.
+async fn jwks_refresh_failures(connector: &Connector, reason: &str) -> u64 {
+    let metrics = connector
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let text = String::from_utf8(metrics.body).unwrap();
+    let endpoint = format!(r#"endpoint="{}""#, connector.config.endpoints[0].name);
+    let reason = format!(r#"reason="{reason}""#);
+    text.lines()
+        .filter(|l| l.starts_with("riskos_jwks_refresh_failures_total{"))
+        .filter(|l| l.contains(&endpoint) && l.contains(&reason))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// A connector whose endpoint `name` takes JWTs from `jwks_url`, refetching on every unknown kid.
+async fn jwks_connector(name: &str, jwks_url: &str) -> Connector {
+    Connector::start_with(|c| {
+        oauth2_refetching(c, jwks_url);
+        c.endpoints[0].name = name.to_string();
+    })
+    .await
+}
+
+/// The status of a webhook authenticated with a token of `key`; `n` picks a distinct body,
+/// since an identical one would be answered from the duplicate fast path.
+async fn status_with(connector: &Connector, key: &SigningKey, n: usize) -> u16 {
+    let names = [
+        "request_token.update_cases_status.json",
+        "request_token.update_transactions_status.json",
+        "riskos.case_closure.match.json",
+        EVALUATION,
+    ];
+    post(
+        connector,
+        &bearer_header(&key.sign(&good_claims())),
+        "application/json",
+        fixture(names[n]),
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+#[tokio::test]
+async fn an_http_jwks_url_is_refused_at_start_up_without_the_test_switch() {
+    // Arrange
+    let idp = SigningKey::generate("idp-1");
+    let jwks = JwksDouble::start(&[&idp]).await;
+
+    // Act
+    let refused = Connector::try_start_with(|c| {
+        oauth2(c, &jwks.url);
+        c.endpoints[0].auth.oauth2.allow_insecure_jwks_url = false;
+    })
+    .await;
+    let allowed = Connector::try_start_with(|c| oauth2(c, &jwks.url)).await;
+
+    // Assert: the error names the key and the switch; the keys were never fetched over http.
+    let error = format!("{:#}", refused.err().expect("an http jwks_url is refused"));
+    assert!(error.contains("auth.oauth2.jwks_url"), "{error}");
+    assert!(error.contains("https://"), "{error}");
+    assert!(error.contains("allow_insecure_jwks_url"), "{error}");
+    assert_eq!(
+        jwks.fetches(),
+        1,
+        "only the start-up with the switch fetched"
+    );
+    assert!(allowed.is_ok(), "the switch allows it");
+}
+
+#[tokio::test]
+async fn a_jwks_redirect_is_not_followed_and_the_failure_is_counted() {
+    // Arrange: the provider later redirects to a set holding a key it never published.
+    let idp = SigningKey::generate("idp-1");
+    let planted = SigningKey::generate("planted");
+    let jwks = JwksDouble::start(&[&idp]).await;
+    let elsewhere = JwksDouble::start(&[&planted]).await;
+    let connector = jwks_connector("jwks-redirect", &jwks.url).await;
+
+    // Act: a token with the planted kid refetches and meets the redirect.
+    jwks.redirect_to(&elsewhere.url);
+    let planted_token = status_with(&connector, &planted, 0).await;
+    let original_key = status_with(&connector, &idp, 1).await;
+
+    // Assert
+    assert_eq!(planted_token, 401, "the redirect's key set was not taken");
+    assert_eq!(elsewhere.fetches(), 0, "the redirect was not followed");
+    assert_eq!(original_key, 200, "the last good keys stay");
+    assert_eq!(jwks_refresh_failures(&connector, "redirect").await, 1);
+}
+
+#[tokio::test]
+async fn an_oversized_jwks_is_refused_counted_and_the_previous_keys_keep_working() {
+    // Arrange: a valid key set padded to 2 MiB with whitespace, holding a new key.
+    let idp = SigningKey::generate("idp-1");
+    let padded = SigningKey::generate("padded");
+    let jwks = JwksDouble::start(&[&idp]).await;
+    let connector = jwks_connector("jwks-oversized", &jwks.url).await;
+    let body = format!(
+        "{}{}",
+        json!({"keys": [padded.jwk.clone()]}),
+        " ".repeat(2 << 20)
+    );
+
+    // Act
+    jwks.answer_body(body);
+    let padded_token = status_with(&connector, &padded, 0).await;
+    let original_key = status_with(&connector, &idp, 1).await;
+
+    // Assert
+    assert_eq!(padded_token, 401, "the oversized set was not read");
+    assert_eq!(original_key, 200, "the last good keys stay");
+    assert_eq!(jwks_refresh_failures(&connector, "too_large").await, 1);
+}
+
+#[tokio::test]
+async fn a_jwks_refresh_without_usable_keys_keeps_the_last_good_set_and_is_counted() {
+    // Arrange
+    let idp = SigningKey::generate("idp-1");
+    let jwks = JwksDouble::start(&[&idp]).await;
+    let connector = jwks_connector("jwks-no-keys", &jwks.url).await;
+    let before = status_with(&connector, &idp, 0).await;
+    // Only keys a JWKS may not supply: symmetric, and encryption-only.
+    let mut encryption_only = SigningKey::generate("enc").jwk;
+    encryption_only["use"] = json!("enc");
+    encryption_only.as_object_mut().unwrap().remove("alg");
+    let unusable = json!({"keys": [
+        {"kty": "oct", "kid": "hs", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"},
+        encryption_only,
+    ]});
+    let stranger = SigningKey::generate("stranger");
+
+    // Act: each answer is fetched by a token with an unknown kid, then the original key is
+    // used again.
+    jwks.answer_body(json!({"keys": []}).to_string());
+    let after_empty_stranger = status_with(&connector, &stranger, 1).await;
+    let after_empty = status_with(&connector, &idp, 2).await;
+    jwks.answer_body(unusable.to_string());
+    let after_unusable_stranger = status_with(&connector, &stranger, 2).await;
+    let after_unusable = status_with(&connector, &idp, 3).await;
+
+    // Assert
+    assert_eq!(before, 200);
+    assert_eq!((after_empty_stranger, after_unusable_stranger), (401, 401));
+    assert_eq!(after_empty, 200, "an empty set did not replace the keys");
+    assert_eq!(
+        after_unusable, 200,
+        "a set of unusable keys did not replace them"
+    );
+    assert_eq!(jwks.fetches(), 3, "start-up and the two refetches");
+    assert_eq!(jwks_refresh_failures(&connector, "no_keys").await, 2);
+}
+
 #[tokio::test]
 async fn a_jwt_without_a_kid_is_refused_though_the_only_key_verifies_it() {
     // Arrange: one published key, so a kid-less token matches exactly one key.

@@ -31,10 +31,12 @@ pub fn bearer(config: &mut Config) {
         vec![Secret::new(BEARER_CURRENT), Secret::new(BEARER_NEXT)];
 }
 
-/// OAuth2 with the JWKS at `jwks_url`, refetched at most as often as the default allows.
+/// OAuth2 with the JWKS at `jwks_url`, refetched at most as often as the default allows. The
+/// JWKS double serves plain http, so the test-only switch allows it.
 pub fn oauth2(config: &mut Config, jwks_url: &str) {
     config.endpoints[0].auth.mode = Some(AuthMode::OAuth2);
     config.endpoints[0].auth.oauth2.jwks_url = Some(jwks_url.to_string());
+    config.endpoints[0].auth.oauth2.allow_insecure_jwks_url = true;
     config.endpoints[0].auth.oauth2.issuer = ISSUER.into();
     config.endpoints[0].auth.oauth2.audience = AUDIENCE.into();
 }

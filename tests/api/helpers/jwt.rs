@@ -1,6 +1,7 @@
 //! TEST DOUBLE of an identity provider — not a product component: ES256 signing keys made
-//! with rcgen, and a JWKS endpoint whose key set a test can swap (key rotation) and whose
-//! fetches it can count.
+//! with rcgen, and a JWKS endpoint whose key set a test can swap (key rotation), whose answer
+//! it can replace with any body or a redirect (a misbehaving provider), and whose fetches it
+//! can count.
 //!
 //! Shared with `tests/http` (through `#[path]`), whose tests use parts `tests/api` does not.
 #![allow(dead_code)]
@@ -8,6 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -80,11 +82,21 @@ pub fn alg_none(kid: &str, claims: &Value) -> String {
     )
 }
 
+/// What the double answers instead of its key set.
+#[derive(Clone)]
+enum Misbehaviour {
+    /// This body, as JSON.
+    Body(String),
+    /// A temporary redirect to this URL.
+    Redirect(String),
+}
+
 /// A running JWKS endpoint.
 pub struct JwksDouble {
     /// `http://127.0.0.1:port/.well-known/jwks.json`
     pub url: String,
     keys: Arc<Mutex<Vec<Value>>>,
+    misbehaviour: Arc<Mutex<Option<Misbehaviour>>>,
     fetches: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -100,13 +112,26 @@ impl JwksDouble {
         let served: Arc<Mutex<Vec<Value>>> =
             Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (state, count) = (served.clone(), fetches.clone());
+        let misbehaviour: Arc<Mutex<Option<Misbehaviour>>> = Arc::new(Mutex::new(None));
+        let (state, count, instead) = (served.clone(), fetches.clone(), misbehaviour.clone());
         let app = Router::new().route(
             "/.well-known/jwks.json",
             get(move || {
                 count.fetch_add(1, Ordering::SeqCst);
                 let keys = state.lock().unwrap().clone();
-                async move { Json(json!({ "keys": keys })) }
+                let instead = instead.lock().unwrap().clone();
+                async move {
+                    let answer: Response = match instead {
+                        None => Json(json!({ "keys": keys })).into_response(),
+                        Some(Misbehaviour::Body(body)) => {
+                            ([("content-type", "application/json")], body).into_response()
+                        }
+                        Some(Misbehaviour::Redirect(to)) => {
+                            Redirect::temporary(&to).into_response()
+                        }
+                    };
+                    answer
+                }
             }),
         );
         let task = tokio::spawn(async move {
@@ -115,6 +140,7 @@ impl JwksDouble {
         Self {
             url,
             keys: served,
+            misbehaviour,
             fetches,
             task,
         }
@@ -123,6 +149,16 @@ impl JwksDouble {
     /// From now on serves `keys` instead (a rotation at the provider).
     pub fn rotate_to(&self, keys: &[&SigningKey]) {
         *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// From now on answers `body` (JSON) instead of the key set.
+    pub fn answer_body(&self, body: String) {
+        *self.misbehaviour.lock().unwrap() = Some(Misbehaviour::Body(body));
+    }
+
+    /// From now on answers with a temporary redirect to `url`.
+    pub fn redirect_to(&self, url: &str) {
+        *self.misbehaviour.lock().unwrap() = Some(Misbehaviour::Redirect(url.to_string()));
     }
 
     /// How many times the key set was fetched.
