@@ -169,6 +169,11 @@ M = [
   ("README rows for the new settings (items 1, 2)", "README.md",
   "| `topics.min_insync_replicas` |", "| `topics.min_insync_replicas_undocumented` |",
   "docs", "every_setting_has_a_row_in_readme"),
+  # Issue 25 item 4
+  ("a stranger's failures never refuse the right client credentials", "connector/http/token.rs",
+  "        Ok(token) => {",
+  "        Ok(_) if matches!(issuer.backoff().failed(client), Failure::Waiting(_)) => return Err(ApiError::TokenBackoff(1)), Ok(token) => {",
+  "http", "auth::a_strangers_wrong_secrets_never_lock_the_vendor_out"),
 ]
 only = sys.argv[1:]
 weak = 0

@@ -1033,8 +1033,8 @@ async fn guessing_client_secrets_makes_the_address_wait_and_a_success_resets_it(
         let reply = ask_token(&connector, guesser, &format!("guess-{i}")).await;
         assert_eq!(reply.status, 401, "guess {i}");
     }
-    // ...then the address waits: even the right secret is not checked.
-    let blocked = ask_token(&connector, guesser, CLIENT_SECRET).await;
+    // ...then the address waits: another wrong secret is answered 429, not counted again.
+    let blocked = ask_token(&connector, guesser, "guess-5").await;
     assert_eq!(blocked.status, 429);
     let retry_after: u32 = blocked.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1, "{retry_after}");
@@ -1074,10 +1074,32 @@ async fn guessing_client_secrets_makes_the_address_wait_and_a_success_resets_it(
     assert_eq!(statuses, [401, 401, 401, 401, 200, 401, 401, 401, 401]);
     // The fifth failure since the success starts the wait.
     assert_eq!(ask_token(&connector, forgetful, "i").await.status, 401);
-    assert_eq!(
-        ask_token(&connector, forgetful, CLIENT_SECRET).await.status,
-        429
-    );
+    assert_eq!(ask_token(&connector, forgetful, "j").await.status, 429);
+}
+
+#[tokio::test]
+async fn a_strangers_wrong_secrets_never_lock_the_vendor_out() {
+    // Arrange: behind an ingress without `trusted_proxies`, every caller has the ingress's
+    // address (here 127.0.0.1; `X-Forwarded-For` is not believed).
+    let connector = Connector::start_with(|config| {
+        token_endpoint_behind_proxy(config);
+        config.http.trusted_proxies = Vec::new();
+    })
+    .await;
+    let (stranger, vendor) = ("203.0.113.66", VENDOR_IP);
+
+    // Act: a stranger's wrong secrets put the shared address in its back-off...
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let reply = ask_token(&connector, stranger, &format!("guess-{i}")).await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+
+    // Assert: ...and the vendor's right credentials still get a token, at once.
+    let reply = ask_token(&connector, vendor, CLIENT_SECRET).await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert!(reply.json()["access_token"].is_string());
 }
 
 // ---------------------------------------------------------------------------------------------
