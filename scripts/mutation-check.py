@@ -174,6 +174,15 @@ M = [
   "        Ok(token) => {",
   "        Ok(_) if matches!(issuer.backoff().failed(client), Failure::Waiting(_)) => return Err(ApiError::TokenBackoff(1)), Ok(token) => {",
   "http", "auth::a_strangers_wrong_secrets_never_lock_the_vendor_out"),
+  ("Basic passwords too short to resist guessing refused at start-up", "connector/auth/basic.rs",
+  "                    if password.len() < MIN_PASSWORD_BYTES {", "                    if false {",
+  "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
+  ("OAuth2 client secrets too short to resist guessing refused at start-up", "connector/auth/token_endpoint.rs",
+  "    if secret.len() < MIN_CLIENT_SECRET_BYTES {", "    if false {",
+  "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
+  ("Standard Webhooks secrets of at least 24 bytes, as the spec asks", "connector/auth/standard_webhooks.rs",
+  "pub const MIN_SECRET_BYTES: usize = 24;", "pub const MIN_SECRET_BYTES: usize = 16;",
+  "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
 ]
 only = sys.argv[1:]
 weak = 0

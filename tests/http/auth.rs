@@ -1102,6 +1102,101 @@ async fn a_strangers_wrong_secrets_never_lock_the_vendor_out() {
     assert!(reply.json()["access_token"].is_string());
 }
 
+#[tokio::test]
+async fn secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key() {
+    // Arrange: each kind of shared secret one byte under its minimum (16 bytes; Standard
+    // Webhooks 24 decoded bytes, as its spec asks), and at it.
+    use base64::Engine as _;
+    let whsec = |bytes: usize| {
+        let key = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+        format!("whsec_{key}")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let clients_file = move |name: &str, secret: &str| {
+        let path = root.join(name);
+        std::fs::write(&path, format!("{CLIENT_ID}:{secret}\n")).unwrap();
+        path
+    };
+    type Adjust = Box<dyn Fn(&mut Config, &str)>;
+    let kinds: Vec<(&str, usize, Adjust)> = vec![
+        (
+            "auth.basic.credentials",
+            16,
+            Box::new(|c, secret| {
+                c.endpoints[0].auth.mode = Some(AuthMode::Basic);
+                c.endpoints[0].auth.basic.credentials = vec![Secret::new(format!("riskos:{secret}"))];
+            }),
+        ),
+        (
+            "auth.bearer.tokens",
+            16,
+            Box::new(|c, secret| {
+                c.endpoints[0].auth.mode = Some(AuthMode::Bearer);
+                c.endpoints[0].auth.bearer.tokens = vec![Secret::new(secret)];
+            }),
+        ),
+        (
+            "auth.hmac.secrets",
+            16,
+            Box::new(|c, secret| {
+                hmac(c);
+                c.endpoints[0].auth.hmac.secrets = vec![Secret::new(secret)];
+            }),
+        ),
+        (
+            "auth.oauth2.token_endpoint.clients",
+            16,
+            Box::new(|c, secret| {
+                token_endpoint_behind_proxy(c);
+                let clients = &mut c.endpoints[0].auth.oauth2.token_endpoint.clients;
+                clients[0].client_secret = Some(Secret::new(secret));
+            }),
+        ),
+        (
+            "auth.oauth2.token_endpoint.clients_file",
+            16,
+            Box::new(move |c, secret| {
+                token_endpoint_behind_proxy(c);
+                let endpoint = &mut c.endpoints[0].auth.oauth2.token_endpoint;
+                endpoint.clients.clear();
+                endpoint.clients_file = Some(clients_file(&format!("clients-{}", secret.len()), secret));
+            }),
+        ),
+    ];
+
+    for (key, min, adjust) in &kinds {
+        // Act
+        let short = "s".repeat(min - 1);
+        let error = Connector::try_start_with(|c| adjust(c, &short))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{key}: a {}-byte secret was accepted", min - 1));
+
+        // Assert: the key is named (within its endpoint), the secret is not.
+        let error = format!("{error:#}");
+        assert!(error.contains(&format!("endpoints[riskos].{key}")), "{key}: {error}");
+        assert!(error.contains(&format!("at least {min}")), "{key}: {error}");
+        assert!(!error.contains(&short), "{key}: {error}");
+        Connector::start_with(|c| adjust(c, &"s".repeat(*min))).await;
+    }
+    let standard_webhooks = |c: &mut Config, bytes: usize| {
+        c.endpoints[0].auth.mode = Some(AuthMode::StandardWebhooks);
+        c.endpoints[0].auth.standard_webhooks.secrets = vec![Secret::new(whsec(bytes))];
+    };
+    let error = Connector::try_start_with(|c| standard_webhooks(c, 23))
+        .await
+        .err()
+        .expect("a 23-byte Standard Webhooks secret was accepted");
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("endpoints[riskos].auth.standard_webhooks.secrets"),
+        "{error}"
+    );
+    assert!(error.contains("at least 24"), "{error}");
+    Connector::start_with(|c| standard_webhooks(c, 24)).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The body: repeated keys, bad ids and types
 // ---------------------------------------------------------------------------------------------
