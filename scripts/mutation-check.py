@@ -183,6 +183,12 @@ M = [
   ("Standard Webhooks secrets of at least 24 bytes, as the spec asks", "connector/auth/standard_webhooks.rs",
   "pub const MIN_SECRET_BYTES: usize = 24;", "pub const MIN_SECRET_BYTES: usize = 16;",
   "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
+  ("the chart refuses an Ingress without http.trustedProxies", "helm/riskos-connector/templates/ingress.yaml",
+  "{{- if not .Values.http.trustedProxies }}", "{{- if false }}",
+  "deploy", "test_helm_chart.py::test_an_ingress_without_trusted_proxies_is_refused_naming_the_value"),
+  ("the chart's notes warn of trusted proxies reachable without the NetworkPolicy", "helm/riskos-connector/templates/NOTES.txt",
+  "{{- if and .Values.ingress.enabled (not .Values.networkPolicy.enabled) }}", "{{- if false }}",
+  "deploy", "test_helm_chart.py::test_the_notes_warn_when_trusted_proxies_are_reachable_without_the_network_policy"),
 ]
 only = sys.argv[1:]
 weak = 0
