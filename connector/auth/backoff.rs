@@ -278,7 +278,10 @@ mod tests {
         // address is unaffected.
         assert_eq!(table.failed(A), Failure::Waiting(Duration::from_secs(1)));
         tokio::time::advance(Duration::from_millis(400)).await;
-        assert_eq!(table.failed(A), Failure::Waiting(Duration::from_millis(600)));
+        assert_eq!(
+            table.failed(A),
+            Failure::Waiting(Duration::from_millis(600))
+        );
         assert_eq!(table.failed(B), Failure::Counted(None));
         let mut expected = Duration::from_secs(1);
         for _ in 0..12 {
@@ -351,7 +354,10 @@ mod tests {
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         fail(&table, one);
         assert!(matches!(table.failed(two), Failure::Waiting(_)));
-        assert_eq!(table.failed(other), Failure::Counted(Some(Duration::from_secs(1))));
+        assert_eq!(
+            table.failed(other),
+            Failure::Counted(Some(Duration::from_secs(1)))
+        );
     }
 
     #[test]

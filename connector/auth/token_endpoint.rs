@@ -588,7 +588,11 @@ mod tests {
             .issue(&grant(), Some(&basic("riskos:s3cret+/=0123456789")), now())
             .is_ok());
         assert!(issuer
-            .issue(&grant(), Some(&basic("riskos:s3cret%2B%2F%3D0123456789")), now())
+            .issue(
+                &grant(),
+                Some(&basic("riskos:s3cret%2B%2F%3D0123456789")),
+                now()
+            )
             .is_ok());
         assert!(matches!(
             issuer.issue(&grant(), Some(&basic("riskos:wrong")), now()),
@@ -619,7 +623,11 @@ mod tests {
             ..grant()
         };
         // Credentials in the header and the body that differ: whichever is right.
-        for header in ["riskos:s3cret+/=0123456789", "riskos:wrong", "other:next-secret-0123456789"] {
+        for header in [
+            "riskos:s3cret+/=0123456789",
+            "riskos:wrong",
+            "other:next-secret-0123456789",
+        ] {
             assert_eq!(
                 code(issuer.issue(&both, Some(&basic(header)), now())),
                 "invalid_request",
@@ -708,7 +716,11 @@ mod tests {
         let body = br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"next-secret-0123456789","audience":"x"}"#;
         let request = format.parse(body).unwrap();
         let token = issuer
-            .issue(&request, Some(&basic("riskos:next-secret-0123456789")), now())
+            .issue(
+                &request,
+                Some(&basic("riskos:next-secret-0123456789")),
+                now(),
+            )
             .unwrap();
         assert_eq!(token.expires_in, 300);
         // Without the Basic header (credentials in the body only), and Basic with a JSON body
@@ -776,7 +788,10 @@ mod tests {
     fn two_authorization_headers_are_an_invalid_request() {
         let mut headers = HeaderMap::new();
         assert!(matches!(client_authorization(&headers), Ok(None)));
-        headers.append(header::AUTHORIZATION, basic("riskos:next-secret-0123456789"));
+        headers.append(
+            header::AUTHORIZATION,
+            basic("riskos:next-secret-0123456789"),
+        );
         assert_eq!(
             client_authorization(&headers).unwrap(),
             Some(&basic("riskos:next-secret-0123456789"))
@@ -812,7 +827,11 @@ mod tests {
         from_file.token_endpoint.clients_file = Some(file);
         let issuer = TokenIssuer::from_config(&from_file).unwrap().unwrap();
         assert!(issuer
-            .issue(&grant(), Some(&basic("vendor:file-secret-0123456789")), now())
+            .issue(
+                &grant(),
+                Some(&basic("vendor:file-secret-0123456789")),
+                now()
+            )
             .is_ok());
     }
 

@@ -1098,7 +1098,12 @@ async fn a_strangers_wrong_secrets_never_lock_the_vendor_out() {
 
     // Assert: ...and the vendor's right credentials still get a token, at once.
     let reply = ask_token(&connector, vendor, CLIENT_SECRET).await;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert!(reply.json()["access_token"].is_string());
 }
 
@@ -1125,7 +1130,8 @@ async fn secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key() {
             16,
             Box::new(|c, secret| {
                 c.endpoints[0].auth.mode = Some(AuthMode::Basic);
-                c.endpoints[0].auth.basic.credentials = vec![Secret::new(format!("riskos:{secret}"))];
+                c.endpoints[0].auth.basic.credentials =
+                    vec![Secret::new(format!("riskos:{secret}"))];
             }),
         ),
         (
@@ -1160,7 +1166,8 @@ async fn secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key() {
                 token_endpoint_behind_proxy(c);
                 let endpoint = &mut c.endpoints[0].auth.oauth2.token_endpoint;
                 endpoint.clients.clear();
-                endpoint.clients_file = Some(clients_file(&format!("clients-{}", secret.len()), secret));
+                endpoint.clients_file =
+                    Some(clients_file(&format!("clients-{}", secret.len()), secret));
             }),
         ),
     ];
@@ -1175,7 +1182,10 @@ async fn secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key() {
 
         // Assert: the key is named (within its endpoint), the secret is not.
         let error = format!("{error:#}");
-        assert!(error.contains(&format!("endpoints[riskos].{key}")), "{key}: {error}");
+        assert!(
+            error.contains(&format!("endpoints[riskos].{key}")),
+            "{key}: {error}"
+        );
         assert!(error.contains(&format!("at least {min}")), "{key}: {error}");
         assert!(!error.contains(&short), "{key}: {error}");
         Connector::start_with(|c| adjust(c, &"s".repeat(*min))).await;
