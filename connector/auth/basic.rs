@@ -117,20 +117,20 @@ mod tests {
 
     #[test]
     fn both_pairs_of_a_rotation_are_accepted() {
-        let auth = basic(&["riskos:old-pass-0123456789", "riskos:new:pass-0123456789"]);
-        assert_eq!(auth.check(&header("riskos:old-pass-0123456789")), Ok(()));
-        assert_eq!(auth.check(&header("riskos:new:pass-0123456789")), Ok(()));
+        let auth = basic(&["riskos:old-pass-0123456789abcdef", "riskos:new:pass-0123456789abcdef"]);
+        assert_eq!(auth.check(&header("riskos:old-pass-0123456789abcdef")), Ok(()));
+        assert_eq!(auth.check(&header("riskos:new:pass-0123456789abcdef")), Ok(()));
     }
 
     #[test]
     fn wrong_missing_and_malformed_are_told_apart() {
-        let auth = basic(&["riskos:pass-0123456789"]);
+        let auth = basic(&["riskos:pass-0123456789abcdef"]);
         assert_eq!(
             auth.check(&header("riskos:wrong")),
             Err(Reason::WrongCredentials)
         );
         assert_eq!(
-            auth.check(&header("other:pass-0123456789")),
+            auth.check(&header("other:pass-0123456789abcdef")),
             Err(Reason::WrongCredentials)
         );
         assert_eq!(auth.check(&HeaderMap::new()), Err(Reason::Missing));
@@ -142,8 +142,8 @@ mod tests {
 
     #[test]
     fn two_authorization_headers_are_refused_even_if_one_is_right() {
-        let auth = basic(&["riskos:pass-0123456789"]);
-        let good = header("riskos:pass-0123456789");
+        let auth = basic(&["riskos:pass-0123456789abcdef"]);
+        let good = header("riskos:pass-0123456789abcdef");
         let wrong = header("riskos:wrong");
         for (first, second) in [(&good, &wrong), (&wrong, &good), (&good, &good)] {
             let mut headers = first.clone();
