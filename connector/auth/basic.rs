@@ -117,9 +117,18 @@ mod tests {
 
     #[test]
     fn both_pairs_of_a_rotation_are_accepted() {
-        let auth = basic(&["riskos:old-pass-0123456789abcdef", "riskos:new:pass-0123456789abcdef"]);
-        assert_eq!(auth.check(&header("riskos:old-pass-0123456789abcdef")), Ok(()));
-        assert_eq!(auth.check(&header("riskos:new:pass-0123456789abcdef")), Ok(()));
+        let auth = basic(&[
+            "riskos:old-pass-0123456789abcdef",
+            "riskos:new:pass-0123456789abcdef",
+        ]);
+        assert_eq!(
+            auth.check(&header("riskos:old-pass-0123456789abcdef")),
+            Ok(())
+        );
+        assert_eq!(
+            auth.check(&header("riskos:new:pass-0123456789abcdef")),
+            Ok(())
+        );
     }
 
     #[test]
