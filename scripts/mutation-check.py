@@ -218,6 +218,26 @@ M = [
   ("README row for allow_insecure_jwks_url", "README.md",
   "| `endpoints.auth.oauth2.allow_insecure_jwks_url` |", "| `endpoints.auth.oauth2.allow_insecure_jwks_url_undocumented` |",
   "docs", "every_setting_has_a_row_in_readme"),
+  # Issue 25 item 4
+  ("a stranger's failures never refuse the right client credentials", "connector/http/token.rs",
+  "        Ok(token) => {",
+  "        Ok(_) if matches!(issuer.backoff().failed(client), Failure::Waiting(_)) => return Err(ApiError::TokenBackoff(1)), Ok(token) => {",
+  "http", "auth::a_strangers_wrong_secrets_never_lock_the_vendor_out"),
+  ("Basic passwords too short to resist guessing refused at start-up", "connector/auth/basic.rs",
+  "                    if password.len() < MIN_PASSWORD_BYTES {", "                    if false {",
+  "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
+  ("OAuth2 client secrets too short to resist guessing refused at start-up", "connector/auth/token_endpoint.rs",
+  "    if secret.len() < MIN_CLIENT_SECRET_BYTES {", "    if false {",
+  "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
+  ("Standard Webhooks secrets of at least 24 bytes, as the spec asks", "connector/auth/standard_webhooks.rs",
+  "pub const MIN_SECRET_BYTES: usize = 24;", "pub const MIN_SECRET_BYTES: usize = 16;",
+  "http", "auth::secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key"),
+  ("the chart refuses an Ingress without http.trustedProxies", "helm/riskos-connector/templates/ingress.yaml",
+  "{{- if not .Values.http.trustedProxies }}", "{{- if false }}",
+  "deploy", "test_helm_chart.py::test_an_ingress_without_trusted_proxies_is_refused_naming_the_value"),
+  ("the chart's notes warn of trusted proxies reachable without the NetworkPolicy", "helm/riskos-connector/templates/NOTES.txt",
+  "{{- if and .Values.ingress.enabled (not .Values.networkPolicy.enabled) }}", "{{- if false }}",
+  "deploy", "test_helm_chart.py::test_the_notes_warn_when_trusted_proxies_are_reachable_without_the_network_policy"),
 ]
 only = sys.argv[1:]
 weak = 0

@@ -1,19 +1,21 @@
 //! Back-off for the token endpoint's client authentication: an address that keeps sending
-//! wrong client secrets must wait longer and longer before its next attempt is even checked.
+//! wrong client secrets is told to wait longer and longer before it tries again.
 //!
 //! Per client address (IPv6 clients by their /64, like the general rate limit): the first
 //! `failures_before_backoff − 1` failed authentications cost nothing; the next one, and each
 //! after it, makes the address wait `initial_wait_ms`, doubling per failure up to
-//! `max_wait_secs`. While it waits, its requests get 429 with `Retry-After` (RFC 6749 clients
-//! handle it) and no secret is compared. A success forgets the address; so does
-//! `forget_after_secs` without a failure. Attempts from one address run at most as many at a
-//! time as it has failures left before the back-off (at least one), so parallel guesses cannot
-//! all be checked before the first failure counts.
+//! `max_wait_secs`. While it waits, a failed attempt is answered 429 with `Retry-After` (RFC 6749
+//! clients handle it) instead of 401, and does not count again. A success forgets the address;
+//! so does `forget_after_secs` without a failure.
+//!
+//! The credentials are always checked first, even while the address waits: behind an ingress
+//! (or a NAT) the address is shared, and a stranger's wrong guesses must never refuse the
+//! vendor's right credentials. Guessing is kept hopeless by the secrets themselves (start-up
+//! refuses short ones, `token_endpoint::MIN_CLIENT_SECRET_BYTES`); the back-off tells a
+//! misconfigured client to slow down and marks the address in the log.
 //!
 //! Memory is bounded: at most `max_clients` addresses are remembered. When the table is full,
-//! forgotten addresses go first, then those with the oldest failures (an attacker with very
-//! many addresses can push an address out, but each address still gets only its few free
-//! guesses).
+//! forgotten addresses go first, then those with the oldest failures.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -98,15 +100,13 @@ struct Record {
     /// Consecutive failed authentications.
     failures: u32,
     last_failure: Instant,
-    /// No attempt is checked before this.
+    /// Failures before this are answered 429 and not counted.
     blocked_until: Option<Instant>,
-    /// Attempts admitted and not finished.
-    in_flight: u32,
 }
 
 impl Record {
     fn forgotten(&self, now: Instant, forget_after: Duration) -> bool {
-        self.in_flight == 0 && now.saturating_duration_since(self.last_failure) >= forget_after
+        now.saturating_duration_since(self.last_failure) >= forget_after
     }
 }
 
@@ -132,13 +132,13 @@ impl std::fmt::Debug for FailureBackoff {
     }
 }
 
-/// One admitted attempt. Report its outcome with [`Attempt::failed`] or
-/// [`Attempt::succeeded`]; dropped without either (a malformed request, a cancelled one) it
-/// changes nothing but frees its place.
-#[must_use = "report the outcome, or drop it when the credentials were never checked"]
-pub struct Attempt {
-    table: Arc<Inner>,
-    key: IpAddr,
+/// What a failed client authentication means for its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Counted; answer 401. `Some` when this failure starts a wait (for the log).
+    Counted(Option<Duration>),
+    /// The address was already waiting: answer 429, `Retry-After` this long.
+    Waiting(Duration),
 }
 
 impl FailureBackoff {
@@ -154,8 +154,8 @@ impl FailureBackoff {
         }))
     }
 
-    /// Admits an attempt from `client`, or says how long it must wait first.
-    pub fn begin(&self, client: IpAddr) -> Result<Attempt, Duration> {
+    /// Records a failed client authentication from `client`.
+    pub fn failed(&self, client: IpAddr) -> Failure {
         let inner = &self.0;
         let key = client_key(client);
         let now = Instant::now();
@@ -167,27 +167,26 @@ impl FailureBackoff {
             failures: 0,
             last_failure: now,
             blocked_until: None,
-            in_flight: 0,
         });
         if record.forgotten(now, inner.forget_after) {
             record.failures = 0;
             record.blocked_until = None;
         }
         if let Some(until) = record.blocked_until.filter(|until| now < *until) {
-            return Err(until - now);
+            return Failure::Waiting(until - now);
         }
-        let left = inner
-            .failures_before_backoff
-            .saturating_sub(record.failures);
-        if record.in_flight >= left.max(1) {
-            // Its free guesses are all in flight already: wait for their outcome.
-            return Err(Duration::from_secs(1));
+        record.failures = record.failures.saturating_add(1);
+        record.last_failure = now;
+        let wait = inner.wait_after(record.failures);
+        if let Some(wait) = wait {
+            record.blocked_until = Some(now + wait);
         }
-        record.in_flight += 1;
-        Ok(Attempt {
-            table: inner.clone(),
-            key,
-        })
+        Failure::Counted(wait)
+    }
+
+    /// `client` authenticated: its failures are forgotten.
+    pub fn succeeded(&self, client: IpAddr) {
+        self.0.lock().remove(&client_key(client));
     }
 
     /// Addresses remembered now.
@@ -208,22 +207,21 @@ impl Inner {
     }
 
     /// Drops forgotten addresses; if that frees nothing, the sixteenth (at least one) with the
-    /// oldest failures that have no attempt running, so the next inserts are O(1) again.
+    /// oldest failures, so the next inserts are O(1) again.
     fn make_room(&self, records: &mut HashMap<IpAddr, Record>, now: Instant) {
         records.retain(|_, r| !r.forgotten(now, self.forget_after));
         if records.len() < self.max_clients {
             return;
         }
-        let mut idle: Vec<(Instant, IpAddr)> = records
+        let mut oldest: Vec<(Instant, IpAddr)> = records
             .iter()
-            .filter(|(_, r)| r.in_flight == 0)
             .map(|(ip, r)| (r.last_failure, *ip))
             .collect();
-        let evict = (self.max_clients / 16).clamp(1, idle.len().max(1));
-        if idle.len() > evict {
-            idle.select_nth_unstable(evict - 1);
+        let evict = (self.max_clients / 16).clamp(1, oldest.len().max(1));
+        if oldest.len() > evict {
+            oldest.select_nth_unstable(evict - 1);
         }
-        for (_, ip) in idle.into_iter().take(evict) {
+        for (_, ip) in oldest.into_iter().take(evict) {
             records.remove(&ip);
         }
     }
@@ -238,44 +236,6 @@ impl Inner {
                 .unwrap_or(self.max_wait)
                 .min(self.max_wait),
         )
-    }
-}
-
-impl Attempt {
-    /// The client failed to authenticate. Returns the wait this imposes, if any (for the log).
-    pub fn failed(self) -> Option<Duration> {
-        let now = Instant::now();
-        let inner = &self.table;
-        let mut records = inner.lock();
-        let record = records.get_mut(&self.key)?;
-        record.failures = record.failures.saturating_add(1);
-        record.last_failure = now;
-        let wait = inner.wait_after(record.failures);
-        if let Some(wait) = wait {
-            record.blocked_until = Some(now + wait);
-        }
-        wait
-    }
-
-    /// The client authenticated: its failures are forgotten.
-    pub fn succeeded(self) {
-        let mut records = self.table.lock();
-        if let Some(record) = records.get_mut(&self.key) {
-            record.failures = 0;
-            record.blocked_until = None;
-        }
-    }
-}
-
-impl Drop for Attempt {
-    fn drop(&mut self) {
-        let mut records = self.table.lock();
-        if let Some(record) = records.get_mut(&self.key) {
-            record.in_flight = record.in_flight.saturating_sub(1);
-            if record.in_flight == 0 && record.failures == 0 {
-                records.remove(&self.key);
-            }
-        }
     }
 }
 
@@ -302,7 +262,10 @@ mod tests {
     }
 
     fn fail(table: &FailureBackoff, ip: IpAddr) -> Option<Duration> {
-        table.begin(ip).expect("admitted").failed()
+        match table.failed(ip) {
+            Failure::Counted(wait) => wait,
+            Failure::Waiting(left) => panic!("still waiting {left:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -311,36 +274,41 @@ mod tests {
         assert_eq!(fail(&table, A), None);
         assert_eq!(fail(&table, A), None);
         assert_eq!(fail(&table, A), Some(Duration::from_secs(1)));
-        // Not even checked while it waits; another address is unaffected.
-        assert_eq!(table.begin(A).err(), Some(Duration::from_secs(1)));
+        // A failure while it waits is told the rest of the wait and not counted; another
+        // address is unaffected.
+        assert_eq!(table.failed(A), Failure::Waiting(Duration::from_secs(1)));
         tokio::time::advance(Duration::from_millis(400)).await;
-        assert_eq!(table.begin(A).err(), Some(Duration::from_millis(600)));
-        assert!(table.begin(B).is_ok());
+        assert_eq!(
+            table.failed(A),
+            Failure::Waiting(Duration::from_millis(600))
+        );
+        assert_eq!(table.failed(B), Failure::Counted(None));
         let mut expected = Duration::from_secs(1);
         for _ in 0..12 {
             tokio::time::advance(expected).await;
             expected = (expected * 2).min(Duration::from_secs(300));
             assert_eq!(fail(&table, A), Some(expected));
-            assert!(table.begin(A).is_err());
+            assert!(matches!(table.failed(A), Failure::Waiting(_)));
         }
         assert_eq!(expected, Duration::from_secs(300), "capped");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_success_resets_the_count() {
+    async fn a_success_resets_the_count_even_while_the_address_waits() {
         let table = backoff(3);
         fail(&table, A);
         fail(&table, A);
-        table.begin(A).unwrap().succeeded();
+        table.succeeded(A);
         assert_eq!(fail(&table, A), None);
         assert_eq!(fail(&table, A), None);
         assert_eq!(fail(&table, A), Some(Duration::from_secs(1)));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        table.begin(A).unwrap().succeeded();
-        assert_eq!(fail(&table, A), None, "the back-off is over too");
-        // An attempt that never checked credentials changes nothing.
-        drop(table.begin(A).unwrap());
-        assert_eq!(fail(&table, A), None);
+        // The right credentials while the address waits (another caller behind the same
+        // address): the wait is over too.
+        table.succeeded(A);
+        assert_eq!(fail(&table, A), None, "the back-off is over");
+        assert!(table.failed(B) == Failure::Counted(None));
+        table.succeeded(B);
+        assert_eq!(table.len(), 1, "a success leaves nothing behind");
     }
 
     #[tokio::test(start_paused = true)]
@@ -351,23 +319,6 @@ mod tests {
         assert_eq!(fail(&table, A), Some(Duration::from_secs(1)));
         tokio::time::advance(Duration::from_secs(900)).await;
         assert_eq!(fail(&table, A), None, "starts from zero");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn parallel_guesses_are_bounded_by_the_free_failures() {
-        let table = backoff(3);
-        let attempts: Vec<Attempt> = (0..3).map(|_| table.begin(A).unwrap()).collect();
-        assert_eq!(table.begin(A).err(), Some(Duration::from_secs(1)));
-        for attempt in attempts {
-            attempt.failed();
-        }
-        // Blocked now; after the wait, one attempt at a time.
-        assert!(table.begin(A).is_err());
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let one = table.begin(A).unwrap();
-        assert!(table.begin(A).is_err());
-        drop(one);
-        assert!(table.begin(A).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -387,10 +338,10 @@ mod tests {
         for _ in 0..4 {
             fail(&table, newest);
         }
-        assert!(table.begin(newest).is_err());
+        assert!(matches!(table.failed(newest), Failure::Waiting(_)));
         let fresh = backoff(5);
         for _ in 0..10 {
-            fresh.begin(A).unwrap().succeeded();
+            fresh.succeeded(A);
         }
         assert!(fresh.is_empty());
     }
@@ -402,8 +353,11 @@ mod tests {
         let two: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         fail(&table, one);
-        assert!(table.begin(two).is_err());
-        assert!(table.begin(other).is_ok());
+        assert!(matches!(table.failed(two), Failure::Waiting(_)));
+        assert_eq!(
+            table.failed(other),
+            Failure::Counted(Some(Duration::from_secs(1)))
+        );
     }
 
     #[test]

@@ -11,11 +11,17 @@ use super::{authorization, Reason};
 use crate::secret::{load_list, matches_any, secret_list, Digest32, Secret};
 use crate::setting::SettingError;
 
+/// Shortest accepted password, in bytes: 16 random bytes (128 bits) are beyond guessing at any
+/// rate a network allows, and no back-off or lock-out has to stand in for them (a lock-out keyed
+/// on the address would lock out the vendor too, behind a shared ingress address).
+pub const MIN_PASSWORD_BYTES: usize = 16;
+
 /// `[auth.basic]`: the dashboard's "Basic Authentication" option.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BasicConfig {
-    /// Accepted `user:password` pairs (the password may contain `:`). List the old and the new
+    /// Accepted `user:password` pairs (the password may contain `:`), passwords at least 16
+    /// bytes. List the old and the new
     /// pair while rotating, then remove the old one.
     #[serde(deserialize_with = "secret_list")]
     pub credentials: Vec<Secret>,
@@ -31,7 +37,8 @@ pub struct Basic {
 }
 
 impl Basic {
-    /// Reads the pairs; at least one is required and each needs a user and a password.
+    /// Reads the pairs; at least one is required and each needs a user and a password of at
+    /// least [`MIN_PASSWORD_BYTES`].
     pub fn from_config(config: &BasicConfig) -> Result<Self, SettingError> {
         let key = "auth.basic.credentials";
         let pairs = load_list(key, &config.credentials, config.credentials_file.as_deref())?;
@@ -40,7 +47,17 @@ impl Basic {
         }
         for pair in &pairs {
             match pair.expose().split_once(':') {
-                Some((user, password)) if !user.is_empty() && !password.is_empty() => {}
+                Some((user, password)) if !user.is_empty() && !password.is_empty() => {
+                    if password.len() < MIN_PASSWORD_BYTES {
+                        return Err(SettingError::Invalid {
+                            key: key.into(),
+                            reason: format!(
+                                "every password needs at least {MIN_PASSWORD_BYTES} bytes \
+                                 (generate one, e.g. `openssl rand -hex 16`)"
+                            ),
+                        });
+                    }
+                }
                 _ => {
                     return Err(SettingError::Invalid {
                         key: key.into(),
@@ -100,20 +117,29 @@ mod tests {
 
     #[test]
     fn both_pairs_of_a_rotation_are_accepted() {
-        let auth = basic(&["riskos:old-pass", "riskos:new:pass"]);
-        assert_eq!(auth.check(&header("riskos:old-pass")), Ok(()));
-        assert_eq!(auth.check(&header("riskos:new:pass")), Ok(()));
+        let auth = basic(&[
+            "riskos:old-pass-0123456789abcdef",
+            "riskos:new:pass-0123456789abcdef",
+        ]);
+        assert_eq!(
+            auth.check(&header("riskos:old-pass-0123456789abcdef")),
+            Ok(())
+        );
+        assert_eq!(
+            auth.check(&header("riskos:new:pass-0123456789abcdef")),
+            Ok(())
+        );
     }
 
     #[test]
     fn wrong_missing_and_malformed_are_told_apart() {
-        let auth = basic(&["riskos:pass"]);
+        let auth = basic(&["riskos:pass-0123456789abcdef"]);
         assert_eq!(
             auth.check(&header("riskos:wrong")),
             Err(Reason::WrongCredentials)
         );
         assert_eq!(
-            auth.check(&header("other:pass")),
+            auth.check(&header("other:pass-0123456789abcdef")),
             Err(Reason::WrongCredentials)
         );
         assert_eq!(auth.check(&HeaderMap::new()), Err(Reason::Missing));
@@ -125,8 +151,8 @@ mod tests {
 
     #[test]
     fn two_authorization_headers_are_refused_even_if_one_is_right() {
-        let auth = basic(&["riskos:pass"]);
-        let good = header("riskos:pass");
+        let auth = basic(&["riskos:pass-0123456789abcdef"]);
+        let good = header("riskos:pass-0123456789abcdef");
         let wrong = header("riskos:wrong");
         for (first, second) in [(&good, &wrong), (&wrong, &good), (&good, &good)] {
             let mut headers = first.clone();

@@ -33,6 +33,11 @@ use crate::setting::SettingError;
 /// Shortest accepted signing secret, in bytes (HS256 wants at least its output size).
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 
+/// Shortest accepted client secret, in bytes: 16 random bytes (128 bits) are beyond guessing,
+/// which the failure back-off no longer has to prevent (it never refuses the right credentials,
+/// so a stranger sharing the vendor's address cannot lock it out).
+pub const MIN_CLIENT_SECRET_BYTES: usize = 16;
+
 /// Longest accepted token lifetime.
 pub const MAX_TTL_SECS: u64 = 3600;
 
@@ -82,7 +87,7 @@ impl Default for TokenEndpointConfig {
 pub struct ClientConfig {
     /// The client id entered in the dashboard.
     pub client_id: String,
-    /// Its secret.
+    /// Its secret, at least 16 bytes.
     pub client_secret: Option<Secret>,
     /// Or a file holding the secret, read at start-up.
     pub client_secret_file: Option<PathBuf>,
@@ -282,6 +287,7 @@ impl TokenIssuer {
                 client.client_secret.as_ref(),
                 client.client_secret_file.as_deref(),
             )?;
+            client_secret_long_enough("auth.oauth2.token_endpoint.clients", secret.expose())?;
             clients.push(Digest32::of(&client_key(
                 &client.client_id,
                 secret.expose(),
@@ -291,6 +297,7 @@ impl TokenIssuer {
         for line in load_list(key, &[], config.clients_file.as_deref())? {
             match line.expose().split_once(':') {
                 Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                    client_secret_long_enough(key, secret)?;
                     clients.push(Digest32::of(&client_key(id, secret)));
                 }
                 _ => {
@@ -447,6 +454,19 @@ pub fn client_authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>,
     single_header(headers, header::AUTHORIZATION).map_err(|_| TokenError::DuplicateAuthorization)
 }
 
+fn client_secret_long_enough(key: &'static str, secret: &str) -> Result<(), SettingError> {
+    if secret.len() < MIN_CLIENT_SECRET_BYTES {
+        return Err(SettingError::invalid(
+            key,
+            format!(
+                "every client secret needs at least {MIN_CLIENT_SECRET_BYTES} bytes (generate \
+                 one, e.g. `openssl rand -hex 16`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A stable, non-secret key id: a short digest of the secret, so rotation keeps ids apart.
 fn kid(secret: &Secret) -> String {
     let digest = Sha256::digest(secret.expose().as_bytes());
@@ -504,12 +524,12 @@ mod tests {
                 clients: vec![
                     ClientConfig {
                         client_id: "riskos".into(),
-                        client_secret: Some(Secret::new("s3cret+/=")),
+                        client_secret: Some(Secret::new("s3cret+/=0123456789")),
                         client_secret_file: None,
                     },
                     ClientConfig {
                         client_id: "riskos".into(),
-                        client_secret: Some(Secret::new("next-secret")),
+                        client_secret: Some(Secret::new("next-secret-0123456789")),
                         client_secret_file: None,
                     },
                 ],
@@ -545,7 +565,7 @@ mod tests {
         let validator = Validator::with_keys(&config(), issuer.verification_keys(), None);
         let request = TokenRequest {
             client_id: Some("riskos".into()),
-            client_secret: Some(Secret::new("next-secret")),
+            client_secret: Some(Secret::new("next-secret-0123456789")),
             ..grant()
         };
         let token = issuer.issue(&request, None, now()).unwrap();
@@ -565,10 +585,14 @@ mod tests {
     fn basic_client_authentication_raw_or_form_encoded() {
         let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
         assert!(issuer
-            .issue(&grant(), Some(&basic("riskos:s3cret+/=")), now())
+            .issue(&grant(), Some(&basic("riskos:s3cret+/=0123456789")), now())
             .is_ok());
         assert!(issuer
-            .issue(&grant(), Some(&basic("riskos:s3cret%2B%2F%3D")), now())
+            .issue(
+                &grant(),
+                Some(&basic("riskos:s3cret%2B%2F%3D0123456789")),
+                now()
+            )
             .is_ok());
         assert!(matches!(
             issuer.issue(&grant(), Some(&basic("riskos:wrong")), now()),
@@ -595,11 +619,15 @@ mod tests {
         assert_eq!(code(issuer.issue(&grant(), None, now())), "invalid_client");
         let both = TokenRequest {
             client_id: Some("riskos".into()),
-            client_secret: Some(Secret::new("next-secret")),
+            client_secret: Some(Secret::new("next-secret-0123456789")),
             ..grant()
         };
         // Credentials in the header and the body that differ: whichever is right.
-        for header in ["riskos:s3cret+/=", "riskos:wrong", "other:next-secret"] {
+        for header in [
+            "riskos:s3cret+/=0123456789",
+            "riskos:wrong",
+            "other:next-secret-0123456789",
+        ] {
             assert_eq!(
                 code(issuer.issue(&both, Some(&basic(header)), now())),
                 "invalid_request",
@@ -608,7 +636,7 @@ mod tests {
         }
         let other_client = TokenRequest {
             client_id: Some("other".into()),
-            client_secret: Some(Secret::new("next-secret")),
+            client_secret: Some(Secret::new("next-secret-0123456789")),
             ..grant()
         };
         assert_eq!(
@@ -627,8 +655,8 @@ mod tests {
         };
         let token = issuer
             .issue(
-                &both("riskos", "next-secret"),
-                Some(&basic("riskos:next-secret")),
+                &both("riskos", "next-secret-0123456789"),
+                Some(&basic("riskos:next-secret-0123456789")),
                 now(),
             )
             .unwrap();
@@ -636,8 +664,8 @@ mod tests {
         // The body's raw secret against the header's form-encoded one: the same secret.
         assert!(issuer
             .issue(
-                &both("riskos", "s3cret+/="),
-                Some(&basic("riskos:s3cret%2B%2F%3D")),
+                &both("riskos", "s3cret+/=0123456789"),
+                Some(&basic("riskos:s3cret%2B%2F%3D0123456789")),
                 now()
             )
             .is_ok());
@@ -661,7 +689,7 @@ mod tests {
             ..grant()
         };
         assert!(issuer
-            .issue(&empty, Some(&basic("riskos:next-secret")), now())
+            .issue(&empty, Some(&basic("riskos:next-secret-0123456789")), now())
             .is_ok());
         assert!(matches!(
             issuer.issue(&empty, None, now()),
@@ -685,10 +713,14 @@ mod tests {
         let content_type = HeaderValue::from_static("application/json; charset=utf-8");
         let format = TokenBody::from_content_type(Some(&content_type)).unwrap();
         assert_eq!(format, TokenBody::Json);
-        let body = br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"next-secret","audience":"x"}"#;
+        let body = br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"next-secret-0123456789","audience":"x"}"#;
         let request = format.parse(body).unwrap();
         let token = issuer
-            .issue(&request, Some(&basic("riskos:next-secret")), now())
+            .issue(
+                &request,
+                Some(&basic("riskos:next-secret-0123456789")),
+                now(),
+            )
             .unwrap();
         assert_eq!(token.expires_in, 300);
         // Without the Basic header (credentials in the body only), and Basic with a JSON body
@@ -698,15 +730,15 @@ mod tests {
             .parse(br#"{"grant_type":"client_credentials"}"#)
             .unwrap();
         assert!(issuer
-            .issue(&bare, Some(&basic("riskos:next-secret")), now())
+            .issue(&bare, Some(&basic("riskos:next-secret-0123456789")), now())
             .is_ok());
         // A body naming another secret than the header.
         let other = format
-            .parse(br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"s3cret+/="}"#)
+            .parse(br#"{"grant_type":"client_credentials","client_id":"riskos","client_secret":"s3cret+/=0123456789"}"#)
             .unwrap();
         assert_eq!(
             issuer
-                .issue(&other, Some(&basic("riskos:next-secret")), now())
+                .issue(&other, Some(&basic("riskos:next-secret-0123456789")), now())
                 .unwrap_err()
                 .to_string(),
             "invalid_request"
@@ -756,10 +788,13 @@ mod tests {
     fn two_authorization_headers_are_an_invalid_request() {
         let mut headers = HeaderMap::new();
         assert!(matches!(client_authorization(&headers), Ok(None)));
-        headers.append(header::AUTHORIZATION, basic("riskos:next-secret"));
+        headers.append(
+            header::AUTHORIZATION,
+            basic("riskos:next-secret-0123456789"),
+        );
         assert_eq!(
             client_authorization(&headers).unwrap(),
-            Some(&basic("riskos:next-secret"))
+            Some(&basic("riskos:next-secret-0123456789"))
         );
         headers.append(header::AUTHORIZATION, basic("riskos:wrong"));
         let error = client_authorization(&headers).unwrap_err();
@@ -786,13 +821,17 @@ mod tests {
     fn clients_can_come_from_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("clients");
-        std::fs::write(&file, "vendor:file-secret\n").unwrap();
+        std::fs::write(&file, "vendor:file-secret-0123456789\n").unwrap();
         let mut from_file = config();
         from_file.token_endpoint.clients.clear();
         from_file.token_endpoint.clients_file = Some(file);
         let issuer = TokenIssuer::from_config(&from_file).unwrap().unwrap();
         assert!(issuer
-            .issue(&grant(), Some(&basic("vendor:file-secret")), now())
+            .issue(
+                &grant(),
+                Some(&basic("vendor:file-secret-0123456789")),
+                now()
+            )
             .is_ok());
     }
 

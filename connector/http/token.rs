@@ -1,8 +1,10 @@
-//! `POST <auth.oauth2.token_endpoint.path>`: the client-credentials token endpoint. Refuses an
-//! address still waiting out its [back-off](crate::auth::backoff) (429 + `Retry-After`, before
-//! anything is read or compared), parses the request (form-encoded per RFC 6749, or JSON as
-//! Alloy sends it: [`TokenBody`]), lets [`TokenIssuer`] authenticate the client (Basic, body
-//! fields, or both when they agree) and issue, and reports the outcome to the back-off.
+//! `POST <auth.oauth2.token_endpoint.path>`: the client-credentials token endpoint. Parses the
+//! request (form-encoded per RFC 6749, or JSON as Alloy sends it: [`TokenBody`]), lets
+//! [`TokenIssuer`] authenticate the client (Basic, body fields, or both when they agree) and
+//! issue, and reports the outcome to the [back-off](crate::auth::backoff): a failure from an
+//! address already waiting is answered 429 + `Retry-After`. The right credentials always get
+//! their token, so a stranger behind the same address (an ingress, a NAT) cannot lock the
+//! vendor out.
 //!
 //! [`TokenIssuer`]: crate::auth::token_endpoint::TokenIssuer
 //! [`TokenBody`]: crate::auth::token_endpoint::TokenBody
@@ -20,6 +22,7 @@ use axum::Json;
 use super::error::ApiError;
 use super::guard::ClientIp;
 use super::Endpoint;
+use crate::auth::backoff::Failure;
 use crate::auth::token_endpoint::{client_authorization, TokenBody, TokenError};
 
 /// Largest token request body; real ones are a few hundred bytes.
@@ -40,10 +43,6 @@ pub async fn issue(
         .ok_or(ApiError::Token(TokenError::InvalidClient))?;
     // The guard always sets it; without it every caller shares one (strict) back-off.
     let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ip)| ip.0);
-    let attempt = issuer
-        .backoff()
-        .begin(client)
-        .map_err(|wait| ApiError::TokenBackoff(retry_after_secs(wait)))?;
     let authorization = client_authorization(&headers)?;
     let format = TokenBody::from_content_type(headers.get(header::CONTENT_TYPE))?;
     let body = axum::body::to_bytes(body, MAX_TOKEN_REQUEST_BYTES)
@@ -62,18 +61,21 @@ pub async fn issue(
     let request = format.parse(&body)?;
     let token = match issuer.issue(&request, authorization, crate::clock::now_secs()) {
         Ok(token) => {
-            attempt.succeeded();
+            issuer.backoff().succeeded(client);
             token
         }
-        Err(TokenError::InvalidClient) => {
-            if let Some(wait) = attempt.failed() {
-                tracing::warn!(
-                    wait_ms = wait.as_millis() as u64,
-                    "token endpoint: repeated failed client authentication, the address must wait"
-                );
+        Err(TokenError::InvalidClient) => match issuer.backoff().failed(client) {
+            Failure::Waiting(wait) => return Err(ApiError::TokenBackoff(retry_after_secs(wait))),
+            Failure::Counted(wait) => {
+                if let Some(wait) = wait {
+                    tracing::warn!(
+                        wait_ms = wait.as_millis() as u64,
+                        "token endpoint: repeated failed client authentication, the address must wait"
+                    );
+                }
+                return Err(ApiError::Token(TokenError::InvalidClient));
             }
-            return Err(ApiError::Token(TokenError::InvalidClient));
-        }
+        },
         // Nothing was compared: the attempt neither counts nor resets.
         Err(other) => return Err(other.into()),
     };

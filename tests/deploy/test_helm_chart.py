@@ -570,7 +570,7 @@ def test_production_config_values(production_objects: list[dict[str, Any]]) -> N
     (ep,) = config["endpoints"]
     assert ep["allow_cidrs"] == ["35.199.32.202/32", "3.138.161.243/32"]
     assert ep["rate_limit_per_ip"] == 50
-    assert config["http"]["trusted_proxies"] == ["10.244.0.0/16"]
+    assert config["http"]["trusted_proxies"] == ["10.244.7.0/24"]
     assert config["http"]["max_in_flight"] == 512
     # Connection limits: only what the values set, the connector's defaults otherwise.
     assert config["http"]["max_connections"] == 8192
@@ -1355,14 +1355,18 @@ def test_ingress_routes_only_the_webhook_paths_with_tls(production_objects: list
     assert annotations["nginx.ingress.kubernetes.io/whitelist-source-range"] == "35.199.32.202/32,3.138.161.243/32"
 
 
+# The ingress controller pods' addresses; an Ingress needs them (see the refusal test below).
+BEHIND_INGRESS = {"http": {"trustedProxies": ["10.244.7.0/24"]}}
+
+
 def test_ingress_tls_secret_defaults_to_the_release_name() -> None:
-    ingress = one(render({"ingress": {"enabled": True}}), "Ingress")
+    ingress = one(render({**BEHIND_INGRESS, "ingress": {"enabled": True}}), "Ingress")
     assert ingress["spec"]["tls"][0]["secretName"] == f"{RELEASE}-tls"
     assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == ["/webhooks/riskos"]
 
 
 def test_ingress_routes_every_endpoint(two_endpoint_scenario: str) -> None:
-    values = deep_merge(SCENARIOS[two_endpoint_scenario], {"ingress": {"enabled": True, "hosts": ["a.example.com", "b.example.com"]}})
+    values = deep_merge(SCENARIOS[two_endpoint_scenario], {**BEHIND_INGRESS, "ingress": {"enabled": True, "hosts": ["a.example.com", "b.example.com"]}})
     ingress = one(render(values), "Ingress")
     for rule in ingress["spec"]["rules"]:
         paths = [(p["path"], p["pathType"]) for p in rule["http"]["paths"]]
@@ -1381,6 +1385,7 @@ def test_ingress_routes_token_endpoints_and_extra_paths_once() -> None:
             secrets={"oauth2Clients": [{"clientId": "partner", "clientSecret": "oauth2-client-secret-77aa"}]},
         ),
     )
+    values.update(BEHIND_INGRESS)
     values["ingress"] = {
         "enabled": True,
         "extraPaths": [{"path": "/oauth2/partner/token"}, {"path": "/status", "pathType": "Prefix"}],
@@ -1396,6 +1401,31 @@ def test_ingress_routes_token_endpoints_and_extra_paths_once() -> None:
     token_endpoint = config_toml(objects)["endpoints"][1]["auth"]["oauth2"]["token_endpoint"]
     assert token_endpoint["path"] == "/oauth2/partner/token"
     assert token_endpoint["clients_file"] == f"{SECRETS_DIR}/partner/oauth2_clients"
+
+
+def test_an_ingress_without_trusted_proxies_is_refused_naming_the_value() -> None:
+    # Behind the controller every caller would share its address: one stranger's failures
+    # would count against the vendor.
+    with pytest.raises(helm.HelmError) as error:
+        render({"ingress": {"enabled": True}})
+    assert "http.trustedProxies" in str(error.value)
+    assert "networkPolicy.enabled" in str(error.value)
+    # Without an Ingress (a LoadBalancer Service, port-forward) the peer is the client.
+    assert not [o for o in render({}) if o["kind"] == "Ingress"]
+
+
+def test_the_notes_warn_when_trusted_proxies_are_reachable_without_the_network_policy() -> None:
+    def notes(values: dict[str, Any]) -> str:
+        return next(v for k, v in render_files(values).items() if k.endswith("NOTES.txt"))
+
+    unguarded = notes({**BEHIND_INGRESS, "ingress": {"enabled": True}})
+    assert "networkPolicy.enabled=false lets every pod of the cluster reach the connector" in unguarded
+    assert "10.244.7.0/24" in unguarded
+    guarded = deep_merge(
+        BEHIND_INGRESS,
+        {"ingress": {"enabled": True}, "networkPolicy": {"enabled": True, "egress": {"kafka": {"cidrs": ["10.20.0.0/16"]}, "schemaRegistry": {"cidrs": ["10.30.0.0/16"]}}}},
+    )
+    assert "networkPolicy.enabled=false" not in notes(guarded)
 
 
 def test_networkpolicy_rules(production_objects: list[dict[str, Any]]) -> None:

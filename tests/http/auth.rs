@@ -1192,8 +1192,8 @@ async fn guessing_client_secrets_makes_the_address_wait_and_a_success_resets_it(
         let reply = ask_token(&connector, guesser, &format!("guess-{i}")).await;
         assert_eq!(reply.status, 401, "guess {i}");
     }
-    // ...then the address waits: even the right secret is not checked.
-    let blocked = ask_token(&connector, guesser, CLIENT_SECRET).await;
+    // ...then the address waits: another wrong secret is answered 429, not counted again.
+    let blocked = ask_token(&connector, guesser, "guess-5").await;
     assert_eq!(blocked.status, 429);
     let retry_after: u32 = blocked.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1, "{retry_after}");
@@ -1233,10 +1233,137 @@ async fn guessing_client_secrets_makes_the_address_wait_and_a_success_resets_it(
     assert_eq!(statuses, [401, 401, 401, 401, 200, 401, 401, 401, 401]);
     // The fifth failure since the success starts the wait.
     assert_eq!(ask_token(&connector, forgetful, "i").await.status, 401);
+    assert_eq!(ask_token(&connector, forgetful, "j").await.status, 429);
+}
+
+#[tokio::test]
+async fn a_strangers_wrong_secrets_never_lock_the_vendor_out() {
+    // Arrange: behind an ingress without `trusted_proxies`, every caller has the ingress's
+    // address (here 127.0.0.1; `X-Forwarded-For` is not believed).
+    let connector = Connector::start_with(|config| {
+        token_endpoint_behind_proxy(config);
+        config.http.trusted_proxies = Vec::new();
+    })
+    .await;
+    let (stranger, vendor) = ("203.0.113.66", VENDOR_IP);
+
+    // Act: a stranger's wrong secrets put the shared address in its back-off...
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let reply = ask_token(&connector, stranger, &format!("guess-{i}")).await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+
+    // Assert: ...and the vendor's right credentials still get a token, at once.
+    let reply = ask_token(&connector, vendor, CLIENT_SECRET).await;
     assert_eq!(
-        ask_token(&connector, forgetful, CLIENT_SECRET).await.status,
-        429
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
     );
+    assert!(reply.json()["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn secrets_too_short_to_resist_guessing_stop_start_up_naming_their_key() {
+    // Arrange: each kind of shared secret one byte under its minimum (16 bytes; Standard
+    // Webhooks 24 decoded bytes, as its spec asks), and at it.
+    use base64::Engine as _;
+    let whsec = |bytes: usize| {
+        let key = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+        format!("whsec_{key}")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let clients_file = move |name: &str, secret: &str| {
+        let path = root.join(name);
+        std::fs::write(&path, format!("{CLIENT_ID}:{secret}\n")).unwrap();
+        path
+    };
+    type Adjust = Box<dyn Fn(&mut Config, &str)>;
+    let kinds: Vec<(&str, usize, Adjust)> = vec![
+        (
+            "auth.basic.credentials",
+            16,
+            Box::new(|c, secret| {
+                c.endpoints[0].auth.mode = Some(AuthMode::Basic);
+                c.endpoints[0].auth.basic.credentials =
+                    vec![Secret::new(format!("riskos:{secret}"))];
+            }),
+        ),
+        (
+            "auth.bearer.tokens",
+            16,
+            Box::new(|c, secret| {
+                c.endpoints[0].auth.mode = Some(AuthMode::Bearer);
+                c.endpoints[0].auth.bearer.tokens = vec![Secret::new(secret)];
+            }),
+        ),
+        (
+            "auth.hmac.secrets",
+            16,
+            Box::new(|c, secret| {
+                hmac(c);
+                c.endpoints[0].auth.hmac.secrets = vec![Secret::new(secret)];
+            }),
+        ),
+        (
+            "auth.oauth2.token_endpoint.clients",
+            16,
+            Box::new(|c, secret| {
+                token_endpoint_behind_proxy(c);
+                let clients = &mut c.endpoints[0].auth.oauth2.token_endpoint.clients;
+                clients[0].client_secret = Some(Secret::new(secret));
+            }),
+        ),
+        (
+            "auth.oauth2.token_endpoint.clients_file",
+            16,
+            Box::new(move |c, secret| {
+                token_endpoint_behind_proxy(c);
+                let endpoint = &mut c.endpoints[0].auth.oauth2.token_endpoint;
+                endpoint.clients.clear();
+                endpoint.clients_file =
+                    Some(clients_file(&format!("clients-{}", secret.len()), secret));
+            }),
+        ),
+    ];
+
+    for (key, min, adjust) in &kinds {
+        // Act
+        let short = "s".repeat(min - 1);
+        let error = Connector::try_start_with(|c| adjust(c, &short))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{key}: a {}-byte secret was accepted", min - 1));
+
+        // Assert: the key is named (within its endpoint), the secret is not.
+        let error = format!("{error:#}");
+        assert!(
+            error.contains(&format!("endpoints[riskos].{key}")),
+            "{key}: {error}"
+        );
+        assert!(error.contains(&format!("at least {min}")), "{key}: {error}");
+        assert!(!error.contains(&short), "{key}: {error}");
+        Connector::start_with(|c| adjust(c, &"s".repeat(*min))).await;
+    }
+    let standard_webhooks = |c: &mut Config, bytes: usize| {
+        c.endpoints[0].auth.mode = Some(AuthMode::StandardWebhooks);
+        c.endpoints[0].auth.standard_webhooks.secrets = vec![Secret::new(whsec(bytes))];
+    };
+    let error = Connector::try_start_with(|c| standard_webhooks(c, 23))
+        .await
+        .err()
+        .expect("a 23-byte Standard Webhooks secret was accepted");
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("endpoints[riskos].auth.standard_webhooks.secrets"),
+        "{error}"
+    );
+    assert!(error.contains("at least 24"), "{error}");
+    Connector::start_with(|c| standard_webhooks(c, 24)).await;
 }
 
 // ---------------------------------------------------------------------------------------------
