@@ -599,7 +599,16 @@ async fn svix_header_names_are_accepted_keyed_by_svix_id_and_never_mixed() {
     let retry = send(svix_named(standard_webhooks_headers(ID, now() + 30, &body))).await;
     assert_eq!(retry.status, 200);
     assert_eq!(retry.json()["duplicate"], true);
-    assert_eq!(connector.store.attempts(), 1, "stored once");
+    // Another svix-id with the same body is another message: the id is the key, not the body.
+    let another = send(svix_named(standard_webhooks_headers(
+        "msg_svix_2",
+        now(),
+        &body,
+    )))
+    .await;
+    assert_eq!(another.status, 200);
+    assert_eq!(another.json()["duplicate"], Value::Null);
+    assert_eq!(connector.store.attempts(), 2, "stored once per message");
 
     // A mix: the webhook-id with Svix's timestamp and signature (each header valid) → 401.
     let other = "msg_mixed";
@@ -614,7 +623,7 @@ async fn svix_header_names_are_accepted_keyed_by_svix_id_and_never_mixed() {
     assert_eq!(refused.status, 401);
     assert_eq!(
         connector.store.attempts(),
-        1,
+        2,
         "nothing stored for the mixes"
     );
     let metrics = connector
