@@ -238,6 +238,27 @@ M = [
   ("the chart's notes warn of trusted proxies reachable without the NetworkPolicy", "helm/riskos-connector/templates/NOTES.txt",
   "{{- if and .Values.ingress.enabled (not .Values.networkPolicy.enabled) }}", "{{- if false }}",
   "deploy", "test_helm_chart.py::test_the_notes_warn_when_trusted_proxies_are_reachable_without_the_network_policy"),
+ # Issue 25 item 6
+ ("Svix's svix-* header names read", "connector/auth/standard_webhooks.rs",
+  "        (false, true) => read(&SVIX_HEADERS),\n", "        (false, true) => read(&STANDARD_HEADERS),\n",
+  "signers", "svixs_own_library_and_header_names_are_accepted_exactly_when_valid_and_never_mixed"),
+ ("Svix's svix-* header names read (over HTTP)", "connector/auth/standard_webhooks.rs",
+  "        (false, true) => read(&SVIX_HEADERS),\n", "        (false, true) => read(&STANDARD_HEADERS),\n",
+  "http", "endpoints::svix_header_names_are_accepted_keyed_by_svix_id_and_never_mixed"),
+ ("the svix-id is the idempotency key", "connector/auth/standard_webhooks.rs",
+  "    family_headers(headers).ok().map(|[id, _, _]| id)", "    header_text(headers, ID_HEADER).ok()",
+  "http", "endpoints::svix_header_names_are_accepted_keyed_by_svix_id_and_never_mixed"),
+ ("the two header families never mixed", "connector/auth/standard_webhooks.rs",
+  "            (Ok(standard), Ok(svix)) if standard == svix => Ok(standard),\n            _ => Err(Reason::MixedHeaderFamilies),",
+  "            (_, Ok(svix)) => Ok(svix),\n            (standard, _) => standard,",
+  "signers", "svixs_own_library_and_header_names_are_accepted_exactly_when_valid_and_never_mixed"),
+ ("the two header families never mixed (unit)", "connector/auth/standard_webhooks.rs",
+  "            (Ok(standard), Ok(svix)) if standard == svix => Ok(standard),\n            _ => Err(Reason::MixedHeaderFamilies),",
+  "            (_, Ok(svix)) => Ok(svix),\n            (standard, _) => standard,",
+  "lib", "auth::standard_webhooks::tests::the_two_header_families_are_never_mixed"),
+ ("a standard-webhooks endpoint documents the svix-* family", "connector/http/openapi.rs",
+  '[("webhook", STANDARD_HEADERS), ("svix", SVIX_HEADERS)]', '[("webhook", STANDARD_HEADERS)]',
+  "openapi", "a_standard_webhooks_endpoint_documents_both_header_families_as_alternatives"),
 ]
 only = sys.argv[1:]
 weak = 0

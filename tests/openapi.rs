@@ -113,6 +113,33 @@ async fn the_listener_serves_its_configs_document() {
     assert!(!served_document.to_string().contains(TOKEN));
 }
 
+#[test]
+fn a_standard_webhooks_endpoint_documents_both_header_families_as_alternatives() {
+    let mut config = Config::load_offline(Some(&repo("docs/openapi.toml"))).unwrap();
+    config.endpoints[0].auth.mode = Some(AuthMode::StandardWebhooks);
+    let document = openapi::document(&config);
+    let webhook = &document["paths"]["/webhooks/riskos"]["post"];
+    // One requirement object per family: a request meets one of them, never a mix.
+    assert_eq!(
+        webhook["security"],
+        serde_json::json!([
+            {"riskos_webhook_id": [], "riskos_webhook_timestamp": [], "riskos_webhook_signature": []},
+            {"riskos_svix_id": [], "riskos_svix_timestamp": [], "riskos_svix_signature": []},
+        ])
+    );
+    let schemes = &document["components"]["securitySchemes"];
+    for (scheme, header) in [
+        ("riskos_webhook_id", "webhook-id"),
+        ("riskos_webhook_signature", "webhook-signature"),
+        ("riskos_svix_id", "svix-id"),
+        ("riskos_svix_timestamp", "svix-timestamp"),
+        ("riskos_svix_signature", "svix-signature"),
+    ] {
+        assert_eq!(schemes[scheme]["name"], header, "{scheme}");
+        assert_eq!(schemes[scheme]["in"], "header", "{scheme}");
+    }
+}
+
 /// The Python with schemathesis; fails (never skips) without it.
 fn python() -> String {
     std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {

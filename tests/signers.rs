@@ -6,6 +6,8 @@
 //!   several messages, a sender and a receiver rotating secrets, stale and future timestamps;
 //! - Standard Webhooks `v1a` signed with Python `cryptography`'s Ed25519, keys in the spec's
 //!   `whsk_`/`whpk_` formats (the PyPI package signs `v1` only), alone and next to `v1`;
+//! - Svix's own library (PyPI `svix`), under the header names Svix sends by default
+//!   (`svix-id`, `svix-timestamp`, `svix-signature`), and those mixed with `webhook-*` ones;
 //! - Alloy's HMAC (base64 HMAC-SHA256 of the body as the whole `Authorization` value), from a
 //!   signer written after Alloy's description, through `hmac` mode.
 //!
@@ -30,12 +32,13 @@ const NEW: &str = "whsec_c2lnbmVycy10ZXN0LW5ldy1zZWNyZXQtMDEyMzQ1";
 /// Nobody configures this one.
 const FOREIGN: &str = "whsec_Zm9yZWlnbi1zZWNyZXQtbm90LWNvbmZpZ3VyZWQ=";
 
-/// The Python with `standardwebhooks` and `cryptography`; fails (never skips) without it.
+/// The Python with `standardwebhooks`, `svix` and `cryptography`; fails (never skips) without
+/// it.
 fn python() -> String {
     std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
         panic!(
             "INTEROP_PYTHON is not set: these tests run the signers in tests/signers/ on a Python \
-             with standardwebhooks and cryptography. Make one with \
+             with standardwebhooks, svix and cryptography. Make one with \
              `scripts/python-venv.sh tests/interop/requirements.txt` and run with \
              `INTEROP_PYTHON=$PWD/.venv/bin/python` (scripts/test.sh does both)"
         )
@@ -248,6 +251,94 @@ async fn the_reference_library_v1_signatures_are_accepted_exactly_when_valid() {
         check(&rotated, &signed[2].headers, &signed[2].body).await,
         Ok(())
     );
+}
+
+#[tokio::test]
+async fn svixs_own_library_and_header_names_are_accepted_exactly_when_valid_and_never_mixed() {
+    // Arrange: messages signed by Svix's library under Svix's default header names.
+    let now = now();
+    let cases = [
+        case("signed with the new secret", now, &[], &[NEW], Ok(())),
+        case("sender rotating", now - 60, &[], &[OLD, NEW], Ok(())),
+        case("one foreign, one good", now, &[], &[FOREIGN, OLD], Ok(())),
+        case(
+            "stale: ten minutes old",
+            now - 600,
+            &[],
+            &[NEW],
+            Err(Reason::StaleTimestamp),
+        ),
+        case(
+            "a secret nobody configured",
+            now,
+            &[],
+            &[FOREIGN],
+            Err(Reason::BadSignature),
+        ),
+    ];
+    let job = |prefix: &str| {
+        json!({"messages": cases.iter().enumerate().map(|(i, c)| json!({
+            "id": format!("{prefix}_{i}"),
+            "timestamp": c.timestamp,
+            "body": body(300 + i as u32),
+            "secrets": c.secrets,
+        })).collect::<Vec<_>>()})
+    };
+    let signed = messages(&run_signer("svix_v1.py", &job("msg_svix")));
+    // The same messages signed by the Standard Webhooks library, and other ones.
+    let standard = messages(&run_signer("standard_webhooks_v1.py", &job("msg_svix")));
+    let others = messages(&run_signer("standard_webhooks_v1.py", &job("msg_other")));
+    assert!(signed[0].headers.contains_key("svix-signature"));
+    assert_eq!(
+        signed[0].headers.get("svix-signature"),
+        standard[0].headers.get("webhook-signature")
+    );
+    let auth = standard_webhooks(&[OLD, NEW], &[]).await;
+
+    // Act
+    let mut answers = Vec::new();
+    for m in &signed {
+        answers.push(check(&auth, &m.headers, &m.body).await);
+    }
+
+    // Assert: exactly the valid ones pass, keyed by their svix-id as a webhook-id would be.
+    compare(&cases, &answers);
+    assert_eq!(auth.idempotency_key(&signed[0].headers), Some("msg_svix_0"));
+    let good = &signed[0];
+    let mut tampered = good.headers.clone();
+    tampered.insert("svix-id", HeaderValue::from_static("msg_svix_other"));
+    assert_eq!(
+        check(&auth, &tampered, &good.body).await,
+        Err(Reason::BadSignature)
+    );
+
+    // Never a mix: the Standard Webhooks id with Svix's timestamp and signature...
+    let mut mixed = good.headers.clone();
+    let id = mixed.remove("svix-id").unwrap();
+    mixed.insert("webhook-id", id);
+    assert_eq!(
+        check(&auth, &mixed, &good.body).await,
+        Err(Reason::MixedHeaderFamilies)
+    );
+    // ... nor both families naming different messages, though each verifies alone.
+    let mut both = good.headers.clone();
+    both.extend(others[0].headers.clone());
+    assert_eq!(
+        check(&auth, &others[0].headers, &others[0].body).await,
+        Ok(())
+    );
+    assert_eq!(
+        check(&auth, &both, &good.body).await,
+        Err(Reason::MixedHeaderFamilies)
+    );
+    assert_eq!(auth.idempotency_key(&both), None);
+    // Both families, equal header by header (the white-labelled copy of the same message):
+    // one message, read once.
+    let mut copied = good.headers.clone();
+    copied.extend(standard[0].headers.clone());
+    assert_eq!(copied.len(), 6);
+    assert_eq!(check(&auth, &copied, &good.body).await, Ok(()));
+    assert_eq!(auth.idempotency_key(&copied), Some("msg_svix_0"));
 }
 
 #[tokio::test]

@@ -72,9 +72,10 @@ pub enum AuthMode {
     /// HMAC-signed bodies (request-token senders; Alloy's HMAC, with `header = "Authorization"`
     /// and `encoding = "base64"`).
     Hmac,
-    /// Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`;
-    /// `v1` HMAC-SHA256 and `v1a` Ed25519): config name `standard-webhooks`. The
-    /// `webhook-id` is the sender's idempotency key ([`Authenticator::idempotency_key`]).
+    /// Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`,
+    /// or Svix's `svix-*` names; `v1` HMAC-SHA256 and `v1a` Ed25519): config name
+    /// `standard-webhooks`. The `webhook-id` (`svix-id`) is the sender's idempotency key
+    /// ([`Authenticator::idempotency_key`]).
     #[serde(rename = "standard-webhooks")]
     StandardWebhooks,
     /// No authentication: only behind something else that authenticates.
@@ -168,6 +169,10 @@ pub enum Reason {
     /// than once.
     #[error("a signature header sent more than once")]
     DuplicateSignatureHeader,
+    /// `standard-webhooks`: `webhook-*` and `svix-*` headers in one request, other than two
+    /// complete, equal copies; a signature is checked over one family's three headers only.
+    #[error("webhook-* and svix-* headers mixed")]
+    MixedHeaderFamilies,
 }
 
 impl Reason {
@@ -193,6 +198,7 @@ impl Reason {
             Reason::NoVerifiableSignature => "no_verifiable_signature",
             Reason::DuplicateAuthorization => "duplicate_authorization",
             Reason::DuplicateSignatureHeader => "hmac_duplicate_header",
+            Reason::MixedHeaderFamilies => "standard_webhooks_mixed_headers",
         }
     }
 }
@@ -349,7 +355,7 @@ impl Authenticator {
     }
 
     /// The sender's idempotency key of a request, in the modes that have one: the
-    /// `webhook-id` in `standard-webhooks` mode (the same on every retry of a message, so an
+    /// `webhook-id` (or `svix-id`) in `standard-webhooks` mode (the same on every retry of a message, so an
     /// id already stored is a duplicate); `None` in the other modes, and when the header is
     /// absent, repeated or not text. Signed, so trust it only once [`Self::check_body`]
     /// passed.

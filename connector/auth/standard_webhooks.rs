@@ -9,6 +9,16 @@
 //! | `webhook-timestamp` | the signing time, integer Unix seconds |
 //! | `webhook-signature` | space-separated `version,base64` entries |
 //!
+//! Svix, the reference sender, names them `svix-id`, `svix-timestamp` and `svix-signature`
+//! unless its customer pays for white-labelled headers; the scheme is the same, so both
+//! families are read. A request uses one family's three headers together, never a mix
+//! ([`Reason::MixedHeaderFamilies`]): a signature checked over the id of one family and the
+//! timestamp of the other would prove nothing a sender said. Both families complete and equal,
+//! header by header, is one message copied (a gateway adding the white-labelled names, a sender
+//! migrating) and is read once; both present in any other way is refused, since which of two
+//! ids or timestamps the signature covers (and which id is the idempotency key) would be a
+//! guess.
+//!
 //! Each entry signs the bytes `{webhook-id}.{webhook-timestamp}.{body}`:
 //!
 //! - `v1,<base64 HMAC-SHA256>` under a shared secret, written `whsec_<base64 of the key>`
@@ -55,6 +65,20 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 /// The signatures header.
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
+/// Svix's own name for [`ID_HEADER`] (sent unless the Svix customer white-labels headers).
+pub const SVIX_ID_HEADER: &str = "svix-id";
+/// Svix's own name for [`TIMESTAMP_HEADER`].
+pub const SVIX_TIMESTAMP_HEADER: &str = "svix-timestamp";
+/// Svix's own name for [`SIGNATURE_HEADER`].
+pub const SVIX_SIGNATURE_HEADER: &str = "svix-signature";
+
+/// The names of one family of the three headers: id, timestamp, signatures.
+pub type HeaderFamily = [&'static str; 3];
+/// The Standard Webhooks names.
+pub const STANDARD_HEADERS: HeaderFamily = [ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER];
+/// Svix's names.
+pub const SVIX_HEADERS: HeaderFamily =
+    [SVIX_ID_HEADER, SVIX_TIMESTAMP_HEADER, SVIX_SIGNATURE_HEADER];
 
 /// Prefix of a symmetric secret.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -201,8 +225,9 @@ impl StandardWebhooks {
     }
 
     /// Header checks before the body is read: `webhook-id`, `webhook-timestamp` and
-    /// `webhook-signature` present once each, the timestamp within the window, and at least
-    /// one signature of a version this endpoint can verify. `now` is Unix seconds.
+    /// `webhook-signature` (or Svix's `svix-*` names, never a mix) present once each, the
+    /// timestamp within the window, and at least one signature of a version this endpoint can
+    /// verify. `now` is Unix seconds.
     pub fn precheck(&self, headers: &HeaderMap, now: u64) -> Result<(), Reason> {
         self.signed(headers, now).map(drop)
     }
@@ -244,9 +269,7 @@ impl StandardWebhooks {
     }
 
     fn signed<'h>(&self, headers: &'h HeaderMap, now: u64) -> Result<Signed<'h>, Reason> {
-        let id = header_text(headers, ID_HEADER)?;
-        let timestamp = header_text(headers, TIMESTAMP_HEADER)?;
-        let signatures = header_text(headers, SIGNATURE_HEADER)?;
+        let [id, timestamp, signatures] = family_headers(headers)?;
         // Integer seconds, as the spec writes them: no sign, no fraction.
         if timestamp.len() > 20 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Reason::Malformed);
@@ -292,11 +315,35 @@ impl StandardWebhooks {
     }
 }
 
-/// The `webhook-id` of a request, when it carries exactly one that is non-empty text. It is
-/// the sender's idempotency key (the same on every retry of a message); read it only once
-/// the request is authenticated, since the signature covers it.
+/// The `webhook-id` (or `svix-id`) of a request, from the one family of headers it was
+/// verified with, when that id is present once as non-empty text. It is the sender's
+/// idempotency key (the same on every retry of a message); read it only once the request is
+/// authenticated, since the signature covers it.
 pub fn message_id(headers: &HeaderMap) -> Option<&str> {
-    header_text(headers, ID_HEADER).ok()
+    family_headers(headers).ok().map(|[id, _, _]| id)
+}
+
+/// The id, timestamp and signatures of the one header family the request uses: Svix's names
+/// when only they appear, else the Standard Webhooks names; both families only when each is
+/// complete and equal to the other, header by header. Any other mix is refused.
+fn family_headers(headers: &HeaderMap) -> Result<[&str; 3], Reason> {
+    let present = |family: &HeaderFamily| family.iter().any(|name| headers.contains_key(*name));
+    let read = |family: &HeaderFamily| -> Result<[&str; 3], Reason> {
+        let [id, timestamp, signatures] = *family;
+        Ok([
+            header_text(headers, id)?,
+            header_text(headers, timestamp)?,
+            header_text(headers, signatures)?,
+        ])
+    };
+    match (present(&STANDARD_HEADERS), present(&SVIX_HEADERS)) {
+        (true, true) => match (read(&STANDARD_HEADERS), read(&SVIX_HEADERS)) {
+            (Ok(standard), Ok(svix)) if standard == svix => Ok(standard),
+            _ => Err(Reason::MixedHeaderFamilies),
+        },
+        (false, true) => read(&SVIX_HEADERS),
+        _ => read(&STANDARD_HEADERS),
+    }
 }
 
 /// A header that must be present once, as non-empty text.
@@ -703,6 +750,94 @@ mod tests {
         let unknown =
             serde_json::from_value::<StandardWebhooksConfig>(serde_json::json!({"secret": OLD}));
         assert!(unknown.is_err());
+    }
+
+    /// `headers` under Svix's names.
+    fn svix(standard: &HeaderMap) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (from, to) in STANDARD_HEADERS.iter().zip(SVIX_HEADERS) {
+            h.insert(to, standard.get(*from).unwrap().clone());
+        }
+        h
+    }
+
+    #[test]
+    fn svix_named_headers_verify_like_the_standard_ones() {
+        let auth = verifier(&[OLD], &[]);
+        let h = svix(&headers(
+            "msg_1",
+            NOW,
+            &sign_v1(&key(OLD), "msg_1", NOW, BODY),
+        ));
+        assert_eq!(auth.precheck(&h, NOW), Ok(()));
+        assert_eq!(auth.verify(&h, BODY, NOW), Ok(()));
+        assert_eq!(message_id(&h), Some("msg_1"));
+        assert_eq!(auth.verify(&h, b"{}", NOW), Err(Reason::BadSignature));
+        // The spec's vector under Svix's names (what Svix sends by default).
+        let spec = svix(&headers(SPEC_ID, SPEC_TIMESTAMP, SPEC_SIGNATURE));
+        let auth = verifier(&[SPEC_SECRET], &[]);
+        assert_eq!(auth.verify(&spec, SPEC_BODY, SPEC_TIMESTAMP), Ok(()));
+        // Missing and repeated headers of that family are refused as in the other.
+        for name in SVIX_HEADERS {
+            let mut missing = h.clone();
+            missing.remove(name);
+            assert_eq!(auth.precheck(&missing, NOW), Err(Reason::Missing), "{name}");
+            let mut twice = h.clone();
+            twice.append(name, h.get(name).unwrap().clone());
+            assert_eq!(
+                auth.precheck(&twice, NOW),
+                Err(Reason::DuplicateSignatureHeader),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_two_header_families_are_never_mixed() {
+        let auth = verifier(&[OLD], &[]);
+        let signature = sign_v1(&key(OLD), "msg_1", NOW, BODY);
+        let standard = headers("msg_1", NOW, &signature);
+        let svix_only = svix(&standard);
+        // One header swapped for its other-family name: each is a mix, even with the values
+        // that would verify.
+        for (from, to) in STANDARD_HEADERS.iter().zip(SVIX_HEADERS) {
+            let mut h = standard.clone();
+            let value = h.remove(*from).unwrap();
+            h.insert(to, value);
+            assert_eq!(
+                auth.precheck(&h, NOW),
+                Err(Reason::MixedHeaderFamilies),
+                "{to}"
+            );
+            assert_eq!(message_id(&h), None, "{to}");
+        }
+        // Both families complete and equal: one message copied, read once.
+        let mut both = standard.clone();
+        both.extend(svix_only.clone());
+        assert_eq!(auth.verify(&both, BODY, NOW), Ok(()));
+        assert_eq!(message_id(&both), Some("msg_1"));
+        // Both complete, one valid and the other another message (or another timestamp):
+        // which one the sender meant is a guess, so neither is read.
+        let other = sign_v1(&key(OLD), "msg_2", NOW - 1, BODY);
+        for (valid, disagreeing) in [
+            (&standard, svix(&headers("msg_2", NOW - 1, &other))),
+            (&svix_only, headers("msg_2", NOW - 1, &other)),
+            (&svix_only, headers("msg_1", NOW, &other)),
+        ] {
+            let mut h = valid.clone();
+            h.extend(disagreeing);
+            assert_eq!(auth.precheck(&h, NOW), Err(Reason::MixedHeaderFamilies));
+            assert_eq!(auth.verify(&h, BODY, NOW), Err(Reason::MixedHeaderFamilies));
+            assert_eq!(message_id(&h), None);
+        }
+        // A complete family with one stray header of the other.
+        let mut stray = svix_only.clone();
+        stray.insert(ID_HEADER, HeaderValue::from_static("msg_1"));
+        assert_eq!(auth.precheck(&stray, NOW), Err(Reason::MixedHeaderFamilies));
+        assert_eq!(
+            Reason::MixedHeaderFamilies.kind(),
+            "standard_webhooks_mixed_headers"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::auth::standard_webhooks::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::auth::standard_webhooks::{STANDARD_HEADERS, SVIX_HEADERS};
 use crate::auth::AuthMode;
 use crate::config::{Config, EndpointConfig};
 use crate::envelope::EnvelopeKind;
@@ -137,18 +137,29 @@ fn security(endpoint: &EndpointConfig, schemes: &mut Map<String, Value>) -> Valu
             }
         }
         Some(AuthMode::StandardWebhooks) => {
-            for (suffix, header, description) in [
-                ("webhook_id", ID_HEADER, "The message id (idempotency key)."),
-                ("webhook_timestamp", TIMESTAMP_HEADER, "Unix seconds."),
-                (
-                    "webhook_signature",
-                    SIGNATURE_HEADER,
-                    "`v1,<base64 HMAC-SHA256>` and/or `v1a,<base64 Ed25519>` signatures.",
-                ),
-            ] {
-                schemes.insert(name(suffix), api_key(header, description));
-                require.insert(name(suffix), json!([]));
+            // Two alternatives (a request meets one requirement object of the list): the
+            // Standard Webhooks names, or the ones Svix sends by default; never a mix.
+            let mut alternatives = Vec::new();
+            for (family, [id, timestamp, signature]) in
+                [("webhook", STANDARD_HEADERS), ("svix", SVIX_HEADERS)]
+            {
+                let mut require = Map::new();
+                for (suffix, header, description) in [
+                    ("id", id, "The message id (idempotency key)."),
+                    ("timestamp", timestamp, "Unix seconds."),
+                    (
+                        "signature",
+                        signature,
+                        "`v1,<base64 HMAC-SHA256>` and/or `v1a,<base64 Ed25519>` signatures.",
+                    ),
+                ] {
+                    let scheme = name(&format!("{family}_{suffix}"));
+                    schemes.insert(scheme.clone(), api_key(header, description));
+                    require.insert(scheme, json!([]));
+                }
+                alternatives.push(Value::Object(require));
             }
+            return Value::Array(alternatives);
         }
     }
     json!([require])

@@ -5,7 +5,8 @@
 //! Each accepts only its own credentials, sources and header; its records land in its own
 //! topics with its name in the `endpoint` header, its log lines and its metric labels; a flood
 //! on one does not take another's capacity. And Standard Webhooks on an endpoint: a sender's
-//! retry under the same `webhook-id` is stored once.
+//! retry under the same `webhook-id` is stored once; Svix's default `svix-*` header names are
+//! accepted and keyed the same way, and a mix of the two families is refused.
 
 use axum::body::Body;
 use axum::http::Request;
@@ -552,4 +553,83 @@ async fn a_standard_webhooks_retry_under_the_same_id_is_stored_once() {
         .await;
     assert_eq!(forged.status, 401);
     assert_eq!(connector.store.attempts(), 2);
+}
+
+/// `headers` (`webhook-*`) under Svix's default names.
+fn svix_named(headers: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    headers
+        .into_iter()
+        .map(|(name, value)| match name {
+            "webhook-id" => ("svix-id", value),
+            "webhook-timestamp" => ("svix-timestamp", value),
+            "webhook-signature" => ("svix-signature", value),
+            other => panic!("not a Standard Webhooks header: {other}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn svix_header_names_are_accepted_keyed_by_svix_id_and_never_mixed() {
+    let connector = Connector::start_with(|c| {
+        let mut svix = EndpointConfig::new("svix-named");
+        svix.auth.mode = Some(AuthMode::StandardWebhooks);
+        svix.auth.standard_webhooks = StandardWebhooksConfig {
+            secrets: vec![Secret::new(WHSEC)],
+            ..StandardWebhooksConfig::default()
+        };
+        c.endpoints = vec![svix];
+    })
+    .await;
+    let body = fixture(CASE_CLOSURE);
+    let send = |headers: Vec<(&'static str, String)>| {
+        connector.send(post("/webhooks/svix-named", &headers, &body))
+    };
+    const ID: &str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4X";
+
+    // What a default Svix sender posts: svix-id, svix-timestamp, svix-signature.
+    let first = send(svix_named(standard_webhooks_headers(ID, now(), &body))).await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(first.json()["duplicate"], Value::Null);
+    // Its retry under the same svix-id, signed later: a duplicate, as for a webhook-id.
+    let retry = send(svix_named(standard_webhooks_headers(ID, now() + 30, &body))).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.json()["duplicate"], true);
+    // Another svix-id with the same body is another message: the id is the key, not the body.
+    let another = send(svix_named(standard_webhooks_headers(
+        "msg_svix_2",
+        now(),
+        &body,
+    )))
+    .await;
+    assert_eq!(another.status, 200);
+    assert_eq!(another.json()["duplicate"], Value::Null);
+    assert_eq!(connector.store.attempts(), 2, "stored once per message");
+
+    // A mix: the webhook-id with Svix's timestamp and signature (each header valid) → 401.
+    let other = "msg_mixed";
+    let mut mixed = svix_named(standard_webhooks_headers(other, now(), &body));
+    mixed[0] = ("webhook-id", other.to_string());
+    let refused = send(mixed).await;
+    assert_eq!(refused.status, 401);
+    // Both families, each a valid signature of another message: which one is meant is a guess.
+    let mut both = svix_named(standard_webhooks_headers(other, now(), &body));
+    both.extend(standard_webhooks_headers("msg_another", now(), &body));
+    let refused = send(both).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        connector.store.attempts(),
+        2,
+        "nothing stored for the mixes"
+    );
+    let metrics = connector
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let text = String::from_utf8(metrics.body).unwrap();
+    let series = r#"riskos_auth_failures_total{endpoint="svix-named",reason="standard_webhooks_mixed_headers"} 2"#;
+    assert!(text.lines().any(|l| l.starts_with(series)), "{text}");
 }
