@@ -8,6 +8,7 @@
 //! | `riskos_auth_failures_total` | counter | `endpoint`, `reason` |
 //! | `riskos_jwks_refresh_failures_total` | counter | `endpoint`, `reason` (`fetch`, `status`, `redirect`, `too_large`, `parse`, `no_keys`) |
 //! | `riskos_in_flight_requests` | gauge | |
+//! | `riskos_body_bytes_in_flight` | gauge | `endpoint` (read at each scrape) |
 //! | `riskos_open_connections` | gauge | |
 //! | `riskos_connections_refused_total` | counter | `reason` (`max_connections`, `ip_not_allowed`) |
 //! | `riskos_ack_latency_seconds` | histogram | |
@@ -44,6 +45,8 @@ pub const AUTH_FAILURES: &str = "riskos_auth_failures_total";
 pub const JWKS_REFRESH_FAILURES: &str = "riskos_jwks_refresh_failures_total";
 /// Requests being handled.
 pub const IN_FLIGHT: &str = "riskos_in_flight_requests";
+/// Body bytes held by requests, by endpoint (its part of `http.max_body_bytes_in_flight`).
+pub const BODY_BYTES_IN_FLIGHT: &str = "riskos_body_bytes_in_flight";
 /// Connections open.
 pub const CONNECTIONS_OPEN: &str = "riskos_open_connections";
 /// Connections closed as soon as they were accepted, by reason.
@@ -136,6 +139,11 @@ fn describe() {
         "JWKS refreshes that failed or yielded no usable key (the last good keys stay in use), by endpoint and reason."
     );
     describe_gauge!(IN_FLIGHT, "Requests being handled.");
+    describe_gauge!(
+        BODY_BYTES_IN_FLIGHT,
+        Unit::Bytes,
+        "Body bytes held by requests being read or answered, by endpoint."
+    );
     describe_gauge!(CONNECTIONS_OPEN, "Connections open.");
     describe_counter!(
         CONNECTIONS_REFUSED,

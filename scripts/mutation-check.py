@@ -259,6 +259,17 @@ M = [
  ("a standard-webhooks endpoint documents the svix-* family", "connector/http/openapi.rs",
   '[("webhook", STANDARD_HEADERS), ("svix", SVIX_HEADERS)]', '[("webhook", STANDARD_HEADERS)]',
   "openapi", "a_standard_webhooks_endpoint_documents_both_header_families_as_alternatives"),
+  # Issue 25 item 3: body bytes before a signature, a share per address.
+  ("one address holds at most a quarter of the body budget in hmac mode", "connector/http/guard.rs",
+  ".then(|| super::body::source_share(share.body_bytes, http.max_body_bytes));",
+  ".then(|| share.body_bytes);",
+  "ingress", "forged_uploads_from_one_address_cannot_take_the_body_budget_from_signed_webhooks"),
+  ("the per-address cap refuses what would go over it", "connector/http/body.rs",
+  "if now + bytes > per_source.cap {", "if false && now + bytes > per_source.cap {",
+  "lib", "http::body::tests::one_address_holds_at_most_its_cap_and_its_entry_goes_at_zero"),
+  ("an address's entry goes when its bytes return to 0", "connector/http/body.rs",
+  "                held.remove(&source);\n", "",
+  "lib", "http::body::tests::one_address_holds_at_most_its_cap_and_its_entry_goes_at_zero"),
 ]
 only = sys.argv[1:]
 weak = 0

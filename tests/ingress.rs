@@ -7,7 +7,8 @@
 //!   answered meanwhile;
 //! - over `http.max_connections` a connection is closed at once;
 //! - an address outside `http.allow_cidrs` gets its 403 before sending a byte;
-//! - in `hmac` mode, unsigned uploads trickling in cannot take the slots signed webhooks need;
+//! - in `hmac` mode, unsigned uploads trickling in cannot take the slots signed webhooks need,
+//!   nor forged uploads from one address the body bytes;
 //! - an early rejection says `Connection: close` and is read by a client still uploading.
 
 #[path = "api/helpers/fixtures.rs"]
@@ -354,6 +355,125 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
         assert!(answer.starts_with("http/1.1 408"), "{answer}");
     }
     assert!(started.elapsed() < body_read * 3);
+}
+
+/// The sum of every line of the Prometheus text at `/metrics` that starts with `line_prefix`
+/// (a counter over all values of its other labels).
+async fn metric_sum(app: &App, line_prefix: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(line_prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Issue 25: in `hmac` mode a body is read into the endpoint's byte budget before its
+/// signature is checked. One address with 64 forged uploads of 1 MiB − 1 byte that then pause
+/// would hold 64 MiB − 64 bytes of the 64 MiB budget, and every signed webhook would get 503;
+/// one address may hold only a quarter of it, so signed webhooks from another get 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_uploads_from_one_address_cannot_take_the_body_budget_from_signed_webhooks() {
+    let _serial = SERIAL.lock().await;
+    const UPLOADS: usize = 64;
+    let app = App::start_with(|c: &mut Config| {
+        hmac(c);
+        // The uploads pause for the whole test: no deadline may cut them meanwhile.
+        c.http.body_read_timeout_ms = 60_000;
+        c.http.request_timeout_ms = 70_000;
+    })
+    .await;
+    let limit = app.config.http.max_body_bytes;
+    let budget = app.config.body_bytes_shares()[0];
+    // The defaults: 64 near-limit bodies from one address fill the budget but for 64 bytes.
+    assert_eq!(budget, UPLOADS * limit);
+    let held = "riskos_body_bytes_in_flight{endpoint=\"riskos\"}";
+    let rejections = "riskos_rejections_total{endpoint=\"riskos\"";
+    let rejected_before = metric_sum(&app, rejections).await;
+
+    // From 127.0.0.2: a forged signature with a fresh timestamp (the header precheck passes),
+    // `content-length` at the limit, and all of the body but its last byte.
+    let mut uploads = Vec::new();
+    for _ in 0..UPLOADS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(app.addr).await.unwrap();
+        let headers = [
+            ("x-signature", "00".repeat(32)),
+            ("x-timestamp", now_secs().to_string()),
+        ];
+        uploads.push(tokio::spawn(async move {
+            let head = head("/webhooks/riskos", limit, &headers);
+            // A rejected upload may be cut while it is written; its answer is read below.
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&vec![b' '; limit - 1]).await;
+            String::from_utf8_lossy(&read_until_closed(&mut stream).await).to_ascii_lowercase()
+        }));
+    }
+    // Settled: every upload not yet rejected holds all it sent (each holds at most that, so
+    // nothing else can reach the sum). Bounded: 30 s for 64 MiB over loopback.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (bytes, rejected) = loop {
+        let rejected = metric_sum(&app, rejections).await - rejected_before;
+        let bytes = metric(&app, held).await;
+        if bytes >= (UPLOADS as f64 - rejected) * (limit - 1) as f64 {
+            break (bytes, rejected);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the uploads never settled: {bytes} bytes held, {rejected} rejected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Signed webhooks from 127.0.0.1 still find room.
+    for _ in 0..4 {
+        let body = case_closure();
+        let timestamp = now_secs().to_string();
+        let signed = app
+            .client
+            .post(app.url("/webhooks/riskos"))
+            .header("content-type", "application/json")
+            .header(
+                "x-signature",
+                sign_hex(HMAC_SECRET.as_bytes(), Some(&timestamp), &body),
+            )
+            .header("x-timestamp", timestamp)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), 200, "{}", signed.text().await.unwrap());
+    }
+    // 127.0.0.2 holds at most its quarter; the rest of its uploads were refused.
+    assert!(bytes <= (budget / 4) as f64, "{bytes} bytes held");
+    assert!(
+        rejected >= (UPLOADS - UPLOADS / 4) as f64,
+        "{rejected} rejected"
+    );
+
+    // The refused uploads were told to retry: 429 with `Retry-After` (each is closed after
+    // its answer; bounded: 10 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while uploads.iter().filter(|u| u.is_finished()).count() < rejected as usize {
+        assert!(Instant::now() < deadline, "refused uploads were not closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for upload in uploads {
+        if upload.is_finished() {
+            let answer = upload.await.unwrap();
+            assert!(answer.starts_with("http/1.1 429"), "{answer}");
+            assert!(answer.contains("retry-after: 1"), "{answer}");
+        } else {
+            upload.abort();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,10 @@ pub enum ApiError {
     /// The endpoint's share of `http.max_in_flight` is taken.
     #[error("too many requests in flight")]
     Overloaded,
+    /// The client address already holds its part of the endpoint's body budget (modes whose
+    /// credentials are in the body: [`super::body::source_share`]).
+    #[error("too many body bytes in flight from this address")]
+    SourceOverloaded,
     /// Headers larger than `http.max_header_bytes`.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -104,7 +108,11 @@ impl ApiError {
             | ApiError::RequiredHeader(..)
             | ApiError::Token(TokenError::InvalidClient) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::RateLimited(_) | ApiError::TokenBackoff(_) => StatusCode::TOO_MANY_REQUESTS,
+            // 429, not 503: the server has room, this address is over its own part of it (a
+            // 5xx would page for one sender's excess); the vendor retries both.
+            ApiError::RateLimited(_) | ApiError::TokenBackoff(_) | ApiError::SourceOverloaded => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Token(_) => StatusCode::BAD_REQUEST,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -126,10 +134,12 @@ impl ApiError {
         }
     }
 
-    /// Seconds the sender should wait before retrying, for 503s.
+    /// Seconds the sender should wait before retrying, for 503s and 429s.
     fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::Produce(ProduceError::QueueFull) | ApiError::Overloaded => Some(1),
+            ApiError::Produce(ProduceError::QueueFull)
+            | ApiError::Overloaded
+            | ApiError::SourceOverloaded => Some(1),
             ApiError::RateLimited(seconds) | ApiError::TokenBackoff(seconds) => Some(*seconds),
             ApiError::Produce(_)
             | ApiError::SpoolUnavailable(_)
@@ -161,6 +171,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::TokenBackoff(_) => "token_backoff",
             ApiError::Overloaded => "overloaded",
+            ApiError::SourceOverloaded => "source_body_bytes",
             ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::Token(error) => error.kind(),

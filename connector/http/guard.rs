@@ -66,6 +66,17 @@ impl Ingress {
     ) -> Result<Self, SettingError> {
         let http = &config.http;
         let within = |e: SettingError| e.within(&endpoint.section());
+        // In the endpoint's span, so the mode's start-up warnings (`none`) name it.
+        // In the endpoint's span, so the mode's start-up warnings (`none`) name it.
+        let auth = Authenticator::for_endpoint(&endpoint.auth, &endpoint.name)
+            .instrument(tracing::info_span!("endpoint", endpoint = %endpoint.name))
+            .await
+            .map_err(within)?;
+        // Where the body is read before its sender is known, one address may hold only a
+        // part of the bytes, so forged uploads from one address cannot starve signed ones.
+        let per_source = auth
+            .needs_body()
+            .then(|| super::body::source_share(share.body_bytes, http.max_body_bytes));
         Ok(Self {
             sources: Arc::new(SourcePolicy::new(
                 &endpoint.allow_cidrs,
@@ -74,14 +85,10 @@ impl Ingress {
             )),
             rate: RateLimit::per_second(endpoint.rate_limit_per_ip),
             in_flight: InFlight::new(share.in_flight),
-            // In the endpoint's span, so the mode's start-up warnings (`none`) name it.
-            auth: Authenticator::for_endpoint(&endpoint.auth, &endpoint.name)
-                .instrument(tracing::info_span!("endpoint", endpoint = %endpoint.name))
-                .await
-                .map_err(within)?,
+            auth,
             required_headers: RequiredHeaders::from_config(&endpoint.required_headers)
                 .map_err(within)?,
-            body_budget: BodyBudget::new(share.body_bytes),
+            body_budget: BodyBudget::new(share.body_bytes, per_source),
             max_header_bytes: http.max_header_bytes,
             max_json_depth: http.max_json_depth,
             request_timeout: Duration::from_millis(http.request_timeout_ms),
@@ -94,7 +101,8 @@ impl Ingress {
         self.sources.clone()
     }
 
-    /// Body bytes held at once, over all requests.
+    /// Body bytes held at once, over all requests (and per client address in modes whose
+    /// credentials are in the body).
     pub fn body_budget(&self) -> &BodyBudget {
         &self.body_budget
     }

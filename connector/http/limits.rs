@@ -87,15 +87,16 @@ impl RateLimit {
         let Some(limiter) = &self.0 else {
             return Ok(());
         };
-        limiter.check_key(&rate_key(client)).map_err(|not_until| {
+        limiter.check_key(&client_key(client)).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             wait.as_secs_f64().ceil().max(1.0) as u32
         })
     }
 }
 
-/// One IPv6 host usually owns a whole /64, so that is one client.
-fn rate_key(ip: IpAddr) -> IpAddr {
+/// One IPv6 host usually owns a whole /64, so that is one client (the rate limiter's key, and
+/// the body budget's per-address count).
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         v4 => v4,
@@ -159,10 +160,10 @@ mod tests {
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let two: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(rate_key(one), rate_key(two));
-        assert_ne!(rate_key(one), rate_key(other));
+        assert_eq!(client_key(one), client_key(two));
+        assert_ne!(client_key(one), client_key(other));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert_eq!(rate_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

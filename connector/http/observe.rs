@@ -123,6 +123,11 @@ fn rand_u128() -> u128 {
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> String {
     state.store.set_gauges();
+    // Read at the scrape rather than at every chunk: the budget already counts them.
+    for endpoint in &state.endpoints {
+        metrics::gauge!(crate::metrics::BODY_BYTES_IN_FLIGHT, "endpoint" => endpoint.name().to_owned())
+            .set(endpoint.ingress.body_budget().held() as f64);
+    }
     let handle = crate::metrics::install();
     crate::metrics::collect_process();
     handle.run_upkeep();

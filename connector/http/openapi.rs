@@ -221,7 +221,9 @@ fn webhook(endpoint: &EndpointConfig, security: Value, max_body_bytes: usize) ->
         ),
         (
             "429",
-            "Over the endpoint's `rate_limit_per_ip`; retry after `Retry-After`.",
+            "Over the endpoint's `rate_limit_per_ip`, or (`hmac`, `standard-webhooks`) this \
+             address already holds a quarter of the endpoint's body bytes in flight; retry \
+             after `Retry-After`.",
         ),
         (
             "431",

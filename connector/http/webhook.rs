@@ -1,5 +1,6 @@
 //! The webhook handler: check the request, run the pipeline, answer only after Kafka's ack.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::body::BodyShare;
 use super::error::ApiError;
+use super::guard::ClientIp;
 use super::observe::EventTypeLabel;
 use super::Endpoint;
 use crate::delivery::Stored;
@@ -81,7 +83,12 @@ pub async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) ->
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let decided = match read_and_decide(&endpoint, headers, body).await {
+    // The guard always sets it; were it missing, all such requests would share one count.
+    let client = parts
+        .extensions
+        .get::<ClientIp>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |client| client.0);
+    let decided = match read_and_decide(&endpoint, headers, client, body).await {
         Ok(decided) => decided,
         Err(error) => return error.into_response(),
     };
@@ -116,6 +123,7 @@ struct Decided {
 async fn read_and_decide(
     endpoint: &Endpoint,
     headers: &HeaderMap,
+    client: IpAddr,
     body: Body,
 ) -> Result<Decided, ApiError> {
     if endpoint.is_shutting_down() {
@@ -133,6 +141,7 @@ async fn read_and_decide(
         body,
         limit,
         ingress.body_budget(),
+        client,
         ingress.body_read_timeout(),
     )
     .await?;
