@@ -94,7 +94,7 @@ impl Application {
                 header_read: Duration::from_millis(config.http.header_read_timeout_ms),
                 idle: Duration::from_millis(config.http.idle_timeout_ms),
             },
-            max_connections: crate::fd_limit::connection_cap(config),
+            max_connections: crate::fd_limit::connection_cap(config, server::REFUSED_CONNECTIONS),
         };
         Ok(Self {
             listener,

@@ -112,7 +112,7 @@ pub struct HttpConfig {
     /// Open connections at most; a connection over the cap is closed as soon as it is
     /// accepted. Default 4096. At start-up the soft open-file limit is raised to the hard
     /// limit, and a cap that still does not fit beside what the process needs besides is
-    /// lowered, with one warning naming both numbers ([`crate::fd_limit`]).
+    /// lowered, with one warning naming both numbers (`fd_limit.rs`).
     pub max_connections: usize,
     /// Longest a client may take to send a complete request head, from the connection's
     /// accept (or from the first byte of a later request on a kept-alive connection); bytes

@@ -16,7 +16,6 @@
 //! part of this budget.
 
 use crate::config::Config;
-use crate::http::server::REFUSED_CONNECTIONS;
 
 /// Descriptors kept for the process itself, whatever the config: stdin, stdout and stderr
 /// (3), the listening socket (1), the runtime's epoll and waker descriptors and the signal
@@ -45,9 +44,9 @@ const MIN_SHARE_DIVISOR: usize = 2;
 
 /// Descriptors kept for everything besides the connections `http.max_connections` counts:
 /// [`BASE_RESERVE`], [`PER_BROKER`] for each of at least [`ASSUMED_BROKERS`] brokers, and the
-/// pool of connections from refused addresses ([`REFUSED_CONNECTIONS`]) when every endpoint
+/// pool of connections from refused addresses (`refused_pool`, the listener's) when every endpoint
 /// has an allow-list (only then can the listener refuse a peer at accept).
-pub fn reserve(config: &Config) -> usize {
+pub fn reserve(config: &Config, refused_pool: usize) -> usize {
     let listed = config
         .kafka
         .bootstrap_servers
@@ -57,7 +56,7 @@ pub fn reserve(config: &Config) -> usize {
     let refused_pool = if !config.endpoints.is_empty()
         && config.endpoints.iter().all(|e| !e.allow_cidrs.is_empty())
     {
-        REFUSED_CONNECTIONS
+        refused_pool
     } else {
         0
     };
@@ -116,12 +115,12 @@ pub fn raise_soft_limit() -> Option<FileLimit> {
 /// The effective `http.max_connections`: the soft open-file limit raised to the hard limit,
 /// then the configured cap lowered when it and [`reserve`] do not fit in it, with one
 /// start-up warning naming the configured cap, the effective cap and the limit.
-pub fn connection_cap(config: &Config) -> usize {
+pub fn connection_cap(config: &Config, refused_pool: usize) -> usize {
     let configured = config.http.max_connections;
     let Some(limit) = raise_soft_limit() else {
         return configured;
     };
-    let reserve = reserve(config);
+    let reserve = reserve(config, refused_pool);
     let effective = fit(configured, limit.soft, reserve);
     if effective < configured {
         tracing::warn!(
@@ -143,6 +142,9 @@ pub fn connection_cap(config: &Config) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The listener's refused-address pool (`http::server::REFUSED_CONNECTIONS`).
+    const REFUSED_POOL: usize = 256;
 
     #[test]
     fn a_cap_that_fits_is_kept() {
@@ -172,18 +174,21 @@ mod tests {
             .endpoints
             .push(crate::config::EndpointConfig::new("riskos"));
         assert_eq!(
-            reserve(&config),
+            reserve(&config, REFUSED_POOL),
             BASE_RESERVE + PER_BROKER * ASSUMED_BROKERS
         );
         config.kafka.bootstrap_servers = (0..20)
             .map(|i| format!("b{i}:9092"))
             .collect::<Vec<_>>()
             .join(",");
-        assert_eq!(reserve(&config), BASE_RESERVE + PER_BROKER * 20);
+        assert_eq!(
+            reserve(&config, REFUSED_POOL),
+            BASE_RESERVE + PER_BROKER * 20
+        );
         config.endpoints[0].allow_cidrs = vec!["192.0.2.0/24".parse().unwrap()];
         assert_eq!(
-            reserve(&config),
-            BASE_RESERVE + PER_BROKER * 20 + REFUSED_CONNECTIONS
+            reserve(&config, REFUSED_POOL),
+            BASE_RESERVE + PER_BROKER * 20 + REFUSED_POOL
         );
     }
 }

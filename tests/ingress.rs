@@ -859,7 +859,11 @@ async fn under_a_1024_hard_limit_the_cap_is_lowered_and_connections_over_it_are_
     let _serial = SERIAL.lock().await;
     raise_own_file_limit();
     // What the limit leaves once the reserve is kept (160 descriptors for this config).
-    let cap = 1024 - riskos_connector::fd_limit::reserve(&helpers::config());
+    let cap = 1024
+        - riskos_connector::fd_limit::reserve(
+            &helpers::config(),
+            riskos_connector::http::server::REFUSED_CONNECTIONS,
+        );
     assert!(cap < OVER_1024 - 100, "cap {cap}");
     let connector = LimitedConnector::start(1024, 1024).await;
     let (mut writers, closed) = slow_connections(connector.addr, OVER_1024).await;

@@ -14,7 +14,7 @@
 //! - graceful shutdown: stop accepting, let requests in flight finish, close idle connections;
 //! - an `accept` that fails for want of descriptors (`EMFILE`) retried after a few
 //!   milliseconds, not the second `axum::serve` sleeps (`accept_tcp`); with the cap fitted
-//!   to the open-file limit ([`crate::fd_limit`]) it should not happen at all.
+//!   to the open-file limit (`fd_limit.rs`) it should not happen at all.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,7 +39,7 @@ use super::tls::ServeListener;
 use crate::metrics::{CONNECTIONS_OPEN, CONNECTIONS_REFUSED};
 
 /// Connections from refused addresses open at once; more are closed at accept (outside
-/// `http.max_connections`: [`crate::fd_limit::reserve`] keeps descriptors for them).
+/// `http.max_connections`: `fd_limit.rs` keeps descriptors for them).
 pub const REFUSED_CONNECTIONS: usize = 256;
 
 /// Wait before accepting again after an error that is not the connection's own (out of
