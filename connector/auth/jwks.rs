@@ -324,8 +324,12 @@ mod tests {
         assert!(none.is_empty());
     }
 
-    #[tokio::test]
-    async fn unknown_kid_refetches_are_rate_limited() {
+    /// A JWKS endpoint serving one EC key over plain http, counting its fetches.
+    async fn counting_jwks_server() -> (
+        String,
+        Arc<AtomicUsize>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
         let app = axum::Router::new().route(
@@ -342,6 +346,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/jwks", listener.local_addr().unwrap());
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits, server)
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_refetches_are_rate_limited() {
+        let (url, hits, server) = counting_jwks_server().await;
 
         let limited = Jwks::load(
             &url,
@@ -368,22 +378,7 @@ mod tests {
     #[tokio::test]
     async fn an_http_url_is_not_fetched_without_the_switch() {
         // Belt and braces behind the config check: the client itself speaks https only.
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let app = axum::Router::new().route(
-            "/jwks",
-            axum::routing::get(move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    axum::Json(serde_json::json!({"keys": [
-                        {"kty": "EC", "crv": "P-256", "kid": "ec", "x": EC_X, "y": EC_Y}
-                    ]}))
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let (url, hits, server) = counting_jwks_server().await;
 
         let refused = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO, "test", false).await;
         let allowed = Jwks::load(&url, &[Algorithm::ES256], Duration::ZERO, "test", true).await;
