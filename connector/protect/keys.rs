@@ -1,44 +1,72 @@
-//! `[protection]`: the keys that hash and encrypt protected values, and the two value
-//! formats (documented in `docs/protection.md`):
+//! `[protection]`: the keys that hash and encrypt protected values, and the value formats
+//! (documented in `docs/protection.md`, with the arithmetic of their bounds):
 //!
-//! - a **hash token** `h1.<kid>.<mac>`: `mac` = base64url (no padding) of
+//! - a **hash token** `h2.<kid>.<fp>.<mac>`: `mac` = base64url (no padding) of
 //!   HMAC-SHA256(hash key `kid`, the value) — the value's UTF-8 bytes for a string, its compact
 //!   JSON text otherwise. Equal values give equal tokens under one key, so consumers can join,
 //!   group and count; whoever holds the key can check a guess, nobody else can.
-//! - an **encrypted value** `e1.<kid>.<box>`: `box` = base64url (no padding) of
-//!   nonce (12 bytes) ‖ AES-256-GCM ciphertext ‖ tag (16 bytes), under encryption key `kid`,
-//!   with associated data `<topic> NUL <key> NUL <path>` (the record's topic and Kafka key, the
-//!   field's path, e.g. `data.reviewer_email`, `data.matches[].name`, `raw`). The plaintext is
-//!   the value's JSON text (the body itself for `raw`). Moved to another record, topic or
-//!   field, it no longer opens.
+//! - an **encrypted value** `e2.<kid>.<fp>.<box>`: `box` = base64url (no padding) of
+//!   salt (32 random bytes) ‖ AES-256-GCM ciphertext ‖ tag (16 bytes). Each value is sealed
+//!   under its own key and nonce, HKDF-SHA256(key `kid`, salt, info `riskos-connector e2`)
+//!   → 32-byte key ‖ 12-byte nonce, so no AES-GCM key ever seals twice and the 2^32 bound
+//!   of random nonces under one key does not apply: what bounds a key is a collision of two
+//!   256-bit salts. Associated data `<topic> NUL <key> NUL <path>` (the record's topic and
+//!   Kafka key, the field's path with array indexes, e.g. `data.reviewer_email`,
+//!   `data.matches[2].name`, `raw`). The plaintext is the value's JSON text (the body itself
+//!   for `raw`). Moved to another record, topic, field or array item, it no longer opens.
+//!
+//! `fp` is the key's **fingerprint**, base64url of the first 6 bytes of
+//! SHA-256(`riskos-connector key fingerprint` NUL key): it binds the id to the key, so a key
+//! regenerated under an old id is told apart (reported as another key) instead of being taken
+//! for it. It says nothing usable about the key.
+//!
+//! The first formats still open and match: `h1.<kid>.<mac>` (the same `mac`) and
+//! `e1.<kid>.<box>`, `box` = nonce (12) ‖ ciphertext ‖ tag under the key itself, bound to the
+//! path with `[]` for every array index.
 //!
 //! Keys are lines `kid:base64(32 bytes)`, inline or in files (Kubernetes Secrets), several at
 //! once: the first of a list protects, all of them unprotect (rotation: add the new key
-//! first, keep the old ones while records under them are kept). AES-256-GCM and HMAC come from
-//! aws-lc-rs and `hmac` (both already in the tree, for TLS and the auth modes). Nonces are
-//! random 96-bit values; NIST SP 800-38D bounds a key to 2^32 of them, so rotate the
-//! encryption key long before it has sealed billions of values.
+//! first, keep the old ones while records under them are kept). AES-256-GCM, HKDF and HMAC
+//! come from aws-lc-rs and `hmac` (both already in the tree, for TLS and the auth modes).
 
 use std::path::PathBuf;
 
-use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::secret::{load_list, secret_list, Secret};
 use crate::setting::SettingError;
 
 /// Prefix of a hash token.
-pub const HASH_PREFIX: &str = "h1.";
+pub const HASH_PREFIX: &str = "h2.";
+/// Prefix of a hash token of the first format (no fingerprint).
+pub const HASH_PREFIX_V1: &str = "h1.";
 /// Prefix of an encrypted value.
-pub const ENCRYPTED_PREFIX: &str = "e1.";
+pub const ENCRYPTED_PREFIX: &str = "e2.";
+/// Prefix of an encrypted value of the first format (one AES-GCM key, random nonces).
+pub const ENCRYPTED_PREFIX_V1: &str = "e1.";
 /// Key length, bytes (HMAC-SHA256 and AES-256 keys alike).
 pub const KEY_BYTES: usize = 32;
 /// Longest key id.
 pub const MAX_KID_LEN: usize = 32;
+/// Random salt of an `e2` box, bytes: one HKDF input per value.
+pub const SALT_BYTES: usize = 32;
+/// Characters of a key fingerprint (6 bytes, base64url).
+pub const FINGERPRINT_LEN: usize = 8;
+
+/// HKDF `info` of an `e2` box: names the format, so the derived key serves nothing else.
+const E2_INFO: &[u8] = b"riskos-connector e2";
+/// What a fingerprint hashes before the key.
+const FINGERPRINT_LABEL: &[u8] = b"riskos-connector key fingerprint\0";
+/// Characters of a MAC (32 bytes, base64url).
+const MAC_LEN: usize = 43;
+/// AES-GCM tag, bytes.
+const TAG_BYTES: usize = 16;
 
 /// `[protection]`: the keys of protected fields and bodies.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,43 +86,238 @@ pub struct ProtectionConfig {
     pub encryption_keys_file: Option<PathBuf>,
 }
 
-/// Why a protected value cannot be read back.
+/// Why a protected value cannot be read back (or matched).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnprotectError {
-    /// Not `e1.<kid>.<box>`.
-    #[error("not an encrypted value")]
+    /// Not a token or box of a known format.
+    #[error("not a protected value")]
     Malformed,
-    /// Encrypted under a key id this keyring does not hold.
-    #[error("encrypted under key `{0}`, which is not configured")]
+    /// Made under a key id this keyring does not hold.
+    #[error("made under key `{0}`, which is not configured")]
     UnknownKey(String),
-    /// The box does not open: another topic, key or field, or tampered.
+    /// Made under a key of a held id but other material: a key regenerated under an old id.
+    #[error(
+        "made under key `{kid}` with fingerprint `{fingerprint}`, but the configured `{kid}` \
+         has fingerprint `{held}`: another key under the same id (regenerated?)"
+    )]
+    OtherKey {
+        /// The key id.
+        kid: String,
+        /// The value's key fingerprint.
+        fingerprint: String,
+        /// The held key's fingerprint.
+        held: String,
+    },
+    /// The box does not open: another topic, key, field or array item, or tampered (or, for
+    /// an `e1` box, which names no fingerprint, another key under the same id).
     #[error("the value does not decrypt for this record and field")]
     Rejected,
 }
 
-/// A key id and its key.
-struct Keyed<K> {
+/// The two kinds of protected value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A hash token (`h1`, `h2`).
+    Hash,
+    /// An encrypted value (`e1`, `e2`).
+    Encrypted,
+}
+
+/// A protected value's parts, read from its text without any key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Label<'a> {
+    /// Hash token or encrypted value.
+    pub kind: Kind,
+    /// The format's version: 1 (`h1`, `e1`) or 2.
+    pub version: u8,
+    /// The key id.
+    pub kid: &'a str,
+    /// The key's fingerprint (version 2).
+    pub fingerprint: Option<&'a str>,
+    /// The MAC or the box, base64url.
+    pub body: &'a str,
+}
+
+/// The parts of `text` when it has the shape of a hash token or an encrypted value.
+pub fn label(text: &str) -> Option<Label<'_>> {
+    let (kind, version, rest) = if let Some(rest) = text.strip_prefix(HASH_PREFIX) {
+        (Kind::Hash, 2, rest)
+    } else if let Some(rest) = text.strip_prefix(ENCRYPTED_PREFIX) {
+        (Kind::Encrypted, 2, rest)
+    } else if let Some(rest) = text.strip_prefix(HASH_PREFIX_V1) {
+        (Kind::Hash, 1, rest)
+    } else if let Some(rest) = text.strip_prefix(ENCRYPTED_PREFIX_V1) {
+        (Kind::Encrypted, 1, rest)
+    } else {
+        return None;
+    };
+    let (kid, rest) = rest.split_once('.')?;
+    let (fingerprint, body) = if version == 2 {
+        let (fingerprint, body) = rest.split_once('.')?;
+        let ok = fingerprint.len() == FINGERPRINT_LEN && is_base64url(fingerprint);
+        (Some(Some(fingerprint).filter(|_| ok)?), body)
+    } else {
+        (None, rest)
+    };
+    let body_ok = match (kind, version) {
+        (Kind::Hash, _) => body.len() == MAC_LEN,
+        (Kind::Encrypted, 1) => body.len() >= base64_len(NONCE_LEN + TAG_BYTES),
+        (Kind::Encrypted, _) => body.len() >= base64_len(SALT_BYTES + TAG_BYTES),
+    };
+    (is_kid(kid) && body_ok && is_base64url(body)).then_some(Label {
+        kind,
+        version,
+        kid,
+        fingerprint,
+        body,
+    })
+}
+
+/// True when `text` has the shape of an encrypted value (`e2`, `e1`).
+pub fn is_encrypted(text: &str) -> bool {
+    label(text).is_some_and(|l| l.kind == Kind::Encrypted)
+}
+
+/// A protected value's path, as the two encrypted formats bind it: with array indexes
+/// (`data.matches[2].name`, `e2`) and with `[]` for every index (`data.matches[].name`, `e1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldPath {
+    indexed: String,
+    unindexed: String,
+}
+
+/// Where a [`FieldPath`] was, to go back to.
+#[derive(Debug, Clone, Copy)]
+pub struct PathMark(usize, usize);
+
+impl FieldPath {
+    /// A path of one member (`raw`, `description`, `data`).
+    pub fn of(name: &str) -> Self {
+        let mut path = Self::default();
+        path.push_member(name);
+        path
+    }
+
+    /// Steps into an object member (a record field, a map's value under its key).
+    pub fn push_member(&mut self, name: &str) {
+        for path in [&mut self.indexed, &mut self.unindexed] {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+        }
+    }
+
+    /// Steps into array item `index`.
+    pub fn push_index(&mut self, index: usize) {
+        use std::fmt::Write as _;
+        let _ = write!(self.indexed, "[{index}]");
+        self.unindexed.push_str("[]");
+    }
+
+    /// Where the path is now.
+    pub fn mark(&self) -> PathMark {
+        PathMark(self.indexed.len(), self.unindexed.len())
+    }
+
+    /// Back to `mark`.
+    pub fn truncate(&mut self, mark: PathMark) {
+        self.indexed.truncate(mark.0);
+        self.unindexed.truncate(mark.1);
+    }
+
+    /// With array indexes: what `e2` binds, and how messages name a value.
+    pub fn indexed(&self) -> &str {
+        &self.indexed
+    }
+
+    /// With `[]` for each index: what `e1` bound.
+    pub fn unindexed(&self) -> &str {
+        &self.unindexed
+    }
+}
+
+/// A hash key.
+struct HashKey {
     kid: String,
-    key: K,
+    fingerprint: String,
+    mac: hmac::Hmac<Sha256>,
+}
+
+/// An encryption key: its bytes derive each `e2` value's key; `v1` opens `e1` boxes.
+struct EncryptionKey {
+    kid: String,
+    fingerprint: String,
+    bytes: [u8; KEY_BYTES],
+    v1: LessSafeKey,
+}
+
+/// A key id and fingerprint, for lookups.
+trait Held {
+    fn kid(&self) -> &str;
+    fn fingerprint(&self) -> &str;
+}
+
+impl Held for HashKey {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+impl Held for EncryptionKey {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+/// The held key `label` was made under: its id held, and its fingerprint when it names one.
+fn find<'k, K: Held>(keys: &'k [K], label: &Label<'_>) -> Result<&'k K, UnprotectError> {
+    let key = keys
+        .iter()
+        .find(|k| k.kid() == label.kid)
+        .ok_or_else(|| UnprotectError::UnknownKey(label.kid.to_string()))?;
+    match label.fingerprint {
+        Some(fingerprint) if fingerprint != key.fingerprint() => Err(UnprotectError::OtherKey {
+            kid: label.kid.to_string(),
+            fingerprint: fingerprint.to_string(),
+            held: key.fingerprint().to_string(),
+        }),
+        _ => Ok(key),
+    }
 }
 
 /// The loaded keys.
 #[derive(Default)]
 pub struct Keyring {
-    hash: Vec<Keyed<hmac::Hmac<Sha256>>>,
-    encryption: Vec<Keyed<RandomizedNonceKey>>,
+    hash: Vec<HashKey>,
+    encryption: Vec<EncryptionKey>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids = |keys: Vec<(&str, &str)>| {
+            keys.into_iter()
+                .map(|(kid, fp)| format!("{kid} ({fp})"))
+                .collect::<Vec<_>>()
+        };
         f.debug_struct("Keyring")
             .field(
                 "hash",
-                &self.hash.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+                &ids(self.hash.iter().map(|k| (k.kid(), k.fingerprint())).collect()),
             )
             .field(
                 "encryption",
-                &self.encryption.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+                &ids(self
+                    .encryption
+                    .iter()
+                    .map(|k| (k.kid(), k.fingerprint()))
+                    .collect()),
             )
             .finish()
     }
@@ -122,9 +345,10 @@ impl Keyring {
             )?,
         )?
         .into_iter()
-        .map(|(kid, bytes)| Keyed {
+        .map(|(kid, bytes)| HashKey {
             kid,
-            key: <hmac::Hmac<Sha256> as Mac>::new_from_slice(&bytes)
+            fingerprint: fingerprint(&bytes),
+            mac: <hmac::Hmac<Sha256> as Mac>::new_from_slice(&bytes)
                 .expect("HMAC takes keys of any length"),
         })
         .collect();
@@ -137,9 +361,11 @@ impl Keyring {
             )?,
         )?
         .into_iter()
-        .map(|(kid, bytes)| Keyed {
+        .map(|(kid, bytes)| EncryptionKey {
             kid,
-            key: RandomizedNonceKey::new(&AES_256_GCM, &bytes).expect("a 32-byte AES-256 key"),
+            fingerprint: fingerprint(&bytes),
+            v1: aes_key(&bytes),
+            bytes,
         })
         .collect::<Vec<_>>();
         if !encryption.is_empty() {
@@ -161,65 +387,158 @@ impl Keyring {
         !self.encryption.is_empty()
     }
 
+    /// Each key as `kind kid fingerprint`, first first: what `config check` shows.
+    pub fn fingerprints(&self) -> Vec<String> {
+        let hash = self.hash.iter().map(|k| ("hash", k.kid(), k.fingerprint()));
+        let encryption = self
+            .encryption
+            .iter()
+            .map(|k| ("encryption", k.kid(), k.fingerprint()));
+        hash.chain(encryption)
+            .map(|(kind, kid, fp)| format!("{kind} key `{kid}`: fingerprint {fp}"))
+            .collect()
+    }
+
     /// The token of `value` under the first hash key. Panics without one: start-up checks
     /// that a keyring used for hashing has a key.
     pub fn hash(&self, value: &[u8]) -> String {
         let first = self.hash.first().expect("a hash key (checked at start-up)");
-        token(first, value)
+        let mac = URL_SAFE_NO_PAD.encode(mac(first, value));
+        format!(
+            "{HASH_PREFIX}{}.{}.{mac}",
+            first.kid, first.fingerprint
+        )
     }
 
-    /// The token of `value` under every hash key (a match against records of any key).
+    /// Every token `value` can carry: under each hash key, in each format (`h2`, `h1`), to
+    /// match records made under any key at any time.
     pub fn hash_all(&self, value: &[u8]) -> Vec<String> {
-        self.hash.iter().map(|k| token(k, value)).collect()
+        self.hash
+            .iter()
+            .flat_map(|k| {
+                let mac = URL_SAFE_NO_PAD.encode(mac(k, value));
+                [
+                    format!("{HASH_PREFIX}{}.{}.{mac}", k.kid, k.fingerprint),
+                    format!("{HASH_PREFIX_V1}{}.{mac}", k.kid),
+                ]
+            })
+            .collect()
     }
 
-    /// Encrypts `plaintext` under the first encryption key, bound to `aad`. Panics without
-    /// one (checked at start-up).
-    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> String {
+    /// Whether this keyring holds the key `label` was made under: `UnknownKey` for an id it
+    /// does not hold, `OtherKey` for a held id whose fingerprint is not the value's.
+    pub fn holds(&self, label: &Label<'_>) -> Result<(), UnprotectError> {
+        match label.kind {
+            Kind::Hash => find(&self.hash, label).map(drop),
+            Kind::Encrypted => find(&self.encryption, label).map(drop),
+        }
+    }
+
+    /// Encrypts `plaintext` under the first encryption key, bound to the record's `topic` and
+    /// `key` and the value's `path` (with array indexes). Panics without a key (checked at
+    /// start-up).
+    pub fn encrypt(&self, plaintext: &[u8], topic: &str, key: &str, path: &str) -> String {
         let first = self
             .encryption
             .first()
             .expect("an encryption key (checked at start-up)");
-        let mut in_out = plaintext.to_vec();
-        let nonce = first
-            .key
-            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
-            .expect("sealing with a valid key and random nonce");
-        let mut sealed = Vec::with_capacity(NONCE_LEN + in_out.len());
-        sealed.extend_from_slice(nonce.as_ref());
+        let mut sealed = Vec::with_capacity(SALT_BYTES + plaintext.len() + TAG_BYTES);
+        sealed.resize(SALT_BYTES, 0);
+        aws_lc_rs::rand::fill(&mut sealed).expect("the system's random source");
+        let (value_key, nonce) = derive(&first.bytes, &sealed);
+        sealed.extend_from_slice(plaintext);
+        let mut in_out = sealed.split_off(SALT_BYTES);
+        value_key
+            .seal_in_place_append_tag(
+                nonce,
+                Aad::from(associated_data(topic, key, path)),
+                &mut in_out,
+            )
+            .expect("sealing with a fresh key");
         sealed.extend_from_slice(&in_out);
         format!(
-            "{ENCRYPTED_PREFIX}{}.{}",
+            "{ENCRYPTED_PREFIX}{}.{}.{}",
             first.kid,
+            first.fingerprint,
             URL_SAFE_NO_PAD.encode(sealed)
         )
     }
 
-    /// Opens an encrypted value with the key it names, bound to `aad`.
-    pub fn decrypt(&self, value: &str, aad: &[u8]) -> Result<Vec<u8>, UnprotectError> {
-        let rest = value
-            .strip_prefix(ENCRYPTED_PREFIX)
+    /// Opens an encrypted value (`e2`, or `e1`) with the key it names, bound to the record's
+    /// `topic` and `key` and the value's `path`.
+    pub fn decrypt(
+        &self,
+        value: &str,
+        topic: &str,
+        key: &str,
+        path: &FieldPath,
+    ) -> Result<Vec<u8>, UnprotectError> {
+        let label = label(value)
+            .filter(|l| l.kind == Kind::Encrypted)
             .ok_or(UnprotectError::Malformed)?;
-        let (kid, sealed) = rest.split_once('.').ok_or(UnprotectError::Malformed)?;
-        let key = self
-            .encryption
-            .iter()
-            .find(|k| k.kid == kid)
-            .ok_or_else(|| UnprotectError::UnknownKey(kid.to_string()))?;
+        let held = find(&self.encryption, &label)?;
         let mut sealed = URL_SAFE_NO_PAD
-            .decode(sealed)
+            .decode(label.body)
             .map_err(|_| UnprotectError::Malformed)?;
-        if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-            return Err(UnprotectError::Malformed);
-        }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
-            .map_err(|_| UnprotectError::Malformed)?;
-        let opened = key
-            .key
-            .open_in_place(nonce, Aad::from(aad), &mut sealed[NONCE_LEN..])
+        let (value_key, nonce, start, path) = if label.version == 2 {
+            if sealed.len() < SALT_BYTES + TAG_BYTES {
+                return Err(UnprotectError::Malformed);
+            }
+            let (value_key, nonce) = derive(&held.bytes, &sealed[..SALT_BYTES]);
+            (Some(value_key), nonce, SALT_BYTES, path.indexed())
+        } else {
+            if sealed.len() < NONCE_LEN + TAG_BYTES {
+                return Err(UnprotectError::Malformed);
+            }
+            let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
+                .map_err(|_| UnprotectError::Malformed)?;
+            (None, nonce, NONCE_LEN, path.unindexed())
+        };
+        let aad = Aad::from(associated_data(topic, key, path));
+        let opened = value_key
+            .as_ref()
+            .unwrap_or(&held.v1)
+            .open_in_place(nonce, aad, &mut sealed[start..])
             .map_err(|_| UnprotectError::Rejected)?;
         Ok(opened.to_vec())
     }
+}
+
+/// An `e2` value's AES-256-GCM key and nonce: HKDF-SHA256 of the key with the value's salt.
+fn derive(key: &[u8; KEY_BYTES], salt: &[u8]) -> (LessSafeKey, Nonce) {
+    struct Len;
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            KEY_BYTES + NONCE_LEN
+        }
+    }
+    let mut okm = [0u8; KEY_BYTES + NONCE_LEN];
+    hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
+        .extract(key)
+        .expand(&[E2_INFO], Len)
+        .and_then(|okm_| okm_.fill(&mut okm))
+        .expect("44 bytes are within HKDF-SHA256's output");
+    let nonce = Nonce::try_assume_unique_for_key(&okm[KEY_BYTES..]).expect("12 bytes");
+    (aes_key(&okm[..KEY_BYTES]), nonce)
+}
+
+fn aes_key(bytes: &[u8]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("a 32-byte AES-256 key"))
+}
+
+fn mac(key: &HashKey, value: &[u8]) -> impl AsRef<[u8]> {
+    let mut mac = key.mac.clone();
+    mac.update(value);
+    mac.finalize().into_bytes()
+}
+
+/// A key's fingerprint: base64url of the first 6 bytes of SHA-256(label ‖ key).
+pub fn fingerprint(key: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(FINGERPRINT_LABEL)
+        .chain_update(key)
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..6])
 }
 
 /// The associated data of a protected value: `<topic> NUL <key> NUL <path>`.
@@ -241,23 +560,36 @@ pub fn generate(kid: &str) -> Result<String, SettingError> {
     Ok(format!("{kid}:{}", STANDARD.encode(bytes)))
 }
 
-fn token(key: &Keyed<hmac::Hmac<Sha256>>, value: &[u8]) -> String {
-    let mut mac = key.key.clone();
-    mac.update(value);
-    format!(
-        "{HASH_PREFIX}{}.{}",
-        key.kid,
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+/// A key id no other generated key has: `k` and 8 random base32 characters. What
+/// `keys generate` and the Helm chart use by default, so a key made again never reuses an id.
+pub fn fresh_kid() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system's random source");
+    std::iter::once('k')
+        .chain(bytes.iter().map(|b| ALPHABET[usize::from(b % 32)] as char))
+        .collect()
 }
 
-fn check_kid(key: &'static str, kid: &str) -> Result<(), SettingError> {
-    let ok = !kid.is_empty()
+fn base64_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+fn is_kid(kid: &str) -> bool {
+    !kid.is_empty()
         && kid.len() <= MAX_KID_LEN
         && kid
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn is_base64url(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_kid(key: &'static str, kid: &str) -> Result<(), SettingError> {
+    if is_kid(kid) {
         Ok(())
     } else {
         Err(SettingError::invalid(
@@ -268,8 +600,11 @@ fn check_kid(key: &'static str, kid: &str) -> Result<(), SettingError> {
 }
 
 /// `kid:base64` lines → (kid, 32 bytes); ids unique. Messages never quote a key.
-fn parse_keys(key: &'static str, lines: &[Secret]) -> Result<Vec<(String, Vec<u8>)>, SettingError> {
-    let mut keys: Vec<(String, Vec<u8>)> = Vec::with_capacity(lines.len());
+fn parse_keys(
+    key: &'static str,
+    lines: &[Secret],
+) -> Result<Vec<(String, [u8; KEY_BYTES])>, SettingError> {
+    let mut keys: Vec<(String, [u8; KEY_BYTES])> = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
         let (kid, encoded) =
@@ -280,7 +615,7 @@ fn parse_keys(key: &'static str, lines: &[Secret]) -> Result<Vec<(String, Vec<u8
         let bytes = STANDARD
             .decode(encoded.trim())
             .ok()
-            .filter(|b| b.len() == KEY_BYTES)
+            .and_then(|b| <[u8; KEY_BYTES]>::try_from(b).ok())
             .ok_or_else(|| {
                 SettingError::invalid(
                     key,
@@ -308,68 +643,249 @@ mod tests {
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    /// Another key under the id `k1`: a key regenerated under an old id.
+    const K1_AGAIN: &str = "k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    fn path(indexed: &[&str]) -> FieldPath {
+        let mut path = FieldPath::default();
+        for step in indexed {
+            match step.parse::<usize>() {
+                Ok(index) => path.push_index(index),
+                Err(_) => path.push_member(step),
+            }
+        }
+        path
+    }
 
     #[test]
-    fn tokens_are_stable_per_key_and_change_with_it() {
+    fn tokens_are_stable_per_key_name_its_fingerprint_and_change_with_the_key() {
         let a = keyring(&[K1], &[]);
         let b = keyring(&[K1], &[]);
         let c = keyring(&[K2, K1], &[]);
         assert_eq!(a.hash(b"alice@example.com"), b.hash(b"alice@example.com"));
-        assert!(a.hash(b"x").starts_with("h1.k1."));
+        let fp = fingerprint(&(0u8..32).collect::<Vec<_>>());
+        assert!(a.hash(b"x").starts_with(&format!("h2.k1.{fp}.")));
         assert_ne!(a.hash(b"alice@example.com"), c.hash(b"alice@example.com"));
         assert!(c
             .hash_all(b"alice@example.com")
             .contains(&a.hash(b"alice@example.com")));
-        // RFC 4231-style check against an independent HMAC: the token is the MAC itself.
+        // RFC 4231-style check against an independent HMAC: the MAC is the token's last part,
+        // the same in both formats.
         let mut mac =
             <hmac::Hmac<Sha256> as Mac>::new_from_slice(&(0u8..32).collect::<Vec<_>>()).unwrap();
         mac.update(b"x");
         let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        assert_eq!(a.hash(b"x"), format!("h1.k1.{expected}"));
+        assert_eq!(a.hash(b"x"), format!("h2.k1.{fp}.{expected}"));
+        assert!(a.hash_all(b"x").contains(&format!("h1.k1.{expected}")));
     }
 
     #[test]
-    fn encrypted_values_open_only_for_their_record_and_field() {
+    fn a_fingerprint_is_the_documented_digest_and_differs_between_keys() {
+        // SHA-256("riskos-connector key fingerprint" NUL key), first 6 bytes, base64url.
+        let key: Vec<u8> = (0u8..32).collect();
+        let mut input = b"riskos-connector key fingerprint\0".to_vec();
+        input.extend_from_slice(&key);
+        let digest = Sha256::digest(&input);
+        assert_eq!(fingerprint(&key), URL_SAFE_NO_PAD.encode(&digest[..6]));
+        assert_eq!(fingerprint(&key).len(), FINGERPRINT_LEN);
+        assert_ne!(fingerprint(&key), fingerprint(&[7u8; 32]));
+    }
+
+    #[test]
+    fn encrypted_values_open_only_for_their_record_field_and_item() {
         let ring = keyring(&[], &[K1]);
-        let aad = associated_data("riskos.create.cases", "tok-1", "data.email");
-        let sealed = ring.encrypt(b"\"alice@example.com\"", &aad);
-        assert!(sealed.starts_with("e1.k1."));
-        assert!(!sealed.contains("alice"));
+        let sealed = ring.encrypt(b"\"pep\"", "riskos.create.cases", "tok-1", "data.tags[1].name");
+        let fp = fingerprint(&(0u8..32).collect::<Vec<_>>());
+        assert!(sealed.starts_with(&format!("e2.k1.{fp}.")), "{sealed}");
+        assert!(!sealed.contains("pep"));
+        let here = path(&["data", "tags", "1", "name"]);
         assert_eq!(
-            ring.decrypt(&sealed, &aad).unwrap(),
-            b"\"alice@example.com\""
+            ring.decrypt(&sealed, "riskos.create.cases", "tok-1", &here)
+                .unwrap(),
+            b"\"pep\""
         );
         assert_ne!(
             sealed,
-            ring.encrypt(b"\"alice@example.com\"", &aad),
-            "fresh nonce"
+            ring.encrypt(b"\"pep\"", "riskos.create.cases", "tok-1", "data.tags[1].name"),
+            "fresh salt"
         );
-        for other in [
-            associated_data("riskos.other", "tok-1", "data.email"),
-            associated_data("riskos.create.cases", "tok-2", "data.email"),
-            associated_data("riskos.create.cases", "tok-1", "data.name"),
+        for (topic, key, other) in [
+            ("riskos.other", "tok-1", here.clone()),
+            ("riskos.create.cases", "tok-2", here.clone()),
+            ("riskos.create.cases", "tok-1", path(&["data", "tags", "1", "note"])),
+            // Another item of the same array: items cannot be swapped.
+            ("riskos.create.cases", "tok-1", path(&["data", "tags", "0", "name"])),
         ] {
-            assert_eq!(ring.decrypt(&sealed, &other), Err(UnprotectError::Rejected));
+            assert_eq!(
+                ring.decrypt(&sealed, topic, key, &other),
+                Err(UnprotectError::Rejected),
+                "{}",
+                other.indexed()
+            );
         }
         let mut tampered = sealed.clone().into_bytes();
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(ring.decrypt(&tampered, &aad), Err(UnprotectError::Rejected));
+        assert_eq!(
+            ring.decrypt(&tampered, "riskos.create.cases", "tok-1", &here),
+            Err(UnprotectError::Rejected)
+        );
+    }
+
+    #[test]
+    fn each_value_is_sealed_under_its_own_hkdf_derived_key_and_nonce() {
+        // Opened independently: HKDF-SHA256 (RustCrypto's, not aws-lc's) of the key with the
+        // box's salt gives the AES-256-GCM key and nonce; an AES-GCM key never seals twice.
+        let ring = keyring(&[], &[K1]);
+        let sealed = ring.encrypt(b"42", "t", "k", "data.n");
+        let label = label(&sealed).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(label.body).unwrap();
+        let (salt, ciphertext) = bytes.split_at(SALT_BYTES);
+        let key: Vec<u8> = (0u8..32).collect();
+        let prk = hmac_sha256(salt, &key);
+        let t1 = hmac_sha256(&prk, b"riskos-connector e2\x01");
+        let mut block = t1.clone();
+        block.extend_from_slice(b"riskos-connector e2\x02");
+        let t2 = hmac_sha256(&prk, &block);
+        let okm = [t1, t2].concat();
+        let value_key = aes_key(&okm[..32]);
+        let nonce = Nonce::try_assume_unique_for_key(&okm[32..44]).unwrap();
+        let mut in_out = ciphertext.to_vec();
+        let aad = Aad::from(associated_data("t", "k", "data.n"));
+        assert_eq!(
+            value_key.open_in_place(nonce, aad, &mut in_out).unwrap(),
+            b"42"
+        );
+        // A fresh salt each time: no two values share a key.
+        let salts: std::collections::HashSet<Vec<u8>> = (0..64)
+            .map(|_| {
+                let sealed = ring.encrypt(b"42", "t", "k", "data.n");
+                URL_SAFE_NO_PAD.decode(label_body(&sealed)).unwrap()[..SALT_BYTES].to_vec()
+            })
+            .collect();
+        assert_eq!(salts.len(), 64);
+    }
+
+    fn label_body(sealed: &str) -> String {
+        label(sealed).unwrap().body.to_string()
+    }
+
+    fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_key_regenerated_under_an_old_id_is_reported_not_taken_for_it() {
+        let old = keyring(&[K1], &[K1]);
+        let token = old.hash(b"alice");
+        let sealed = old.encrypt(b"1", "t", "k", "raw");
+        let again = keyring(&[K1_AGAIN], &[K1_AGAIN]);
+        let other = |fingerprint: &str| UnprotectError::OtherKey {
+            kid: "k1".into(),
+            fingerprint: fingerprint.into(),
+            held: super::fingerprint(&(32u8..64).collect::<Vec<_>>()),
+        };
+        let old_fp = fingerprint(&(0u8..32).collect::<Vec<_>>());
+        assert_eq!(
+            again.decrypt(&sealed, "t", "k", &FieldPath::of("raw")),
+            Err(other(&old_fp))
+        );
+        assert_eq!(again.holds(&label(&token).unwrap()), Err(other(&old_fp)));
+        assert_eq!(old.holds(&label(&token).unwrap()), Ok(()));
+        let message = again
+            .decrypt(&sealed, "t", "k", &FieldPath::of("raw"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("fingerprint") && message.contains("k1"), "{message}");
     }
 
     #[test]
     fn after_a_rotation_old_values_still_open() {
         let old = keyring(&[], &[K1]);
-        let sealed = old.encrypt(b"1", b"a");
+        let sealed = old.encrypt(b"1", "t", "k", "a");
         let rotated = keyring(&[], &[K2, K1]);
-        assert!(rotated.encrypt(b"1", b"a").starts_with("e1.k2."));
-        assert_eq!(rotated.decrypt(&sealed, b"a").unwrap(), b"1");
+        assert!(rotated.encrypt(b"1", "t", "k", "a").starts_with("e2.k2."));
+        assert_eq!(
+            rotated.decrypt(&sealed, "t", "k", &FieldPath::of("a")).unwrap(),
+            b"1"
+        );
         let dropped = keyring(&[], &[K2]);
         assert_eq!(
-            dropped.decrypt(&sealed, b"a"),
+            dropped.decrypt(&sealed, "t", "k", &FieldPath::of("a")),
             Err(UnprotectError::UnknownKey("k1".into()))
         );
+    }
+
+    /// `tests/protection/legacy-v1.json`: values the first formats' code sealed.
+    #[test]
+    fn values_of_the_first_formats_still_open_and_match() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/protection/legacy-v1.json"
+        ))
+        .unwrap();
+        let lines = |name: &str| -> Vec<String> {
+            fixture[name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect()
+        };
+        let (hash, encryption) = (lines("hash_keys"), lines("encryption_keys"));
+        let ring = Keyring::from_lines(
+            &hash.iter().map(String::as_str).collect::<Vec<_>>(),
+            &encryption.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let (topic, key) = (
+            fixture["topic"].as_str().unwrap(),
+            fixture["key"].as_str().unwrap(),
+        );
+        for value in fixture["encrypted"].as_array().unwrap() {
+            let mut path = FieldPath::default();
+            for part in value["indexed_path"].as_str().unwrap().split('.') {
+                match part.split_once('[') {
+                    Some((name, index)) => {
+                        path.push_member(name);
+                        path.push_index(index.trim_end_matches(']').parse().unwrap());
+                    }
+                    None => path.push_member(part),
+                }
+            }
+            assert_eq!(path.unindexed(), value["path"].as_str().unwrap());
+            let sealed = value["value"].as_str().unwrap();
+            assert!(sealed.starts_with("e1."));
+            assert_eq!(
+                ring.decrypt(sealed, topic, key, &path).unwrap(),
+                value["plaintext"].as_str().unwrap().as_bytes()
+            );
+        }
+        for value in fixture["hashed"].as_array().unwrap() {
+            let token = value["token"].as_str().unwrap();
+            assert!(token.starts_with("h1."));
+            assert_eq!(ring.holds(&label(token).unwrap()), Ok(()));
+            assert!(ring
+                .hash_all(value["value"].as_str().unwrap().as_bytes())
+                .iter()
+                .any(|t| t == token));
+        }
+    }
+
+    #[test]
+    fn labels_read_every_format_and_nothing_else() {
+        let ring = keyring(&[K1], &[K1]);
+        let h2 = ring.hash(b"x");
+        let e2 = ring.encrypt(b"x", "t", "k", "p");
+        assert_eq!(label(&h2).map(|l| (l.kind, l.version)), Some((Kind::Hash, 2)));
+        assert_eq!(label(&e2).map(|l| (l.kind, l.version)), Some((Kind::Encrypted, 2)));
+        let h1 = ring.hash_all(b"x").pop().unwrap();
+        assert_eq!(label(&h1).map(|l| (l.kind, l.version, l.fingerprint)), Some((Kind::Hash, 1, None)));
+        for text in ["h2.k1.short.mac", "e2.k1.AAAAAAAA.c2hvcnQ", "h1.k 1.x", "hello", "e3.k1.x.y"] {
+            assert_eq!(label(text), None, "{text}");
+        }
     }
 
     #[test]
@@ -401,5 +917,8 @@ mod tests {
         assert!(twice.unwrap_err().to_string().contains("twice"));
         let generated = generate("2026-11").unwrap();
         assert!(keyring(&[&generated], &[&generated]).can_encrypt());
+        let (a, b) = (fresh_kid(), fresh_kid());
+        assert_ne!(a, b);
+        assert!(generate(&a).is_ok() && a.len() == 9, "{a}");
     }
 }

@@ -9,9 +9,9 @@
 //! under `data` (inside records, arrays and maps) and on the top-level `description`:
 //!
 //! - `drop`: stored as `null` (or the field's default);
-//! - `hash`: a keyed token `h1.<kid>.<mac>` (equal values, equal tokens);
-//! - `encrypt`: `e1.<kid>.<box>`, AES-256-GCM bound to the record's topic, key and the field's
-//!   path.
+//! - `hash`: a keyed token `h2.<kid>.<fp>.<mac>` (equal values, equal tokens);
+//! - `encrypt`: `e2.<kid>.<fp>.<box>`, AES-256-GCM under a key derived for the value, bound to
+//!   the record's topic, key and the field's path.
 //!
 //! On an array (or map) field the policy applies to each item (value); on anything else to the
 //! whole value. `hash` and `encrypt` need a field that takes a string (the token or box),
@@ -19,8 +19,9 @@
 //! start-up, naming the field.
 //!
 //! Paths, which the encrypted values are bound to, name object members with `.` and array
-//! items with `[]`: `data.reviewer_email`, `data.matches[].name`, `data.attributes.color` (a
-//! map's value under its key), `description`, `raw`.
+//! items by index: `data.reviewer_email`, `data.matches[2].name`, `data.attributes.color` (a
+//! map's value under its key), `description`, `raw`. (`e1` values, of the first format, were
+//! bound with `[]` for every index: [`keys::FieldPath`] keeps both.)
 
 pub mod keys;
 
@@ -31,7 +32,7 @@ use apache_avro::schema::{Name, RecordField, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-pub use keys::{associated_data, Keyring, ProtectionConfig, UnprotectError};
+pub use keys::{associated_data, FieldPath, Keyring, ProtectionConfig, UnprotectError};
 
 /// The field attribute naming a field's policy.
 pub const PROTECT_ATTRIBUTE: &str = "riskos.protect";
@@ -100,7 +101,7 @@ impl Protection<'_> {
             RawPolicy::Drop => Cow::Borrowed(&[]),
             RawPolicy::Encrypt => Cow::Owned(
                 self.keyring()
-                    .encrypt(body, &associated_data(topic, key, RAW_PATH))
+                    .encrypt(body, topic, key, RAW_PATH)
                     .into_bytes(),
             ),
         }
@@ -165,8 +166,9 @@ impl Protection<'_> {
                 }
             }
             (Step::Items, Json::Array(items)) => {
-                path.push_str("[]");
-                for item in items {
+                for (index, item) in items.iter_mut().enumerate() {
+                    path.truncate(before);
+                    push_index(path, index);
                     self.apply_at(policy, rest, item, path, topic, key);
                 }
             }
@@ -193,15 +195,24 @@ impl Protection<'_> {
             Policy::Hash => Json::String(self.keyring().hash(&canonical(value))),
             Policy::Encrypt => {
                 let plaintext = serde_json::to_vec(value).expect("JSON serializes");
-                let aad = associated_data(topic, key, path);
-                Json::String(self.keyring().encrypt(&plaintext, &aad))
+                Json::String(self.keyring().encrypt(&plaintext, topic, key, path))
             }
         };
     }
 }
 
-/// How the JSON text of an encrypted value starts (a `riskos.json` field's content).
-const JSON_TEXT_OF_BOX: &str = "\"e1.";
+/// `[index]`, appended to a path: what an `e2` value of an array item is bound to.
+fn push_index(path: &mut String, index: usize) {
+    use std::fmt::Write as _;
+    let _ = write!(path, "[{index}]");
+}
+
+/// True when `text` is the JSON text of an encrypted value (a `riskos.json` field's content).
+fn is_json_text_of_box(text: &str) -> bool {
+    text.strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .is_some_and(keys::is_encrypted)
+}
 
 /// The path encrypted bodies are bound to.
 pub const RAW_PATH: &str = "raw";
@@ -442,72 +453,101 @@ fn accepts(schema: &Schema, names: &HashMap<Name, Schema>, wanted: &Schema) -> b
     }
 }
 
-/// Opens every encrypted value of a decoded record (`record` as JSON, paths as the
-/// connector bound them) in place, with `keys`; returns how many it opened. Values it cannot
-/// open stay as they are. Used by `tail --reveal`.
-pub fn reveal(keys: &Keyring, record: &mut Json, topic: &str, key: &str) -> usize {
-    let mut path = String::new();
-    reveal_at(keys, record, &mut path, topic, key)
+/// A value `reveal` could not open, and why (its path with array indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unopened {
+    /// Where it is, e.g. `data.matches[2].name`.
+    pub path: String,
+    /// Why it stays closed: a key not held, another key under a held id, or a box that does
+    /// not open here.
+    pub error: UnprotectError,
 }
 
-fn reveal_at(keys: &Keyring, value: &mut Json, path: &mut String, topic: &str, key: &str) -> usize {
-    let before = path.len();
-    let opened = match value {
-        // A `riskos.json` field stores JSON text: an encrypted one, the JSON text of its box.
-        Json::String(text) if text.starts_with(JSON_TEXT_OF_BOX) => {
-            let plain = serde_json::from_str::<String>(text)
-                .ok()
-                .and_then(|sealed| {
-                    keys.decrypt(&sealed, &associated_data(topic, key, path))
-                        .ok()
-                });
-            match plain.and_then(|plain| String::from_utf8(plain).ok()) {
-                Some(json_text) => {
-                    *value = Json::String(json_text);
-                    1
-                }
-                None => 0,
-            }
-        }
-        Json::String(text) if text.starts_with(keys::ENCRYPTED_PREFIX) => {
-            match keys.decrypt(text, &associated_data(topic, key, path)) {
-                Ok(plain) if path == RAW_PATH => {
-                    *value = Json::String(String::from_utf8_lossy(&plain).into_owned());
-                    1
-                }
-                Ok(plain) => match serde_json::from_slice(&plain) {
-                    Ok(json) => {
-                        *value = json;
+/// Opens every encrypted value of a decoded record (`record` as JSON, paths as the
+/// connector bound them) in place, with `keys`; returns how many it opened and each value it
+/// could not open (left as it is). Used by `tail --reveal`.
+pub fn reveal(keys: &Keyring, record: &mut Json, topic: &str, key: &str) -> (usize, Vec<Unopened>) {
+    let mut unopened = Vec::new();
+    let place = Place { keys, topic, key };
+    let opened = place.reveal_at(record, &mut FieldPath::default(), &mut unopened);
+    (opened, unopened)
+}
+
+/// The record `reveal` opens values of.
+struct Place<'a> {
+    keys: &'a Keyring,
+    topic: &'a str,
+    key: &'a str,
+}
+
+impl Place<'_> {
+    fn open(&self, sealed: &str, path: &FieldPath, unopened: &mut Vec<Unopened>) -> Option<Vec<u8>> {
+        self.keys
+            .decrypt(sealed, self.topic, self.key, path)
+            .map_err(|error| {
+                unopened.push(Unopened {
+                    path: path.indexed().to_string(),
+                    error,
+                })
+            })
+            .ok()
+    }
+
+    fn reveal_at(&self, value: &mut Json, path: &mut FieldPath, unopened: &mut Vec<Unopened>) -> usize {
+        let before = path.mark();
+        let opened = match value {
+            // A `riskos.json` field stores JSON text: an encrypted one, the JSON text of its box.
+            Json::String(text) if is_json_text_of_box(text) => {
+                let plain = serde_json::from_str::<String>(text)
+                    .ok()
+                    .and_then(|sealed| self.open(&sealed, path, unopened));
+                match plain.and_then(|plain| String::from_utf8(plain).ok()) {
+                    Some(json_text) => {
+                        *value = Json::String(json_text);
                         1
                     }
-                    Err(_) => 0,
-                },
-                Err(_) => 0,
-            }
-        }
-        Json::Object(object) => {
-            let mut opened = 0;
-            for (name, child) in object.iter_mut() {
-                path.truncate(before);
-                if !path.is_empty() {
-                    path.push('.');
+                    None => 0,
                 }
-                path.push_str(name);
-                opened += reveal_at(keys, child, path, topic, key);
             }
-            opened
-        }
-        Json::Array(items) => {
-            path.push_str("[]");
-            items
-                .iter_mut()
-                .map(|item| reveal_at(keys, item, path, topic, key))
-                .sum()
-        }
-        _ => 0,
-    };
-    path.truncate(before);
-    opened
+            Json::String(text) if keys::is_encrypted(text) => {
+                match self.open(text, path, unopened) {
+                    Some(plain) if path.indexed() == RAW_PATH => {
+                        *value = Json::String(String::from_utf8_lossy(&plain).into_owned());
+                        1
+                    }
+                    Some(plain) => match serde_json::from_slice(&plain) {
+                        Ok(json) => {
+                            *value = json;
+                            1
+                        }
+                        Err(_) => 0,
+                    },
+                    None => 0,
+                }
+            }
+            Json::Object(object) => {
+                let mut opened = 0;
+                for (name, child) in object.iter_mut() {
+                    path.truncate(before);
+                    path.push_member(name);
+                    opened += self.reveal_at(child, path, unopened);
+                }
+                opened
+            }
+            Json::Array(items) => {
+                let mut opened = 0;
+                for (index, item) in items.iter_mut().enumerate() {
+                    path.truncate(before);
+                    path.push_index(index);
+                    opened += self.reveal_at(item, path, unopened);
+                }
+                opened
+            }
+            _ => 0,
+        };
+        path.truncate(before);
+        opened
+    }
 }
 
 #[cfg(test)]
@@ -599,16 +639,17 @@ mod tests {
         assert_eq!(data["note"], Json::Null);
         assert_eq!(data["entity"], keys.hash(b"ent-42"));
         assert_eq!(data["tags"][1], keys.hash(b"pep"));
+        let mut hit = FieldPath::of("data");
+        hit.push_member("hits");
+        hit.push_index(0);
+        hit.push_member("name");
         let opened = keys
-            .decrypt(
-                data["hits"][0]["name"].as_str().unwrap(),
-                &associated_data("t", "k", "data.hits[].name"),
-            )
+            .decrypt(data["hits"][0]["name"].as_str().unwrap(), "t", "k", &hit)
             .unwrap();
         assert_eq!(opened, b"\"Alice A\"");
         // The generic reveal finds the same paths (a map's value under its key).
         let mut record = json!({"description": description, "data": data});
-        assert_eq!(reveal(&keys, &mut record, "t", "k"), 4);
+        assert_eq!(reveal(&keys, &mut record, "t", "k"), (4, vec![]));
         assert_eq!(record["data"]["attributes"]["dob"], "1990-01-01");
         assert_eq!(record["data"]["email"], "alice@example.com");
         assert_eq!(record["description"], "Alice's case");
@@ -646,12 +687,9 @@ mod tests {
     fn reveal_opens_the_json_text_of_an_encrypted_json_field() {
         // A `riskos.json` field holds JSON text; protected, the JSON text of its box.
         let keys = keys();
-        let sealed = keys.encrypt(
-            br#"{"score":0.9}"#,
-            &associated_data("t", "k", "data.enrichments"),
-        );
+        let sealed = keys.encrypt(br#"{"score":0.9}"#, "t", "k", "data.enrichments");
         let mut record = json!({"data": {"enrichments": serde_json::to_string(&sealed).unwrap()}});
-        assert_eq!(reveal(&keys, &mut record, "t", "k"), 1);
+        assert_eq!(reveal(&keys, &mut record, "t", "k"), (1, vec![]));
         assert_eq!(record["data"]["enrichments"], r#"{"score":0.9}"#);
     }
 
@@ -668,9 +706,66 @@ mod tests {
         let sealed = with(RawPolicy::Encrypt).body(b"{\"a\":1}", "t", "k");
         let sealed = std::str::from_utf8(&sealed).unwrap();
         assert_eq!(
-            keys.decrypt(sealed, &associated_data("t", "k", RAW_PATH))
+            keys.decrypt(sealed, "t", "k", &FieldPath::of(RAW_PATH))
                 .unwrap(),
             b"{\"a\":1}"
         );
+    }
+
+    #[test]
+    fn items_of_an_array_are_bound_to_their_index_and_cannot_be_swapped() {
+        let keys = keys();
+        let (schema, names) = schema(json!([{"name": "names",
+            "type": {"type": "array", "items": "string"}, "default": [],
+            "riskos.protect": "encrypt"}]));
+        let plan = Plan::of(&schema, &names).unwrap();
+        let protection = Protection {
+            keys: Some(&keys),
+            fields: true,
+            raw: RawPolicy::Drop,
+        };
+        let mut data = json!({"names": ["Alice", "Bob"]});
+        protection.apply(&plan, &mut data, &mut None, "t", "k");
+        let mut swapped = json!({"data": {"names": [data["names"][1], data["names"][0]]}});
+        let (opened, unopened) = reveal(&keys, &mut swapped, "t", "k");
+        assert_eq!(opened, 0);
+        assert_eq!(
+            unopened,
+            ["data.names[0]", "data.names[1]"].map(|path| Unopened {
+                path: path.into(),
+                error: UnprotectError::Rejected
+            })
+        );
+        let mut record = json!({"data": data});
+        assert_eq!(reveal(&keys, &mut record, "t", "k").0, 2);
+        assert_eq!(record["data"]["names"], json!(["Alice", "Bob"]));
+    }
+
+    #[test]
+    fn reveal_reports_values_under_keys_it_does_not_hold_instead_of_passing_over_them() {
+        let keys = keys();
+        let sealed = keys.encrypt(b"\"Alice\"", "t", "k", "data.name");
+        let again = Keyring::from_lines(
+            &[],
+            &["k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="],
+        )
+        .unwrap();
+        let other = Keyring::from_lines(
+            &[],
+            &["k9:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="],
+        )
+        .unwrap();
+        for (ring, expected) in [
+            (&again, "another key under the same id"),
+            (&other, "which is not configured"),
+        ] {
+            let mut record = json!({"data": {"name": sealed}});
+            let (opened, unopened) = reveal(ring, &mut record, "t", "k");
+            assert_eq!((opened, unopened.len()), (0, 1));
+            assert_eq!(unopened[0].path, "data.name");
+            let message = unopened[0].error.to_string();
+            assert!(message.contains(expected), "{message}");
+            assert_eq!(record["data"]["name"], sealed, "left as it is");
+        }
     }
 }

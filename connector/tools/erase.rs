@@ -8,11 +8,13 @@
 //! - `--where FIELD=VALUE`: the decoded record's `FIELD` (a dotted path such as
 //!   `data.entity_token`, `data.agent.email`; `[]` steps into an array and matches if any item
 //!   does; `*` steps into every value of a map) equals `VALUE`: a clear field by equality (a
-//!   string by its text, anything else by its JSON text), a hashed field (`h1.<kid>.<mac>`)
-//!   when the token is the hash of `VALUE` under the key its kid names, an encrypted field
-//!   (`e1.<kid>.<box>`) when it opens (bound to the record's topic, key and the field's path)
-//!   to `VALUE`. A field hashed or encrypted under a key `[protection]` does not hold stops the
-//!   run before anything is written: erase cannot tell whether it matches;
+//!   string by its text, anything else by its JSON text), a hashed field (`h2.<kid>.<fp>.<mac>`,
+//!   or `h1.<kid>.<mac>`) when the token is the hash of `VALUE` under the key it names, an
+//!   encrypted field (`e2.<kid>.<fp>.<box>`, or `e1.<kid>.<box>`) when it opens (bound to the
+//!   record's topic, key and the field's path) to `VALUE`. A field hashed or encrypted under a
+//!   key `[protection]` does not hold — an id it lacks, or another key under an id it has (the
+//!   fingerprint `fp` differs: a key regenerated under an old id) — stops the run before
+//!   anything is written, naming the key: erase cannot tell whether it matches;
 //! - `--where-file PATH` (`-`: standard input): the same conditions, one a line
 //!   ([`read_conditions`]): the form to use, since a command line shows in the process list,
 //!   the shell history and audit logs.
@@ -51,8 +53,8 @@ use serde_json::{json, Value as Json};
 use super::reader::TopicReader;
 use crate::config::Config;
 use crate::kafka::{client_config, without_secret};
-use crate::protect::keys::{ENCRYPTED_PREFIX, HASH_PREFIX, MAX_KID_LEN};
-use crate::protect::{associated_data, canonical, Keyring, UnprotectError, RAW_PATH};
+use crate::protect::keys::{is_encrypted, label, Kind};
+use crate::protect::{canonical, FieldPath, Keyring, UnprotectError, RAW_PATH};
 use crate::route::quarantine_topic;
 use crate::schema::decode::Decoder;
 use crate::schema::{Catalog, Registry};
@@ -608,19 +610,19 @@ fn quarantined_body(
     position: &Position<'_>,
     stored: &[u8],
 ) -> anyhow::Result<Option<Json>> {
-    let sealed = std::str::from_utf8(stored)
-        .ok()
-        .filter(|s| encrypted_kid(s).is_some());
+    let sealed = std::str::from_utf8(stored).ok().filter(|s| is_encrypted(s));
     let body = match sealed {
         Some(sealed) => {
-            let aad = associated_data(position.topic, position.key, RAW_PATH);
-            match keys.decrypt(sealed, &aad) {
+            let raw = FieldPath::of(RAW_PATH);
+            match keys.decrypt(sealed, position.topic, position.key, &raw) {
                 Ok(body) => body,
-                Err(UnprotectError::UnknownKey(kid)) => anyhow::bail!(
-                    "the quarantined body at {} is encrypted under key `{kid}`, which \
-                     protection.encryption_keys does not hold: configure it to erase",
-                    position.at()
-                ),
+                Err(reason @ (UnprotectError::UnknownKey(_) | UnprotectError::OtherKey { .. })) => {
+                    anyhow::bail!(
+                        "the quarantined body at {} is encrypted {reason}; \
+                         protection.encryption_keys must hold that key to erase",
+                        position.at()
+                    )
+                }
                 Err(_) => return Ok(None),
             }
         }
@@ -838,34 +840,43 @@ async fn write_tombstones(
 /// Decides `--where` conditions on decoded records.
 pub struct Matcher<'k> {
     keys: &'k Keyring,
-    /// Key ids of the hash keys held.
-    hash_kids: Vec<String>,
     conditions: Vec<(Condition, Vec<String>)>,
 }
 
-/// A protected value met under a key the keyring does not hold.
+/// A protected value met under a key the keyring does not hold (an id it lacks, or another key
+/// under an id it has).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{path}` at {at} is {what} under key `{kid}`, which protection.{setting} does not hold: \
-     erase cannot tell whether it matches (configure that key, as the connector's \
-     [protection] has it)"
+    "`{path}` at {at} is {what} {reason}; protection.{setting} must hold that key: erase \
+     cannot tell whether it matches (configure the key, as the connector's [protection] has it)"
 )]
 pub struct MissingKey {
     path: String,
     at: String,
     what: &'static str,
-    kid: String,
+    reason: UnprotectError,
     setting: &'static str,
 }
 
+impl MissingKey {
+    fn new(path: &FieldPath, position: &Position<'_>, kind: Kind, reason: UnprotectError) -> Self {
+        let (what, setting) = match kind {
+            Kind::Hash => ("hashed", "hash_keys"),
+            Kind::Encrypted => ("encrypted", "encryption_keys"),
+        };
+        Self {
+            path: path.indexed().to_string(),
+            at: position.at(),
+            what,
+            reason,
+            setting,
+        }
+    }
+}
+
 impl<'k> Matcher<'k> {
-    /// Prepares `conditions`: each value's hash token under every hash key, once.
+    /// Prepares `conditions`: each value's hash tokens under every hash key, once.
     pub fn new(keys: &'k Keyring, conditions: &[Condition]) -> Self {
-        let hash_kids = keys
-            .hash_all(b"")
-            .iter()
-            .filter_map(|token| hash_kid(token).map(str::to_string))
-            .collect();
         let conditions = conditions
             .iter()
             .map(|c| {
@@ -873,11 +884,7 @@ impl<'k> Matcher<'k> {
                 (c.clone(), tokens)
             })
             .collect();
-        Self {
-            keys,
-            hash_kids,
-            conditions,
-        }
+        Self { keys, conditions }
     }
 
     /// The first condition `record` (of `topic`, key `key`) meets, by field; values that did
@@ -889,7 +896,6 @@ impl<'k> Matcher<'k> {
         problems: &mut Vec<String>,
     ) -> Result<Option<MatchedBy>, MissingKey> {
         for (condition, tokens) in &self.conditions {
-            let mut path = String::new();
             let wanted = Wanted {
                 value: &condition.value,
                 tokens,
@@ -897,7 +903,7 @@ impl<'k> Matcher<'k> {
             if self.walk(
                 record,
                 &condition.steps,
-                &mut path,
+                &mut FieldPath::default(),
                 &wanted,
                 position,
                 problems,
@@ -926,7 +932,7 @@ impl<'k> Matcher<'k> {
         self.walk(
             record,
             &condition.steps,
-            &mut String::new(),
+            &mut FieldPath::default(),
             &Wanted {
                 value: &condition.value,
                 tokens,
@@ -940,7 +946,7 @@ impl<'k> Matcher<'k> {
         &self,
         value: &Json,
         steps: &[Step],
-        path: &mut String,
+        path: &mut FieldPath,
         wanted: &Wanted<'_>,
         position: &Position<'_>,
         problems: &mut Vec<String>,
@@ -948,11 +954,11 @@ impl<'k> Matcher<'k> {
         let Some((step, rest)) = steps.split_first() else {
             return self.equals(value, path, wanted, position, problems);
         };
-        let before = path.len();
+        let before = path.mark();
         let found = match (step, value) {
             (Step::Field(name), Json::Object(object)) => match object.get(name) {
                 Some(child) => {
-                    push_member(path, name);
+                    path.push_member(name);
                     self.walk(child, rest, path, wanted, position, problems)?
                 }
                 None => false,
@@ -961,7 +967,7 @@ impl<'k> Matcher<'k> {
                 let mut found = false;
                 for (name, child) in object {
                     path.truncate(before);
-                    push_member(path, name);
+                    path.push_member(name);
                     if self.walk(child, rest, path, wanted, position, problems)? {
                         found = true;
                         break;
@@ -976,9 +982,10 @@ impl<'k> Matcher<'k> {
                 } else {
                     steps
                 };
-                path.push_str("[]");
                 let mut found = false;
-                for item in items {
+                for (index, item) in items.iter().enumerate() {
+                    path.truncate(before);
+                    path.push_index(index);
                     if self.walk(item, rest, path, wanted, position, problems)? {
                         found = true;
                         break;
@@ -1003,11 +1010,11 @@ impl<'k> Matcher<'k> {
     fn open(
         &self,
         text: &str,
-        path: &str,
+        path: &FieldPath,
         position: &Position<'_>,
         problems: &mut Vec<String>,
     ) -> Result<Option<Json>, MissingKey> {
-        let text = if encrypted_kid(text).is_some() {
+        let text = if is_encrypted(text) {
             match self.decrypt(text, path, position, problems)? {
                 Some(Json::String(inner)) => inner,
                 Some(other) => return Ok(Some(other)),
@@ -1022,7 +1029,7 @@ impl<'k> Matcher<'k> {
     fn equals(
         &self,
         value: &Json,
-        path: &str,
+        path: &mut FieldPath,
         wanted: &Wanted<'_>,
         position: &Position<'_>,
         problems: &mut Vec<String>,
@@ -1030,40 +1037,38 @@ impl<'k> Matcher<'k> {
         match value {
             Json::Null => Ok(false),
             Json::String(text) if text == wanted.value => Ok(true),
-            Json::String(text) => {
-                if let Some(kid) = hash_kid(text) {
+            Json::String(text) => match label(text) {
+                Some(label) if label.kind == Kind::Hash => {
                     if wanted.tokens.iter().any(|t| t == text) {
                         return Ok(true);
                     }
-                    if !self.hash_kids.iter().any(|k| k == kid) {
-                        return Err(MissingKey {
-                            path: path.to_string(),
-                            at: position.at(),
-                            what: "hashed",
-                            kid: kid.to_string(),
-                            setting: "hash_keys",
-                        });
-                    }
-                    return Ok(false);
+                    // Not this value's token: an answer only when the key is the one held.
+                    self.keys
+                        .holds(&label)
+                        .map_err(|reason| MissingKey::new(path, position, Kind::Hash, reason))?;
+                    Ok(false)
                 }
-                if encrypted_kid(text).is_some() {
-                    return Ok(self
-                        .decrypt(text, path, position, problems)?
-                        .is_some_and(|opened| clear_equals(&opened, wanted.value)));
-                }
-                Ok(false)
-            }
+                Some(_) => Ok(self
+                    .decrypt(text, path, position, problems)?
+                    .is_some_and(|opened| clear_equals(&opened, wanted.value))),
+                None => Ok(false),
+            },
             Json::Array(items) => {
                 if clear_equals(value, wanted.value) {
                     return Ok(true);
                 }
-                let path = format!("{path}[]");
-                for item in items {
-                    if self.equals(item, &path, wanted, position, problems)? {
-                        return Ok(true);
+                let before = path.mark();
+                let mut found = false;
+                for (index, item) in items.iter().enumerate() {
+                    path.truncate(before);
+                    path.push_index(index);
+                    if self.equals(item, path, wanted, position, problems)? {
+                        found = true;
+                        break;
                     }
                 }
-                Ok(false)
+                path.truncate(before);
+                Ok(found)
             }
             other => Ok(clear_equals(other, wanted.value)),
         }
@@ -1074,24 +1079,22 @@ impl<'k> Matcher<'k> {
     fn decrypt(
         &self,
         sealed: &str,
-        path: &str,
+        path: &FieldPath,
         position: &Position<'_>,
         problems: &mut Vec<String>,
     ) -> Result<Option<Json>, MissingKey> {
-        let aad = associated_data(position.topic, position.key, path);
-        match self.keys.decrypt(sealed, &aad) {
+        match self
+            .keys
+            .decrypt(sealed, position.topic, position.key, path)
+        {
             Ok(plain) => Ok(Some(serde_json::from_slice(&plain).unwrap_or_else(|_| {
                 Json::String(String::from_utf8_lossy(&plain).into_owned())
             }))),
-            Err(UnprotectError::UnknownKey(kid)) => Err(MissingKey {
-                path: path.to_string(),
-                at: position.at(),
-                what: "encrypted",
-                kid,
-                setting: "encryption_keys",
-            }),
+            Err(reason @ (UnprotectError::UnknownKey(_) | UnprotectError::OtherKey { .. })) => {
+                Err(MissingKey::new(path, position, Kind::Encrypted, reason))
+            }
             Err(error) => {
-                problems.push(format!("`{path}`: {error}"));
+                problems.push(format!("`{}`: {error}", path.indexed()));
                 Ok(None)
             }
         }
@@ -1104,44 +1107,12 @@ struct Wanted<'w> {
     tokens: &'w [String],
 }
 
-fn push_member(path: &mut String, name: &str) {
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(name);
-}
-
 /// A clear value equal to `wanted`: a string by its text, anything else by its JSON text.
 fn clear_equals(value: &Json, wanted: &str) -> bool {
     match value {
         Json::String(text) => text == wanted,
         other => serde_json::to_string(other).is_ok_and(|text| text == wanted),
     }
-}
-
-/// The key id of a hash token `h1.<kid>.<43 base64url characters>`.
-fn hash_kid(text: &str) -> Option<&str> {
-    let (kid, mac) = text.strip_prefix(HASH_PREFIX)?.split_once('.')?;
-    (is_kid(kid) && mac.len() == 43 && is_base64url(mac)).then_some(kid)
-}
-
-/// The key id of an encrypted value `e1.<kid>.<base64url box>` (nonce and tag at least).
-fn encrypted_kid(text: &str) -> Option<&str> {
-    let (kid, sealed) = text.strip_prefix(ENCRYPTED_PREFIX)?.split_once('.')?;
-    (is_kid(kid) && sealed.len() >= 38 && is_base64url(sealed)).then_some(kid)
-}
-
-fn is_kid(kid: &str) -> bool {
-    !kid.is_empty()
-        && kid.len() <= MAX_KID_LEN
-        && kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn is_base64url(text: &str) -> bool {
-    text.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -1238,7 +1209,7 @@ mod tests {
         assert!(under_k2["data"]["entity_token"]
             .as_str()
             .unwrap()
-            .starts_with("h1.k2."));
+            .starts_with("h2.k2."));
         for record in [&under_k1, &under_k2] {
             assert!(matches(&new, "data.entity_token=ent-A", record).unwrap());
             assert!(!matches(&new, "data.entity_token=ent-B", record).unwrap());
@@ -1249,7 +1220,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(matches(&old, &format!("data.entity_token={token}"), &under_k1).unwrap());
-        assert!(!matches(&old, "data.entity_token=h1.k1", &under_k1).unwrap());
+        assert!(!matches(&old, "data.entity_token=h2.k1", &under_k1).unwrap());
         // k2's token without k2: cannot decide.
         let error = matches(&old, "data.entity_token=ent-A", &under_k2).unwrap_err();
         let text = error.to_string();
@@ -1269,7 +1240,9 @@ mod tests {
         let seal = |value: &Json, path: &str| {
             Json::String(keys.encrypt(
                 &serde_json::to_vec(value).unwrap(),
-                &associated_data("riskos.create.cases", "ev-1", path),
+                "riskos.create.cases",
+                "ev-1",
+                path,
             ))
         };
         let record = json!({"description": seal(&json!("Alice's case"), "description"), "data": {
@@ -1314,7 +1287,9 @@ mod tests {
         .unwrap()
         .encrypt(
             b"\"alice@example.com\"",
-            &associated_data("riskos.create.cases", "ev-1", "data.agent.email"),
+            "riskos.create.cases",
+            "ev-1",
+            "data.agent.email",
         );
         let error = matches(
             &k2_only,
@@ -1336,13 +1311,15 @@ mod tests {
         let seal = |value: &str, path: &str| {
             Json::String(keys.encrypt(
                 &serde_json::to_vec(&json!(value)).unwrap(),
-                &associated_data("riskos.create.cases", "ev-1", path),
+                "riskos.create.cases",
+                "ev-1",
+                path,
             ))
         };
         let record = json!({"data": {
             "notes": [
-                {"note": "x", "note_author_agent_email": seal("bob@example.com", "data.notes[].note_author_agent_email")},
-                {"note": "y", "note_author_agent_email": seal("alice@example.com", "data.notes[].note_author_agent_email")}
+                {"note": "x", "note_author_agent_email": seal("bob@example.com", "data.notes[0].note_author_agent_email")},
+                {"note": "y", "note_author_agent_email": seal("alice@example.com", "data.notes[1].note_author_agent_email")}
             ],
             "tags": [keys.hash(b"vip"), keys.hash(b"pep")],
             "hits": null,
@@ -1379,7 +1356,7 @@ mod tests {
     fn quarantined_bodies_open_with_the_raw_path() {
         let keys = keyring(&[], &[K1]);
         let body = br#"{"event_id":"q-1","data":{"entity_token":"ent-A"}}"#;
-        let sealed = keys.encrypt(body, &associated_data("riskos.quarantine", "q-1", RAW_PATH));
+        let sealed = keys.encrypt(body, "riskos.quarantine", "q-1", RAW_PATH);
         let position = Position {
             topic: "riskos.quarantine",
             partition: 0,
@@ -1402,5 +1379,105 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("`k1`"), "{error}");
+        // The same id, another key: named as such, not passed over as "does not open".
+        let again = keyring(&[], &[K1_AGAIN]);
+        let error = quarantined_body(&again, &position, sealed.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("fingerprint"), "{error}");
+    }
+
+    /// Another key under the id `k1`: a key regenerated under an old id.
+    const K1_AGAIN: &str = "k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    #[test]
+    fn values_under_a_key_regenerated_under_an_old_id_stop_the_run_naming_both_fingerprints() {
+        let old = keyring(&[K1], &[K1]);
+        let again = keyring(&[K1_AGAIN], &[K1_AGAIN]);
+        let hashed = json!({"data": {"entity_token": old.hash(b"ent-A")}});
+        let sealed = json!({"data": {"agent": {"email": old.encrypt(
+            b"\"alice@example.com\"", "riskos.create.cases", "ev-1", "data.agent.email")}}});
+        for (record, condition, setting) in [
+            (&hashed, "data.entity_token=ent-A", "hash_keys"),
+            (&sealed, "data.agent.email=alice@example.com", "encryption_keys"),
+        ] {
+            let error = matches(&again, condition, record).unwrap_err().to_string();
+            assert!(
+                error.contains("fingerprint") && error.contains("`k1`") && error.contains(setting),
+                "{error}"
+            );
+            assert!(!error.contains("alice") && !error.contains("ent-A"), "{error}");
+            assert!(matches(&old, condition, record).unwrap());
+        }
+    }
+
+    #[test]
+    fn items_of_an_array_are_matched_under_their_own_index_only() {
+        let keys = keyring(&[], &[K1]);
+        let seal = |value: &str, path: &str| {
+            keys.encrypt(value.as_bytes(), "riskos.create.cases", "ev-1", path)
+        };
+        // Item 1's value moved to item 0: it does not open there, so it does not match.
+        let record = json!({"data": {"names": [seal("\"alice\"", "data.names[1]")]}});
+        let matcher = Matcher::new(&keys, &[condition("data.names[]=alice")]);
+        let position = Position {
+            topic: "riskos.create.cases",
+            partition: 0,
+            offset: 1,
+            key: "ev-1",
+        };
+        let mut problems = Vec::new();
+        assert_eq!(
+            matcher.first_match(&record, &position, &mut problems).unwrap(),
+            None
+        );
+        assert!(problems[0].contains("data.names[0]"), "{problems:?}");
+        let record = json!({"data": {"names": ["x", seal("\"alice\"", "data.names[1]")]}});
+        assert!(matches(&keys, "data.names[]=alice", &record).unwrap());
+    }
+
+    /// `tests/protection/legacy-v1.json`: `e1` boxes and `h1` tokens the first formats'
+    /// code made still match.
+    #[test]
+    fn values_of_the_first_formats_still_match() {
+        let fixture: Json = serde_json::from_str(include_str!(
+            "../../tests/protection/legacy-v1.json"
+        ))
+        .unwrap();
+        let line = |name: &str| fixture[name][0].as_str().unwrap().to_string();
+        let (hash, encryption) = (line("hash_keys"), line("encryption_keys"));
+        let keys = keyring(&[K2, &hash], &[K2, &encryption]);
+        let (topic, key) = (
+            fixture["topic"].as_str().unwrap(),
+            fixture["key"].as_str().unwrap(),
+        );
+        let sealed = |i: usize| fixture["encrypted"][i]["value"].clone();
+        let record = json!({"description": sealed(4), "data": {
+            "sent_by": sealed(0), "tags": [{"tag_name": sealed(1)}, {"tag_name": sealed(2)}],
+            "agent": sealed(3),
+            "entity_token": fixture["hashed"][0]["token"],
+        }});
+        let matcher = |text: &str| {
+            Matcher::new(&keys, &[condition(text)])
+                .matches(0, &record, topic, key)
+                .unwrap()
+        };
+        assert!(matcher("data.sent_by=alice@example.com"));
+        assert!(matcher("data.tags[].tag_name=sanctions"));
+        assert!(matcher("data.agent.email=bob@example.com"));
+        assert!(matcher("description=Case for Alice"));
+        assert!(matcher("data.entity_token=ent-42"));
+        assert!(!matcher("data.entity_token=ent-43"));
+        let position = Position {
+            topic,
+            partition: 0,
+            offset: 0,
+            key,
+        };
+        let raw = sealed(5);
+        let body = quarantined_body(&keys, &position, raw.as_str().unwrap().as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(body["data"]["sent_by"], "alice@example.com");
     }
 }

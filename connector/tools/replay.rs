@@ -98,10 +98,9 @@ fn opened<'m>(
     message: &rdkafka::message::OwnedMessage,
     stored: &'m [u8],
 ) -> Result<std::borrow::Cow<'m, [u8]>, crate::protect::UnprotectError> {
-    let sealed = stored
-        .starts_with(crate::protect::keys::ENCRYPTED_PREFIX.as_bytes())
-        .then(|| std::str::from_utf8(stored).ok())
-        .flatten();
+    let sealed = std::str::from_utf8(stored)
+        .ok()
+        .filter(|text| crate::protect::keys::is_encrypted(text));
     let Some(sealed) = sealed else {
         return Ok(std::borrow::Cow::Borrowed(stored));
     };
@@ -115,8 +114,9 @@ fn opened<'m>(
         .key()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
-    let aad = crate::protect::associated_data(topic, &key, crate::protect::RAW_PATH);
-    keys.decrypt(sealed, &aad).map(std::borrow::Cow::Owned)
+    let raw = crate::protect::FieldPath::of(crate::protect::RAW_PATH);
+    keys.decrypt(sealed, topic, &key, &raw)
+        .map(std::borrow::Cow::Owned)
 }
 
 fn received_at(message: &rdkafka::message::OwnedMessage) -> Option<i64> {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::reader::{Start, TopicReader};
 use crate::config::Config;
-use crate::protect::{self, associated_data, Keyring, RAW_PATH};
+use crate::protect::{self, FieldPath, Keyring, Unopened, RAW_PATH};
 use crate::schema::decode::Decoder;
 use crate::schema::{Catalog, Registry};
 
@@ -28,6 +28,8 @@ pub struct TailOptions {
     /// Stop once caught up with the records that existed at start.
     pub exit_at_end: bool,
     /// Open encrypted fields and bodies with `[protection]`'s keys (hash tokens stay tokens).
+    /// A value that stays closed is listed in the line's `unopened` (path and why: a key not
+    /// held, another key under a held id, a box that does not open here) and on stderr.
     pub reveal: bool,
 }
 
@@ -103,19 +105,42 @@ pub async fn run(
 }
 
 /// Opens the encrypted values of a rendered record in place: a quarantined body (a string
-/// value, bound to the path `raw`) or the fields of a decoded record.
+/// value, bound to the path `raw`) or the fields of a decoded record. Values that stay closed
+/// are listed under `unopened` (and on stderr), never passed over in silence.
 pub fn reveal(keys: &Keyring, line: &mut Value) {
     let topic = line["topic"].as_str().unwrap_or_default().to_string();
     let key = line["key"].as_str().unwrap_or_default().to_string();
     let value = &mut line["value"];
-    if let Value::String(sealed) = value {
-        let aad = associated_data(&topic, &key, RAW_PATH);
-        if let Ok(body) = keys.decrypt(sealed, &aad) {
-            *value = Value::String(String::from_utf8_lossy(&body).into_owned());
+    let unopened = match value {
+        Value::String(stored) if protect::keys::is_encrypted(stored) => {
+            match keys.decrypt(stored, &topic, &key, &FieldPath::of(RAW_PATH)) {
+                Ok(body) => {
+                    *value = Value::String(String::from_utf8_lossy(&body).into_owned());
+                    Vec::new()
+                }
+                Err(error) => vec![Unopened {
+                    path: RAW_PATH.to_string(),
+                    error,
+                }],
+            }
         }
+        Value::String(_) => Vec::new(),
+        _ => protect::reveal(keys, value, &topic, &key).1,
+    };
+    if unopened.is_empty() {
         return;
     }
-    protect::reveal(keys, value, &topic, &key);
+    let at = format!(
+        "topic `{topic}` partition {} offset {}",
+        line["partition"], line["offset"]
+    );
+    line["unopened"] = unopened
+        .iter()
+        .map(|u| {
+            eprintln!("tail --reveal: `{}` at {at} stays closed: {}", u.path, u.error);
+            json!({"path": u.path, "error": u.error.to_string()})
+        })
+        .collect();
 }
 
 /// One record as a JSON line: topic, partition, offset, key, headers, decoded value.
@@ -146,4 +171,51 @@ pub async fn render(message: &OwnedMessage, decoder: &mut Decoder) -> Value {
         "headers": headers,
         "value": value,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    /// Another key under the id `k1`: a key regenerated under an old id.
+    const K1_AGAIN: &str = "k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    fn line(value: Value) -> Value {
+        json!({"topic": "riskos.create.cases", "partition": 0, "offset": 5, "key": "ev-1",
+               "headers": {}, "value": value})
+    }
+
+    #[test]
+    fn reveal_opens_fields_and_bodies_and_lists_what_stays_closed() {
+        let keys = Keyring::from_lines(&[], &[K1]).unwrap();
+        let email = keys.encrypt(b"\"alice@example.com\"", "riskos.create.cases", "ev-1", "data.email");
+        let raw = keys.encrypt(b"{\"a\":1}", "riskos.create.cases", "ev-1", RAW_PATH);
+        let mut record = line(json!({"data": {"email": email}, "raw": raw}));
+        reveal(&keys, &mut record);
+        assert_eq!(record["value"]["data"]["email"], "alice@example.com");
+        assert_eq!(record["value"]["raw"], "{\"a\":1}");
+        assert!(record.get("unopened").is_none(), "{record}");
+
+        // Under a key regenerated with the same id: listed with the reason, not passed over.
+        let again = Keyring::from_lines(&[], &[K1_AGAIN]).unwrap();
+        let mut record = line(json!({"data": {"email": email}, "raw": raw}));
+        reveal(&again, &mut record);
+        assert_eq!(record["value"]["data"]["email"], email.as_str());
+        let unopened = record["unopened"].as_array().unwrap();
+        let paths: Vec<&str> = unopened.iter().map(|u| u["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, ["data.email", "raw"]);
+        assert!(unopened[0]["error"].as_str().unwrap().contains("fingerprint"));
+
+        // A quarantined body (the value is the box itself), under a key not held at all.
+        let other = Keyring::from_lines(&[], &[K1_AGAIN.replacen("k1", "k9", 1).as_str()]).unwrap();
+        let mut quarantined = line(json!(raw));
+        reveal(&other, &mut quarantined);
+        assert_eq!(quarantined["value"], raw.as_str());
+        assert_eq!(quarantined["unopened"][0]["path"], "raw");
+        assert!(quarantined["unopened"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"));
+    }
 }

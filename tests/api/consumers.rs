@@ -8,7 +8,7 @@
 //! Every test compares what both consumers print with the posted JSON: each opened value
 //! equals the posted value at the same place, `raw` opens to the exact body, each token is
 //! HMAC-SHA256(the key it names, the posted value), and the consumers opened as many values as
-//! the stored record carries (no `e1.`/`h1.` value left unlisted). Python and Java print the
+//! the stored record carries (no `e2.`/`h2.` value left unlisted). Python and Java print the
 //! same lines. Both consumers must be there: a missing Python or Java fails the test.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -442,27 +442,41 @@ async fn consume(stack: &Stack, keys: &KeyFiles, topics: &BTreeSet<String>) -> [
     })
 }
 
-/// `h1.<kid>.<base64url HMAC-SHA256(key, value)>`, computed here from the key line: a
-/// string's UTF-8 bytes, other JSON's compact text.
+/// `h2.<kid>.<fp>.<base64url HMAC-SHA256(key, value)>`, computed here from the key line: a
+/// string's UTF-8 bytes, other JSON's compact text; `fp` the key's fingerprint.
 fn expected_token(key_line: &str, value: &Value) -> String {
     let (kid, key) = key_line.split_once(':').unwrap();
     let key = STANDARD.decode(key).unwrap();
+    let fingerprint = expected_fingerprint(&key);
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
     match value {
         Value::String(text) => mac.update(text.as_bytes()),
         other => mac.update(&serde_json::to_vec(other).unwrap()),
     }
     format!(
-        "h1.{kid}.{}",
+        "h2.{kid}.{fingerprint}.{}",
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     )
 }
 
-/// The path a value at `at` is bound to: names joined by `.`, an index as `[]`.
-fn path_of(at: &[Value]) -> String {
+/// A key's fingerprint as docs/protection.md defines it: base64url of the first 6 bytes of
+/// SHA-256("riskos-connector key fingerprint" NUL key).
+fn expected_fingerprint(key: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"riskos-connector key fingerprint\0")
+        .chain_update(key)
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..6])
+}
+
+/// The path a value at `at` is bound to: names joined by `.`, an index as `[i]` (or, for
+/// grouping the items of an array, as `[]`).
+fn path_of(at: &[Value], indexes: bool) -> String {
     let mut path = String::new();
     for step in at {
         match step {
+            Value::Number(i) if indexes => path.push_str(&format!("[{i}]")),
             Value::Number(_) => path.push_str("[]"),
             Value::String(name) if path.is_empty() => path.push_str(name),
             Value::String(name) => {
@@ -485,7 +499,7 @@ fn at<'v>(posted: &'v Value, steps: &[Value]) -> &'v Value {
 }
 
 /// How many strings of a stored record (`raw` left out) are `prefix` values, a `riskos.json`
-/// field's text (`"\"e1…\""`) included.
+/// field's text (`"\"e2…\""`) included.
 fn count_stored(record: &Value, prefix: &str) -> usize {
     match record {
         Value::String(text) => {
@@ -506,7 +520,6 @@ fn count_stored(record: &Value, prefix: &str) -> usize {
 #[derive(Debug, Clone)]
 struct Opened {
     posted: Posted,
-    path: String,
     at: Vec<Value>,
     policy: String,
     stored: String,
@@ -532,7 +545,7 @@ fn check(consumer: &str, lines: &[Value], posted: &[Posted]) -> Vec<Opened> {
         let kid = post.encryption_kid;
         let raw = line["value"]["raw"].as_str().unwrap();
         assert!(
-            raw.starts_with(&format!("e1.{kid}.")),
+            raw.starts_with(&format!("e2.{kid}.")),
             "{context}: raw {raw}"
         );
         assert_eq!(
@@ -548,13 +561,13 @@ fn check(consumer: &str, lines: &[Value], posted: &[Posted]) -> Vec<Opened> {
             let policy = field["policy"].as_str().unwrap();
             let stored = field["stored"].as_str().unwrap();
             let context = format!("{context}: {path}");
-            assert_eq!(path_of(steps), path, "{context}: at {steps:?}");
+            assert_eq!(path_of(steps, true), path, "{context}: at {steps:?}");
             let original = at(&post.json, steps);
             assert!(!original.is_null(), "{context}: nothing posted there");
             *counts.entry(policy).or_default() += 1;
             match policy {
                 "encrypt" => {
-                    assert!(stored.starts_with(&format!("e1.{kid}.")), "{context}");
+                    assert!(stored.starts_with(&format!("e2.{kid}.")), "{context}");
                     assert_eq!(&field["value"], original, "{context}: opened");
                 }
                 "hash" => {
@@ -566,13 +579,12 @@ fn check(consumer: &str, lines: &[Value], posted: &[Posted]) -> Vec<Opened> {
             }
             opened.push(Opened {
                 posted: post.clone(),
-                path: path.to_string(),
                 at: steps.clone(),
                 policy: policy.to_string(),
                 stored: stored.to_string(),
             });
         }
-        for (policy, prefix) in [("encrypt", "e1."), ("hash", "h1.")] {
+        for (policy, prefix) in [("encrypt", "e2."), ("hash", "h2.")] {
             assert_eq!(
                 counts.get(policy).copied().unwrap_or(0),
                 count_stored(&line["value"], prefix),
@@ -622,12 +634,12 @@ async fn python_and_java_open_every_protected_value() {
             post.name
         );
     }
-    let check: BTreeSet<(&str, &str)> = opened
+    let check: BTreeSet<(String, &str)> = opened
         .iter()
         .filter(|o| o.posted.name == "check")
-        .map(|o| (o.path.as_str(), o.policy.as_str()))
+        .map(|o| (path_of(&o.at, false), o.policy.as_str()))
         .collect();
-    let expected: BTreeSet<(&str, &str)> = [
+    let expected: BTreeSet<(String, &str)> = [
         ("description", "encrypt"),
         ("data.email", "encrypt"),
         ("data.entity_token", "hash"),
@@ -640,9 +652,10 @@ async fn python_and_java_open_every_protected_value() {
         ("data.profile", "encrypt"),
         ("data.segments", "hash"),
     ]
+    .map(|(path, policy)| (path.to_string(), policy))
     .into();
     assert_eq!(check, expected, "the check payload's protected places");
-    let paths: BTreeSet<&str> = opened.iter().map(|o| o.path.as_str()).collect();
+    let paths: BTreeSet<String> = opened.iter().map(|o| path_of(&o.at, false)).collect();
     for path in [
         "data.tags[].tag_name",
         "data.globalWatchlist.caseDetails[].sourceList[]",
@@ -743,7 +756,7 @@ async fn hash_tokens_are_stable_across_restarts_and_replicas_and_change_with_the
         assert_eq!(&rounds["replica"], first, "{name} {place}: replica");
         assert_eq!(&rounds["restarted"], first, "{name} {place}: restart");
         let mac = |token: &str| token.rsplit_once('.').unwrap().1.to_string();
-        assert!(rounds["other-key"].starts_with("h1.test-h2."));
+        assert!(rounds["other-key"].starts_with("h2.test-h2."));
         assert_ne!(
             mac(&rounds["other-key"]),
             mac(first),
@@ -789,7 +802,7 @@ async fn after_a_key_rotation_old_records_stay_readable() {
     let under = |kid: &str| {
         opened
             .iter()
-            .filter(|o| o.policy == "encrypt" && o.stored.starts_with(&format!("e1.{kid}.")))
+            .filter(|o| o.policy == "encrypt" && o.stored.starts_with(&format!("e2.{kid}.")))
             .count()
     };
     assert!(under("test-e1") > 10 && under("test-e2") == under("test-e1"));
@@ -798,6 +811,154 @@ async fn after_a_key_rotation_old_records_stay_readable() {
          one, all opened by python and java",
         under("test-e1"),
         lines[0].len() / 2
+    );
+}
+
+/// Runs both consumers' code (riskos_protect.py and Protected.java, through
+/// `tests/interop/open_values.py` and `OpenValues.java`) over a values file; returns (python,
+/// java) lines.
+fn open_values(file: &Path) -> [Vec<Value>; 2] {
+    let python = std::process::Command::new(interop_python())
+        .arg(format!("{ROOT}/tests/interop/open_values.py"))
+        .arg(file)
+        .output()
+        .unwrap();
+    let java = std::process::Command::new(format!("{ROOT}/scripts/java-interop.sh"))
+        .env("JAVA_INTEROP_MAIN", "riskos.interop.OpenValues")
+        .arg(file)
+        .output()
+        .unwrap();
+    [("python", python), ("java", java)].map(|(name, output)| {
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    })
+}
+
+/// Values sealed and hashed by the connector's code now (`e2`, `h2`), in the values-file form
+/// of `tests/protection/legacy-v1.json`, under `hash` and `encryption` key lines.
+fn current_values(hash: &str, encryption: &str) -> Value {
+    let keys = riskos_connector::protect::Keyring::from_lines(&[hash], &[encryption]).unwrap();
+    let (topic, key) = ("riskos.create.cases", "evt-current-1");
+    let encrypted: Vec<Value> = [
+        ("data.sent_by", "\"alice@example.com\""),
+        ("data.tags[0].tag_name", "\"pep\""),
+        ("data.tags[1].tag_name", "\"sanctions\""),
+        ("data.matches[2].aliases[0]", "\"Al\""),
+        ("raw", "{\"event_type\":\"create.cases\"}"),
+    ]
+    .iter()
+    .map(|(path, plain)| {
+        json!({"indexed_path": path, "plaintext": plain,
+               "value": keys.encrypt(plain.as_bytes(), topic, key, path)})
+    })
+    .collect();
+    let hashed: Vec<Value> = ["ent-42", "alice@example.com"]
+        .iter()
+        .map(|value| json!({"value": value, "token": keys.hash(value.as_bytes())}))
+        .collect();
+    json!({"hash_keys": [hash], "encryption_keys": [encryption], "topic": topic, "key": key,
+           "encrypted": encrypted, "hashed": hashed})
+}
+
+/// Every box sealed so far still opens, and a key regenerated under an old id is reported:
+/// python's and java's code (the code docs/consumers.md shows) open the values the first
+/// formats' code sealed (`tests/protection/legacy-v1.json`: `e1` boxes bound to `[]`
+/// paths, `h1` tokens) and the connector's current values (`e2`, `h2`, array items bound to
+/// their index); with another key under the same ids, every value is an error naming the key,
+/// none a silent "does not match".
+#[test]
+fn python_and_java_open_values_of_every_format_and_report_another_key_under_an_old_id() {
+    let legacy_text = std::fs::read_to_string(format!(
+        "{ROOT}/tests/protection/legacy-v1.json"
+    ))
+    .unwrap();
+    let legacy: Value = serde_json::from_str(&legacy_text).unwrap();
+    let hash = legacy["hash_keys"][0].as_str().unwrap();
+    let encryption = legacy["encryption_keys"][0].as_str().unwrap();
+    let current = current_values(hash, encryption);
+    // The same ids, other keys: what a reinstall that regenerates the keys gives.
+    let mut regenerated = current.clone();
+    regenerated["hash_keys"] = json!([format!(
+        "{}:{}",
+        kid(hash),
+        STANDARD.encode([7u8; 32])
+    )]);
+    regenerated["encryption_keys"] = json!([format!(
+        "{}:{}",
+        kid(encryption),
+        STANDARD.encode([8u8; 32])
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, values) in [
+        ("legacy", &legacy),
+        ("current", &current),
+        ("regenerated", &regenerated),
+    ] {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, values.to_string()).unwrap();
+        let [python, java] = open_values(&file);
+        // The same lines, but for the wording of errors (each language's own exception).
+        let plain = |lines: &[Value]| -> Vec<Value> {
+            lines
+                .iter()
+                .map(|line| {
+                    let mut line = line.clone();
+                    if line.get("error").is_some() {
+                        line["error"] = json!("error");
+                    }
+                    line
+                })
+                .collect()
+        };
+        assert_eq!(plain(&python), plain(&java), "{name}: python and java agree");
+        for line in java.iter().filter(|l| l.get("error").is_some()) {
+            let error = line["error"].as_str().unwrap();
+            assert!(
+                error.contains(kid(hash)) || error.contains(kid(encryption)),
+                "{name}: java: {error}"
+            );
+        }
+        let expected = values["encrypted"].as_array().unwrap().len()
+            + values["hashed"].as_array().unwrap().len();
+        assert_eq!(python.len(), expected, "{name}: {python:?}");
+        for (line, item) in python.iter().zip(values["encrypted"].as_array().unwrap()) {
+            assert_eq!(line["path"], item["indexed_path"], "{name}");
+            if name == "regenerated" {
+                let error = line["error"].as_str().unwrap_or_else(|| panic!("{line}"));
+                assert!(error.contains(kid(encryption)), "{name}: {error}");
+            } else {
+                assert_eq!(line["opened"], item["plaintext"], "{name}: {line}");
+            }
+        }
+        for line in &python[values["encrypted"].as_array().unwrap().len()..] {
+            if name == "regenerated" {
+                let error = line["error"].as_str().unwrap_or_else(|| panic!("{line}"));
+                assert!(error.contains(kid(hash)), "{name}: {error}");
+            } else {
+                assert_eq!(line["matches"], true, "{name}: {line}");
+            }
+        }
+    }
+    let first = |kind: &str| legacy[kind][0]["value"].as_str().unwrap().to_string();
+    assert!(first("encrypted").starts_with("e1."));
+    assert!(legacy["hashed"][0]["token"].as_str().unwrap().starts_with("h1."));
+    assert!(current["encrypted"][0]["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("e2."));
+    println!(
+        "python and java opened {} values of the first formats and {} current ones; under \
+         regenerated keys they reported each",
+        legacy["encrypted"].as_array().unwrap().len() + legacy["hashed"].as_array().unwrap().len(),
+        current["encrypted"].as_array().unwrap().len() + current["hashed"].as_array().unwrap().len()
     );
 }
 

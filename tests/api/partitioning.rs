@@ -202,7 +202,7 @@ async fn with_protection_the_hash_token_partitions_one_case_consistently() {
     // The stored value is the hash token, equal in every record of the case.
     let keys = riskos_connector::protect::Keyring::from_lines(&[TEST_HASH_KEY], &[]).unwrap();
     let token = keys.hash(case_token.as_bytes());
-    assert!(token.starts_with("h1."), "{token}");
+    assert!(token.starts_with("h2."), "{token}");
     let update_topic = app.topic("update.cases.status");
     for record in records_with_keys(app, &update_topic, &updates) {
         let value = crate::helpers::decode::decode(&stack.registry.url, &record.payload).await;

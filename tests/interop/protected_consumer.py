@@ -55,14 +55,14 @@ def main():
             schema_id = int.from_bytes(msg.value()[1:5], "big")
             schema = json.loads(registry.get_schema(schema_id).schema_str)
             body = record["raw"]
-            if body.startswith("e1."):  # the body, encrypted whole (raw = "encrypt")
-                body = decrypt(encryption_keys, body, topic, key, "raw").decode()
+            if body.startswith(("e2.", "e1.")):  # the body, encrypted whole (raw = "encrypt")
+                body = decrypt(encryption_keys, body, topic, key, ["raw"]).decode()
             sent = json.loads(body) if body else None  # None: raw = "drop"
             fields = []
             for path, at, policy, stored in protected_values(schema, record):
                 field = {"path": path, "at": at, "policy": policy, "stored": stored}
                 if policy == "encrypt":
-                    field["value"] = json.loads(decrypt(encryption_keys, stored, topic, key, path))
+                    field["value"] = json.loads(decrypt(encryption_keys, stored, topic, key, at))
                 elif policy == "hash" and sent is not None:
                     guess = value_at(sent, at)  # here: the body's value
                     field["matches_body"] = hash_matches(hash_keys, stored, guess)

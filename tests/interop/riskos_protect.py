@@ -1,6 +1,6 @@
 """Open riskos-connector's protected values: docs/consumers.md, "Protected fields".
 
-Needs `cryptography` (AES-GCM); HMAC-SHA256 is in the standard library.
+Needs `cryptography` (AES-GCM, HKDF); HMAC-SHA256 and SHA-256 are in the standard library.
 """
 import base64
 import hashlib
@@ -9,6 +9,8 @@ import json
 from collections import namedtuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 def load_keys(path):
@@ -17,29 +19,76 @@ def load_keys(path):
     return {kid: base64.b64decode(key) for kid, key in (line.split(":", 1) for line in lines)}
 
 
-def decrypt(keys, value, topic, key, path):
-    """`e1.<kid>.<box>` -> its plaintext bytes. The box is nonce (12) + ciphertext + tag (16),
-    sealed with the record's topic, Kafka key and the field's path as associated data."""
-    version, kid, box = value.split(".", 2)
-    if version != "e1":
-        raise ValueError(f"not an encrypted value: {path}")
-    sealed = base64.urlsafe_b64decode(box + "=" * (-len(box) % 4))
+def fingerprint(key):
+    """A key's fingerprint, as tokens and boxes name it: base64url of the first 6 bytes of
+    SHA-256("riskos-connector key fingerprint" NUL key)."""
+    digest = hashlib.sha256(b"riskos-connector key fingerprint\0" + key).digest()
+    return base64.urlsafe_b64encode(digest[:6]).decode()
+
+
+def held_key(keys, kid, fp):
+    """The key `kid`, checked against the fingerprint a value names (None: the first formats,
+    which name none). Another key under the same id is an error, not a silent mismatch."""
+    if kid not in keys:
+        raise KeyError(f"key `{kid}` is not held here")
+    if fp is not None and fingerprint(keys[kid]) != fp:
+        raise KeyError(f"key `{kid}` held here is not the key `{kid}` ({fp}) the value was made under")
+    return keys[kid]
+
+
+def path_of(at, indexes=True):
+    """The path a value at `at` (names and indexes) is bound to: `data.tags[1].name`; the first
+    format (e1) bound `[]` for every index."""
+    path = ""
+    for step in at:
+        if isinstance(step, int):
+            path += f"[{step}]" if indexes else "[]"
+        else:
+            path += f".{step}" if path else step
+    return path
+
+
+def decrypt(keys, value, topic, key, at):
+    """`e2.<kid>.<fp>.<box>` (or the first format's `e1.<kid>.<box>`) -> its plaintext bytes,
+    for the record's topic and Kafka key and the value's place `at` (names and indexes, e.g.
+    ["raw"], ["data", "tags", 1, "name"]). e2: box = salt (32) + ciphertext + tag (16), the
+    AES-256-GCM key and nonce = HKDF-SHA256(key, salt, info "riskos-connector e2"), 44 bytes.
+    e1: box = nonce (12) + ciphertext + tag (16) under the key itself."""
+    version, rest = value.split(".", 1)
+    if version == "e2":
+        kid, fp, box = rest.split(".", 2)
+        sealed = base64.urlsafe_b64decode(box + "=" * (-len(box) % 4))
+        okm = HKDF(algorithm=SHA256(), length=44, salt=sealed[:32],
+                   info=b"riskos-connector e2").derive(held_key(keys, kid, fp))
+        aes, nonce, sealed, path = okm[:32], okm[32:], sealed[32:], path_of(at)
+    elif version == "e1":
+        kid, box = rest.split(".", 1)
+        sealed = base64.urlsafe_b64decode(box + "=" * (-len(box) % 4))
+        aes, nonce, sealed = held_key(keys, kid, None), sealed[:12], sealed[12:]
+        path = path_of(at, indexes=False)
+    else:
+        raise ValueError(f"not an encrypted value: {path_of(at)}")
     aad = f"{topic}\0{key}\0{path}".encode()
-    return AESGCM(keys[kid]).decrypt(sealed[:12], sealed[12:], aad)
+    return AESGCM(aes).decrypt(nonce, sealed, aad)
 
 
-def hash_token(keys, kid, value):
-    """The token `h1.<kid>.<mac>` of a JSON value: HMAC-SHA256 of a string's UTF-8 bytes, of
-    anything else's compact JSON text (keys sorted)."""
+def hash_token(keys, kid, value, version="h2"):
+    """The token `h2.<kid>.<fp>.<mac>` (or the first format's `h1.<kid>.<mac>`) of a JSON
+    value: HMAC-SHA256 of a string's UTF-8 bytes, of anything else's compact JSON text (keys
+    sorted)."""
     text = value if isinstance(value, str) else json.dumps(
         value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    mac = hmac.new(keys[kid], text.encode(), hashlib.sha256).digest()
-    return f"h1.{kid}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    mac = base64.urlsafe_b64encode(hmac.new(keys[kid], text.encode(), hashlib.sha256).digest())
+    mac = mac.rstrip(b"=").decode()
+    return f"h1.{kid}.{mac}" if version == "h1" else f"h2.{kid}.{fingerprint(keys[kid])}.{mac}"
 
 
 def hash_matches(keys, token, value):
-    """True when `token` is the token of `value` under the key it names."""
-    return hmac.compare_digest(token, hash_token(keys, token.split(".")[1], value))
+    """True when `token` is the token of `value` under the key it names (an error when that
+    key is not held, or is another key under the same id)."""
+    version, kid, *rest = token.split(".")
+    held_key(keys, kid, rest[0] if version == "h2" else None)
+    return hmac.compare_digest(token, hash_token(keys, kid, value, version))
 
 
 # A `riskos.protect` mark. A step is a field name, "[]" (every item of an array) or "{}" (every
@@ -83,9 +132,9 @@ def branches(t):
 
 
 def protected_values(schema, record):
-    """Every protected value of a decoded record: (path, at, policy, stored). `path` is what
-    the value is bound to (`data.matches[].name`, a map's value under its key); `at` the keys
-    and indexes that reach it; a `riskos.json` field's text is parsed first."""
+    """Every protected value of a decoded record: (path, at, policy, stored). `at` is the
+    names and indexes that reach it, `path` the same written out (`data.matches[2].name`, a
+    map's value under its key); a `riskos.json` field's text is parsed first."""
     def follow(value, steps, path, at, mark):
         if value is None:
             return
@@ -93,7 +142,7 @@ def protected_values(schema, record):
             yield path, at, mark.policy, json.loads(value) if mark.json_text else value
         elif steps[0] == "[]" and isinstance(value, list):
             for i, item in enumerate(value):
-                yield from follow(item, steps[1:], path + "[]", at + [i], mark)
+                yield from follow(item, steps[1:], f"{path}[{i}]", at + [i], mark)
         elif steps[0] == "{}" and isinstance(value, dict):
             for name, item in value.items():
                 yield from follow(item, steps[1:], f"{path}.{name}", at + [name], mark)

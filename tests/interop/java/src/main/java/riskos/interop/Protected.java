@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
@@ -33,7 +34,7 @@ final class Protected {
   /** A `riskos.protect` mark: the steps from the record to the value, its policy. */
   record Mark(List<String> steps, String policy, boolean jsonText) {}
 
-  /** A protected value: its path (what it is bound to), the names and indexes reaching it. */
+  /** A protected value: its path, the names and indexes reaching it (what it is bound to). */
   record Found(String path, List<Object> at, String policy, String stored) {}
 
   /** A key file, one `kid:base64(32 bytes)` per line: kid to key. */
@@ -49,31 +50,109 @@ final class Protected {
   }
 
   /**
-   * `e1.<kid>.<box>` to its plaintext. The box is nonce (12) + ciphertext + tag (16), sealed with
-   * the record's topic, Kafka key and the field's path as associated data.
+   * A key's fingerprint, as tokens and boxes name it: base64url of the first 6 bytes of
+   * SHA-256("riskos-connector key fingerprint" NUL key).
    */
-  static byte[] decrypt(
-      Map<String, byte[]> keys, String value, String topic, String key, String path)
-      throws GeneralSecurityException {
-    String[] parts = value.split("\\.", 3); // e1, kid, box
-    if (parts.length != 3 || !parts[0].equals("e1") || !keys.containsKey(parts[1])) {
-      throw new GeneralSecurityException("not an e1 value under a key held here: " + path);
-    }
-    byte[] sealed = Base64.getUrlDecoder().decode(parts[2]);
-    Cipher aes = Cipher.getInstance("AES/GCM/NoPadding");
-    aes.init(
-        Cipher.DECRYPT_MODE,
-        new SecretKeySpec(keys.get(parts[1]), "AES"),
-        new GCMParameterSpec(128, sealed, 0, 12));
-    aes.updateAAD((topic + "\0" + key + "\0" + path).getBytes(StandardCharsets.UTF_8));
-    return aes.doFinal(sealed, 12, sealed.length - 12);
+  static String fingerprint(byte[] key) throws GeneralSecurityException {
+    MessageDigest sha256 = MessageDigest.getInstance("SHA-256");
+    sha256.update("riskos-connector key fingerprint\0".getBytes(StandardCharsets.UTF_8));
+    byte[] digest = sha256.digest(key);
+    return Base64.getUrlEncoder().withoutPadding().encodeToString(Arrays.copyOf(digest, 6));
   }
 
   /**
-   * The token `h1.<kid>.<mac>` of a JSON value: HMAC-SHA256 of a string's UTF-8 bytes, of
-   * anything else's compact JSON text (keys sorted).
+   * The key `kid`, checked against the fingerprint a value names (null: the first formats,
+   * which name none). Another key under the same id is an error, not a silent mismatch.
    */
-  static String hashToken(Map<String, byte[]> keys, String kid, JsonNode value)
+  static byte[] heldKey(Map<String, byte[]> keys, String kid, String fp)
+      throws GeneralSecurityException {
+    byte[] key = keys.get(kid);
+    if (key == null) {
+      throw new GeneralSecurityException("key `" + kid + "` is not held here");
+    }
+    if (fp != null && !fingerprint(key).equals(fp)) {
+      throw new GeneralSecurityException(
+          "key `" + kid + "` held here is not the key `" + kid + "` (" + fp + ") of the value");
+    }
+    return key;
+  }
+
+  /**
+   * The path a value at `at` (names and indexes) is bound to: `data.tags[1].name`; the first
+   * format (e1) bound `[]` for every index.
+   */
+  static String pathOf(List<Object> at, boolean indexes) {
+    StringBuilder path = new StringBuilder();
+    for (Object step : at) {
+      if (step instanceof Integer i) {
+        path.append(indexes ? "[" + i + "]" : "[]");
+      } else {
+        path.append(path.length() == 0 ? "" : ".").append(step);
+      }
+    }
+    return path.toString();
+  }
+
+  /**
+   * `e2.<kid>.<fp>.<box>` (or the first format's `e1.<kid>.<box>`) to its plaintext, for the
+   * record's topic and Kafka key and the value's place `at` (names and indexes). e2: box = salt
+   * (32) + ciphertext + tag (16), the AES-256-GCM key and nonce = HKDF-SHA256(key, salt, info
+   * "riskos-connector e2"), 44 bytes. e1: box = nonce (12) + ciphertext + tag (16) under the key.
+   */
+  static byte[] decrypt(
+      Map<String, byte[]> keys, String value, String topic, String key, List<Object> at)
+      throws GeneralSecurityException {
+    String[] parts = value.split("\\.", 4); // e2, kid, fp, box  or  e1, kid, box
+    byte[] aes, nonce, sealed;
+    String path;
+    if (parts.length == 4 && parts[0].equals("e2")) {
+      byte[] box = Base64.getUrlDecoder().decode(parts[3]);
+      byte[] okm = hkdfSha256(heldKey(keys, parts[1], parts[2]), Arrays.copyOf(box, 32), 44);
+      aes = Arrays.copyOf(okm, 32);
+      nonce = Arrays.copyOfRange(okm, 32, 44);
+      sealed = Arrays.copyOfRange(box, 32, box.length);
+      path = pathOf(at, true);
+    } else if (parts.length == 3 && parts[0].equals("e1")) {
+      byte[] box = Base64.getUrlDecoder().decode(parts[2]);
+      aes = heldKey(keys, parts[1], null);
+      nonce = Arrays.copyOf(box, 12);
+      sealed = Arrays.copyOfRange(box, 12, box.length);
+      path = pathOf(at, false);
+    } else {
+      throw new GeneralSecurityException("not an encrypted value: " + pathOf(at, true));
+    }
+    Cipher gcm = Cipher.getInstance("AES/GCM/NoPadding");
+    gcm.init(Cipher.DECRYPT_MODE, new SecretKeySpec(aes, "AES"), new GCMParameterSpec(128, nonce));
+    gcm.updateAAD((topic + "\0" + key + "\0" + path).getBytes(StandardCharsets.UTF_8));
+    return gcm.doFinal(sealed);
+  }
+
+  /** HKDF-SHA256 (RFC 5869) of `key` with `salt` and the e2 info, `length` bytes (at most 64). */
+  private static byte[] hkdfSha256(byte[] key, byte[] salt, int length)
+      throws GeneralSecurityException {
+    byte[] info = "riskos-connector e2".getBytes(StandardCharsets.UTF_8);
+    Mac mac = Mac.getInstance("HmacSHA256");
+    mac.init(new SecretKeySpec(salt, "HmacSHA256"));
+    byte[] prk = mac.doFinal(key);
+    mac.init(new SecretKeySpec(prk, "HmacSHA256"));
+    byte[] okm = new byte[64];
+    byte[] block = new byte[0];
+    for (int i = 1; i <= 2; i++) {
+      mac.update(block);
+      mac.update(info);
+      mac.update((byte) i);
+      block = mac.doFinal();
+      System.arraycopy(block, 0, okm, (i - 1) * 32, 32);
+    }
+    return Arrays.copyOf(okm, length);
+  }
+
+  /**
+   * The token `h2.<kid>.<fp>.<mac>` (or, with version "h1", the first format's `h1.<kid>.<mac>`)
+   * of a JSON value: HMAC-SHA256 of a string's UTF-8 bytes, of anything else's compact JSON text
+   * (keys sorted).
+   */
+  static String hashToken(Map<String, byte[]> keys, String kid, JsonNode value, String version)
       throws GeneralSecurityException, IOException {
     byte[] text =
         value.isTextual()
@@ -81,14 +160,21 @@ final class Protected {
             : JSON.writeValueAsBytes(JSON.treeToValue(value, Object.class));
     Mac mac = Mac.getInstance("HmacSHA256");
     mac.init(new SecretKeySpec(keys.get(kid), "HmacSHA256"));
-    byte[] digest = mac.doFinal(text);
-    return "h1." + kid + "." + Base64.getUrlEncoder().withoutPadding().encodeToString(digest);
+    String digest = Base64.getUrlEncoder().withoutPadding().encodeToString(mac.doFinal(text));
+    return version.equals("h1")
+        ? "h1." + kid + "." + digest
+        : "h2." + kid + "." + fingerprint(keys.get(kid)) + "." + digest;
   }
 
-  /** True when `token` is the token of `value` under the key it names. */
+  /**
+   * True when `token` is the token of `value` under the key it names (an error when that key is
+   * not held, or is another key under the same id).
+   */
   static boolean hashMatches(Map<String, byte[]> keys, String token, JsonNode value)
       throws GeneralSecurityException, IOException {
-    String expected = hashToken(keys, token.split("\\.")[1], value);
+    String[] parts = token.split("\\.");
+    heldKey(keys, parts[1], parts[0].equals("h2") ? parts[2] : null);
+    String expected = hashToken(keys, parts[1], value, parts[0]);
     return MessageDigest.isEqual(
         token.getBytes(StandardCharsets.UTF_8), expected.getBytes(StandardCharsets.UTF_8));
   }
@@ -156,7 +242,7 @@ final class Protected {
     String name = mark.steps().get(step);
     if (name.equals(ITEMS) && value instanceof List<?> items) {
       for (int i = 0; i < items.size(); i++) {
-        follow(items.get(i), mark, step + 1, path + "[]", plus(at, i), found);
+        follow(items.get(i), mark, step + 1, path + "[" + i + "]", plus(at, i), found);
       }
     } else if (name.equals(VALUES) && value instanceof Map<?, ?> map) {
       for (Map.Entry<?, ?> entry : map.entrySet()) {

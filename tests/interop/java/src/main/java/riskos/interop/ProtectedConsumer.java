@@ -82,8 +82,8 @@ public final class ProtectedConsumer {
           String key = new String(record.key(), StandardCharsets.UTF_8);
           // value.getSchema() is the writer schema: its marks say what is protected.
           String body = value.get("raw").toString();
-          if (body.startsWith("e1.")) { // the body, encrypted whole (raw = "encrypt")
-            byte[] plain = Protected.decrypt(encryptionKeys, body, topic, key, "raw");
+          if (body.startsWith("e2.") || body.startsWith("e1.")) { // raw = "encrypt": the body
+            byte[] plain = Protected.decrypt(encryptionKeys, body, topic, key, List.of("raw"));
             body = new String(plain, StandardCharsets.UTF_8);
           }
           JsonNode sent = body.isEmpty() ? null : JSON.readTree(body); // empty: raw = "drop"
@@ -93,7 +93,7 @@ public final class ProtectedConsumer {
             field.put("policy", found.policy()).put("stored", found.stored());
             if (found.policy().equals("encrypt")) {
               byte[] plain =
-                  Protected.decrypt(encryptionKeys, found.stored(), topic, key, found.path());
+                  Protected.decrypt(encryptionKeys, found.stored(), topic, key, found.at());
               field.set("value", JSON.readTree(plain));
             } else if (found.policy().equals("hash") && sent != null) {
               JsonNode guess = Protected.valueAt(sent, found.at()); // here: the body's value
