@@ -161,9 +161,10 @@ enum KeysCommand {
     /// files; the first line protects, every line unprotects).
     Generate {
         /// The key id written into every token and encrypted value it makes (letters, digits,
-        /// `-`, `_`; at most 32), e.g. the month it was made.
-        #[arg(long, default_value = "k1")]
-        kid: String,
+        /// `-`, `_`; at most 32). Default: `k` and 8 random characters, so a key made again is
+        /// never mistaken for an earlier one by its id (its fingerprint tells them apart too).
+        #[arg(long)]
+        kid: Option<String>,
     },
 }
 
@@ -265,7 +266,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Keys {
             command: KeysCommand::Generate { kid },
         } => {
-            println!("{}", riskos_connector::protect::keys::generate(&kid)?);
+            use riskos_connector::protect::keys;
+            let kid = kid.unwrap_or_else(keys::fresh_kid);
+            let key = keys::generate(&kid)?;
+            // The fingerprint on stderr, so that the key line alone goes to the file.
+            eprintln!("key `{kid}`: fingerprint {}", key.fingerprint);
+            println!("{}", key.line);
             Ok(ExitCode::SUCCESS)
         }
         Command::Schemas {

@@ -352,7 +352,13 @@ pub fn protection_keys(
             });
         }
     }
-    Ok((keys.can_encrypt() || keys.can_hash()).then(|| Arc::new(keys)))
+    let used = keys.can_encrypt() || keys.can_hash();
+    if used {
+        // Ids and fingerprints (never the keys): what tokens and boxes made from now on name,
+        // to compare with records when a key may have been regenerated under an old id.
+        tracing::info!(keys = ?keys.fingerprints(), "protection keys loaded");
+    }
+    Ok(used.then(|| Arc::new(keys)))
 }
 
 /// The dedup cache from `[delivery.dedup]` in front of `store`.

@@ -309,7 +309,11 @@ impl std::fmt::Debug for Keyring {
         f.debug_struct("Keyring")
             .field(
                 "hash",
-                &ids(self.hash.iter().map(|k| (k.kid(), k.fingerprint())).collect()),
+                &ids(self
+                    .hash
+                    .iter()
+                    .map(|k| (k.kid(), k.fingerprint()))
+                    .collect()),
             )
             .field(
                 "encryption",
@@ -404,10 +408,7 @@ impl Keyring {
     pub fn hash(&self, value: &[u8]) -> String {
         let first = self.hash.first().expect("a hash key (checked at start-up)");
         let mac = URL_SAFE_NO_PAD.encode(mac(first, value));
-        format!(
-            "{HASH_PREFIX}{}.{}.{mac}",
-            first.kid, first.fingerprint
-        )
+        format!("{HASH_PREFIX}{}.{}.{mac}", first.kid, first.fingerprint)
     }
 
     /// Every token `value` can carry: under each hash key, in each format (`h2`, `h1`), to
@@ -552,12 +553,24 @@ pub fn associated_data(topic: &str, key: &str, path: &str) -> Vec<u8> {
     aad
 }
 
-/// A fresh key line `kid:base64(32 random bytes)` (`riskos-connector keys generate`).
-pub fn generate(kid: &str) -> Result<String, SettingError> {
+/// A fresh key (`riskos-connector keys generate`).
+#[derive(Debug)]
+pub struct GeneratedKey {
+    /// `kid:base64(32 random bytes)`, a line for a key file.
+    pub line: String,
+    /// Its fingerprint, as its tokens and boxes will name it.
+    pub fingerprint: String,
+}
+
+/// A fresh key under `kid`.
+pub fn generate(kid: &str) -> Result<GeneratedKey, SettingError> {
     check_kid("kid", kid)?;
     let mut bytes = [0u8; KEY_BYTES];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system's random source");
-    Ok(format!("{kid}:{}", STANDARD.encode(bytes)))
+    Ok(GeneratedKey {
+        line: format!("{kid}:{}", STANDARD.encode(bytes)),
+        fingerprint: fingerprint(&bytes),
+    })
 }
 
 /// A key id no other generated key has: `k` and 8 random base32 characters. What
@@ -694,7 +707,12 @@ mod tests {
     #[test]
     fn encrypted_values_open_only_for_their_record_field_and_item() {
         let ring = keyring(&[], &[K1]);
-        let sealed = ring.encrypt(b"\"pep\"", "riskos.create.cases", "tok-1", "data.tags[1].name");
+        let sealed = ring.encrypt(
+            b"\"pep\"",
+            "riskos.create.cases",
+            "tok-1",
+            "data.tags[1].name",
+        );
         let fp = fingerprint(&(0u8..32).collect::<Vec<_>>());
         assert!(sealed.starts_with(&format!("e2.k1.{fp}.")), "{sealed}");
         assert!(!sealed.contains("pep"));
@@ -706,15 +724,28 @@ mod tests {
         );
         assert_ne!(
             sealed,
-            ring.encrypt(b"\"pep\"", "riskos.create.cases", "tok-1", "data.tags[1].name"),
+            ring.encrypt(
+                b"\"pep\"",
+                "riskos.create.cases",
+                "tok-1",
+                "data.tags[1].name"
+            ),
             "fresh salt"
         );
         for (topic, key, other) in [
             ("riskos.other", "tok-1", here.clone()),
             ("riskos.create.cases", "tok-2", here.clone()),
-            ("riskos.create.cases", "tok-1", path(&["data", "tags", "1", "note"])),
+            (
+                "riskos.create.cases",
+                "tok-1",
+                path(&["data", "tags", "1", "note"]),
+            ),
             // Another item of the same array: items cannot be swapped.
-            ("riskos.create.cases", "tok-1", path(&["data", "tags", "0", "name"])),
+            (
+                "riskos.create.cases",
+                "tok-1",
+                path(&["data", "tags", "0", "name"]),
+            ),
         ] {
             assert_eq!(
                 ring.decrypt(&sealed, topic, key, &other),
@@ -799,7 +830,10 @@ mod tests {
             .decrypt(&sealed, "t", "k", &FieldPath::of("raw"))
             .unwrap_err()
             .to_string();
-        assert!(message.contains("fingerprint") && message.contains("k1"), "{message}");
+        assert!(
+            message.contains("fingerprint") && message.contains("k1"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -809,7 +843,9 @@ mod tests {
         let rotated = keyring(&[], &[K2, K1]);
         assert!(rotated.encrypt(b"1", "t", "k", "a").starts_with("e2.k2."));
         assert_eq!(
-            rotated.decrypt(&sealed, "t", "k", &FieldPath::of("a")).unwrap(),
+            rotated
+                .decrypt(&sealed, "t", "k", &FieldPath::of("a"))
+                .unwrap(),
             b"1"
         );
         let dropped = keyring(&[], &[K2]);
@@ -822,10 +858,8 @@ mod tests {
     /// `tests/protection/legacy-v1.json`: values the first formats' code sealed.
     #[test]
     fn values_of_the_first_formats_still_open_and_match() {
-        let fixture: serde_json::Value = serde_json::from_str(include_str!(
-            "../../tests/protection/legacy-v1.json"
-        ))
-        .unwrap();
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/protection/legacy-v1.json")).unwrap();
         let lines = |name: &str| -> Vec<String> {
             fixture[name]
                 .as_array()
@@ -879,11 +913,26 @@ mod tests {
         let ring = keyring(&[K1], &[K1]);
         let h2 = ring.hash(b"x");
         let e2 = ring.encrypt(b"x", "t", "k", "p");
-        assert_eq!(label(&h2).map(|l| (l.kind, l.version)), Some((Kind::Hash, 2)));
-        assert_eq!(label(&e2).map(|l| (l.kind, l.version)), Some((Kind::Encrypted, 2)));
+        assert_eq!(
+            label(&h2).map(|l| (l.kind, l.version)),
+            Some((Kind::Hash, 2))
+        );
+        assert_eq!(
+            label(&e2).map(|l| (l.kind, l.version)),
+            Some((Kind::Encrypted, 2))
+        );
         let h1 = ring.hash_all(b"x").pop().unwrap();
-        assert_eq!(label(&h1).map(|l| (l.kind, l.version, l.fingerprint)), Some((Kind::Hash, 1, None)));
-        for text in ["h2.k1.short.mac", "e2.k1.AAAAAAAA.c2hvcnQ", "h1.k 1.x", "hello", "e3.k1.x.y"] {
+        assert_eq!(
+            label(&h1).map(|l| (l.kind, l.version, l.fingerprint)),
+            Some((Kind::Hash, 1, None))
+        );
+        for text in [
+            "h2.k1.short.mac",
+            "e2.k1.AAAAAAAA.c2hvcnQ",
+            "h1.k 1.x",
+            "hello",
+            "e3.k1.x.y",
+        ] {
             assert_eq!(label(text), None, "{text}");
         }
     }
@@ -916,7 +965,11 @@ mod tests {
         });
         assert!(twice.unwrap_err().to_string().contains("twice"));
         let generated = generate("2026-11").unwrap();
-        assert!(keyring(&[&generated], &[&generated]).can_encrypt());
+        let ring = keyring(&[&generated.line], &[&generated.line]);
+        assert!(ring.can_encrypt());
+        assert!(ring
+            .hash(b"x")
+            .contains(&format!(".{}.", generated.fingerprint)));
         let (a, b) = (fresh_kid(), fresh_kid());
         assert_ne!(a, b);
         assert!(generate(&a).is_ok() && a.len() == 9, "{a}");

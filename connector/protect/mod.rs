@@ -481,7 +481,12 @@ struct Place<'a> {
 }
 
 impl Place<'_> {
-    fn open(&self, sealed: &str, path: &FieldPath, unopened: &mut Vec<Unopened>) -> Option<Vec<u8>> {
+    fn open(
+        &self,
+        sealed: &str,
+        path: &FieldPath,
+        unopened: &mut Vec<Unopened>,
+    ) -> Option<Vec<u8>> {
         self.keys
             .decrypt(sealed, self.topic, self.key, path)
             .map_err(|error| {
@@ -493,7 +498,12 @@ impl Place<'_> {
             .ok()
     }
 
-    fn reveal_at(&self, value: &mut Json, path: &mut FieldPath, unopened: &mut Vec<Unopened>) -> usize {
+    fn reveal_at(
+        &self,
+        value: &mut Json,
+        path: &mut FieldPath,
+        unopened: &mut Vec<Unopened>,
+    ) -> usize {
         let before = path.mark();
         let opened = match value {
             // A `riskos.json` field stores JSON text: an encrypted one, the JSON text of its box.
@@ -745,16 +755,10 @@ mod tests {
     fn reveal_reports_values_under_keys_it_does_not_hold_instead_of_passing_over_them() {
         let keys = keys();
         let sealed = keys.encrypt(b"\"Alice\"", "t", "k", "data.name");
-        let again = Keyring::from_lines(
-            &[],
-            &["k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="],
-        )
-        .unwrap();
-        let other = Keyring::from_lines(
-            &[],
-            &["k9:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="],
-        )
-        .unwrap();
+        let again =
+            Keyring::from_lines(&[], &["k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="]).unwrap();
+        let other =
+            Keyring::from_lines(&[], &["k9:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="]).unwrap();
         for (ring, expected) in [
             (&again, "another key under the same id"),
             (&other, "which is not configured"),

@@ -854,7 +854,8 @@ pub struct MissingKey {
     path: String,
     at: String,
     what: &'static str,
-    reason: UnprotectError,
+    /// The [`UnprotectError`]'s message (an id not held, another key under a held id).
+    reason: String,
     setting: &'static str,
 }
 
@@ -868,7 +869,7 @@ impl MissingKey {
             path: path.indexed().to_string(),
             at: position.at(),
             what,
-            reason,
+            reason: reason.to_string(),
             setting,
         }
     }
@@ -1399,14 +1400,21 @@ mod tests {
             b"\"alice@example.com\"", "riskos.create.cases", "ev-1", "data.agent.email")}}});
         for (record, condition, setting) in [
             (&hashed, "data.entity_token=ent-A", "hash_keys"),
-            (&sealed, "data.agent.email=alice@example.com", "encryption_keys"),
+            (
+                &sealed,
+                "data.agent.email=alice@example.com",
+                "encryption_keys",
+            ),
         ] {
             let error = matches(&again, condition, record).unwrap_err().to_string();
             assert!(
                 error.contains("fingerprint") && error.contains("`k1`") && error.contains(setting),
                 "{error}"
             );
-            assert!(!error.contains("alice") && !error.contains("ent-A"), "{error}");
+            assert!(
+                !error.contains("alice") && !error.contains("ent-A"),
+                "{error}"
+            );
             assert!(matches(&old, condition, record).unwrap());
         }
     }
@@ -1428,7 +1436,9 @@ mod tests {
         };
         let mut problems = Vec::new();
         assert_eq!(
-            matcher.first_match(&record, &position, &mut problems).unwrap(),
+            matcher
+                .first_match(&record, &position, &mut problems)
+                .unwrap(),
             None
         );
         assert!(problems[0].contains("data.names[0]"), "{problems:?}");
@@ -1440,10 +1450,8 @@ mod tests {
     /// code made still match.
     #[test]
     fn values_of_the_first_formats_still_match() {
-        let fixture: Json = serde_json::from_str(include_str!(
-            "../../tests/protection/legacy-v1.json"
-        ))
-        .unwrap();
+        let fixture: Json =
+            serde_json::from_str(include_str!("../../tests/protection/legacy-v1.json")).unwrap();
         let line = |name: &str| fixture[name][0].as_str().unwrap().to_string();
         let (hash, encryption) = (line("hash_keys"), line("encryption_keys"));
         let keys = keyring(&[K2, &hash], &[K2, &encryption]);

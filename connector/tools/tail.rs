@@ -137,7 +137,10 @@ pub fn reveal(keys: &Keyring, line: &mut Value) {
     line["unopened"] = unopened
         .iter()
         .map(|u| {
-            eprintln!("tail --reveal: `{}` at {at} stays closed: {}", u.path, u.error);
+            eprintln!(
+                "tail --reveal: `{}` at {at} stays closed: {}",
+                u.path, u.error
+            );
             json!({"path": u.path, "error": u.error.to_string()})
         })
         .collect();
@@ -189,7 +192,12 @@ mod tests {
     #[test]
     fn reveal_opens_fields_and_bodies_and_lists_what_stays_closed() {
         let keys = Keyring::from_lines(&[], &[K1]).unwrap();
-        let email = keys.encrypt(b"\"alice@example.com\"", "riskos.create.cases", "ev-1", "data.email");
+        let email = keys.encrypt(
+            b"\"alice@example.com\"",
+            "riskos.create.cases",
+            "ev-1",
+            "data.email",
+        );
         let raw = keys.encrypt(b"{\"a\":1}", "riskos.create.cases", "ev-1", RAW_PATH);
         let mut record = line(json!({"data": {"email": email}, "raw": raw}));
         reveal(&keys, &mut record);
@@ -203,9 +211,15 @@ mod tests {
         reveal(&again, &mut record);
         assert_eq!(record["value"]["data"]["email"], email.as_str());
         let unopened = record["unopened"].as_array().unwrap();
-        let paths: Vec<&str> = unopened.iter().map(|u| u["path"].as_str().unwrap()).collect();
+        let paths: Vec<&str> = unopened
+            .iter()
+            .map(|u| u["path"].as_str().unwrap())
+            .collect();
         assert_eq!(paths, ["data.email", "raw"]);
-        assert!(unopened[0]["error"].as_str().unwrap().contains("fingerprint"));
+        assert!(unopened[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("fingerprint"));
 
         // A quarantined body (the value is the box itself), under a key not held at all.
         let other = Keyring::from_lines(&[], &[K1_AGAIN.replacen("k1", "k9", 1).as_str()]).unwrap();

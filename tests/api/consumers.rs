@@ -876,21 +876,15 @@ fn current_values(hash: &str, encryption: &str) -> Value {
 /// none a silent "does not match".
 #[test]
 fn python_and_java_open_values_of_every_format_and_report_another_key_under_an_old_id() {
-    let legacy_text = std::fs::read_to_string(format!(
-        "{ROOT}/tests/protection/legacy-v1.json"
-    ))
-    .unwrap();
+    let legacy_text =
+        std::fs::read_to_string(format!("{ROOT}/tests/protection/legacy-v1.json")).unwrap();
     let legacy: Value = serde_json::from_str(&legacy_text).unwrap();
     let hash = legacy["hash_keys"][0].as_str().unwrap();
     let encryption = legacy["encryption_keys"][0].as_str().unwrap();
     let current = current_values(hash, encryption);
     // The same ids, other keys: what a reinstall that regenerates the keys gives.
     let mut regenerated = current.clone();
-    regenerated["hash_keys"] = json!([format!(
-        "{}:{}",
-        kid(hash),
-        STANDARD.encode([7u8; 32])
-    )]);
+    regenerated["hash_keys"] = json!([format!("{}:{}", kid(hash), STANDARD.encode([7u8; 32]))]);
     regenerated["encryption_keys"] = json!([format!(
         "{}:{}",
         kid(encryption),
@@ -918,7 +912,11 @@ fn python_and_java_open_values_of_every_format_and_report_another_key_under_an_o
                 })
                 .collect()
         };
-        assert_eq!(plain(&python), plain(&java), "{name}: python and java agree");
+        assert_eq!(
+            plain(&python),
+            plain(&java),
+            "{name}: python and java agree"
+        );
         for line in java.iter().filter(|l| l.get("error").is_some()) {
             let error = line["error"].as_str().unwrap();
             assert!(
@@ -949,7 +947,10 @@ fn python_and_java_open_values_of_every_format_and_report_another_key_under_an_o
     }
     let first = |kind: &str| legacy[kind][0]["value"].as_str().unwrap().to_string();
     assert!(first("encrypted").starts_with("e1."));
-    assert!(legacy["hashed"][0]["token"].as_str().unwrap().starts_with("h1."));
+    assert!(legacy["hashed"][0]["token"]
+        .as_str()
+        .unwrap()
+        .starts_with("h1."));
     assert!(current["encrypted"][0]["value"]
         .as_str()
         .unwrap()
@@ -958,7 +959,35 @@ fn python_and_java_open_values_of_every_format_and_report_another_key_under_an_o
         "python and java opened {} values of the first formats and {} current ones; under \
          regenerated keys they reported each",
         legacy["encrypted"].as_array().unwrap().len() + legacy["hashed"].as_array().unwrap().len(),
-        current["encrypted"].as_array().unwrap().len() + current["hashed"].as_array().unwrap().len()
+        current["encrypted"].as_array().unwrap().len()
+            + current["hashed"].as_array().unwrap().len()
+    );
+}
+
+/// docs/protection.md's worked example runs: its Python block checks a token and opens a box
+/// of the current formats with the example keys (the fingerprint, HKDF and AES-GCM as written
+/// there).
+#[test]
+fn the_worked_example_in_protection_md_opens() {
+    let doc = std::fs::read_to_string(format!("{ROOT}/docs/protection.md")).unwrap();
+    let example = doc
+        .split("**Worked example.**")
+        .nth(1)
+        .and_then(|rest| rest.split("```python\n").nth(1))
+        .and_then(|block| block.split("\n```").next())
+        .expect("a python block after **Worked example.**");
+    assert!(
+        example.contains("e2.k1.") && example.contains("h2.k1."),
+        "{example}"
+    );
+    let output = std::process::Command::new(interop_python())
+        .args(["-c", example])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the worked example fails: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 

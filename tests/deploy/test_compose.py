@@ -244,8 +244,8 @@ def test_the_stack_has_protection_keys(connector_config: dict[str, Any], tmp_pat
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert line["protected"] is True
-    assert line["record"]["data"]["reviewer"].startswith("e1.compose-sample.")
-    assert line["record"]["data"]["entity_token"].startswith("h1.compose-sample.")
+    assert line["record"]["data"]["reviewer"].startswith("e2.compose-sample.")
+    assert line["record"]["data"]["entity_token"].startswith("h2.compose-sample.")
     assert line["revealed"]["raw"] == fixture.read_text()
     # `config check` redacts them.
     check = subprocess.run(

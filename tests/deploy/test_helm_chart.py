@@ -995,9 +995,14 @@ def test_protection_keys_are_generated_mounted_and_rendered(default_objects: lis
     keys = _keys(default_objects)
     assert set(keys) == {"hash_keys", "encryption_keys"}
     for line in keys.values():
-        assert KEY_LINE.fullmatch(line) and line.startswith("k1:"), "one kid:base64 line"
+        assert KEY_LINE.fullmatch(line), "one kid:base64 line"
         assert len(base64.b64decode(line.split(":", 1)[1])) == 32
+        # A fresh id per generated key (never `k1` again): a key generated anew under an old id
+        # would be taken for it.
+        assert re.fullmatch(r"k[a-z0-9]{8}", line.split(":", 1)[0]), line.split(":", 1)[0]
     assert keys["hash_keys"] != keys["encryption_keys"]
+    kid = lambda line: line.split(":", 1)[0]  # noqa: E731
+    assert kid(keys["hash_keys"]) != kid(keys["encryption_keys"])
     secret = secret_named(default_objects, PROTECTION_SECRET)
     # Kept by `helm uninstall`: losing the keys loses every encrypted record.
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -1015,8 +1020,10 @@ def test_protection_keys_are_generated_mounted_and_rendered(default_objects: lis
         if obj["kind"] != "Secret":
             text = yaml.safe_dump(obj)
             assert not [k for k in keys.values() if k.split(":", 1)[1] in text], obj["kind"]
-    # Each render outside a cluster generates new ones (no lookup).
-    assert _keys(render({"log": {"level": "debug"}})) != keys
+    # Each render outside a cluster generates new ones (no lookup), under new ids.
+    again = _keys(render({"log": {"level": "debug"}}))
+    assert again != keys
+    assert {kid(line) for line in again.values()}.isdisjoint(kid(line) for line in keys.values())
     notes = next(v for k, v in render_files({}).items() if k.endswith("NOTES.txt"))
     assert f"get secret {PROTECTION_SECRET} -o yaml" in notes
     assert "losing these keys makes every encrypted field and body unreadable" in notes
@@ -1057,8 +1064,9 @@ def test_the_connector_accepts_the_generated_keys(default_objects: list[dict[str
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert line["protected"] is True
-    assert line["record"]["raw"].startswith("e1.k1.")
-    assert line["record"]["data"]["eval_id"].startswith("h1.k1.")
+    keys = _keys(default_objects)
+    assert line["record"]["raw"].startswith(f"e2.{keys['encryption_keys'].split(':')[0]}.")
+    assert line["record"]["data"]["eval_id"].startswith(f"h2.{keys['hash_keys'].split(':')[0]}.")
     assert line["revealed"]["raw"] == fixture.read_text()
 
 

@@ -174,7 +174,12 @@ async fn quarantined_bodies_are_kept_encrypted() {
         let key = last.key.clone().unwrap_or_default();
         let raw = protect::FieldPath::of(protect::RAW_PATH);
         let opened = keys
-            .decrypt(std::str::from_utf8(&last.value).unwrap(), &last.topic, &key, &raw)
+            .decrypt(
+                std::str::from_utf8(&last.value).unwrap(),
+                &last.topic,
+                &key,
+                &raw,
+            )
             .unwrap();
         assert_eq!(opened, body, "the quarantined body opens to what was sent");
     }

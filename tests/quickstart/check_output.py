@@ -2,7 +2,7 @@
 decoded, among the printed records with its raw body intact (the quickstart runs with
 protection keys: `raw` is stored encrypted and `tail --reveal` opens it). Field protection is
 checked against the schemas' `riskos.protect` marks: every encrypted value was opened to what
-the sample sent (no `e1.` value is left anywhere), every hashed value is an `h1.` token, never
+the sample sent (no `e2.` value is left anywhere), every hashed value is an `h2.` token, never
 the value sent, and every dropped value is null."""
 import json
 import pathlib
@@ -101,7 +101,7 @@ for path in ROOT.joinpath("schemas").glob("*.avsc"):
 
 values = [r["value"] for r in records if isinstance(r.get("value"), dict)]
 for value in values:
-    left = [s for s in strings(value) if s.startswith("e1.")]
+    left = [s for s in strings(value) if s.startswith(("e2.", "e1."))]
     if left:
         failures.append(f"{value.get('event_type')}: {len(left)} encrypted value(s) not opened by tail --reveal")
 
@@ -122,7 +122,7 @@ for fixture in fixtures:
             if given is None:
                 continue
             if policy == "hash":
-                ok = isinstance(stored, str) and stored.startswith("h1.") and stored != given
+                ok = isinstance(stored, str) and stored.startswith("h2.") and stored != given
             elif policy == "encrypt":
                 ok = stored == given
             else:

@@ -357,7 +357,7 @@ Fails when inline keys come with an existingSecret, or a key is malformed or lis
 {{- $kids := dict }}
 {{- range $i, $key := index $kind 1 }}
 {{- if not (regexMatch "^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=$" (toString $key)) }}
-{{- fail (printf "protection.%s[%d] must be kid:base64(32 bytes), e.g. from `riskos-connector keys generate --kid k1`" (index $kind 0) $i) }}
+{{- fail (printf "protection.%s[%d] must be kid:base64(32 bytes), e.g. from `riskos-connector keys generate`" (index $kind 0) $i) }}
 {{- end }}
 {{- $kid := first (splitList ":" (toString $key)) }}
 {{- if hasKey $kids $kid }}
@@ -390,7 +390,8 @@ Fails when inline keys come with an existingSecret, or a key is malformed or lis
 {{/*
 The chart's protection Secret's data (file: plain value) as YAML: the inline keys, one per
 line, and for a kind without any, the key kept in the release's Secret, else a new one
-`k1:<32 random bytes, base64>`. Empty with protection.existingSecret or protection off.
+`k<8 random characters>:<32 random bytes, base64>`: a fresh id each time, so that a key
+generated again (a reinstall, an offline render) never reuses the id of an earlier one. Empty with protection.existingSecret or protection off.
 */}}
 {{- define "riskos-connector.protectionSecretData" -}}
 {{- $p := include "riskos-connector.protection" . | fromJson }}
@@ -405,7 +406,7 @@ line, and for a kind without any, the key kept in the release's Secret, else a n
 {{- if hasKey $kept $file }}
 {{- $value = index $kept $file | b64dec }}
 {{- else }}
-{{- $value = printf "k1:%s" (randBytes 32) }}
+{{- $value = printf "k%s:%s" (randAlphaNum 8 | lower) (randBytes 32) }}
 {{- end }}
 {{- end }}
 {{ $file }}: {{ $value | toJson }}
