@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Do the hardening tests guard what they claim? (Outside CI; a few minutes.)
 
-Each entry undoes one fix of the hardening work (issue 11, then issue 24) in the source, runs the one test
+Each entry undoes one fix of the hardening work (issue 11, then issues 24 and 25) in the source, runs the one test
 said to cover it, and restores the file: the test must FAIL. A test that still passes is
 guarding nothing. An entry whose pattern no longer matches exactly once is reported, not run
 (the code moved: update the entry).
@@ -270,6 +270,43 @@ M = [
   ("an address's entry goes when its bytes return to 0", "connector/http/body.rs",
   "                held.remove(&source);\n", "",
   "lib", "http::body::tests::one_address_holds_at_most_its_cap_and_its_entry_goes_at_zero"),
+ # Issue 25 item 1: a key and nonce per value (HKDF-SHA256, random salt); old boxes still open.
+ ("each value sealed under its own HKDF-derived key and nonce", "connector/protect/keys.rs",
+  "        let (value_key, nonce) = derive(&first.bytes, &sealed);\n",
+  "        let (value_key, nonce) = (aes_key(&first.bytes), Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).unwrap());\n",
+  "lib", "protect::keys::tests::each_value_is_sealed_under_its_own_hkdf_derived_key_and_nonce"),
+ ("each value sealed under its own key: python and java derive it too", "connector/protect/keys.rs",
+  "        let (value_key, nonce) = derive(&first.bytes, &sealed);\n",
+  "        let (value_key, nonce) = (aes_key(&first.bytes), Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).unwrap());\n",
+  "api", "consumers::python_and_java_open_values_of_every_format_and_report_another_key_under_an_old_id"),
+ ("e1 boxes open bound to their unindexed path", "connector/protect/keys.rs",
+  "(None, nonce, NONCE_LEN, path.unindexed())", "(None, nonce, NONCE_LEN, path.indexed())",
+  "lib", "protect::keys::tests::values_of_the_first_formats_still_open_and_match"),
+ ("e1 boxes still match in erase", "connector/protect/keys.rs",
+  "(None, nonce, NONCE_LEN, path.unindexed())", "(None, nonce, NONCE_LEN, path.indexed())",
+  "lib", "tools::erase::tests::values_of_the_first_formats_still_match"),
+ ("h1 tokens still match", "connector/protect/keys.rs",
+  "                    format!(\"{HASH_PREFIX_V1}{}.{mac}\", k.kid),\n", "",
+  "lib", "tools::erase::tests::values_of_the_first_formats_still_match"),
+ # Issue 25 item 2: a key id names one key; array items bound to their index.
+ ("a value's fingerprint must be the held key's", "connector/protect/keys.rs",
+  "Some(fingerprint) if fingerprint != key.fingerprint() =>", "Some(fingerprint) if false && fingerprint != key.fingerprint() =>",
+  "lib", "protect::keys::tests::a_key_regenerated_under_an_old_id_is_reported_not_taken_for_it"),
+ ("erase stops on values of another key under a held id", "connector/protect/keys.rs",
+  "Some(fingerprint) if fingerprint != key.fingerprint() =>", "Some(fingerprint) if false && fingerprint != key.fingerprint() =>",
+  "lib", "tools::erase::tests::values_under_a_key_regenerated_under_an_old_id_stop_the_run_naming_both_fingerprints"),
+ ("tail --reveal lists what stays closed", "connector/tools/tail.rs",
+  "    if unopened.is_empty() {\n        return;", "    if true || unopened.is_empty() {\n        return;",
+  "lib", "tools::tail::tests::reveal_opens_fields_and_bodies_and_lists_what_stays_closed"),
+ ("array items bound to their index", "connector/protect/mod.rs",
+  "                    push_index(path, index);\n", "                    { let _ = index; path.push_str(\"[]\"); }\n",
+  "lib", "protect::tests::items_of_an_array_are_bound_to_their_index_and_cannot_be_swapped"),
+ ("keys generate picks a fresh id", "connector/main.rs",
+  "kid.unwrap_or_else(keys::fresh_kid)", "kid.unwrap_or_else(|| \"k1\".into())",
+  "api", "cli::keys_generate_picks_a_fresh_id_each_time_and_prints_the_fingerprint_apart"),
+ ("the chart generates a fresh id for each key", "helm/riskos-connector/templates/_helpers.tpl",
+  'printf "k%s:%s" (randAlphaNum 8 | lower) (randBytes 32)', 'printf "k1:%s" (randBytes 32)',
+  "deploy", "test_helm_chart.py::test_protection_keys_are_generated_mounted_and_rendered"),
 ]
 only = sys.argv[1:]
 weak = 0

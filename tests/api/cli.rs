@@ -261,6 +261,36 @@ fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
     assert_eq!(properties["sasl.username"], "svc-user");
 }
 
+/// `keys generate` without `--kid` never repeats an id (a key made again must not be taken for
+/// an earlier one by its id), and prints the key's fingerprint on stderr, the key alone on
+/// stdout.
+#[test]
+fn keys_generate_picks_a_fresh_id_each_time_and_prints_the_fingerprint_apart() {
+    let generate = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+            .args(["keys", "generate"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (first, first_err) = generate();
+    let (second, _) = generate();
+    let kid = |line: &str| line.trim().split_once(':').unwrap().0.to_string();
+    assert_ne!(kid(&first), kid(&second), "{first}{second}");
+    assert_ne!(kid(&first), "k1");
+    assert_eq!(first.lines().count(), 1, "{first}");
+    let keys = riskos_connector::protect::Keyring::from_lines(&[first.trim()], &[]).unwrap();
+    let fingerprint = keys.hash(b"x").split('.').nth(2).unwrap().to_string();
+    assert!(
+        first_err.contains(&kid(&first)) && first_err.contains(&fingerprint),
+        "{first_err}"
+    );
+}
+
 /// README's "Run it against a broker and a registry", run as written: the shell block up to its
 /// `serve` line runs in bash (`HOME` a temporary folder, `cargo run --release --` this test's
 /// binary), then each command the `serve` line offers — `serve`, and the `serve --config
