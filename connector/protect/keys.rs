@@ -7,10 +7,10 @@
 //!   group and count; whoever holds the key can check a guess, nobody else can.
 //! - an **encrypted value** `e2.<kid>.<fp>.<box>`: `box` = base64url (no padding) of
 //!   salt (32 random bytes) ‖ AES-256-GCM ciphertext ‖ tag (16 bytes). Each value is sealed
-//!   under its own key and nonce, HKDF-SHA256(key `kid`, salt, info `riskos-connector e2`)
-//!   → 32-byte key ‖ 12-byte nonce, so no AES-GCM key ever seals twice and the 2^32 bound
-//!   of random nonces under one key does not apply: what bounds a key is a collision of two
-//!   256-bit salts. Associated data `<topic> NUL <key> NUL <path>` (the record's topic and
+//!   under its own AES key, HKDF-Expand-SHA256(PRK = key `kid`, info = `riskos-connector e2`
+//!   ‖ salt, 32 bytes) — one HMAC-SHA256 of `info ‖ 0x01` —, with the all-zero nonce: no AES-GCM
+//!   key ever seals twice, so the 2^32 bound of random nonces under one key does not apply;
+//!   what bounds a key is a collision of two 256-bit salts. Associated data `<topic> NUL <key> NUL <path>` (the record's topic and
 //!   Kafka key, the field's path with array indexes, e.g. `data.reviewer_email`,
 //!   `data.matches[2].name`, `raw`). The plaintext is the value's JSON text (the body itself
 //!   for `raw`). Moved to another record, topic, field or array item, it no longer opens.
@@ -32,7 +32,6 @@
 use std::path::PathBuf;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use hmac::Mac;
@@ -59,8 +58,11 @@ pub const SALT_BYTES: usize = 32;
 /// Characters of a key fingerprint (6 bytes, base64url).
 pub const FINGERPRINT_LEN: usize = 8;
 
-/// HKDF `info` of an `e2` box: names the format, so the derived key serves nothing else.
+/// What HKDF's `info` starts with for an `e2` value (the salt follows): names the format, so
+/// the derived key serves nothing else.
 const E2_INFO: &[u8] = b"riskos-connector e2";
+/// The nonce of every `e2` value: each derived key seals exactly one value.
+const E2_NONCE: [u8; NONCE_LEN] = [0; NONCE_LEN];
 /// What a fingerprint hashes before the key.
 const FINGERPRINT_LABEL: &[u8] = b"riskos-connector key fingerprint\0";
 /// Characters of a MAC (32 bytes, base64url).
@@ -244,11 +246,12 @@ struct HashKey {
     mac: hmac::Hmac<Sha256>,
 }
 
-/// An encryption key: its bytes derive each `e2` value's key; `v1` opens `e1` boxes.
+/// An encryption key: `expand` (HMAC-SHA256 keyed with it, the pads absorbed once) derives
+/// each `e2` value's key; `v1` opens `e1` boxes.
 struct EncryptionKey {
     kid: String,
     fingerprint: String,
-    bytes: [u8; KEY_BYTES],
+    expand: hmac::Hmac<Sha256>,
     v1: LessSafeKey,
 }
 
@@ -369,7 +372,8 @@ impl Keyring {
             kid,
             fingerprint: fingerprint(&bytes),
             v1: aes_key(&bytes),
-            bytes,
+            expand: <hmac::Hmac<Sha256> as Mac>::new_from_slice(&bytes)
+                .expect("HMAC takes keys of any length"),
         })
         .collect::<Vec<_>>();
         if !encryption.is_empty() {
@@ -446,12 +450,12 @@ impl Keyring {
         let mut sealed = Vec::with_capacity(SALT_BYTES + plaintext.len() + TAG_BYTES);
         sealed.resize(SALT_BYTES, 0);
         aws_lc_rs::rand::fill(&mut sealed).expect("the system's random source");
-        let (value_key, nonce) = derive(&first.bytes, &sealed);
+        let value_key = derive(first, &sealed);
         sealed.extend_from_slice(plaintext);
         let mut in_out = sealed.split_off(SALT_BYTES);
         value_key
             .seal_in_place_append_tag(
-                nonce,
+                Nonce::assume_unique_for_key(E2_NONCE),
                 Aad::from(associated_data(topic, key, path)),
                 &mut in_out,
             )
@@ -485,7 +489,8 @@ impl Keyring {
             if sealed.len() < SALT_BYTES + TAG_BYTES {
                 return Err(UnprotectError::Malformed);
             }
-            let (value_key, nonce) = derive(&held.bytes, &sealed[..SALT_BYTES]);
+            let value_key = derive(held, &sealed[..SALT_BYTES]);
+            let nonce = Nonce::assume_unique_for_key(E2_NONCE);
             (Some(value_key), nonce, SALT_BYTES, path.indexed())
         } else {
             if sealed.len() < NONCE_LEN + TAG_BYTES {
@@ -505,22 +510,15 @@ impl Keyring {
     }
 }
 
-/// An `e2` value's AES-256-GCM key and nonce: HKDF-SHA256 of the key with the value's salt.
-fn derive(key: &[u8; KEY_BYTES], salt: &[u8]) -> (LessSafeKey, Nonce) {
-    struct Len;
-    impl hkdf::KeyType for Len {
-        fn len(&self) -> usize {
-            KEY_BYTES + NONCE_LEN
-        }
-    }
-    let mut okm = [0u8; KEY_BYTES + NONCE_LEN];
-    hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
-        .extract(key)
-        .expand(&[E2_INFO], Len)
-        .and_then(|okm_| okm_.fill(&mut okm))
-        .expect("44 bytes are within HKDF-SHA256's output");
-    let nonce = Nonce::try_assume_unique_for_key(&okm[KEY_BYTES..]).expect("12 bytes");
-    (aes_key(&okm[..KEY_BYTES]), nonce)
+/// An `e2` value's AES-256-GCM key: HKDF-Expand-SHA256 (RFC 5869) with the encryption key as
+/// PRK (already a uniformly random key, so no Extract: RFC 5869, 3.3), info `E2_INFO ‖ salt`,
+/// 32 bytes — one HMAC-SHA256 block over `E2_INFO ‖ salt ‖ 0x01`, the key's pads absorbed once.
+fn derive(key: &EncryptionKey, salt: &[u8]) -> LessSafeKey {
+    let mut mac = key.expand.clone();
+    mac.update(E2_INFO);
+    mac.update(salt);
+    mac.update(&[1]);
+    aes_key(&mac.finalize().into_bytes())
 }
 
 fn aes_key(bytes: &[u8]) -> LessSafeKey {
@@ -766,22 +764,21 @@ mod tests {
 
     #[test]
     fn each_value_is_sealed_under_its_own_hkdf_derived_key_and_nonce() {
-        // Opened independently: HKDF-SHA256 (RustCrypto's, not aws-lc's) of the key with the
-        // box's salt gives the AES-256-GCM key and nonce; an AES-GCM key never seals twice.
+        // Opened by the formula: HKDF-Expand-SHA256 of the key with info "riskos-connector e2"
+        // ‖ salt (for 32 bytes, HMAC-SHA256(key, info ‖ 0x01)) gives the AES-256-GCM key, used
+        // with the zero nonce; an AES-GCM key never seals twice. (Python's `cryptography`
+        // HKDFExpand and Java's javax.crypto open it too: tests/api/consumers.rs.)
         let ring = keyring(&[], &[K1]);
         let sealed = ring.encrypt(b"42", "t", "k", "data.n");
         let label = label(&sealed).unwrap();
         let bytes = URL_SAFE_NO_PAD.decode(label.body).unwrap();
         let (salt, ciphertext) = bytes.split_at(SALT_BYTES);
         let key: Vec<u8> = (0u8..32).collect();
-        let prk = hmac_sha256(salt, &key);
-        let t1 = hmac_sha256(&prk, b"riskos-connector e2\x01");
-        let mut block = t1.clone();
-        block.extend_from_slice(b"riskos-connector e2\x02");
-        let t2 = hmac_sha256(&prk, &block);
-        let okm = [t1, t2].concat();
-        let value_key = aes_key(&okm[..32]);
-        let nonce = Nonce::try_assume_unique_for_key(&okm[32..44]).unwrap();
+        let mut info = b"riskos-connector e2".to_vec();
+        info.extend_from_slice(salt);
+        let okm = hmac_sha256(&key, &[info.as_slice(), &[1]].concat());
+        let value_key = aes_key(&okm);
+        let nonce = Nonce::assume_unique_for_key([0; 12]);
         let mut in_out = ciphertext.to_vec();
         let aad = Aad::from(associated_data("t", "k", "data.n"));
         assert_eq!(

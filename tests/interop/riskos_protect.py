@@ -1,6 +1,6 @@
 """Open riskos-connector's protected values: docs/consumers.md, "Protected fields".
 
-Needs `cryptography` (AES-GCM, HKDF); HMAC-SHA256 and SHA-256 are in the standard library.
+Needs `cryptography` (AES-GCM, HKDF-Expand); HMAC-SHA256 and SHA-256 are in the standard library.
 """
 import base64
 import hashlib
@@ -10,7 +10,7 @@ from collections import namedtuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 
 def load_keys(path):
@@ -52,15 +52,16 @@ def decrypt(keys, value, topic, key, at):
     """`e2.<kid>.<fp>.<box>` (or the first format's `e1.<kid>.<box>`) -> its plaintext bytes,
     for the record's topic and Kafka key and the value's place `at` (names and indexes, e.g.
     ["raw"], ["data", "tags", 1, "name"]). e2: box = salt (32) + ciphertext + tag (16), the
-    AES-256-GCM key and nonce = HKDF-SHA256(key, salt, info "riskos-connector e2"), 44 bytes.
-    e1: box = nonce (12) + ciphertext + tag (16) under the key itself."""
+    value's AES-256-GCM key = HKDF-Expand-SHA256(the key, info "riskos-connector e2" + salt,
+    32 bytes), the nonce 12 zero bytes. e1: box = nonce (12) + ciphertext + tag (16) under the
+    key itself."""
     version, rest = value.split(".", 1)
     if version == "e2":
         kid, fp, box = rest.split(".", 2)
         sealed = base64.urlsafe_b64decode(box + "=" * (-len(box) % 4))
-        okm = HKDF(algorithm=SHA256(), length=44, salt=sealed[:32],
-                   info=b"riskos-connector e2").derive(held_key(keys, kid, fp))
-        aes, nonce, sealed, path = okm[:32], okm[32:], sealed[32:], path_of(at)
+        aes = HKDFExpand(algorithm=SHA256(), length=32,
+                         info=b"riskos-connector e2" + sealed[:32]).derive(held_key(keys, kid, fp))
+        nonce, sealed, path = bytes(12), sealed[32:], path_of(at)
     elif version == "e1":
         kid, box = rest.split(".", 1)
         sealed = base64.urlsafe_b64decode(box + "=" * (-len(box) % 4))

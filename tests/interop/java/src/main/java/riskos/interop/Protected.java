@@ -96,8 +96,9 @@ final class Protected {
   /**
    * `e2.<kid>.<fp>.<box>` (or the first format's `e1.<kid>.<box>`) to its plaintext, for the
    * record's topic and Kafka key and the value's place `at` (names and indexes). e2: box = salt
-   * (32) + ciphertext + tag (16), the AES-256-GCM key and nonce = HKDF-SHA256(key, salt, info
-   * "riskos-connector e2"), 44 bytes. e1: box = nonce (12) + ciphertext + tag (16) under the key.
+   * (32) + ciphertext + tag (16), the value's AES-256-GCM key = HKDF-Expand-SHA256(the key, info
+   * "riskos-connector e2" + salt, 32 bytes), the nonce 12 zero bytes. e1: box = nonce (12) +
+   * ciphertext + tag (16) under the key itself.
    */
   static byte[] decrypt(
       Map<String, byte[]> keys, String value, String topic, String key, List<Object> at)
@@ -107,9 +108,8 @@ final class Protected {
     String path;
     if (parts.length == 4 && parts[0].equals("e2")) {
       byte[] box = Base64.getUrlDecoder().decode(parts[3]);
-      byte[] okm = hkdfSha256(heldKey(keys, parts[1], parts[2]), Arrays.copyOf(box, 32), 44);
-      aes = Arrays.copyOf(okm, 32);
-      nonce = Arrays.copyOfRange(okm, 32, 44);
+      aes = hkdfExpandSha256(heldKey(keys, parts[1], parts[2]), Arrays.copyOf(box, 32));
+      nonce = new byte[12];
       sealed = Arrays.copyOfRange(box, 32, box.length);
       path = pathOf(at, true);
     } else if (parts.length == 3 && parts[0].equals("e1")) {
@@ -127,24 +127,18 @@ final class Protected {
     return gcm.doFinal(sealed);
   }
 
-  /** HKDF-SHA256 (RFC 5869) of `key` with `salt` and the e2 info, `length` bytes (at most 64). */
-  private static byte[] hkdfSha256(byte[] key, byte[] salt, int length)
+  /**
+   * HKDF-Expand-SHA256 (RFC 5869) of `key` with info "riskos-connector e2" + `salt`, 32 bytes: one
+   * block, HMAC-SHA256(key, info + 0x01).
+   */
+  private static byte[] hkdfExpandSha256(byte[] key, byte[] salt)
       throws GeneralSecurityException {
-    byte[] info = "riskos-connector e2".getBytes(StandardCharsets.UTF_8);
     Mac mac = Mac.getInstance("HmacSHA256");
-    mac.init(new SecretKeySpec(salt, "HmacSHA256"));
-    byte[] prk = mac.doFinal(key);
-    mac.init(new SecretKeySpec(prk, "HmacSHA256"));
-    byte[] okm = new byte[64];
-    byte[] block = new byte[0];
-    for (int i = 1; i <= 2; i++) {
-      mac.update(block);
-      mac.update(info);
-      mac.update((byte) i);
-      block = mac.doFinal();
-      System.arraycopy(block, 0, okm, (i - 1) * 32, 32);
-    }
-    return Arrays.copyOf(okm, length);
+    mac.init(new SecretKeySpec(key, "HmacSHA256"));
+    mac.update("riskos-connector e2".getBytes(StandardCharsets.UTF_8));
+    mac.update(salt);
+    mac.update((byte) 1);
+    return mac.doFinal();
   }
 
   /**
