@@ -1137,6 +1137,23 @@ mod tests {
         Matcher::new(keys, &[condition(text)]).matches(0, record, "riskos.create.cases", "ev-1")
     }
 
+    /// Asserts `record` (of `riskos.create.cases`, key `ev-1`) does not meet `text`; returns the
+    /// problems noted on the way (values that did not open).
+    fn problems_of_no_match(keys: &Keyring, text: &str, record: &Json) -> Vec<String> {
+        let position = Position {
+            topic: "riskos.create.cases",
+            partition: 0,
+            offset: 7,
+            key: "ev-1",
+        };
+        let mut problems = Vec::new();
+        let found = Matcher::new(keys, &[condition(text)])
+            .first_match(record, &position, &mut problems)
+            .unwrap();
+        assert_eq!(found, None, "{text}");
+        problems
+    }
+
     #[test]
     fn conditions_parse_paths_and_never_show_their_value() {
         let c = condition("data.notes[].note_author_agent_email=alice@example.com=x");
@@ -1257,20 +1274,7 @@ mod tests {
         assert!(matches(&keys, "data.count=3", &record).unwrap());
         assert!(matches(&keys, "description=Alice's case", &record).unwrap());
         // Bound to another path: does not open, so no match (and noted as a problem).
-        let matcher = Matcher::new(&keys, &[condition("data.moved=alice@example.com")]);
-        let position = Position {
-            topic: "riskos.create.cases",
-            partition: 0,
-            offset: 7,
-            key: "ev-1",
-        };
-        let mut problems = Vec::new();
-        assert_eq!(
-            matcher
-                .first_match(&record, &position, &mut problems)
-                .unwrap(),
-            None
-        );
+        let problems = problems_of_no_match(&keys, "data.moved=alice@example.com", &record);
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("data.moved"), "{problems:?}");
         // Another record (key) does not open it either.
@@ -1427,20 +1431,7 @@ mod tests {
         };
         // Item 1's value moved to item 0: it does not open there, so it does not match.
         let record = json!({"data": {"names": [seal("\"alice\"", "data.names[1]")]}});
-        let matcher = Matcher::new(&keys, &[condition("data.names[]=alice")]);
-        let position = Position {
-            topic: "riskos.create.cases",
-            partition: 0,
-            offset: 1,
-            key: "ev-1",
-        };
-        let mut problems = Vec::new();
-        assert_eq!(
-            matcher
-                .first_match(&record, &position, &mut problems)
-                .unwrap(),
-            None
-        );
+        let problems = problems_of_no_match(&keys, "data.names[]=alice", &record);
         assert!(problems[0].contains("data.names[0]"), "{problems:?}");
         let record = json!({"data": {"names": ["x", seal("\"alice\"", "data.names[1]")]}});
         assert!(matches(&keys, "data.names[]=alice", &record).unwrap());
