@@ -26,15 +26,15 @@
 //!
 //! Keys are lines `kid:base64(32 bytes)`, inline or in files (Kubernetes Secrets), several at
 //! once: the first of a list protects, all of them unprotect (rotation: add the new key
-//! first, keep the old ones while records under them are kept). AES-256-GCM, HKDF and HMAC
-//! come from aws-lc-rs and `hmac` (both already in the tree, for TLS and the auth modes).
+//! first, keep the old ones while records under them are kept). AES-256-GCM and HMAC-SHA256
+//! come from aws-lc-rs (already in the tree, for TLS): its SHA-256 picks SHA-NI, AVX2 or AVX by
+//! CPU at run time, and a key's HMAC pads are absorbed once, when the key is loaded.
 
 use std::path::PathBuf;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -243,7 +243,7 @@ impl FieldPath {
 struct HashKey {
     kid: String,
     fingerprint: String,
-    mac: hmac::Hmac<Sha256>,
+    mac: aws_lc_rs::hmac::Key,
 }
 
 /// An encryption key: `expand` (HMAC-SHA256 keyed with it, the pads absorbed once) derives
@@ -251,7 +251,7 @@ struct HashKey {
 struct EncryptionKey {
     kid: String,
     fingerprint: String,
-    expand: hmac::Hmac<Sha256>,
+    expand: aws_lc_rs::hmac::Key,
     v1: LessSafeKey,
 }
 
@@ -355,8 +355,7 @@ impl Keyring {
         .map(|(kid, bytes)| HashKey {
             kid,
             fingerprint: fingerprint(&bytes),
-            mac: <hmac::Hmac<Sha256> as Mac>::new_from_slice(&bytes)
-                .expect("HMAC takes keys of any length"),
+            mac: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes),
         })
         .collect();
         let encryption = parse_keys(
@@ -372,8 +371,7 @@ impl Keyring {
             kid,
             fingerprint: fingerprint(&bytes),
             v1: aes_key(&bytes),
-            expand: <hmac::Hmac<Sha256> as Mac>::new_from_slice(&bytes)
-                .expect("HMAC takes keys of any length"),
+            expand: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes),
         })
         .collect::<Vec<_>>();
         if !encryption.is_empty() {
@@ -514,11 +512,11 @@ impl Keyring {
 /// PRK (already a uniformly random key, so no Extract: RFC 5869, 3.3), info `E2_INFO ‖ salt`,
 /// 32 bytes — one HMAC-SHA256 block over `E2_INFO ‖ salt ‖ 0x01`, the key's pads absorbed once.
 fn derive(key: &EncryptionKey, salt: &[u8]) -> LessSafeKey {
-    let mut mac = key.expand.clone();
+    let mut mac = aws_lc_rs::hmac::Context::with_key(&key.expand);
     mac.update(E2_INFO);
     mac.update(salt);
     mac.update(&[1]);
-    aes_key(&mac.finalize().into_bytes())
+    aes_key(mac.sign().as_ref())
 }
 
 fn aes_key(bytes: &[u8]) -> LessSafeKey {
@@ -526,9 +524,7 @@ fn aes_key(bytes: &[u8]) -> LessSafeKey {
 }
 
 fn mac(key: &HashKey, value: &[u8]) -> impl AsRef<[u8]> {
-    let mut mac = key.mac.clone();
-    mac.update(value);
-    mac.finalize().into_bytes()
+    aws_lc_rs::hmac::sign(&key.mac, value)
 }
 
 /// A key's fingerprint: base64url of the first 6 bytes of SHA-256(label ‖ key).
@@ -647,6 +643,7 @@ fn parse_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::Mac;
 
     fn keyring(hash: &[&str], encryption: &[&str]) -> Keyring {
         Keyring::from_lines(hash, encryption).unwrap()
