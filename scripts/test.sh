@@ -4,7 +4,7 @@
 # Python venv for the interop decoder, the AsyncAPI parser through npm), then runs every test:
 # formatting, clippy, unit tests, the HTTP surface without a broker, integration tests on
 # Apache Kafka (compaction, Java and Python decoders, fault tests on a 3-node cluster), the
-# quickstart, fuzzing, deployment tests.
+# quickstart, the pure path's instruction budget (valgrind), fuzzing, deployment tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +44,10 @@ step "quickstart (one command, asserted on its output)"
 QUICKSTART_EXIT_AFTER=1 timeout 600 scripts/quickstart.sh > target/quickstart.out 2>&1 \
   || { cat target/quickstart.out; exit 1; }
 python3 tests/quickstart/check_output.py target/quickstart.out
+
+step "instruction budget of the pure path (callgrind; a fixture over its budget by more than 3 % fails)"
+cargo build --release --locked --quiet --manifest-path bench/Cargo.toml
+bench/target/release/riskos-bench instructions --budget bench/instruction-budget.json
 
 step "fuzzing (each target briefly, from the checked-in corpus)"
 scripts/fuzz.sh --ci

@@ -41,9 +41,95 @@ pub struct Args {
     /// `schemas`.
     #[arg(long, default_value = "schemas")]
     pub schemas: PathBuf,
+    /// Check every fixture's count against this budget file (`bench/instruction-budget.json`)
+    /// and exit non-zero when one is over it by more than its tolerance, or is not counted.
+    #[arg(long, conflicts_with = "write_budget")]
+    pub budget: Option<PathBuf>,
+    /// Write the counts as the new budget into this file (after a change that is meant to
+    /// cost more, or to lock in a gain).
+    #[arg(long)]
+    pub write_budget: Option<PathBuf>,
     #[command(flatten)]
     pub settings: Settings,
 }
+
+/// `bench/instruction-budget.json`: the instructions per webhook each fixture may cost, and
+/// how far over it a count may go before CI fails. Counts move by about 0.2 % from run to run
+/// (and not at all for a given build), so a few per cent is a regression, not noise.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// How to refresh it, for whoever reads the file.
+    pub about: String,
+    /// Allowed excess over a fixture's budget, per cent.
+    pub tolerance_percent: f64,
+    /// Fixture file name → instructions per webhook.
+    pub fixtures: std::collections::BTreeMap<String, u64>,
+}
+
+/// What the budget says of one table: a line per fixture, and whether all are within it.
+pub fn check(table: &Table, budget: &Budget) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for row in &table.rows {
+        let Some(&allowed) = budget.fixtures.get(&row.fixture) else {
+            lines.push(format!("{}: no budget (add it with --write-budget)", row.fixture));
+            ok = false;
+            continue;
+        };
+        let limit = allowed as f64 * (1.0 + budget.tolerance_percent / 100.0);
+        match &row.per_webhook {
+            Ok(count) => {
+                let change = (count / allowed as f64 - 1.0) * 100.0;
+                let verdict = if *count > limit {
+                    ok = false;
+                    "OVER BUDGET"
+                } else {
+                    "ok"
+                };
+                lines.push(format!(
+                    "{}: {count:.0} instructions per webhook, budget {allowed} ({change:+.1} %, \
+                     tolerance {} %): {verdict}",
+                    row.fixture, budget.tolerance_percent
+                ));
+            }
+            Err(why) => {
+                lines.push(format!("{}: not counted: {why}", row.fixture));
+                ok = false;
+            }
+        }
+    }
+    for fixture in budget.fixtures.keys() {
+        if !table.rows.iter().any(|r| &r.fixture == fixture) {
+            lines.push(format!("{fixture}: in the budget but not among the fixtures"));
+            ok = false;
+        }
+    }
+    (lines, ok)
+}
+
+/// The counts of `table` as a budget (rounded up), with `tolerance_percent`.
+pub fn budget_of(table: &Table, tolerance_percent: f64) -> anyhow::Result<Budget> {
+    let mut fixtures = std::collections::BTreeMap::new();
+    for row in &table.rows {
+        match &row.per_webhook {
+            Ok(count) => fixtures.insert(row.fixture.clone(), count.ceil() as u64),
+            Err(why) => anyhow::bail!("{}: not counted: {why}", row.fixture),
+        };
+    }
+    Ok(Budget {
+        about: "Instructions per webhook of the pure path (callgrind), per fixture: \
+                scripts/test.sh fails when one goes over its budget by more than \
+                tolerance_percent. Refresh after a deliberate change with `riskos-bench \
+                instructions --write-budget bench/instruction-budget.json` (docs/performance.md)."
+            .into(),
+        tolerance_percent,
+        fixtures,
+    })
+}
+
+/// The tolerance of a budget written afresh, per cent.
+const DEFAULT_TOLERANCE_PERCENT: f64 = 3.0;
 
 /// How to count.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,10 +183,39 @@ pub struct Table {
     pub rows: Vec<Row>,
 }
 
-/// Prints the table.
+/// Prints the table; checks or writes the budget when asked.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let table = measure(&args.fixtures, &args.schemas, &args.settings)?;
     println!("{}", markdown(&table));
+    if let Some(file) = &args.write_budget {
+        let tolerance = std::fs::read(file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Budget>(&bytes).ok())
+            .map_or(DEFAULT_TOLERANCE_PERCENT, |old| old.tolerance_percent);
+        let budget = budget_of(&table, tolerance)?;
+        std::fs::write(file, serde_json::to_string_pretty(&budget)? + "\n")?;
+        println!("budget written to {}", file.display());
+    }
+    if let Some(file) = &args.budget {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let budget: Budget = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let (lines, ok) = check(&table, &budget);
+        for line in &lines {
+            println!("{line}");
+        }
+        if !ok {
+            anyhow::bail!(
+                "the pure path is over its instruction budget ({}): make it cheaper, or, for a \
+                 deliberate cost, refresh the budget with `--write-budget {}` and say why in \
+                 the commit",
+                file.display(),
+                file.display()
+            );
+        }
+        println!("every fixture within its budget ({})", file.display());
+    }
     Ok(())
 }
 
@@ -337,5 +452,40 @@ mod tests {
         assert_eq!(totals("events: Ir\nsummary: 123\ntotals: 456\n"), Some(456));
         assert_eq!(totals("events: Ir\nsummary: 123\n"), Some(123));
         assert_eq!(totals("events: Ir\n"), None);
+    }
+
+    fn table(counts: &[(&str, Result<f64, String>)]) -> Table {
+        Table {
+            valgrind: Some("valgrind-3.19.0".into()),
+            calls: 100,
+            rows: counts
+                .iter()
+                .map(|(fixture, count)| Row {
+                    fixture: fixture.to_string(),
+                    body_bytes: 100,
+                    per_webhook: count.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_fixture_over_its_budget_by_more_than_the_tolerance_fails_the_check() {
+        let budget = budget_of(&table(&[("a.json", Ok(1000.0)), ("b.json", Ok(2000.0))]), 3.0)
+            .unwrap();
+        assert_eq!(budget.fixtures["a.json"], 1000);
+        let (_, ok) = check(&table(&[("a.json", Ok(1029.0)), ("b.json", Ok(1500.0))]), &budget);
+        assert!(ok, "within 3 %, or cheaper");
+        let (lines, ok) = check(&table(&[("a.json", Ok(1031.0)), ("b.json", Ok(2000.0))]), &budget);
+        assert!(!ok);
+        assert!(lines[0].contains("OVER BUDGET") && lines[0].contains("+3.1 %"), "{lines:?}");
+        // Not counted (no valgrind), a fixture without a budget, a budget without its fixture.
+        for rows in [
+            vec![("a.json", Err("valgrind not found".to_string())), ("b.json", Ok(1.0))],
+            vec![("a.json", Ok(1.0)), ("b.json", Ok(1.0)), ("c.json", Ok(1.0))],
+            vec![("a.json", Ok(1.0))],
+        ] {
+            assert!(!check(&table(&rows), &budget).1, "{rows:?}");
+        }
     }
 }
