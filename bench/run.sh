@@ -19,10 +19,9 @@
 # is appended to its bench/out/logs/*-broker.log): bench/out/.
 #
 # Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and the
-# whole run by BENCH_TIMEOUT seconds (default 1800, for each of the two parts). Both parts took
-# about 11 minutes on tansu's in-memory broker; the 13 Apache Kafka brokers of a full run add
-# about 10 s each to start and stop, and the burst's phases and the instructions about 40 s, so
-# count about 14.
+# whole run by BENCH_TIMEOUT seconds (default 1800, for each of the two parts). A full run takes
+# about 14 minutes: the load phases, 13 Apache Kafka brokers started and stopped (about 10 s
+# each), the burst's phases and the instructions.
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 #   bench/run.sh --servers connector --max-secs 3 --rate-secs 3 --half-trials 1 --low-rate 0 --burst-secs 3

@@ -2,9 +2,8 @@
 // check event_id / event_type, drop duplicates with an in-memory seen set, answer 200 —
 // extended the way a careful customer would: a bearer-token check, the request-token envelope's
 // field names, and a kafkajs producer whose send is awaited before the reply, so a 200 means the
-// broker acked (acks=-1, like the connector). One process, as in the sample.
-// Not idempotent: kafkajs' idempotent producer cannot start against tansu 0.6 (its
-// InitProducerId v1 is answered with an unknown server error), which only makes this peer cheaper.
+// broker acked (acks=-1, like the connector). One process, as in the sample. Idempotent, as the
+// connector and the Flask peer are (kafkajs requires one request in flight per broker for it).
 // Benchmark peer only.
 
 import express from "express";
@@ -19,7 +18,7 @@ const kafka = new Kafka({
   brokers: [process.env.KAFKA_BOOTSTRAP],
   logLevel: logLevel.WARN,
 });
-const producer = kafka.producer();
+const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
 
 const app = express();
 app.use(express.json({ type: "application/json" }));
