@@ -65,3 +65,15 @@ if [ $# -eq 0 ] && [ "${BENCH_LINGER_SWEEP:-1}" = 1 ]; then
     --low-rate 0 --set linger.ms=0 --burst-concurrency 0 --skip-instructions \
     --command "bench/run.sh (second part)"
 fi
+
+# The connector and both ceilings at 512 in flight (issue 26: the cost per webhook must not
+# rise with concurrency, and stays within 1.5 × the ceilings' sum there too). Only in the full
+# run; BENCH_IN_FLIGHT_512=0 skips it.
+if [ $# -eq 0 ] && [ "${BENCH_IN_FLIGHT_512:-1}" = 1 ]; then
+  echo "==> connector and both ceilings at 512 in flight"
+  timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
+    --doc docs/performance.md --section in-flight-512 \
+    --servers connector,http-ceiling,kafka-ceiling --concurrency 512 \
+    --low-rate 0 --half-trials 1 --burst-concurrency 0 --skip-instructions \
+    --command "bench/run.sh (third part)"
+fi
