@@ -188,6 +188,12 @@ pub struct FieldPath {
     unindexed: String,
 }
 
+/// `[index]` appended to a path: how an `e2` value of an array item is bound.
+pub(super) fn push_index(path: &mut String, index: usize) {
+    use std::fmt::Write as _;
+    let _ = write!(path, "[{index}]");
+}
+
 /// Where a [`FieldPath`] was, to go back to.
 #[derive(Debug, Clone, Copy)]
 pub struct PathMark(usize, usize);
@@ -212,8 +218,7 @@ impl FieldPath {
 
     /// Steps into array item `index`.
     pub fn push_index(&mut self, index: usize) {
-        use std::fmt::Write as _;
-        let _ = write!(self.indexed, "[{index}]");
+        push_index(&mut self.indexed, index);
         self.unindexed.push_str("[]");
     }
 
@@ -239,67 +244,52 @@ impl FieldPath {
     }
 }
 
-/// A hash key.
-struct HashKey {
+/// A key as loaded: its id, its fingerprint, and what it is used as (`K`).
+struct Keyed<K> {
     kid: String,
     fingerprint: String,
-    mac: aws_lc_rs::hmac::Key,
+    key: K,
 }
 
-/// An encryption key: `expand` (HMAC-SHA256 keyed with it, the pads absorbed once) derives
-/// each `e2` value's key; `v1` opens `e1` boxes.
+impl<K> Keyed<K> {
+    fn new(kid: String, bytes: &[u8; KEY_BYTES], key: K) -> Self {
+        Self {
+            kid,
+            fingerprint: fingerprint(bytes),
+            key,
+        }
+    }
+
+    /// `<prefix><kid>.<fp>.`, with room for `rest` more bytes.
+    fn labelled(&self, prefix: &str, rest: usize) -> String {
+        let mut text = String::with_capacity(
+            prefix.len() + self.kid.len() + self.fingerprint.len() + 2 + rest,
+        );
+        for part in [prefix, &self.kid, ".", &self.fingerprint, "."] {
+            text.push_str(part);
+        }
+        text
+    }
+}
+
+/// What an encryption key is used as: `expand` (HMAC-SHA256 keyed with it, the pads absorbed
+/// once) derives each `e2` value's key; `v1` opens `e1` boxes.
 struct EncryptionKey {
-    kid: String,
-    fingerprint: String,
     expand: aws_lc_rs::hmac::Key,
     v1: LessSafeKey,
 }
 
-/// A key id and fingerprint, for lookups.
-trait Held {
-    fn kid(&self) -> &str;
-    fn fingerprint(&self) -> &str;
-}
-
-impl Held for HashKey {
-    fn kid(&self) -> &str {
-        &self.kid
-    }
-    fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-}
-
-impl Held for EncryptionKey {
-    fn kid(&self) -> &str {
-        &self.kid
-    }
-    fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-}
-
-/// `<prefix><kid>.<fp>.`, with room for `rest` more bytes.
-fn labelled(prefix: &str, key: &impl Held, rest: usize) -> String {
-    let (kid, fingerprint) = (key.kid(), key.fingerprint());
-    let mut text = String::with_capacity(prefix.len() + kid.len() + fingerprint.len() + 2 + rest);
-    for part in [prefix, kid, ".", fingerprint, "."] {
-        text.push_str(part);
-    }
-    text
-}
-
 /// The held key `label` was made under: its id held, and its fingerprint when it names one.
-fn find<'k, K: Held>(keys: &'k [K], label: &Label<'_>) -> Result<&'k K, UnprotectError> {
+fn find<'k, K>(keys: &'k [Keyed<K>], label: &Label<'_>) -> Result<&'k Keyed<K>, UnprotectError> {
     let key = keys
         .iter()
-        .find(|k| k.kid() == label.kid)
+        .find(|k| k.kid == label.kid)
         .ok_or_else(|| UnprotectError::UnknownKey(label.kid.to_string()))?;
     match label.fingerprint {
-        Some(fingerprint) if fingerprint != key.fingerprint() => Err(UnprotectError::OtherKey {
+        Some(fingerprint) if fingerprint != key.fingerprint => Err(UnprotectError::OtherKey {
             kid: label.kid.to_string(),
             fingerprint: fingerprint.to_string(),
-            held: key.fingerprint().to_string(),
+            held: key.fingerprint.clone(),
         }),
         _ => Ok(key),
     }
@@ -308,35 +298,14 @@ fn find<'k, K: Held>(keys: &'k [K], label: &Label<'_>) -> Result<&'k K, Unprotec
 /// The loaded keys.
 #[derive(Default)]
 pub struct Keyring {
-    hash: Vec<HashKey>,
-    encryption: Vec<EncryptionKey>,
+    hash: Vec<Keyed<aws_lc_rs::hmac::Key>>,
+    encryption: Vec<Keyed<EncryptionKey>>,
 }
 
 impl std::fmt::Debug for Keyring {
+    /// Ids and fingerprints, never a key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids = |keys: Vec<(&str, &str)>| {
-            keys.into_iter()
-                .map(|(kid, fp)| format!("{kid} ({fp})"))
-                .collect::<Vec<_>>()
-        };
-        f.debug_struct("Keyring")
-            .field(
-                "hash",
-                &ids(self
-                    .hash
-                    .iter()
-                    .map(|k| (k.kid(), k.fingerprint()))
-                    .collect()),
-            )
-            .field(
-                "encryption",
-                &ids(self
-                    .encryption
-                    .iter()
-                    .map(|k| (k.kid(), k.fingerprint()))
-                    .collect()),
-            )
-            .finish()
+        f.debug_list().entries(self.fingerprints()).finish()
     }
 }
 
@@ -362,10 +331,9 @@ impl Keyring {
             )?,
         )?
         .into_iter()
-        .map(|(kid, bytes)| HashKey {
-            kid,
-            fingerprint: fingerprint(&bytes),
-            mac: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes),
+        .map(|(kid, bytes)| {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes);
+            Keyed::new(kid, &bytes, key)
         })
         .collect();
         let encryption = parse_keys(
@@ -377,11 +345,12 @@ impl Keyring {
             )?,
         )?
         .into_iter()
-        .map(|(kid, bytes)| EncryptionKey {
-            kid,
-            fingerprint: fingerprint(&bytes),
-            v1: aes_key(&bytes),
-            expand: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes),
+        .map(|(kid, bytes)| {
+            let key = EncryptionKey {
+                expand: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes),
+                v1: aes_key(&bytes),
+            };
+            Keyed::new(kid, &bytes, key)
         })
         .collect::<Vec<_>>();
         if !encryption.is_empty() {
@@ -403,13 +372,14 @@ impl Keyring {
         !self.encryption.is_empty()
     }
 
-    /// Each key as `kind kid fingerprint`, first first: what `config check` shows.
+    /// Each key's kind, id and fingerprint, first first (never the key): what start-up logs
+    /// and `Debug` shows.
     pub fn fingerprints(&self) -> Vec<String> {
-        let hash = self.hash.iter().map(|k| ("hash", k.kid(), k.fingerprint()));
+        let hash = self.hash.iter().map(|k| ("hash", &k.kid, &k.fingerprint));
         let encryption = self
             .encryption
             .iter()
-            .map(|k| ("encryption", k.kid(), k.fingerprint()));
+            .map(|k| ("encryption", &k.kid, &k.fingerprint));
         hash.chain(encryption)
             .map(|(kind, kid, fp)| format!("{kind} key `{kid}`: fingerprint {fp}"))
             .collect()
@@ -419,8 +389,8 @@ impl Keyring {
     /// that a keyring used for hashing has a key.
     pub fn hash(&self, value: &[u8]) -> String {
         let first = self.hash.first().expect("a hash key (checked at start-up)");
-        let mut token = labelled(HASH_PREFIX, first, MAC_LEN);
-        URL_SAFE_NO_PAD.encode_string(mac(first, value), &mut token);
+        let mut token = first.labelled(HASH_PREFIX, MAC_LEN);
+        URL_SAFE_NO_PAD.encode_string(aws_lc_rs::hmac::sign(&first.key, value), &mut token);
         token
     }
 
@@ -430,7 +400,7 @@ impl Keyring {
         self.hash
             .iter()
             .flat_map(|k| {
-                let mac = URL_SAFE_NO_PAD.encode(mac(k, value));
+                let mac = URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&k.key, value));
                 [
                     format!("{HASH_PREFIX}{}.{}.{mac}", k.kid, k.fingerprint),
                     format!("{HASH_PREFIX_V1}{}.{mac}", k.kid),
@@ -462,7 +432,7 @@ impl Keyring {
         let mut sealed = Vec::with_capacity(box_len);
         sealed.resize(SALT_BYTES, 0);
         fresh_salt(&mut sealed);
-        let value_key = derive(first, &sealed);
+        let value_key = derive(&first.key, &sealed);
         sealed.extend_from_slice(plaintext);
         let tag = value_key
             .seal_in_place_separate_tag(
@@ -472,7 +442,7 @@ impl Keyring {
             )
             .expect("sealing with a fresh key");
         sealed.extend_from_slice(tag.as_ref());
-        let mut value = labelled(ENCRYPTED_PREFIX, first, base64_len(box_len));
+        let mut value = first.labelled(ENCRYPTED_PREFIX, base64_len(box_len));
         URL_SAFE_NO_PAD.encode_string(&sealed, &mut value);
         value
     }
@@ -493,25 +463,25 @@ impl Keyring {
         let mut sealed = URL_SAFE_NO_PAD
             .decode(label.body)
             .map_err(|_| UnprotectError::Malformed)?;
-        let (value_key, nonce, start, path) = if label.version == 2 {
-            if sealed.len() < SALT_BYTES + TAG_BYTES {
-                return Err(UnprotectError::Malformed);
-            }
-            let value_key = derive(held, &sealed[..SALT_BYTES]);
+        // e2: salt, then ciphertext under the value's derived key and the zero nonce, bound to
+        // the indexed path. e1: nonce, then ciphertext under the key itself, bound to `[]`s.
+        let v2 = label.version == 2;
+        let start = if v2 { SALT_BYTES } else { NONCE_LEN };
+        if sealed.len() < start + TAG_BYTES {
+            return Err(UnprotectError::Malformed);
+        }
+        let derived;
+        let (opener, nonce, path) = if v2 {
+            derived = derive(&held.key, &sealed[..SALT_BYTES]);
             let nonce = Nonce::assume_unique_for_key(E2_NONCE);
-            (Some(value_key), nonce, SALT_BYTES, path.indexed())
+            (&derived, nonce, path.indexed())
         } else {
-            if sealed.len() < NONCE_LEN + TAG_BYTES {
-                return Err(UnprotectError::Malformed);
-            }
             let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
                 .map_err(|_| UnprotectError::Malformed)?;
-            (None, nonce, NONCE_LEN, path.unindexed())
+            (&held.key.v1, nonce, path.unindexed())
         };
         let aad = Aad::from(associated_data(topic, key, path));
-        let opened = value_key
-            .as_ref()
-            .unwrap_or(&held.v1)
+        let opened = opener
             .open_in_place(nonce, aad, &mut sealed[start..])
             .map_err(|_| UnprotectError::Rejected)?;
         Ok(opened.to_vec())
@@ -556,10 +526,6 @@ fn derive(key: &EncryptionKey, salt: &[u8]) -> LessSafeKey {
 
 fn aes_key(bytes: &[u8]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("a 32-byte AES-256 key"))
-}
-
-fn mac(key: &HashKey, value: &[u8]) -> impl AsRef<[u8]> {
-    aws_lc_rs::hmac::sign(&key.mac, value)
 }
 
 /// A key's fingerprint: base64url of the first 6 bytes of SHA-256(label ‖ key).
@@ -617,12 +583,9 @@ fn base64_len(bytes: usize) -> usize {
     (bytes * 4).div_ceil(3)
 }
 
+/// Key ids use base64url's alphabet, so a token's or box's parts split on `.` alone.
 fn is_kid(kid: &str) -> bool {
-    !kid.is_empty()
-        && kid.len() <= MAX_KID_LEN
-        && kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !kid.is_empty() && kid.len() <= MAX_KID_LEN && is_base64url(kid)
 }
 
 fn is_base64url(text: &str) -> bool {
@@ -795,7 +758,7 @@ mod tests {
     }
 
     #[test]
-    fn each_value_is_sealed_under_its_own_hkdf_derived_key_and_nonce() {
+    fn each_value_is_sealed_under_its_own_hkdf_derived_key() {
         // Opened by the formula: HKDF-Expand-SHA256 of the key with info "riskos-connector e2"
         // ‖ salt (for 32 bytes, HMAC-SHA256(key, info ‖ 0x01)) gives the AES-256-GCM key, used
         // with the zero nonce; an AES-GCM key never seals twice. (Python's `cryptography`

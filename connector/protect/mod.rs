@@ -168,7 +168,7 @@ impl Protection<'_> {
             (Step::Items, Json::Array(items)) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     path.truncate(before);
-                    push_index(path, index);
+                    keys::push_index(path, index);
                     self.apply_at(policy, rest, item, path, topic, key);
                 }
             }
@@ -199,12 +199,6 @@ impl Protection<'_> {
             }
         };
     }
-}
-
-/// `[index]`, appended to a path: what an `e2` value of an array item is bound to.
-fn push_index(path: &mut String, index: usize) {
-    use std::fmt::Write as _;
-    let _ = write!(path, "[{index}]");
 }
 
 /// True when `text` is the JSON text of an encrypted value (a `riskos.json` field's content).
