@@ -26,6 +26,8 @@
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 #   bench/run.sh --servers connector --max-secs 3 --rate-secs 3 --half-trials 1 --low-rate 0 --burst-secs 3
 # The instructions alone: bench/target/release/riskos-bench instructions
+# Then (full run only) the linger.ms=0 sweep, 512 in flight, the logging A/B and issue 26's
+# targets table (`riskos-bench targets`), each spliced into docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,7 +75,27 @@ if [ $# -eq 0 ] && [ "${BENCH_IN_FLIGHT_512:-1}" = 1 ]; then
   echo "==> connector and both ceilings at 512 in flight"
   timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
     --doc docs/performance.md --section in-flight-512 \
-    --servers connector,http-ceiling,kafka-ceiling --concurrency 512 \
-    --low-rate 0 --half-trials 1 --burst-concurrency 0 --skip-instructions \
-    --command "bench/run.sh (third part)"
+    --servers connector,http-ceiling,kafka-ceiling --concurrency 512 --max-only \
+    --burst-concurrency 0 --skip-instructions --command "bench/run.sh (third part)"
+fi
+
+# What logging at `info` (the request span and the one JSON line a webhook) costs: the
+# connector at 64 in flight with `info` and with `warn`, A B A B, a fresh broker and connector
+# each. Only in the full run; BENCH_LOGGING=0 skips it. Results in bench/out only.
+if [ $# -eq 0 ] && [ "${BENCH_LOGGING:-1}" = 1 ]; then
+  for round in 1 2; do
+    for level in info warn; do
+      echo "==> connector at 64 in flight, log level $level (round $round)"
+      timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
+        --section "logging-$level-$round" --servers connector --max-only \
+        --burst-concurrency 0 --skip-instructions --connector-env "RISKOS_LOG__LEVEL=$level" \
+        --command "bench/run.sh (fourth part)" >/dev/null
+    done
+  done
+fi
+
+# Issue 26's targets from the parts above (a part that did not run shows as "not run").
+if [ $# -eq 0 ]; then
+  echo "==> issue 26's targets"
+  bench/target/release/riskos-bench targets --doc docs/performance.md
 fi

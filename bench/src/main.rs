@@ -5,7 +5,8 @@
 //! - `kafka-ceiling`: the Kafka ceiling (started by `run`);
 //! - `load`: offer load to an already running server and print the numbers;
 //! - `instructions`: the pure path's instructions per webhook under callgrind (also part of
-//!   `run`); `prepare-loop` is what it runs under valgrind.
+//!   `run`); `prepare-loop` is what it runs under valgrind;
+//! - `targets`: issue 26's targets from the parts of one `bench/run.sh` run.
 
 mod fixtures;
 mod http_ceiling;
@@ -16,6 +17,7 @@ mod orchestrate;
 mod procstat;
 mod pure_path;
 mod report;
+mod targets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +52,8 @@ enum Command {
     /// Prepare the fixtures' bodies (what `instructions` runs under valgrind).
     #[command(hide = true)]
     PrepareLoop(instructions::LoopArgs),
+    /// Issue 26's targets from the parts one `bench/run.sh` run wrote into `bench/out`.
+    Targets(targets::Args),
     /// Offer load to a running server (ad hoc; prints one line per phase).
     Load {
         /// Server address.
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         // No runtime: under valgrind, no worker threads to count or to slow it down.
         Command::Instructions(args) => instructions::run(args),
         Command::PrepareLoop(args) => instructions::prepare_loop(args),
+        Command::Targets(args) => targets::run(args),
         command => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -143,6 +148,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", report::one_line(&result));
             Ok(())
         }
-        Command::Instructions(_) | Command::PrepareLoop(_) => unreachable!("run without tokio"),
+        Command::Instructions(_) | Command::PrepareLoop(_) | Command::Targets(_) => {
+            unreachable!("run without tokio")
+        }
     }
 }

@@ -101,6 +101,14 @@ pub struct RunArgs {
     /// Extra librdkafka settings `key=value` for the connector and the Kafka ceiling.
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Extra environment `KEY=VALUE` for the connector (e.g. `RISKOS_LOG__LEVEL=warn` for the
+    /// logging A/B).
+    #[arg(long = "connector-env")]
+    pub connector_env: Vec<String>,
+    /// Only the maximum-throughput phase for each server: no fixed-rate phases (the 512 in
+    /// flight and logging parts of `bench/run.sh`).
+    #[arg(long)]
+    pub max_only: bool,
     /// Where logs and raw results go.
     #[arg(long, default_value = "bench/out")]
     pub out: PathBuf,
@@ -382,6 +390,12 @@ async fn start_server(
                 let key = k.replace('.', "_").to_uppercase();
                 c.env(format!("RISKOS_KAFKA__LIBRDKAFKA__{key}"), v);
             }
+            for pair in &args.connector_env {
+                let Some((k, v)) = pair.split_once('=') else {
+                    bail!("--connector-env {pair}: expected KEY=VALUE");
+                };
+                c.env(k, v);
+            }
             c.envs(settings.iter().copied());
             (c, "/readyz")
         }
@@ -587,8 +601,21 @@ pub const RAISED_LIMITS: &[(&str, &str)] = &[
     ("RISKOS_HTTP__MAX_BODY_BYTES_IN_FLIGHT", "4294967295"),
 ];
 
-/// The burst variants: phase name, connector settings.
+/// The burst variants: phase name, connector settings. Run twice, A B A B (the second round's
+/// phases named `burst-2`, `burst-raised-2`): one round of each moved by ±10 % between runs.
 const BURSTS: &[(&str, &[(&str, &str)])] = &[("burst", &[]), ("burst-raised", RAISED_LIMITS)];
+
+/// Rounds of [`BURSTS`].
+pub const BURST_ROUNDS: usize = 2;
+
+/// The name of burst variant `name`'s phase in `round` (1-based).
+pub fn burst_phase(name: &str, round: usize) -> String {
+    if round == 1 {
+        name.to_string()
+    } else {
+        format!("{name}-{round}")
+    }
+}
 
 /// The connector's burst: on one fresh broker, for each of [`BURSTS`] a fresh connector, a
 /// warm-up of the same burst, then `--burst-secs` of `--burst-concurrency` requests back to
@@ -606,7 +633,9 @@ async fn run_burst_group(
         concurrency: args.burst_concurrency,
     };
     let mut results = Vec::new();
-    for (name, settings) in BURSTS {
+    let rounds = (1..=BURST_ROUNDS).flat_map(|round| BURSTS.iter().map(move |b| (round, b)));
+    for (round, (name, settings)) in rounds {
+        let name = burst_phase(name, round);
         let phases = [
             Phase {
                 name: "warmup".into(),
@@ -615,7 +644,7 @@ async fn run_burst_group(
                 max_requests: args.max_requests,
             },
             Phase {
-                name: name.to_string(),
+                name: name.clone(),
                 mode,
                 duration: Duration::from_secs(args.burst_secs),
                 max_requests: args.max_requests,
@@ -790,6 +819,13 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         };
         if server == "connector" && half_rate.is_none() {
             half_rate = Some((results[0].ok_per_second() / 2.0).round().max(1.0));
+        }
+        if args.max_only {
+            all.push(ServerResults {
+                server: server.clone(),
+                phases: results,
+            });
+            continue;
         }
         let Some(rate) = half_rate else {
             bail!("no connector in this run: pass --half-rate");

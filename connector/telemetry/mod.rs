@@ -1,6 +1,9 @@
-//! Logs and traces: `tracing` to stderr as JSON or text (filtered by `RUST_LOG` or `log.level`)
-//! and, when `tracing.otlp_endpoint` is set, spans exported over OTLP/HTTP with a W3C
+//! Logs and traces: `tracing` to stderr as JSON or text (filtered by `RUST_LOG` or `log.level`),
+//! written a buffer at a time ([`log_buffer`]), and, when `tracing.otlp_endpoint` is set, spans exported over OTLP/HTTP with a W3C
 //! trace-context propagator so a caller's `traceparent` becomes the request span's parent.
+
+pub mod json_line;
+pub mod log_buffer;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -10,15 +13,18 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogConfig, LogFormat, TracingConfig};
 
-/// Keeps the exporter alive; [`Telemetry::shutdown`] flushes spans still buffered.
+/// Keeps the exporter and the log buffer alive; [`Telemetry::shutdown`] flushes spans and log
+/// lines still buffered (dropping it writes the log lines too).
 #[must_use]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    logs: log_buffer::Flusher,
 }
 
 impl Telemetry {
-    /// Exports what is buffered and stops the exporter.
+    /// Exports what is buffered and stops the exporter; writes the log lines left.
     pub fn shutdown(self) {
+        self.logs.finish();
         if let Some(provider) = self.provider {
             if let Err(error) = provider.shutdown() {
                 eprintln!("riskos-connector: flushing traces failed: {error}");
@@ -31,12 +37,12 @@ impl Telemetry {
 /// runtime when OTLP export is on.
 pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (buffer, logs) = log_buffer::LogBuffer::start(Box::new(std::io::stderr()));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(buffer);
     let fmt = match log.format {
         LogFormat::Json => fmt
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json_line::JsonLine)
             .boxed(),
         LogFormat::Text => fmt.boxed(),
     };
@@ -55,7 +61,7 @@ pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry
         .with(fmt)
         .with(otel)
         .try_init();
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider, logs })
 }
 
 fn otlp_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
