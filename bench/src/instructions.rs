@@ -73,7 +73,10 @@ pub fn check(table: &Table, budget: &Budget) -> (Vec<String>, bool) {
     let mut ok = true;
     for row in &table.rows {
         let Some(&allowed) = budget.fixtures.get(&row.fixture) else {
-            lines.push(format!("{}: no budget (add it with --write-budget)", row.fixture));
+            lines.push(format!(
+                "{}: no budget (add it with --write-budget)",
+                row.fixture
+            ));
             ok = false;
             continue;
         };
@@ -101,7 +104,9 @@ pub fn check(table: &Table, budget: &Budget) -> (Vec<String>, bool) {
     }
     for fixture in budget.fixtures.keys() {
         if !table.rows.iter().any(|r| &r.fixture == fixture) {
-            lines.push(format!("{fixture}: in the budget but not among the fixtures"));
+            lines.push(format!(
+                "{fixture}: in the budget but not among the fixtures"
+            ));
             ok = false;
         }
     }
@@ -199,8 +204,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(file) = &args.budget {
         let text = std::fs::read_to_string(file)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let budget: Budget = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let budget: Budget =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let (lines, ok) = check(&table, &budget);
         for line in &lines {
             println!("{line}");
@@ -471,18 +476,37 @@ mod tests {
 
     #[test]
     fn a_fixture_over_its_budget_by_more_than_the_tolerance_fails_the_check() {
-        let budget = budget_of(&table(&[("a.json", Ok(1000.0)), ("b.json", Ok(2000.0))]), 3.0)
-            .unwrap();
+        let budget = budget_of(
+            &table(&[("a.json", Ok(1000.0)), ("b.json", Ok(2000.0))]),
+            3.0,
+        )
+        .unwrap();
         assert_eq!(budget.fixtures["a.json"], 1000);
-        let (_, ok) = check(&table(&[("a.json", Ok(1029.0)), ("b.json", Ok(1500.0))]), &budget);
+        let (_, ok) = check(
+            &table(&[("a.json", Ok(1029.0)), ("b.json", Ok(1500.0))]),
+            &budget,
+        );
         assert!(ok, "within 3 %, or cheaper");
-        let (lines, ok) = check(&table(&[("a.json", Ok(1031.0)), ("b.json", Ok(2000.0))]), &budget);
+        let (lines, ok) = check(
+            &table(&[("a.json", Ok(1031.0)), ("b.json", Ok(2000.0))]),
+            &budget,
+        );
         assert!(!ok);
-        assert!(lines[0].contains("OVER BUDGET") && lines[0].contains("+3.1 %"), "{lines:?}");
+        assert!(
+            lines[0].contains("OVER BUDGET") && lines[0].contains("+3.1 %"),
+            "{lines:?}"
+        );
         // Not counted (no valgrind), a fixture without a budget, a budget without its fixture.
         for rows in [
-            vec![("a.json", Err("valgrind not found".to_string())), ("b.json", Ok(1.0))],
-            vec![("a.json", Ok(1.0)), ("b.json", Ok(1.0)), ("c.json", Ok(1.0))],
+            vec![
+                ("a.json", Err("valgrind not found".to_string())),
+                ("b.json", Ok(1.0)),
+            ],
+            vec![
+                ("a.json", Ok(1.0)),
+                ("b.json", Ok(1.0)),
+                ("c.json", Ok(1.0)),
+            ],
             vec![("a.json", Ok(1.0))],
         ] {
             assert!(!check(&table(&rows), &budget).1, "{rows:?}");

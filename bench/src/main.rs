@@ -6,6 +6,8 @@
 //! - `load`: offer load to an already running server and print the numbers;
 //! - `instructions`: the pure path's instructions per webhook under callgrind (also part of
 //!   `run`); `prepare-loop` is what it runs under valgrind;
+//! - `logging`: what logging at `info` adds to a webhook (the connector's layers, span and
+//!   line, A/B against `warn`, no server);
 //! - `targets`: issue 26's targets from the parts of one `bench/run.sh` run.
 
 mod fixtures;
@@ -13,6 +15,7 @@ mod http_ceiling;
 mod instructions;
 mod kafka_ceiling;
 mod load;
+mod logging;
 mod orchestrate;
 mod procstat;
 mod pure_path;
@@ -52,6 +55,8 @@ enum Command {
     /// Prepare the fixtures' bodies (what `instructions` runs under valgrind).
     #[command(hide = true)]
     PrepareLoop(instructions::LoopArgs),
+    /// What logging at `info` adds to a webhook (A/B against `warn`, no server).
+    Logging(logging::Args),
     /// Issue 26's targets from the parts one `bench/run.sh` run wrote into `bench/out`.
     Targets(targets::Args),
     /// Offer load to a running server (ad hoc; prints one line per phase).
@@ -89,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::Instructions(args) => instructions::run(args),
         Command::PrepareLoop(args) => instructions::prepare_loop(args),
         Command::Targets(args) => targets::run(args),
+        Command::Logging(args) => logging::run(args),
         command => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -148,7 +154,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", report::one_line(&result));
             Ok(())
         }
-        Command::Instructions(_) | Command::PrepareLoop(_) | Command::Targets(_) => {
+        Command::Instructions(_)
+        | Command::PrepareLoop(_)
+        | Command::Targets(_)
+        | Command::Logging(_) => {
             unreachable!("run without tokio")
         }
     }

@@ -8,11 +8,15 @@
 //! | `in-flight-512` | 512 in flight: connector, HTTP ceiling, Kafka ceiling |
 //! | `logging-info-N`, `logging-warn-N` | the connector at 64 in flight with `info` and with `warn`, A B A B |
 //!
+//! and what logging adds to a webhook measured without a server ([`crate::logging`], run here:
+//! the load runs' A/B is its cross-check, since they move by more than 3 µs between runs).
+//!
 //! A target whose part did not run says so rather than disappearing.
 
 use std::path::{Path, PathBuf};
 
 use crate::instructions::{self, Settings, Table};
+use crate::logging::{self, Measured};
 use crate::orchestrate::ServerResults;
 use crate::report::{self, cpu_per_ok, find, half_trials, Check};
 
@@ -51,7 +55,8 @@ pub struct Args {
 /// Prints (and splices) the table.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let table = instructions::measure(&args.fixtures, &args.schemas, &Settings::default())?;
-    let parts = Parts::load(&args.out)?;
+    let mut parts = Parts::load(&args.out)?;
+    parts.logging_alone = Some(logging::measure(200_000, 3));
     let markdown = markdown(&parts, &table);
     println!("{markdown}");
     if let Some(doc) = &args.doc {
@@ -68,6 +73,8 @@ pub struct Parts {
     pub at_512: Option<Vec<ServerResults>>,
     /// (round, `info` results, `warn` results).
     pub logging: Vec<(usize, Vec<ServerResults>, Vec<ServerResults>)>,
+    /// `riskos-bench logging`'s figures.
+    pub logging_alone: Option<Measured>,
 }
 
 impl Parts {
@@ -75,9 +82,10 @@ impl Parts {
         let read = |section: &str| -> anyhow::Result<Option<Vec<ServerResults>>> {
             let file = out.join(format!("{section}.json"));
             match std::fs::read(&file) {
-                Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-                    anyhow::anyhow!("{}: {e}", file.display())
-                })?)),
+                Ok(bytes) => Ok(Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+                )),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(anyhow::anyhow!("{}: {e}", file.display())),
             }
@@ -95,6 +103,7 @@ impl Parts {
             at_64: read("results")?,
             at_512: read("in-flight-512")?,
             logging,
+            logging_alone: None,
         })
     }
 }
@@ -188,8 +197,8 @@ fn instructions_mean(table: &Table) -> Check {
 
 fn logging_cost(parts: &Parts) -> Check {
     let target = format!(
-        "logging at `info` adds ≤ {LOGGING_MICROS} µs a webhook (64 in flight, `info` vs `warn`, \
-         A B A B)"
+        "logging at `info` (the request span and the `accepted` line) adds ≤ {LOGGING_MICROS} µs a \
+         webhook, `info` vs `warn`"
     );
     let connector = |all: &[ServerResults]| find(all, "connector", "max").and_then(cpu_per_ok);
     let mut rounds = Vec::new();
@@ -198,20 +207,29 @@ fn logging_cost(parts: &Parts) -> Check {
             rounds.push((*round, i, w));
         }
     }
-    if rounds.is_empty() {
-        return Check::not_run(target, NOT_IN_THIS_RUN);
+    let load = if rounds.is_empty() {
+        "load runs' A/B: not run".to_string()
+    } else {
+        let n = rounds.len() as f64;
+        let added = rounds.iter().map(|(_, i, w)| i - w).sum::<f64>() / n;
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|(round, i, w)| format!("round {round}: {i:.1} vs {w:.1}"))
+            .collect();
+        format!(
+            "cross-check, CPU µs per 2xx at 64 in flight, `info` vs `warn`, A B A B: {}; \
+             `info` adds {added:+.1} µs (mean of the rounds)",
+            each.join(", ")
+        )
+    };
+    match &parts.logging_alone {
+        Some(m) => Check::measured(
+            target,
+            format!("{} (`riskos-bench logging`); {load}", logging::line(m)),
+            m.added_micros() <= LOGGING_MICROS,
+        ),
+        None => Check::not_run(target, &load),
     }
-    let n = rounds.len() as f64;
-    let added = rounds.iter().map(|(_, i, w)| i - w).sum::<f64>() / n;
-    let each: Vec<String> = rounds
-        .iter()
-        .map(|(round, i, w)| format!("round {round}: {i:.1} vs {w:.1} µs"))
-        .collect();
-    Check::measured(
-        target,
-        format!("{}; `info` adds {added:+.1} µs (mean of the rounds)", each.join(", ")),
-        added <= LOGGING_MICROS,
-    )
 }
 
 fn peak_rss(part: Option<&Vec<ServerResults>>) -> Check {

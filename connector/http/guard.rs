@@ -247,13 +247,7 @@ async fn guard(
         .extensions()
         .get::<super::observe::RequestId>()
         .map_or("", |id| id.0.as_str());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        endpoint = %endpoint.name(),
-        client_ip = %client.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into()),
-        peer = %peer_ip,
-    );
+    let span = super::observe::request_span(request_id, endpoint.name(), client, peer_ip);
     crate::telemetry::adopt_trace_context(&span, request.headers());
     async move {
         ingress

@@ -4,7 +4,8 @@
 //! the in-flight gauge,
 //! `riskos_requests_total{endpoint, status, event_type}` (webhooks), and every rejection
 //! counted with the endpoint's name (`riskos_rejections_total{endpoint, kind}`,
-//! `riskos_auth_failures_total{endpoint, reason}`). Also `GET /metrics`.
+//! `riskos_auth_failures_total{endpoint, reason}`). Also `GET /metrics`, and what a webhook
+//! logs: its [`request_span`] and its [`AcceptedLine`] (`riskos-bench logging` times both).
 
 use std::sync::Arc;
 
@@ -100,6 +101,67 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// The request's span: the request id (from `observe`), the endpoint and the client, so every
+/// log line of the request (rejections included) says which request, where, and who called.
+/// One span for all four: with the JSON log format every span costs a formatting at creation
+/// and bookkeeping at each poll.
+pub fn request_span(
+    request_id: &str,
+    endpoint: &str,
+    client: Option<std::net::IpAddr>,
+    peer: std::net::IpAddr,
+) -> tracing::Span {
+    /// The client's address, or `unknown`, written into the span without a `String`.
+    struct Client(Option<std::net::IpAddr>);
+    impl std::fmt::Display for Client {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.0 {
+                Some(ip) => ip.fmt(f),
+                None => f.write_str("unknown"),
+            }
+        }
+    }
+    tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        endpoint = %endpoint,
+        client_ip = %Client(client),
+        peer = %peer,
+    )
+}
+
+/// The one line an accepted webhook logs (in its request span).
+#[derive(Debug)]
+pub struct AcceptedLine<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub event_at: i64,
+    pub topic: &'a str,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub spooled: bool,
+    pub duplicate: bool,
+    pub latency: std::time::Duration,
+}
+
+impl AcceptedLine<'_> {
+    /// Logs it at `info`.
+    pub fn log(&self) {
+        tracing::info!(
+            event_id = %self.event_id,
+            event_type = %self.event_type,
+            event_at = self.event_at,
+            topic = %self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            spooled = self.spooled,
+            duplicate = self.duplicate,
+            latency_ms = self.latency.as_secs_f64() * 1000.0,
+            "accepted"
+        );
+    }
 }
 
 /// 128 random bits as 32 hex characters.

@@ -16,7 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::body::BodyShare;
 use super::error::ApiError;
 use super::guard::ClientIp;
-use super::observe::EventTypeLabel;
+use super::observe::{AcceptedLine, EventTypeLabel};
 use super::Endpoint;
 use crate::delivery::Stored;
 use crate::pipeline::{Answer, Fate, Origin, Quarantined};
@@ -202,18 +202,18 @@ async fn store_and_answer(
         Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
         Stored::Spooled => (None, None),
     };
-    tracing::info!(
-        event_id = %prepared.key,
-        event_type = %prepared.event_type,
-        event_at = prepared.occurred_at_ms,
-        topic = %prepared.route.topic,
+    AcceptedLine {
+        event_id: &prepared.key,
+        event_type: &prepared.event_type,
+        event_at: prepared.occurred_at_ms,
+        topic: &prepared.route.topic,
         partition,
         offset,
-        spooled = outcome.stored == Stored::Spooled,
-        duplicate = outcome.duplicate,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "accepted"
-    );
+        spooled: outcome.stored == Stored::Spooled,
+        duplicate: outcome.duplicate,
+        latency: started.elapsed(),
+    }
+    .log();
     Ok(Json(Accepted {
         status: "accepted",
         event_id: prepared.key,

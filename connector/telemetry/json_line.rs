@@ -4,26 +4,63 @@
 //! root first — written straight into the line.
 //!
 //! Why not `tracing-subscriber`'s own: for every line it parses each span's stored fields back
-//! from JSON text into a `serde_json::Value` map and serializes them again; with the request
-//! span on every webhook's line that was a third of what logging at `info` cost (perf, issue
-//! 26). Here the span's stored text — the JSON object `tracing-subscriber`'s `JsonFields`
-//! wrote when the span was created — is copied in as it is. The test compares both formats'
-//! lines field by field.
+//! from JSON text into a `serde_json::Value` map and serializes them again, and it stores a
+//! span's fields by building a `serde_json::Value` map first; with the request span on every
+//! webhook's line that was most of what logging at `info` cost (perf, issue 26). Here
+//! [`JsonLineFields`] writes a span's fields as a JSON object once, when the span is created,
+//! and [`JsonLine`] copies that text into each line as it is; values are escaped as they are
+//! written, without a `String` in between. The test compares both formats' lines field by
+//! field, awkward text included.
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{span, Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The event formatter (use with `tracing_subscriber::fmt::format::JsonFields` as the field
-/// formatter, which is what stores each span's fields as a JSON object).
+/// The event formatter (with [`JsonLineFields`] as the field formatter, which stores each span's
+/// fields as a JSON object).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonLine;
+
+/// The span field formatter: a span's fields as one JSON object, `{"a":1,"b":"x"}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLineFields;
+
+impl<'w> FormatFields<'w> for JsonLineFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        writer.write_char('{')?;
+        let mut visitor = Fields::new(&mut writer, true);
+        fields.record(&mut visitor);
+        visitor.result?;
+        writer.write_char('}')
+    }
+
+    /// Fields recorded later (`span.record`) join the object: `{"a":1}` → `{"a":1,"b":2}`.
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &span::Record<'_>,
+    ) -> fmt::Result {
+        let empty = !current.fields.ends_with('}') || current.fields == "{}";
+        current
+            .fields
+            .truncate(current.fields.len().saturating_sub(1));
+        if current.fields.is_empty() {
+            current.fields.push('{');
+        }
+        let mut writer = current.as_writer();
+        let mut visitor = Fields::new(&mut writer, empty);
+        fields.record(&mut visitor);
+        visitor.result?;
+        writer.write_char('}')
+    }
+}
 
 impl<S, N> FormatEvent<S, N> for JsonLine
 where
@@ -41,10 +78,7 @@ where
         writer.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = Fields {
-            out: &mut writer,
-            result: Ok(()),
-        };
+        let mut fields = Fields::new(&mut writer, false);
         event.record(&mut fields);
         fields.result?;
         writer.write_str(",\"target\":")?;
@@ -80,19 +114,31 @@ where
     }
 }
 
-/// Writes each field as `,"name":value`.
+/// Writes each field as `"name":value`, a comma before each but (when `first`) the first.
 struct Fields<'w, 'a> {
     out: &'w mut Writer<'a>,
+    first: bool,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl<'w, 'a> Fields<'w, 'a> {
+    fn new(out: &'w mut Writer<'a>, first: bool) -> Self {
+        Self {
+            out,
+            first,
+            result: Ok(()),
+        }
+    }
+
     fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
+        let comma = !std::mem::replace(&mut self.first, false);
         self.result = (|| {
-            self.out.write_char(',')?;
+            if comma {
+                self.out.write_char(',')?;
+            }
             string(self.out, field.name())?;
             self.out.write_char(':')?;
             value(self.out)
@@ -127,30 +173,51 @@ impl Visit for Fields<'_, '_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, |w| {
-            let mut text = String::new();
-            write!(text, "{value:?}")?;
-            string(w, &text)
+            w.write_char('"')?;
+            write!(Escaping(w), "{value:?}")?;
+            w.write_char('"')
         });
     }
 }
 
 /// `text` as a JSON string, escaped as serde_json escapes it.
 fn string(out: &mut Writer<'_>, text: &str) -> fmt::Result {
-    /// serde_json's escaper writes to `io::Write`; every piece it writes is whole UTF-8 (the
-    /// text's own runs between escapes, or ASCII escapes).
-    struct Utf8Pieces<'w, 'a>(&'w mut Writer<'a>);
-    impl std::io::Write for Utf8Pieces<'_, '_> {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            let piece = std::str::from_utf8(bytes).map_err(std::io::Error::other)?;
-            self.0.write_str(piece).map_err(std::io::Error::other)?;
-            Ok(bytes.len())
+    out.write_char('"')?;
+    Escaping(out).write_str(text)?;
+    out.write_char('"')
+}
+
+/// Writes what is written to it as the inside of a JSON string: `"` and `\` escaped, control
+/// characters as `\n`, `\t`, … or `\u00XX`, as serde_json writes them (the test compares).
+struct Escaping<'w, 'a>(&'w mut Writer<'a>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            // Escapes are ASCII, so `start..i` lies on character boundaries.
+            self.0.write_str(&text[start..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            start = i + 1;
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        self.0.write_str(&text[start..])
     }
-    serde::Serialize::serialize(text, &mut serde_json::Serializer::new(Utf8Pieces(out)))
-        .map_err(|_| fmt::Error)
 }
 
 #[cfg(test)]
@@ -158,7 +225,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use serde_json::Value as Json;
-    use tracing_subscriber::fmt::format::JsonFields;
     use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -196,7 +262,8 @@ mod tests {
 
     /// What the connector logs, nested as a request's lines are, with text that needs escaping.
     fn log_some_lines() {
-        let awkward = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} é 🦀";
+        let awkward = "quote \" backslash \\ newline \n return \r tab \t nul \u{0} bell \u{7} \
+                       backspace \u{8} form feed \u{c} unit \u{1f} delete \u{7f} é 🦀 \u{2028}";
         let outer = tracing::info_span!(
             "request",
             request_id = "r-1",
@@ -204,8 +271,12 @@ mod tests {
             client_ip = %std::net::Ipv4Addr::LOCALHOST,
         );
         let _outer = outer.enter();
-        let inner = tracing::info_span!("ingress", peer = awkward);
+        let inner = tracing::info_span!("ingress", peer = awkward, later = tracing::field::Empty);
+        inner.record("later", 42_u64);
         let _inner = inner.enter();
+        let empty = tracing::info_span!("empty", later = tracing::field::Empty);
+        empty.record("later", "set after");
+        let _empty = empty.enter();
         tracing::info!(
             event_id = %"e-1",
             event_at = 1_756_311_383_104_i64,
@@ -220,6 +291,7 @@ mod tests {
             "accepted {}",
             awkward
         );
+        drop(_empty);
         drop(_inner);
         tracing::warn!(kind = "rejected", "outside the inner span");
         drop(_outer);
@@ -234,7 +306,7 @@ mod tests {
             .flatten_event(true)
             .with_current_span(false);
         if ours {
-            let layer = layer.fmt_fields(JsonFields::new()).event_format(JsonLine);
+            let layer = layer.fmt_fields(JsonLineFields).event_format(JsonLine);
             let subscriber = tracing_subscriber::registry().with(layer);
             tracing::subscriber::with_default(subscriber, log_some_lines);
         } else {
@@ -264,6 +336,8 @@ mod tests {
         let first = &lines_with(true)[0];
         assert_eq!(first["spans"][0]["name"], "request");
         assert_eq!(first["spans"][1]["name"], "ingress");
+        assert_eq!(first["spans"][1]["later"], 42);
+        assert_eq!(first["spans"][2]["later"], "set after");
         assert_eq!(first["event_at"], 1_756_311_383_104_i64);
         assert_eq!(first["nan"], Json::Null);
     }

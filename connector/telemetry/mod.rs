@@ -36,16 +36,7 @@ impl Telemetry {
 /// Installs the global subscriber. Call once, before anything logs. Must run inside a Tokio
 /// runtime when OTLP export is on.
 pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let (buffer, logs) = log_buffer::LogBuffer::start(Box::new(std::io::stderr()));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(buffer);
-    let fmt = match log.format {
-        LogFormat::Json => fmt
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(json_line::JsonLine)
-            .boxed(),
-        LogFormat::Text => fmt.boxed(),
-    };
+    let (logs, flusher) = log_layers(log, Box::new(std::io::stderr()));
     let provider = match &traces.otlp_endpoint {
         Some(endpoint) => Some(otlp_provider(endpoint, &traces.service_name)?),
         None => None,
@@ -57,11 +48,36 @@ pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry
         tracing_opentelemetry::layer().with_tracer(p.tracer("riskos-connector"))
     });
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(logs)
         .with(otel)
         .try_init();
-    Ok(Telemetry { provider, logs })
+    Ok(Telemetry {
+        provider,
+        logs: flusher,
+    })
+}
+
+/// The logging layers — the level filter (`RUST_LOG`, else `log.level`) and the formatter
+/// (`log.format`) writing through a [`log_buffer::LogBuffer`] into `out` — and the buffer's
+/// flusher. What `init` installs; `riskos-bench logging` times the same layers.
+pub fn log_layers<S>(
+    log: &LogConfig,
+    out: Box<dyn std::io::Write + Send>,
+) -> (Box<dyn Layer<S> + Send + Sync>, log_buffer::Flusher)
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let (buffer, flusher) = log_buffer::LogBuffer::start(out);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(buffer);
+    let fmt = match log.format {
+        LogFormat::Json => fmt
+            .fmt_fields(json_line::JsonLineFields)
+            .event_format(json_line::JsonLine)
+            .boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    (filter.and_then(fmt).boxed(), flusher)
 }
 
 fn otlp_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
