@@ -313,6 +313,19 @@ M = [
   "            Policy::Hash => Json::String(self.keyring().hash(&canonical(value))),",
   "            Policy::Hash => Json::String({ let _ = self.keyring().hash(&canonical(value)); self.keyring().hash(&canonical(value)) }),",
   "budget", "bench/instruction-budget.json"),
+ # Issue 26, logging at `info`: lines gathered and written a buffer at a time, span fields
+ # written as JSON once, values escaped as written.
+ ("log lines are gathered, not written one by one", "connector/telemetry/log_buffer.rs",
+  "        if state.pending.len() >= FLUSH_AT || self.shared.stop.load(Ordering::Acquire) {",
+  "        if true {",
+  "lib", "telemetry::log_buffer::tests::lines_are_written_a_buffer_at_a_time_in_order"),
+ ("control characters in log values are escaped", "connector/telemetry/json_line.rs",
+  "                0x00..=0x1f => \"\",", "                0x00..=0x06 => \"\",",
+  "lib", "telemetry::json_line::tests::lines_have_the_fields_and_values_of_tracing_subscribers_json_format"),
+ ("span fields recorded later join the span's JSON object", "connector/telemetry/json_line.rs",
+  "        let empty = !current.fields.ends_with('}') || current.fields == \"{}\";",
+  "        let empty = true;",
+  "lib", "telemetry::json_line::tests::lines_have_the_fields_and_values_of_tracing_subscribers_json_format"),
 ]
 only = sys.argv[1:]
 weak = 0
