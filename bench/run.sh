@@ -18,10 +18,11 @@
 # docs/performance.md between its bench markers. Raw results and logs (each broker's server.log
 # is appended to its bench/out/logs/*-broker.log): bench/out/.
 #
-# Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and the
-# whole run by BENCH_TIMEOUT seconds (default 1800, for each of the two parts). A full run takes
-# about 14 minutes: the load phases, 13 Apache Kafka brokers started and stopped (about 10 s
-# each), the burst's phases and the instructions.
+# Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and each
+# part by BENCH_TIMEOUT seconds (default 1800). A full run takes about 25 minutes: the first part
+# (load phases, 13 Apache Kafka brokers started and stopped, about 10 s each, the burst's phases,
+# the instructions) about 14, then linger.ms=0, 512 in flight, the 64/512 pairs, the logging A/B
+# and issue 26's targets.
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 #   bench/run.sh --servers connector --max-secs 3 --rate-secs 3 --half-trials 1 --low-rate 0 --burst-secs 3
@@ -77,6 +78,21 @@ if [ $# -eq 0 ] && [ "${BENCH_IN_FLIGHT_512:-1}" = 1 ]; then
     --doc docs/performance.md --section in-flight-512 \
     --servers connector,http-ceiling,kafka-ceiling --concurrency 512 --max-only \
     --burst-concurrency 0 --skip-instructions --command "bench/run.sh (third part)"
+fi
+
+# The connector alone at 64 and at 512 in flight, back to back, A B A B: the 64-vs-512 target
+# compares these rounds (the first and third parts run minutes apart, and one 15 s phase moves
+# by ±10-20 % over that). Only in the full run; BENCH_PAIRS=0 skips it. Results in bench/out only.
+if [ $# -eq 0 ] && [ "${BENCH_PAIRS:-1}" = 1 ]; then
+  for round in 1 2; do
+    for in_flight in 64 512; do
+      echo "==> connector at $in_flight in flight (round $round)"
+      timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
+        --section "pair-$in_flight-$round" --servers connector --concurrency "$in_flight" \
+        --max-only --burst-concurrency 0 --skip-instructions \
+        --command "bench/run.sh (pairs)" >/dev/null
+    done
+  done
 fi
 
 # What logging at `info` (the request span and the one JSON line a webhook) costs: the

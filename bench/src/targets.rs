@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `results` | 64 in flight: connector, HTTP ceiling, Kafka ceiling; the burst, A B A B; peak RSS at half rate |
 //! | `in-flight-512` | 512 in flight: connector, HTTP ceiling, Kafka ceiling |
+//! | `pair-64-N`, `pair-512-N` | the connector alone at 64 and at 512 in flight, A B A B (the 64-vs-512 target: one 15 s phase moves by ±10–20 % between parts minutes apart, so it compares rounds run back to back) |
 //! | `logging-info-N`, `logging-warn-N` | the connector at 64 in flight with `info` and with `warn`, A B A B |
 //!
 //! and what logging adds to a webhook measured without a server ([`crate::logging`], run here:
@@ -29,7 +30,7 @@ pub const INSTRUCTIONS_MEAN: f64 = 30_000.0;
 pub const LOGGING_MICROS: f64 = 3.0;
 /// Peak RSS at half the max rate, MiB.
 pub const RSS_MIB: f64 = 48.0;
-/// Rounds of the logging A/B.
+/// Rounds of the logging A/B and of the 64-vs-512 pairs.
 pub const LOGGING_ROUNDS: usize = 2;
 
 /// `targets` arguments.
@@ -73,6 +74,8 @@ pub struct Parts {
     pub at_512: Option<Vec<ServerResults>>,
     /// (round, `info` results, `warn` results).
     pub logging: Vec<(usize, Vec<ServerResults>, Vec<ServerResults>)>,
+    /// (round, 64 in flight, 512 in flight).
+    pub pairs: Vec<(usize, Vec<ServerResults>, Vec<ServerResults>)>,
     /// `riskos-bench logging`'s figures.
     pub logging_alone: Option<Measured>,
 }
@@ -90,19 +93,25 @@ impl Parts {
                 Err(e) => Err(anyhow::anyhow!("{}: {e}", file.display())),
             }
         };
-        let mut logging = Vec::new();
-        for round in 1..=LOGGING_ROUNDS {
-            if let (Some(info), Some(warn)) = (
-                read(&format!("logging-info-{round}"))?,
-                read(&format!("logging-warn-{round}"))?,
-            ) {
-                logging.push((round, info, warn));
+        let rounds = |a: &str, b: &str| -> anyhow::Result<Vec<_>> {
+            let mut found = Vec::new();
+            for round in 1..=LOGGING_ROUNDS {
+                if let (Some(x), Some(y)) = (
+                    read(&format!("{a}-{round}"))?,
+                    read(&format!("{b}-{round}"))?,
+                ) {
+                    found.push((round, x, y));
+                }
             }
-        }
+            Ok(found)
+        };
+        let logging = rounds("logging-info", "logging-warn")?;
+        let pairs = rounds("pair-64", "pair-512")?;
         Ok(Self {
             at_64: read("results")?,
             at_512: read("in-flight-512")?,
             logging,
+            pairs,
             logging_alone: None,
         })
     }
@@ -147,16 +156,36 @@ fn within_ceilings(part: Option<&Vec<ServerResults>>, in_flight: usize) -> Check
 
 fn no_dearer_at_512(parts: &Parts) -> Check {
     let target = "CPU per acked webhook at 512 in flight ≤ at 64 in flight".to_string();
-    let connector = |part: &Option<Vec<ServerResults>>| {
-        part.as_ref()
-            .and_then(|all| find(all, "connector", "max"))
-            .and_then(cpu_per_ok)
-    };
-    match (connector(&parts.at_64), connector(&parts.at_512)) {
+    let connector = |all: &[ServerResults]| find(all, "connector", "max").and_then(cpu_per_ok);
+    let rounds: Vec<(usize, f64, f64)> = parts
+        .pairs
+        .iter()
+        .filter_map(|(round, at_64, at_512)| Some((*round, connector(at_64)?, connector(at_512)?)))
+        .collect();
+    if !rounds.is_empty() {
+        let n = rounds.len() as f64;
+        let c64 = rounds.iter().map(|r| r.1).sum::<f64>() / n;
+        let c512 = rounds.iter().map(|r| r.2).sum::<f64>() / n;
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|(round, a, b)| format!("round {round}: {b:.1} vs {a:.1} µs"))
+            .collect();
+        return Check::measured(
+            target,
+            format!(
+                "512 vs 64 in flight, A B A B: {}; means {c512:.1} vs {c64:.1} µs ({:+.0} %)",
+                each.join(", "),
+                (c512 / c64 - 1.0) * 100.0
+            ),
+            c512 <= c64,
+        );
+    }
+    let part = |part: &Option<Vec<ServerResults>>| part.as_deref().and_then(connector);
+    match (part(&parts.at_64), part(&parts.at_512)) {
         (Some(c64), Some(c512)) => Check::measured(
             target,
             format!(
-                "{c512:.1} µs vs {c64:.1} µs ({:+.0} %)",
+                "{c512:.1} µs vs {c64:.1} µs ({:+.0} %; first and third parts, no A B A B pairs)",
                 (c512 / c64 - 1.0) * 100.0
             ),
             c512 <= c64,
