@@ -80,12 +80,14 @@ if [ $# -eq 0 ] && [ "${BENCH_IN_FLIGHT_512:-1}" = 1 ]; then
     --burst-concurrency 0 --skip-instructions --command "bench/run.sh (third part)"
 fi
 
-# The connector alone at 64 and at 512 in flight, back to back, A B A B: the 64-vs-512 target
-# compares these rounds (the first and third parts run minutes apart, and one 15 s phase moves
-# by ±10-20 % over that). Only in the full run; BENCH_PAIRS=0 skips it. Results in bench/out only.
+# The connector alone at 64 and at 512 in flight, back to back: the 64-vs-512 target
+# compares these rounds, A B then B A (the first and third parts run minutes apart, and one 15 s
+# phase moves by ±10-20 % over that). Only in the full run; BENCH_PAIRS=0 skips it. Results in bench/out only.
 if [ $# -eq 0 ] && [ "${BENCH_PAIRS:-1}" = 1 ]; then
   for round in 1 2; do
-    for in_flight in 64 512; do
+    # A B, then B A: whatever drifts over the minutes (the host, caches) falls on both alike.
+    order="64 512"; [ "$round" = 2 ] && order="512 64"
+    for in_flight in $order; do
       echo "==> connector at $in_flight in flight (round $round)"
       timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
         --section "pair-$in_flight-$round" --servers connector --concurrency "$in_flight" \
@@ -96,11 +98,12 @@ if [ $# -eq 0 ] && [ "${BENCH_PAIRS:-1}" = 1 ]; then
 fi
 
 # What logging at `info` (the request span and the one JSON line a webhook) costs: the
-# connector at 64 in flight with `info` and with `warn`, A B A B, a fresh broker and connector
+# connector at 64 in flight with `info` and with `warn`, A B then B A, a fresh broker and connector
 # each. Only in the full run; BENCH_LOGGING=0 skips it. Results in bench/out only.
 if [ $# -eq 0 ] && [ "${BENCH_LOGGING:-1}" = 1 ]; then
   for round in 1 2; do
-    for level in info warn; do
+    order="info warn"; [ "$round" = 2 ] && order="warn info"
+    for level in $order; do
       echo "==> connector at 64 in flight, log level $level (round $round)"
       timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
         --section "logging-$level-$round" --servers connector --max-only \

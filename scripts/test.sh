@@ -47,6 +47,8 @@ python3 tests/quickstart/check_output.py target/quickstart.out
 
 step "instruction budget of the pure path (callgrind; a fixture over its budget by more than 3 % fails)"
 cargo build --release --locked --quiet --manifest-path bench/Cargo.toml
+# The bench's own tests (its report's targets and verdicts), on the same release build.
+cargo test --release --locked --quiet --manifest-path bench/Cargo.toml
 bench/target/release/riskos-bench instructions --budget bench/instruction-budget.json
 
 step "fuzzing (each target briefly, from the checked-in corpus)"

@@ -3,7 +3,7 @@
 //! line buffer, here in front of `io::sink()`), its own request span
 //! (`http::observe::request_span`) entered and left [`POLLS`] times as the request's future is
 //! polled, and its own `accepted` line (`http::observe::AcceptedLine`), once with the level at
-//! `info` and once at `warn` (span and line disabled), in rounds A B A B. The difference is
+//! `info` and once at `warn` (span and line disabled), in rounds A B then B A. The difference is
 //! what `info` adds to a webhook; a load run's A/B (the fourth part of `bench/run.sh`) moves
 //! by more than that between runs, so it is the cross-check, not the measure.
 
@@ -72,7 +72,7 @@ pub fn line(m: &Measured) -> String {
     )
 }
 
-/// A B A B …: `rounds` of each level.
+/// A B, B A, A B …: `rounds` of each level, the order alternating so drift falls on both.
 pub fn measure(webhooks: u32, rounds: usize) -> Measured {
     // A first pass of each, not counted: the callsites' interest and the buffer's capacity.
     time_level("info", webhooks / 10);
@@ -83,11 +83,21 @@ pub fn measure(webhooks: u32, rounds: usize) -> Measured {
         info_ns: Vec::new(),
         warn_ns: Vec::new(),
     };
-    for _ in 0..rounds {
-        let info = time_level("info", webhooks);
-        measured.info_ns.push(per_webhook(info, webhooks));
-        let warn = time_level("warn", webhooks);
-        measured.warn_ns.push(per_webhook(warn, webhooks));
+    for round in 0..rounds {
+        let mut time = |level: &str| {
+            let took = per_webhook(time_level(level, webhooks), webhooks);
+            match level {
+                "info" => measured.info_ns.push(took),
+                _ => measured.warn_ns.push(took),
+            }
+        };
+        if round % 2 == 0 {
+            time("info");
+            time("warn");
+        } else {
+            time("warn");
+            time("info");
+        }
     }
     measured
 }

@@ -492,7 +492,7 @@ pub fn checks_table(issue: &str, checks: &[Check]) -> String {
     out
 }
 
-/// The burst rounds that ran: (defaults, raised) phases, A B A B.
+/// The burst rounds that ran: (defaults, raised) phases, A B B A.
 fn burst_rounds(all: &[ServerResults]) -> Vec<(&PhaseResult, &PhaseResult)> {
     (1..=BURST_ROUNDS)
         .map_while(|round| {
@@ -543,7 +543,7 @@ pub fn burst_target(all: &[ServerResults]) -> Check {
     Check::measured(
         target,
         format!(
-            "{} round(s), A B A B: {}; together {ratio:.2} ×",
+            "{} round(s), A B B A: {}; together {ratio:.2} ×",
             rounds.len(),
             figures.join("; ")
         ),
@@ -676,7 +676,7 @@ mod tests {
         );
         let burst = row(&table, "a burst of 512 in flight");
         assert!(
-            burst.contains("503: 5 (raised: 0); other not 2xx: 2 (raised: 0)"),
+            burst.contains("503: 5 (raised: 0), other not 2xx: 2 (raised: 0)"),
             "{burst}"
         );
         assert!(burst.ends_with("| does not hold |"), "{burst}");

@@ -4,10 +4,10 @@
 //!
 //! | part (`--section`) | gives |
 //! |---|---|
-//! | `results` | 64 in flight: connector, HTTP ceiling, Kafka ceiling; the burst, A B A B; peak RSS at half rate |
+//! | `results` | 64 in flight: connector, HTTP ceiling, Kafka ceiling; the burst, A B B A; peak RSS at half rate |
 //! | `in-flight-512` | 512 in flight: connector, HTTP ceiling, Kafka ceiling |
-//! | `pair-64-N`, `pair-512-N` | the connector alone at 64 and at 512 in flight, A B A B (the 64-vs-512 target: one 15 s phase moves by ±10–20 % between parts minutes apart, so it compares rounds run back to back) |
-//! | `logging-info-N`, `logging-warn-N` | the connector at 64 in flight with `info` and with `warn`, A B A B |
+//! | `pair-64-N`, `pair-512-N` | the connector alone at 64 and at 512 in flight, A B B A (the 64-vs-512 target: one 15 s phase moves by ±10–20 % between parts minutes apart, so it compares rounds run back to back) |
+//! | `logging-info-N`, `logging-warn-N` | the connector at 64 in flight with `info` and with `warn`, A B B A |
 //!
 //! and what logging adds to a webhook measured without a server ([`crate::logging`], run here:
 //! the load runs' A/B is its cross-check, since they move by more than 3 µs between runs).
@@ -173,7 +173,7 @@ fn no_dearer_at_512(parts: &Parts) -> Check {
         return Check::measured(
             target,
             format!(
-                "512 vs 64 in flight, A B A B: {}; means {c512:.1} vs {c64:.1} µs ({:+.0} %)",
+                "512 vs 64 in flight, A B B A: {}; means {c512:.1} vs {c64:.1} µs ({:+.0} %)",
                 each.join(", "),
                 (c512 / c64 - 1.0) * 100.0
             ),
@@ -185,7 +185,7 @@ fn no_dearer_at_512(parts: &Parts) -> Check {
         (Some(c64), Some(c512)) => Check::measured(
             target,
             format!(
-                "{c512:.1} µs vs {c64:.1} µs ({:+.0} %; first and third parts, no A B A B pairs)",
+                "{c512:.1} µs vs {c64:.1} µs ({:+.0} %; first and third parts, no A B B A pairs)",
                 (c512 / c64 - 1.0) * 100.0
             ),
             c512 <= c64,
@@ -246,7 +246,7 @@ fn logging_cost(parts: &Parts) -> Check {
             .map(|(round, i, w)| format!("round {round}: {i:.1} vs {w:.1}"))
             .collect();
         format!(
-            "cross-check, CPU µs per 2xx at 64 in flight, `info` vs `warn`, A B A B: {}; \
+            "cross-check, CPU µs per 2xx at 64 in flight, `info` vs `warn`, A B B A: {}; \
              `info` adds {added:+.1} µs (mean of the rounds)",
             each.join(", ")
         )
