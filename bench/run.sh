@@ -80,37 +80,36 @@ if [ $# -eq 0 ] && [ "${BENCH_IN_FLIGHT_512:-1}" = 1 ]; then
     --burst-concurrency 0 --skip-instructions --command "bench/run.sh (third part)"
 fi
 
-# The connector alone at 64 and at 512 in flight, back to back: the 64-vs-512 target
-# compares these rounds, A B then B A (the first and third parts run minutes apart, and one 15 s
-# phase moves by ±10-20 % over that). Only in the full run; BENCH_PAIRS=0 skips it. Results in bench/out only.
-if [ $# -eq 0 ] && [ "${BENCH_PAIRS:-1}" = 1 ]; then
+# The connector alone with one setting and with another, a fresh broker and connector each, in
+# rounds A B then B A, so whatever drifts over the minutes (the host, caches) falls on both
+# alike: `ab_ba PREFIX FLAG VALUE_PREFIX A B` runs `riskos-bench run ... FLAG VALUE_PREFIX<A>`
+# into section PREFIX-A-1, then B, then B and A again as round 2. Results in bench/out only.
+ab_ba() {
+  local prefix=$1 flag=$2 value_prefix=$3 a=$4 b=$5 round variant order
   for round in 1 2; do
-    # A B, then B A: whatever drifts over the minutes (the host, caches) falls on both alike.
-    order="64 512"; [ "$round" = 2 ] && order="512 64"
-    for in_flight in $order; do
-      echo "==> connector at $in_flight in flight (round $round)"
+    order="$a $b"; [ "$round" = 2 ] && order="$b $a"
+    for variant in $order; do
+      echo "==> connector, $prefix $variant (round $round)"
       timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
-        --section "pair-$in_flight-$round" --servers connector --concurrency "$in_flight" \
-        --max-only --burst-concurrency 0 --skip-instructions \
-        --command "bench/run.sh (pairs)" >/dev/null
+        --section "$prefix-$variant-$round" --servers connector --max-only \
+        --burst-concurrency 0 --skip-instructions "$flag" "$value_prefix$variant" \
+        --command "bench/run.sh ($prefix)" >/dev/null
     done
   done
+}
+
+# At 64 and at 512 in flight back to back: the 64-vs-512 target compares these rounds (the
+# first and third parts run minutes apart, and one 15 s phase moves by ±10-20 % over that).
+# Only in the full run; BENCH_PAIRS=0 skips it.
+if [ $# -eq 0 ] && [ "${BENCH_PAIRS:-1}" = 1 ]; then
+  ab_ba pair --concurrency "" 64 512
 fi
 
-# What logging at `info` (the request span and the one JSON line a webhook) costs: the
-# connector at 64 in flight with `info` and with `warn`, A B then B A, a fresh broker and connector
-# each. Only in the full run; BENCH_LOGGING=0 skips it. Results in bench/out only.
+# What logging at `info` (the request span and the one JSON line a webhook) costs, at 64 in
+# flight with `info` and with `warn`: the cross-check of `riskos-bench logging`. Only in the
+# full run; BENCH_LOGGING=0 skips it.
 if [ $# -eq 0 ] && [ "${BENCH_LOGGING:-1}" = 1 ]; then
-  for round in 1 2; do
-    order="info warn"; [ "$round" = 2 ] && order="warn info"
-    for level in $order; do
-      echo "==> connector at 64 in flight, log level $level (round $round)"
-      timeout "${BENCH_TIMEOUT:-1800}" bench/target/release/riskos-bench run \
-        --section "logging-$level-$round" --servers connector --max-only \
-        --burst-concurrency 0 --skip-instructions --connector-env "RISKOS_LOG__LEVEL=$level" \
-        --command "bench/run.sh (fourth part)" >/dev/null
-    done
-  done
+  ab_ba logging --connector-env RISKOS_LOG__LEVEL= info warn
 fi
 
 # Issue 26's targets from the parts above (a part that did not run shows as "not run").
