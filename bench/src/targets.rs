@@ -30,8 +30,8 @@ pub const INSTRUCTIONS_MEAN: f64 = 30_000.0;
 pub const LOGGING_MICROS: f64 = 3.0;
 /// Peak RSS at half the max rate, MiB.
 pub const RSS_MIB: f64 = 48.0;
-/// Rounds of the logging A/B and of the 64-vs-512 pairs.
-pub const LOGGING_ROUNDS: usize = 2;
+/// Rounds of the A/B parts (the logging A/B, the 64-vs-512 pairs): `ab_ba` in bench/run.sh.
+pub const AB_ROUNDS: usize = 2;
 
 /// `targets` arguments.
 #[derive(Debug, clap::Args)]
@@ -95,7 +95,7 @@ impl Parts {
         };
         let rounds = |a: &str, b: &str| -> anyhow::Result<Vec<_>> {
             let mut found = Vec::new();
-            for round in 1..=LOGGING_ROUNDS {
+            for round in 1..=AB_ROUNDS {
                 if let (Some(x), Some(y)) = (
                     read(&format!("{a}-{round}"))?,
                     read(&format!("{b}-{round}"))?,
@@ -117,14 +117,27 @@ impl Parts {
     }
 }
 
-/// The connector's, the HTTP ceiling's and the Kafka ceiling's CPU µs per 2xx in the max phase.
-fn max_cpu(all: &[ServerResults]) -> Option<(f64, f64, f64)> {
-    let cpu = |s: &str| find(all, s, "max").and_then(cpu_per_ok);
-    Some((
-        cpu("connector")?,
-        cpu("http-ceiling")?,
-        cpu("kafka-ceiling")?,
-    ))
+/// A server's CPU µs per 2xx in the max phase.
+fn max_cpu(all: &[ServerResults], server: &str) -> Option<f64> {
+    find(all, server, "max").and_then(cpu_per_ok)
+}
+
+/// The rounds of an A/B part where both sides have a figure: (round, A's and B's connector CPU
+/// µs per 2xx in the max phase).
+fn ab_rounds(rounds: &[(usize, Vec<ServerResults>, Vec<ServerResults>)]) -> Vec<(usize, f64, f64)> {
+    rounds
+        .iter()
+        .filter_map(|(round, a, b)| {
+            Some((*round, max_cpu(a, "connector")?, max_cpu(b, "connector")?))
+        })
+        .collect()
+}
+
+/// The mean of the A and of the B figures of `rounds` (not empty).
+fn means(rounds: &[(usize, f64, f64)]) -> (f64, f64) {
+    let n = rounds.len() as f64;
+    let sum = |pick: fn(&(usize, f64, f64)) -> f64| rounds.iter().map(pick).sum::<f64>() / n;
+    (sum(|r| r.1), sum(|r| r.2))
 }
 
 const NOT_IN_THIS_RUN: &str = "its part of bench/run.sh did not run";
@@ -134,38 +147,19 @@ fn within_ceilings(part: Option<&Vec<ServerResults>>, in_flight: usize) -> Check
         "CPU per acked webhook at {in_flight} in flight ≤ {CEILINGS_FACTOR} × (HTTP ceiling + \
          Kafka ceiling at {in_flight})"
     );
-    let Some(all) = part else {
-        return Check::not_run(target, NOT_IN_THIS_RUN);
-    };
-    let Some((c, h, k)) = max_cpu(all) else {
-        return Check::not_run(
-            target,
-            &report::missing(all, &["connector", "http-ceiling", "kafka-ceiling"]),
-        );
-    };
-    let bound = CEILINGS_FACTOR * (h + k);
-    Check::measured(
-        target,
-        format!(
-            "{c:.1} µs vs {CEILINGS_FACTOR} × ({h:.1} + {k:.1}) = {bound:.1} µs ({:.2} × the sum)",
-            c / (h + k)
-        ),
-        c <= bound,
-    )
+    match part {
+        Some(all) => report::within_floors(all, target, CEILINGS_FACTOR, |server| {
+            max_cpu(all, server).map(|v| (v, String::new()))
+        }),
+        None => Check::not_run(target, NOT_IN_THIS_RUN),
+    }
 }
 
 fn no_dearer_at_512(parts: &Parts) -> Check {
     let target = "CPU per acked webhook at 512 in flight ≤ at 64 in flight".to_string();
-    let connector = |all: &[ServerResults]| find(all, "connector", "max").and_then(cpu_per_ok);
-    let rounds: Vec<(usize, f64, f64)> = parts
-        .pairs
-        .iter()
-        .filter_map(|(round, at_64, at_512)| Some((*round, connector(at_64)?, connector(at_512)?)))
-        .collect();
+    let rounds = ab_rounds(&parts.pairs);
     if !rounds.is_empty() {
-        let n = rounds.len() as f64;
-        let c64 = rounds.iter().map(|r| r.1).sum::<f64>() / n;
-        let c512 = rounds.iter().map(|r| r.2).sum::<f64>() / n;
+        let (c64, c512) = means(&rounds);
         let each: Vec<String> = rounds
             .iter()
             .map(|(round, a, b)| format!("round {round}: {b:.1} vs {a:.1} µs"))
@@ -180,7 +174,9 @@ fn no_dearer_at_512(parts: &Parts) -> Check {
             c512 <= c64,
         );
     }
-    let part = |part: &Option<Vec<ServerResults>>| part.as_deref().and_then(connector);
+    let part = |part: &Option<Vec<ServerResults>>| {
+        part.as_deref().and_then(|all| max_cpu(all, "connector"))
+    };
     match (part(&parts.at_64), part(&parts.at_512)) {
         (Some(c64), Some(c512)) => Check::measured(
             target,
@@ -229,18 +225,12 @@ fn logging_cost(parts: &Parts) -> Check {
         "logging at `info` (the request span and the `accepted` line) adds ≤ {LOGGING_MICROS} µs a \
          webhook, `info` vs `warn`"
     );
-    let connector = |all: &[ServerResults]| find(all, "connector", "max").and_then(cpu_per_ok);
-    let mut rounds = Vec::new();
-    for (round, info, warn) in &parts.logging {
-        if let (Some(i), Some(w)) = (connector(info), connector(warn)) {
-            rounds.push((*round, i, w));
-        }
-    }
+    let rounds = ab_rounds(&parts.logging);
     let load = if rounds.is_empty() {
         "load runs' A/B: not run".to_string()
     } else {
-        let n = rounds.len() as f64;
-        let added = rounds.iter().map(|(_, i, w)| i - w).sum::<f64>() / n;
+        let (info, warn) = means(&rounds);
+        let added = info - warn;
         let each: Vec<String> = rounds
             .iter()
             .map(|(round, i, w)| format!("round {round}: {i:.1} vs {w:.1}"))
@@ -297,4 +287,125 @@ pub fn markdown(parts: &Parts, table: &Table) -> String {
         peak_rss(parts.at_64.as_ref()),
     ];
     report::checks_table("issue 26", &checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instructions::Row;
+    use crate::load::{Mode, PhaseResult};
+
+    /// A max phase of `server`: 1000 2xx for `cpu_s` CPU seconds, i.e. `cpu_s × 1000` µs each.
+    fn max(server: &str, cpu_s: f64) -> ServerResults {
+        ServerResults {
+            server: server.into(),
+            phases: vec![PhaseResult {
+                name: "max".into(),
+                mode: Mode::Closed { concurrency: 64 },
+                ok: 1000,
+                non_2xx: 0,
+                status_503: 0,
+                errors: 0,
+                elapsed_s: 1.0,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                p999_ms: 3.0,
+                max_ms: 4.0,
+                server_cpu_s: cpu_s,
+                server_peak_rss_kib: 0,
+                broker_cpu_s: 0.0,
+            }],
+        }
+    }
+
+    fn row<'a>(table: &'a str, starts: &str) -> &'a str {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {starts}")))
+            .unwrap_or_else(|| panic!("no row {starts} in\n{table}"))
+    }
+
+    #[test]
+    fn targets_take_each_part_of_the_run_and_name_the_parts_that_did_not_run() {
+        let instructions = Table {
+            valgrind: Some("valgrind-3.19.0".into()),
+            calls: 100,
+            rows: [20_000.0, 50_000.0]
+                .into_iter()
+                .map(|n| Row {
+                    fixture: format!("{n}.json"),
+                    body_bytes: 500,
+                    per_webhook: Ok(n),
+                })
+                .collect(),
+        };
+        let parts = Parts {
+            // 64 in flight: 50 µs against 1.5 × (15 + 20) = 52.5 µs.
+            at_64: Some(vec![
+                max("connector", 0.050),
+                max("http-ceiling", 0.015),
+                max("kafka-ceiling", 0.020),
+            ]),
+            at_512: None,
+            // Logging: the load runs say +10 µs, the measure itself 2 µs.
+            logging: vec![
+                (
+                    1,
+                    vec![max("connector", 0.070)],
+                    vec![max("connector", 0.060)],
+                ),
+                (
+                    2,
+                    vec![max("connector", 0.060)],
+                    vec![max("connector", 0.050)],
+                ),
+            ],
+            // 512 in flight dearer in one round, cheaper in the other: means 61 vs 61 µs.
+            pairs: vec![
+                (
+                    1,
+                    vec![max("connector", 0.050)],
+                    vec![max("connector", 0.062)],
+                ),
+                (
+                    2,
+                    vec![max("connector", 0.072)],
+                    vec![max("connector", 0.060)],
+                ),
+            ],
+            logging_alone: Some(Measured {
+                webhooks: 1000,
+                polls: 6,
+                info_ns: vec![2200.0, 2200.0],
+                warn_ns: vec![200.0, 200.0],
+            }),
+        };
+        let table = markdown(&parts, &instructions);
+        assert!(
+            row(&table, "CPU per acked webhook at 64 in flight")
+                .contains("50.0 µs vs 1.5 × (15.0 + 20.0) = 52.5 µs")
+                && row(&table, "CPU per acked webhook at 64 in flight").ends_with("| holds |"),
+            "{table}"
+        );
+        assert!(row(&table, "CPU per acked webhook at 512 in flight ≤ 1.5")
+            .ends_with(&format!("not run ({NOT_IN_THIS_RUN}) | not run |")));
+        let pairs = row(&table, "CPU per acked webhook at 512 in flight ≤ at 64");
+        assert!(
+            pairs.contains("means 61.0 vs 61.0 µs") && pairs.ends_with("| holds |"),
+            "{pairs}"
+        );
+        let logging = row(&table, "logging at `info`");
+        assert!(
+            logging.contains("`info` adds 2.00 µs") && logging.contains("`info` adds +10.0 µs"),
+            "{logging}"
+        );
+        assert!(
+            logging.ends_with("| holds |"),
+            "decided by the measure: {logging}"
+        );
+        assert!(row(&table, "`prepare`").contains("mean 35000 over 2 fixtures (20000 – 50000)"));
+        assert!(row(&table, "`prepare`").ends_with("| does not hold |"));
+        assert!(row(&table, "a burst").ends_with("| not run |"));
+        assert!(row(&table, "peak RSS").ends_with("| not run |"));
+    }
 }

@@ -87,8 +87,17 @@ impl LogBuffer {
                         shared.lock().flush();
                     }
                 })
-                .ok()
         };
+        // Without the thread nothing would write a short line for a long time: each line goes
+        // out as it comes instead, as after shutdown.
+        let thread = thread
+            .map_err(|error| {
+                eprintln!(
+                    "riskos-connector: no log flushing thread ({error}): writing each line as it comes"
+                );
+                shared.stop.store(true, Ordering::Release);
+            })
+            .ok();
         let buffer = Self { shared };
         buffer.flush_before_panics();
         let flusher = Flusher {

@@ -1,6 +1,7 @@
-//! Logs and traces: `tracing` to stderr as JSON or text (filtered by `RUST_LOG` or `log.level`),
-//! written a buffer at a time ([`log_buffer`]), and, when `tracing.otlp_endpoint` is set, spans exported over OTLP/HTTP with a W3C
-//! trace-context propagator so a caller's `traceparent` becomes the request span's parent.
+//! Logs and traces: `tracing` to stderr as JSON ([`json_line`]) or text, filtered by `RUST_LOG`
+//! or `log.level` and written a buffer at a time ([`log_buffer`]); and, when
+//! `tracing.otlp_endpoint` is set, spans exported over OTLP/HTTP with a W3C trace-context
+//! propagator so a caller's `traceparent` becomes the request span's parent.
 
 pub mod json_line;
 pub mod log_buffer;
