@@ -11,7 +11,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{KafkaProperties, Scalar, Secret};
+pub use crate::kafka::KafkaConfig;
+use crate::secret::{optional_scalar, Secret};
 use crate::setting::SettingError;
 
 pub mod endpoint;
@@ -215,19 +216,6 @@ impl TlsConfig {
         }
         Ok(())
     }
-}
-
-/// `[kafka]`: the cluster records are produced to.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaConfig {
-    /// Comma-separated `host:port` list. Required.
-    pub bootstrap_servers: String,
-    /// Extra librdkafka properties, passed through verbatim (e.g. `security.protocol`,
-    /// `sasl.mechanisms`, `linger.ms`). They override the connector's own producer defaults.
-    /// In env vars write `_` for `.`: `RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS=20`. Secret-bearing
-    /// ones (`sasl.password`, `ssl.key.pem`, ...) are redacted in `config check` and logs.
-    pub librdkafka: KafkaProperties,
 }
 
 /// `[schema_registry]`: the Confluent-compatible registry.
@@ -645,6 +633,7 @@ impl Config {
                 ),
             );
         }
+        self.kafka.validate()?;
         if self.schema_registry.check_interval_secs == Some(0) {
             return invalid("schema_registry.check_interval_secs", "must be at least 1");
         }
@@ -935,10 +924,6 @@ fn env_provider() -> Env {
 
 /// Variables of one endpoint: `RISKOS_ENDPOINTS__<NAME>__<KEY>` (see [`endpoints_from_env`]).
 const ENDPOINTS_ENV_PREFIX: &str = "RISKOS_ENDPOINTS__";
-
-fn optional_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
-}
 
 /// figment errors can chain several causes; start-up prints exactly one line.
 fn one_line(error: figment::Error) -> String {

@@ -40,6 +40,14 @@ impl From<Scalar> for String {
     }
 }
 
+/// An optional text setting that env vars may type as a number or a boolean
+/// (`deserialize_with`).
+pub(crate) fn optional_scalar<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
+}
+
 /// What `Debug`, `Serialize` and logs show instead of a secret.
 pub const REDACTED: &str = "[redacted]";
 

@@ -182,8 +182,7 @@ fn topic_specs(config: &Config, routes: &RoutesByPrefix) -> Vec<TopicSpec> {
 /// turns the refusal into a warning (development clusters).
 pub async fn check_durability(config: &Config, topics: &[String]) -> anyhow::Result<()> {
     let described = match kafka::describe_durability(
-        &config.kafka.bootstrap_servers,
-        &config.kafka.librdkafka,
+        &config.kafka,
         topics,
     )
     .await
@@ -253,8 +252,7 @@ pub async fn ensure_topics(
     let specs = topic_specs(config, routes);
     if config.topics.create {
         kafka::ensure_topics(
-            &config.kafka.bootstrap_servers,
-            &config.kafka.librdkafka,
+            &config.kafka,
             &specs,
             config.topics.partitions,
             config.topics.replication_factor,
@@ -269,8 +267,7 @@ pub async fn ensure_topics(
 /// connector produces for `http.max_body_bytes`.
 pub fn producer(config: &Config) -> anyhow::Result<Producer> {
     Producer::new(
-        &config.kafka.bootstrap_servers,
-        &config.kafka.librdkafka,
+        &config.kafka,
         config.delivery.ack_timeout(),
         record_size::kafka_message_bytes(config.http.max_body_bytes),
     )
@@ -399,6 +396,10 @@ pub fn pipeline_for(
     )
 }
 
+/// How long start-up waits for the cluster's first answer (or refusal) before going on as
+/// in an outage.
+const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Kafka as the store: the routes' topics (created now, or in the background once Kafka
 /// answers when a spool can take webhooks meanwhile), the producer, the spool if any, and the
 /// routes' partition counts (read once the topics exist, for partitioning by entity).
@@ -408,6 +409,20 @@ pub async fn kafka_store(
     spool: Option<Arc<Spool>>,
 ) -> anyhow::Result<KafkaStore> {
     let producer = producer(config)?;
+    // A cluster that refuses the connector (TLS, credentials) stops start-up even with a
+    // spool: spooled webhooks could never be delivered. One that does not answer is an
+    // outage: `ensure_topics` below decides, as before.
+    match producer.probe(&config.kafka, KAFKA_PROBE_TIMEOUT).await {
+        Ok(cluster) => tracing::info!(
+            brokers = cluster.brokers,
+            security = %config.kafka.describe_security(),
+            "kafka answered"
+        ),
+        Err(refused @ kafka::probe::ConnectError::Refused { .. }) => {
+            return Err(anyhow::Error::new(refused))
+        }
+        Err(unreachable) => tracing::warn!(error = %unreachable, "kafka not answering yet"),
+    }
     let partitions = Arc::new(PartitionCounts::new());
     let route_topics = routes.topics();
     match ensure_topics(config, routes).await {
@@ -506,8 +521,7 @@ async fn retry_topics(config: &Config, specs: &[TopicSpec]) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let created = if config.topics.create {
             kafka::ensure_topics(
-                &config.kafka.bootstrap_servers,
-                &config.kafka.librdkafka,
+                &config.kafka,
                 specs,
                 config.topics.partitions,
                 config.topics.replication_factor,

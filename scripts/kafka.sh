@@ -12,10 +12,17 @@
 #       is the classpath dir: java -cp "$(scripts/kafka.sh fetch)/*" ...
 #   scripts/kafka.sh start --dir DIR --port PORT [--nodes N] [--controllers M]
 #                          [--controller-port CPORT] [--cluster-id ID] [--config key=value ...]
+#                          [--listener NAME:PROTOCOL:PORT ...]
 #       Formats (only if not formatted yet) and starts N combined broker+controller nodes
 #       (default 1; static quorum of all N), waits until each has logged "Kafka Server started"
 #       and accepts TCP connections. Prints "node i: 127.0.0.1:PORT+i pid P log PATH" per node
 #       and, last, the bootstrap string "127.0.0.1:PORT,127.0.0.1:PORT+1,...".
+#       With --listener NAME:PROTOCOL:PORT, node i also takes clients on NAME://127.0.0.1:PORT+i
+#       (advertised as such) with security protocol SSL, SASL_SSL, SASL_PLAINTEXT or
+#       PLAINTEXT; the listener's own settings (keystore, SASL mechanisms, JAAS) are --config
+#       lines prefixed `listener.name.<name>.` (lower case). Inter-broker and controller
+#       traffic stays on PLAINTEXT, which the tests' own admin tools also use. The readiness
+#       check waits for the PLAINTEXT port only.
 #       With --controllers M (M >= 1; default 0, the combined nodes above): M dedicated
 #       controller-only nodes (process.roles=controller) form the quorum and the N nodes are
 #       broker-only (process.roles=broker), so brokers can die while the quorum lives on. The
@@ -90,6 +97,7 @@ KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 JAVA="${JAVA:-java}"
 MARKER="$KAFKA_CACHE/.fetch-complete"
 
+EXTRA_LISTENERS=() # --listener NAME:PROTOCOL:PORT specs of a new cluster
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 note() { echo "kafka.sh: $*" >&2; }
 
@@ -347,8 +355,14 @@ common_properties() { # dir rf
 
 # node i of n; m dedicated controllers (0: node i is a combined broker+controller)
 write_node_properties() { # dir i n m port cport
-  local dir=$1 i=$2 n=$3 m=$4 port=$5 cport=$6 rf voters="" j
+  local dir=$1 i=$2 n=$3 m=$4 port=$5 cport=$6 rf voters="" j extra="" map="" spec
   rf=$((n < 3 ? n : 3))
+  # --listener NAME:PROTOCOL:PORT: node i also listens on NAME://127.0.0.1:PORT+i.
+  for spec in "${EXTRA_LISTENERS[@]}"; do
+    IFS=: read -r lname lproto lport <<<"$spec"
+    extra+=",$lname://127.0.0.1:$((lport + i))"
+    map+=",$lname:$lproto"
+  done
   if ((m)); then
     for ((j = 0; j < m; j++)); do voters+="${voters:+,}$((100 + j))@127.0.0.1:$((cport + j))"; done
   else
@@ -361,15 +375,15 @@ write_node_properties() { # dir i n m port cport
       echo "process.roles=broker"
       echo "node.id=$i"
       echo "controller.quorum.voters=$voters"
-      echo "listeners=PLAINTEXT://127.0.0.1:$((port + i))"
+      echo "listeners=PLAINTEXT://127.0.0.1:$((port + i))$extra"
     else
       echo "process.roles=broker,controller"
       echo "node.id=$i"
       echo "controller.quorum.voters=$voters"
-      echo "listeners=PLAINTEXT://127.0.0.1:$((port + i)),CONTROLLER://127.0.0.1:$((cport + i))"
+      echo "listeners=PLAINTEXT://127.0.0.1:$((port + i)),CONTROLLER://127.0.0.1:$((cport + i))$extra"
     fi
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$((port + i))"
-    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$((port + i))$extra"
+    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$map"
     echo "controller.listener.names=CONTROLLER"
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "log.dirs=$dir/node-$i/data"
@@ -547,6 +561,10 @@ cmd_start() {
       --controllers) ctrls=$2; shift 2 ;;
       --controller-port) cport=$2; shift 2 ;;
       --cluster-id) cid=$2; shift 2 ;;
+      --listener)
+        [[ $2 =~ ^[A-Z][A-Z0-9_]*:(SSL|SASL_SSL|SASL_PLAINTEXT|PLAINTEXT):[0-9]+$ ]] ||
+          die "--listener wants NAME:PROTOCOL:PORT (PROTOCOL SSL, SASL_SSL, SASL_PLAINTEXT or PLAINTEXT), got '$2'"
+        EXTRA_LISTENERS+=("$2"); shift 2 ;;
       --config)
         [[ $2 == *=* ]] || die "--config wants key=value, got '$2'"
         configs+=("$2"); given_config=1; shift 2 ;;

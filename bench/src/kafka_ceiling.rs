@@ -130,12 +130,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .all()
         .map(|r| TopicSpec::compacted(r.topic.clone()))
         .collect();
-    ensure_topics(&args.bootstrap, &passthrough, &specs, 1, 1)
+    let kafka = riskos_connector::kafka::KafkaConfig {
+        bootstrap_servers: args.bootstrap.clone(),
+        librdkafka: passthrough.into(),
+        ..Default::default()
+    };
+    ensure_topics(&kafka, &specs, 1, 1)
         .await
         .context("creating topics")?;
     let producer = Producer::new(
-        &args.bootstrap,
-        &passthrough,
+        &kafka,
         Duration::from_millis(args.ack_timeout_ms),
         // The connector's own setting for its default 1 MiB body limit.
         riskos_connector::record_size::kafka_message_bytes(1 << 20),

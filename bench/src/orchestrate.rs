@@ -523,8 +523,10 @@ async fn run_http_group(
     if matches!(server, "flask" | "express") {
         let broker = broker.as_ref().unwrap();
         ensure_topics(
-            &broker.addr,
-            &BTreeMap::new(),
+            &riskos_connector::kafka::KafkaConfig {
+                bootstrap_servers: broker.addr.clone(),
+                ..Default::default()
+            },
             &[TopicSpec {
                 name: PEER_TOPIC.into(),
                 configs: vec![],

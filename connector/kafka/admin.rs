@@ -7,11 +7,10 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::client_config;
+use super::{KafkaConfig, KafkaContext};
 
 /// A topic could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +85,12 @@ impl TopicSpec {
 
 /// Creates each topic that does not exist yet. Existing topics are left as they are.
 pub async fn ensure_topics(
-    bootstrap_servers: &str,
-    passthrough: &BTreeMap<String, String>,
+    kafka: &KafkaConfig,
     topics: &[TopicSpec],
     partitions: i32,
     replication_factor: i32,
 ) -> Result<(), AdminError> {
-    let admin = admin_client(bootstrap_servers, passthrough)?;
+    let admin = super::create_admin(kafka)?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|spec| {
@@ -131,11 +129,10 @@ pub enum TopicDurability {
 /// Reads, for each topic, its replication factor from the cluster's metadata and its
 /// effective `min.insync.replicas` from `DescribeConfigs`: what `acks=all` waits for.
 pub async fn describe_durability(
-    bootstrap_servers: &str,
-    passthrough: &BTreeMap<String, String>,
+    kafka: &KafkaConfig,
     topics: &[String],
 ) -> Result<Vec<(String, TopicDurability)>, AdminError> {
-    let admin = Arc::new(admin_client(bootstrap_servers, passthrough)?);
+    let admin = Arc::new(super::create_admin(kafka)?);
     let replication = {
         let (admin, topics) = (admin.clone(), topics.to_vec());
         tokio::task::spawn_blocking(move || replication_factors(&admin, &topics))
@@ -187,7 +184,7 @@ pub async fn describe_durability(
 /// The replication factor of each existing topic among `topics`: the fewest replicas of any
 /// of its partitions. A blocking metadata request.
 fn replication_factors(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<KafkaContext>,
     topics: &[String],
 ) -> Result<BTreeMap<String, i32>, AdminError> {
     let metadata = admin
@@ -206,15 +203,6 @@ fn replication_factors(
             ))
         })
         .collect())
-}
-
-fn admin_client(
-    bootstrap_servers: &str,
-    passthrough: &BTreeMap<String, String>,
-) -> Result<AdminClient<DefaultClientContext>, AdminError> {
-    Ok(client_config(bootstrap_servers, &[], passthrough)
-        .create()
-        .map_err(super::without_secret)?)
 }
 
 /// Bounded so a start-up against an unreachable cluster fails in seconds, not minutes.

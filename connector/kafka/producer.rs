@@ -2,16 +2,13 @@
 //! idempotent) or the ack deadline has passed; a full local queue fails at once, so overload is
 //! answered with backpressure instead of a pile-up.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::statistics::Statistics;
 
-use super::client_config;
+use super::{KafkaConfig, KafkaContext};
 
 /// Where a record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,29 +39,9 @@ pub enum ProduceError {
 /// The connector's producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer<StatsContext>,
+    inner: FutureProducer<KafkaContext>,
+    context: KafkaContext,
     ack_timeout: Duration,
-}
-
-/// Publishes librdkafka's periodic statistics (queue depth, broker round trips) as metrics.
-#[derive(Clone, Copy, Default)]
-pub struct StatsContext;
-
-impl ClientContext for StatsContext {
-    fn stats(&self, stats: Statistics) {
-        use crate::metrics::{BROKER_RTT, PRODUCER_QUEUE_BYTES, PRODUCER_QUEUE_MESSAGES};
-        metrics::gauge!(PRODUCER_QUEUE_MESSAGES).set(stats.msg_cnt as f64);
-        metrics::gauge!(PRODUCER_QUEUE_BYTES).set(stats.msg_size as f64);
-        for (name, broker) in stats.brokers {
-            if let Some(rtt) = broker.rtt {
-                // librdkafka reports microseconds.
-                for (quantile, value) in [("0.5", rtt.p50), ("0.99", rtt.p99)] {
-                    metrics::gauge!(BROKER_RTT, "broker" => name.clone(), "quantile" => quantile)
-                        .set(value as f64 / 1e6);
-                }
-            }
-        }
-    }
 }
 
 impl Producer {
@@ -73,8 +50,7 @@ impl Producer {
     /// `message_max_bytes` is the largest record it must take (see [`crate::record_size`]);
     /// a passthrough `message.max.bytes` overrides it (config validation refuses a smaller one).
     pub fn new(
-        bootstrap_servers: &str,
-        passthrough: &BTreeMap<String, String>,
+        kafka: &KafkaConfig,
         ack_timeout: Duration,
         message_max_bytes: usize,
     ) -> Result<Self, KafkaError> {
@@ -91,11 +67,16 @@ impl Producer {
             ("statistics.interval.ms", "5000".to_string()),
             ("message.max.bytes", message_max_bytes.to_string()),
         ];
-        let inner: FutureProducer<StatsContext> =
-            client_config(bootstrap_servers, &defaults, passthrough)
-                .create_with_context(StatsContext)
-                .map_err(super::without_secret)?;
-        Ok(Self { inner, ack_timeout })
+        // A clone shares the refusal the client records, for `probe`.
+        let context = super::context(kafka, true);
+        let inner: FutureProducer<KafkaContext> = super::client_config(kafka, &defaults)?
+            .create_with_context(context.clone())
+            .map_err(super::without_secret)?;
+        Ok(Self {
+            inner,
+            context,
+            ack_timeout,
+        })
     }
 
     /// Sends one record and waits for the broker's ack. With a `partition` it goes there;
@@ -147,8 +128,23 @@ impl Producer {
         self.inner.flush(timeout)
     }
 
+    /// Waits until the cluster answers, refuses (TLS, authentication) or `timeout` passes:
+    /// see [`super::probe`].
+    pub async fn probe(
+        &self,
+        kafka: &KafkaConfig,
+        timeout: Duration,
+    ) -> Result<super::probe::ClusterInfo, super::probe::ConnectError> {
+        let (producer, context, kafka) = (self.inner.clone(), self.context.clone(), kafka.clone());
+        tokio::task::spawn_blocking(move || {
+            super::probe::probe(producer.client(), &context, &kafka, timeout)
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+
     /// The underlying client, for metadata queries (readiness).
-    pub fn client(&self) -> &FutureProducer<StatsContext> {
+    pub fn client(&self) -> &FutureProducer<KafkaContext> {
         &self.inner
     }
 }

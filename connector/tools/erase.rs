@@ -41,7 +41,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -52,7 +51,7 @@ use serde_json::{json, Value as Json};
 
 use super::reader::TopicReader;
 use crate::config::Config;
-use crate::kafka::{client_config, without_secret};
+use crate::kafka::{self, KafkaContext};
 use crate::protect::keys::{is_encrypted, label, Kind};
 use crate::protect::{canonical, FieldPath, Keyring, UnprotectError, RAW_PATH};
 use crate::route::quarantine_topic;
@@ -663,14 +662,7 @@ async fn compaction(
             .cloned()
             .collect()
     };
-    let admin: AdminClient<DefaultClientContext> = match client_config(
-        &config.kafka.bootstrap_servers,
-        &[],
-        &config.kafka.librdkafka,
-    )
-    .create()
-    .map_err(without_secret)
-    {
+    let admin: AdminClient<KafkaContext> = match kafka::create_admin(&config.kafka) {
         Ok(admin) => admin,
         Err(error) => {
             notes.push(format!(
@@ -719,7 +711,7 @@ async fn compaction(
 /// partition at its end-of-partition event, so a partition ending in records a consumer never
 /// sees (transaction markers, aborted records, offsets compacted away) still finishes.
 struct Scan {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaContext>,
     /// Partition → high watermark at start, for the partitions not finished yet.
     ends: std::collections::HashMap<i32, i64>,
 }
@@ -793,18 +785,15 @@ async fn write_tombstones(
     plan: Vec<Tombstone>,
 ) -> anyhow::Result<(Vec<Tombstone>, Vec<(Tombstone, String)>)> {
     let ack_timeout = config.delivery.ack_timeout();
-    let producer: FutureProducer = client_config(
-        &config.kafka.bootstrap_servers,
+    let producer: FutureProducer<KafkaContext> = kafka::create(
+        &config.kafka,
         &[
             ("enable.idempotence", "true".to_string()),
             ("acks", "all".to_string()),
             ("linger.ms", "5".to_string()),
             ("message.timeout.ms", ack_timeout.as_millis().to_string()),
         ],
-        &config.kafka.librdkafka,
-    )
-    .create()
-    .map_err(without_secret)?;
+    )?;
     let mut written = Vec::new();
     let mut failed = Vec::new();
     for batch in plan.chunks(1000) {

@@ -9,7 +9,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::kafka::{client_config, without_secret};
+use crate::kafka::{self, KafkaContext};
 
 /// Where to start reading.
 #[derive(Debug, Clone, Copy)]
@@ -24,28 +24,25 @@ pub enum Start {
 
 /// A consumer assigned to every partition of some topics.
 pub struct TopicReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaContext>,
     /// `(topic, partition)` → (next offset to read, high watermark when the reader was created).
     progress: HashMap<(String, i32), (i64, i64)>,
 }
 
 /// The tools' consumer: no group commits; `partition_eof` asks for end-of-partition events.
-pub fn tools_consumer(config: &Config, partition_eof: bool) -> anyhow::Result<BaseConsumer> {
-    Ok(client_config(
-        &config.kafka.bootstrap_servers,
+pub fn tools_consumer(config: &Config, partition_eof: bool) -> anyhow::Result<BaseConsumer<KafkaContext>> {
+    Ok(kafka::create(
+        &config.kafka,
         &[
             ("group.id", "riskos-connector-tools".to_string()),
             ("enable.auto.commit", "false".to_string()),
             ("enable.partition.eof", partition_eof.to_string()),
         ],
-        &config.kafka.librdkafka,
-    )
-    .create()
-    .map_err(without_secret)?)
+    )?)
 }
 
 /// The partition ids of `topic`; an error when it does not exist.
-pub fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+pub fn partitions(consumer: &BaseConsumer<KafkaContext>, topic: &str) -> anyhow::Result<Vec<i32>> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata
         .topics()
@@ -119,13 +116,7 @@ impl TopicReader {
 
     /// Topics on the cluster whose names start with `prefix`.
     pub fn topics_with_prefix(config: &Config, prefix: &str) -> anyhow::Result<Vec<String>> {
-        let consumer: BaseConsumer = client_config(
-            &config.kafka.bootstrap_servers,
-            &[],
-            &config.kafka.librdkafka,
-        )
-        .create()
-        .map_err(without_secret)?;
+        let consumer: BaseConsumer<KafkaContext> = kafka::create(&config.kafka, &[])?;
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let mut topics: Vec<String> = metadata
             .topics()

@@ -813,8 +813,7 @@ async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine()
     let event_topic = format!("{prefix}{EVALUATION}");
     let managed_elsewhere = TopicSpec::compacted(&event_topic).max_message_bytes(450_000);
     ensure_topics(
-        &broker.bootstrap(),
-        &Default::default(),
+        &config.kafka,
         &[managed_elsewhere],
         1,
         1,

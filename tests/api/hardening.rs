@@ -3,7 +3,6 @@
 //! The refusals and quarantines that need no broker (charset, depth, a datum larger than the
 //! connector produces) are in `tests/http/hardening.rs`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,9 +119,11 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
         .await
         .unwrap();
     let body = evaluation_of_size("refused-1", 300_000);
-    let small = BTreeMap::from([("batch.size".to_string(), "400000".to_string())]);
-    let producer =
-        Producer::new(&broker.bootstrap(), &small, Duration::from_secs(3), 450_000).unwrap();
+    let mut small = config.kafka.clone();
+    small
+        .librdkafka
+        .insert("batch.size".to_string(), "400000".to_string());
+    let producer = Producer::new(&small, Duration::from_secs(3), 450_000).unwrap();
     let store = Arc::new(KafkaStore::new(producer, None, Default::default()));
     let router = riskos_connector::app::handlers(&config, store)
         .await

@@ -17,5 +17,6 @@ mod interop;
 mod operations;
 mod partitioning;
 mod protection;
+mod secured;
 mod startup;
 mod webhook;

@@ -32,6 +32,8 @@ pub struct Broker {
     nodes: usize,
     /// Dedicated controllers (0: the nodes are combined broker+controller nodes).
     controllers: usize,
+    /// The extra listeners' names and ports (`kafka.sh --listener`).
+    listener_ports: Vec<(String, u16)>,
 }
 
 fn kafka_sh() -> PathBuf {
@@ -40,8 +42,16 @@ fn kafka_sh() -> PathBuf {
 
 /// Runs `scripts/kafka.sh args…`, panicking with its output when it fails.
 fn run(args: &[&str]) -> String {
+    run_with_env(args, &[])
+}
+
+/// [`run`] with environment variables (`KAFKA_JVM_OPTS`, say).
+fn run_with_env(args: &[&str], env: &[(&str, String)]) -> String {
     let mut command = Command::new(kafka_sh());
     command.args(args).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
     // Two fault tests may start 3-node clusters at once on two cores: six JVMs booting
     // together take longer than kafka.sh's default 60 s allowance for readiness.
     if std::env::var_os("KAFKA_READY_TIMEOUT").is_none() {
@@ -117,29 +127,40 @@ impl Broker {
     /// The test binary's shared single-node broker, started on first use.
     pub fn shared() -> &'static Broker {
         static SHARED: OnceLock<Broker> = OnceLock::new();
-        static WATCHDOG: OnceLock<Mutex<Child>> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("riskos-kafka-shared-")
-                .tempdir()
-                .unwrap()
-                .keep();
-            // Stops the broker and removes its folder once this process has exited: `cat`
-            // sees end-of-file when the last holder of the pipe's write end (this process,
-            // through the child's stdin kept in a static) is gone.
-            let watchdog = Command::new("bash")
-                .arg("-c")
-                .arg(r#"cat > /dev/null; "$0" stop --dir "$1" --signal KILL; rm -rf "$1""#)
-                .arg(kafka_sh())
-                .arg(&dir)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting the broker watchdog");
-            WATCHDOG.get_or_init(|| Mutex::new(watchdog));
-            Self::start_in(dir, None, 1, 0, &[])
-        })
+        SHARED.get_or_init(|| Self::process_wide("riskos-kafka-shared-", &[], &[], &[]))
+    }
+
+    /// A single-node broker that lives as long as this test process, for a `static`: also
+    /// given `config` lines, extra `listeners` (`NAME:PROTOCOL`, each on a port of its own:
+    /// [`Broker::listener`]) and `env` for kafka.sh (`KAFKA_JVM_OPTS`).
+    pub fn process_wide(
+        prefix: &str,
+        config: &[String],
+        listeners: &[&str],
+        env: &[(&str, String)],
+    ) -> Broker {
+        static WATCHDOGS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .unwrap()
+            .keep();
+        // Stops the broker and removes its folder once this process has exited: `cat` sees
+        // end-of-file when the last holder of the pipe's write end (this process, through the
+        // child's stdin kept in a static) is gone.
+        let watchdog = Command::new("bash")
+            .arg("-c")
+            .arg(r#"cat > /dev/null; "$0" stop --dir "$1" --signal KILL; cp -r "$1" /tmp/x/lastbroker; rm -rf "$1""#)
+            .arg(kafka_sh())
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the broker watchdog");
+        WATCHDOGS.lock().unwrap().push(watchdog);
+        let config: Vec<&str> = config.iter().map(String::as_str).collect();
+        Self::start_in(dir, None, 1, 0, &config, listeners, env)
     }
 
     /// A cluster of `nodes` of its own, each node also given `config` (`key=value`).
@@ -165,7 +186,7 @@ impl Broker {
                 .unwrap();
             let dir = owned.path().to_path_buf();
             let config: Vec<&str> = config.iter().map(String::as_str).collect();
-            Self::start_in(dir, Some(owned), nodes, controllers, &config)
+            Self::start_in(dir, Some(owned), nodes, controllers, &config, &[], &[])
         })
         .await
         .unwrap()
@@ -177,6 +198,8 @@ impl Broker {
         nodes: usize,
         controllers: usize,
         config: &[&str],
+        listeners: &[&str],
+        env: &[(&str, String)],
     ) -> Broker {
         // kafka.sh puts controller j on CPORT+j: with dedicated controllers, fewer than `nodes`
         // of the controller ports reserved are used.
@@ -209,14 +232,61 @@ impl Broker {
         for line in config {
             args.extend(["--config", line]);
         }
-        run(&args);
+        let listener_ports: Vec<(String, u16)> = listeners
+            .iter()
+            .map(|l| (l.split(':').next().unwrap().to_string(), free_port_runs(1).0))
+            .collect();
+        let specs: Vec<String> = listeners
+            .iter()
+            .zip(&listener_ports)
+            .map(|(l, (_, port))| format!("{l}:{port}"))
+            .collect();
+        for spec in &specs {
+            args.extend(["--listener", spec]);
+        }
+        run_with_env(&args, env);
         Broker {
             dir,
             _owned: owned,
             port,
             nodes,
             controllers,
+            listener_ports,
         }
+    }
+
+    /// `127.0.0.1:port` of the extra listener `name` (of node 0).
+    pub fn listener(&self, name: &str) -> String {
+        let (_, port) = self
+            .listener_ports
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no listener {name}"));
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Creates (or resets) a SCRAM-SHA-512 user on the cluster, as operators do:
+    /// `kafka-configs --alter --add-config SCRAM-SHA-512=[password=…] --entity-type users`.
+    pub fn add_scram_user(&self, user: &str, password: &str) {
+        let bootstrap = self.bootstrap();
+        let credential = format!("SCRAM-SHA-512=[iterations=4096,password={password}]");
+        run(&[
+            "configs",
+            "--bootstrap-server",
+            &bootstrap,
+            "--alter",
+            "--add-config",
+            &credential,
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+        ]);
+    }
+
+    /// The cluster's folder (node i's data is in `node-i/data`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// `127.0.0.1:port,…` of every node.

@@ -12,6 +12,7 @@ pub mod load;
 pub mod logs;
 pub mod protected;
 pub mod registry;
+pub mod secured;
 
 pub use app::{test_config, TestApp};
 pub use broker::Broker;

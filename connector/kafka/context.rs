@@ -1,0 +1,235 @@
+//! The one librdkafka client context every client the connector makes shares: it publishes
+//! the producer's statistics, keeps the cluster's refusals (a failed TLS handshake, failed
+//! SASL authentication) so start-up and `config check` can say why Kafka cannot be used
+//! instead of only that it timed out, and answers OAUTHBEARER token refreshes for AWS MSK IAM.
+//!
+//! OIDC tokens never come here: with `sasl.oauthbearer.method=oidc` librdkafka fetches them
+//! itself on its background thread.
+
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::{Client, ClientContext, OAuthToken};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+
+use super::msk_iam::{AwsMskIamConfig, MskIamSigner};
+
+/// A fresh OAUTHBEARER token.
+#[derive(Debug, Clone)]
+pub struct BearerToken {
+    /// The token.
+    pub token: String,
+    /// When it expires, in milliseconds since the Unix epoch (librdkafka asks for the next
+    /// one at 80 % of the time left).
+    pub expires_at_ms: i64,
+    /// The principal it names.
+    pub principal: String,
+}
+
+/// Where OAUTHBEARER tokens come from when the connector, not librdkafka, makes them.
+pub trait TokenSource: Send + Sync {
+    /// A token valid from now. Called on librdkafka's thread, which may block.
+    fn token(&self) -> Result<BearerToken, Box<dyn Error + Send + Sync>>;
+}
+
+/// Why the cluster would not have the connector, as librdkafka reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The TLS handshake failed (an unknown CA, a hostname mismatch, a client certificate
+    /// the broker refused).
+    Tls(String),
+    /// SASL authentication failed (a wrong password, an expired or refused token).
+    Authentication(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Tls(reason) => write!(f, "TLS handshake failed: {reason}"),
+            Refusal::Authentication(reason) => write!(f, "authentication failed: {reason}"),
+        }
+    }
+}
+
+/// The client context (see the module doc).
+#[derive(Clone)]
+pub struct KafkaContext {
+    stats: bool,
+    tokens: Option<Arc<dyn TokenSource>>,
+    refusal: Arc<Mutex<Option<Refusal>>>,
+}
+
+impl KafkaContext {
+    /// A context; `stats` publishes librdkafka's statistics as metrics (the producer's).
+    pub fn new(stats: bool, tokens: Option<Arc<dyn TokenSource>>) -> Self {
+        Self {
+            stats,
+            tokens,
+            refusal: Arc::default(),
+        }
+    }
+
+    /// The last refusal librdkafka reported, if any.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Hands a token to a client that does not poll for refresh events (the admin client):
+    /// enough for the short-lived admin requests start-up and the tools make.
+    pub fn prime_token(client: &Client<KafkaContext>) {
+        let Some(tokens) = &client.context().tokens else {
+            return;
+        };
+        let token = match tokens.token() {
+            Ok(token) => token,
+            Err(error) => {
+                client
+                    .context()
+                    .record(Refusal::Authentication(format!("no OAUTHBEARER token: {error}")));
+                return;
+            }
+        };
+        let (Ok(value), Ok(principal)) = (
+            std::ffi::CString::new(token.token),
+            std::ffi::CString::new(token.principal),
+        ) else {
+            return;
+        };
+        let mut error = [0 as std::ffi::c_char; 512];
+        // SAFETY: the client pointer is live for the call; the strings outlive it; no
+        // extensions are passed (null, 0); `error` is a writable buffer of the given size.
+        unsafe {
+            rdkafka::bindings::rd_kafka_oauthbearer_set_token(
+                client.native_ptr(),
+                value.as_ptr(),
+                token.expires_at_ms,
+                principal.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+                error.as_mut_ptr(),
+                error.len(),
+            );
+        }
+    }
+
+    fn record(&self, refusal: Refusal) {
+        *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(refusal);
+    }
+}
+
+impl ClientContext for KafkaContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn stats(&self, stats: Statistics) {
+        if !self.stats {
+            return;
+        }
+        use crate::metrics::{BROKER_RTT, PRODUCER_QUEUE_BYTES, PRODUCER_QUEUE_MESSAGES};
+        metrics::gauge!(PRODUCER_QUEUE_MESSAGES).set(stats.msg_cnt as f64);
+        metrics::gauge!(PRODUCER_QUEUE_BYTES).set(stats.msg_size as f64);
+        for (name, broker) in stats.brokers {
+            if let Some(rtt) = broker.rtt {
+                // librdkafka reports microseconds.
+                for (quantile, value) in [("0.5", rtt.p50), ("0.99", rtt.p99)] {
+                    metrics::gauge!(BROKER_RTT, "broker" => name.clone(), "quantile" => quantile)
+                        .set(value as f64 / 1e6);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::SSL) => self.record(Refusal::Tls(reason.to_string())),
+            // With TLS 1.3 the broker refuses a client certificate after the handshake: the
+            // client then reads the broker's TLS alert as a transport error ("tlsv13 alert
+            // certificate required"). An alert is the broker saying no, not an outage.
+            Some(RDKafkaErrorCode::BrokerTransportFailure) if reason.contains(" alert ") => {
+                self.record(Refusal::Tls(reason.to_string()))
+            }
+            Some(RDKafkaErrorCode::Authentication) => {
+                self.record(Refusal::Authentication(reason.to_string()))
+            }
+            _ => {}
+        }
+        tracing::error!(target: "librdkafka", %error, reason, "kafka client error");
+    }
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn Error>> {
+        let Some(tokens) = &self.tokens else {
+            return Err("no OAUTHBEARER token source: set kafka.sasl.mechanism".into());
+        };
+        let token = tokens.token().map_err(|e| -> Box<dyn Error> { e })?;
+        tracing::debug!(principal = %token.principal, "OAUTHBEARER token refreshed");
+        Ok(OAuthToken {
+            token: token.token,
+            principal_name: token.principal,
+            lifetime_ms: token.expires_at_ms,
+        })
+    }
+}
+
+impl ConsumerContext for KafkaContext {}
+
+/// AWS MSK IAM tokens, signed with the credentials of the standard chain, loaded once on
+/// the first refresh (librdkafka's thread) on a small runtime of their own: aws-config's
+/// providers are async, and librdkafka's threads are not tokio's.
+pub struct MskIamTokens {
+    config: AwsMskIamConfig,
+    /// Loaded on first use; a failed load is tried again at the next refresh (credentials
+    /// may appear later, e.g. a web identity token file mounted after start).
+    signer: Mutex<Option<Arc<(MskIamSigner, tokio::runtime::Runtime)>>>,
+}
+
+impl MskIamTokens {
+    /// Tokens for `config`'s region; the credentials are looked up on first use.
+    pub fn new(config: &AwsMskIamConfig) -> Self {
+        Self {
+            config: config.clone(),
+            signer: Mutex::new(None),
+        }
+    }
+
+    /// Tokens from a signer made elsewhere (fixed credentials).
+    pub fn with_signer(signer: MskIamSigner) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime without drivers cannot fail to build");
+        Self {
+            config: AwsMskIamConfig::default(),
+            signer: Mutex::new(Some(Arc::new((signer, runtime)))),
+        }
+    }
+}
+
+impl TokenSource for MskIamTokens {
+    fn token(&self) -> Result<BearerToken, Box<dyn Error + Send + Sync>> {
+        let loaded = {
+            let mut slot = self.signer.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(loaded) => loaded.clone(),
+                None => {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("msk-iam-credentials")
+                        .enable_all()
+                        .build()?;
+                    let signer = runtime.block_on(MskIamSigner::from_environment(&self.config))?;
+                    slot.insert(Arc::new((signer, runtime))).clone()
+                }
+            }
+        };
+        let (signer, _runtime) = &*loaded;
+        let token = signer.token()?;
+        Ok(BearerToken {
+            token: token.token,
+            expires_at_ms: token.lifetime_ms,
+            principal: token.principal,
+        })
+    }
+}
