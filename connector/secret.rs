@@ -40,6 +40,14 @@ impl From<Scalar> for String {
     }
 }
 
+/// Deserializes an optional text setting that env vars may type as a number or a bool (a user
+/// name `12345`).
+pub(crate) fn optional_scalar<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
+}
+
 /// What `Debug`, `Serialize` and logs show instead of a secret.
 pub const REDACTED: &str = "[redacted]";
 
