@@ -17,5 +17,6 @@ mod interop;
 mod operations;
 mod partitioning;
 mod protection;
+mod registry_auth;
 mod startup;
 mod webhook;
