@@ -12,12 +12,16 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub use crate::kafka::KafkaConfig;
-use crate::secret::{optional_scalar, Secret};
 use crate::setting::SettingError;
 
 pub mod endpoint;
 
 pub use endpoint::{EndpointConfig, RequiredHeaderConfig};
+// The schema component owns its section; re-exported so `config::SchemaRegistryConfig` and
+// `config::CompatibilityLevel` keep naming it.
+pub use crate::schema::registry_config::{
+    CompatibilityLevel, RegistryOAuthConfig, SchemaRegistryConfig,
+};
 
 /// Prefix of the environment variables that override the file (`RISKOS_KAFKA__BOOTSTRAP_SERVERS`).
 pub const ENV_PREFIX: &str = "RISKOS_";
@@ -216,60 +220,6 @@ impl TlsConfig {
         }
         Ok(())
     }
-}
-
-/// `[schema_registry]`: the Confluent-compatible registry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SchemaRegistryConfig {
-    /// Base URL, e.g. `http://schema-registry:8081`. Required with the `confluent` encoding.
-    pub url: String,
-    /// Basic-auth user name (Confluent Cloud API key), if the registry needs one.
-    #[serde(deserialize_with = "optional_scalar")]
-    pub username: Option<String>,
-    /// Basic-auth password (Confluent Cloud API secret); redacted in logs and `config check`.
-    pub password: Option<Secret>,
-    /// A file holding the password instead (a Kubernetes Secret mount).
-    pub password_file: Option<PathBuf>,
-    /// Timeout of one registry call in milliseconds. Default 5000.
-    pub timeout_ms: Option<u64>,
-    /// How each `schemas/` file must relate to the registry's latest version of its subject,
-    /// checked at start-up and by `schemas check`: `BACKWARD` (default: consumers on the new
-    /// schema read old records), `FORWARD`, `FULL` or `NONE`.
-    pub compatibility: CompatibilityLevel,
-    /// Seconds between two background checks of the registry once the connector runs.
-    /// Default 30. The result is the `riskos_schema_registry_up` gauge, a log line when it
-    /// changes and `/healthz`'s detail; never readiness (subjects and ids are resolved at
-    /// start-up, so a running connector accepts webhooks without the registry).
-    pub check_interval_secs: Option<u64>,
-}
-
-impl SchemaRegistryConfig {
-    /// Default of [`SchemaRegistryConfig::check_interval_secs`].
-    pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 30;
-
-    /// The interval of the background registry check.
-    pub fn check_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(
-            self.check_interval_secs
-                .unwrap_or(Self::DEFAULT_CHECK_INTERVAL_SECS),
-        )
-    }
-}
-
-/// Schema evolution rule checked against the registry's latest version.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum CompatibilityLevel {
-    /// The new schema can read data written with the latest registered one.
-    #[default]
-    Backward,
-    /// The latest registered schema can read data written with the new one.
-    Forward,
-    /// Both.
-    Full,
-    /// No check.
-    None,
 }
 
 /// `[schemas]`: the value schemas.
@@ -634,9 +584,7 @@ impl Config {
             );
         }
         self.kafka.validate()?;
-        if self.schema_registry.check_interval_secs == Some(0) {
-            return invalid("schema_registry.check_interval_secs", "must be at least 1");
-        }
+        self.schema_registry.validate()?;
         self.validate_ingress()
     }
 
@@ -1013,6 +961,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("RISKOS_HTTP__LISTEN", "127.0.0.1:9999");
             jail.set_env("RISKOS_KAFKA__LIBRDKAFKA__LINGER_MS", "7");
+            jail.set_env("RISKOS_SCHEMA_REGISTRY__USERNAME", "4242");
             jail.set_env("RISKOS_SCHEMA_REGISTRY__PASSWORD", "123456");
             jail.set_env("RISKOS_CONFIG", "/not/a/setting.toml");
             let figment = base().merge(env_provider());
@@ -1021,6 +970,7 @@ mod tests {
             assert_eq!(config.kafka.librdkafka.get("linger_ms").unwrap(), "7");
             let password = config.schema_registry.password.as_ref().map(|p| p.expose());
             assert_eq!(password, Some("123456"));
+            assert_eq!(config.schema_registry.username.as_deref(), Some("4242"));
             Ok(())
         });
     }
@@ -1050,6 +1000,58 @@ mod tests {
             // librdkafka still gets the values.
             assert_eq!(config.kafka.librdkafka["sasl_password"], "pw-from-env");
             assert_eq!(config.kafka.librdkafka["ssl.key.pem"], "PEM-FROM-FILE");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error.
+    fn registry_auth_keys_parse_from_file_and_env_and_their_secrets_never_show() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "RISKOS_SCHEMA_REGISTRY__OAUTH__CLIENT_SECRET",
+                "oauth-secret-from-env",
+            );
+            let file = || {
+                Toml::string(
+                    r#"
+                [schema_registry]
+                ca_file = "/tls/ca.pem"
+                cert_file = "/tls/client.pem"
+                key_file = "/tls/client.key"
+                url = "https://registry:8081"
+                [schema_registry.oauth]
+                token_endpoint_url = "https://idp/token"
+                client_id = "connector"
+                scope = "sr"
+                logical_cluster = "lsrc-1"
+                identity_pool_id = "pool-1"
+                "#,
+                )
+            };
+            let config = Config::from_figment(base().merge(file()).merge(env_provider())).unwrap();
+            let registry = &config.schema_registry;
+            assert!(registry.oauth.enabled());
+            assert_eq!(registry.oauth.identity_pool_id.as_deref(), Some("pool-1"));
+            assert_eq!(
+                registry.key_file.as_deref(),
+                Some(Path::new("/tls/client.key"))
+            );
+            let debug = format!("{config:?}");
+            let check = serde_json::to_string(&config).unwrap();
+            for shown in [&debug, &check] {
+                assert!(!shown.contains("oauth-secret-from-env"), "{shown}");
+            }
+
+            jail.set_env("RISKOS_SCHEMA_REGISTRY__BEARER_TOKEN", "bearer-from-env");
+            let both = Config::from_figment(base().merge(file()).merge(env_provider()));
+            let message = both.unwrap_err().to_string();
+            assert!(
+                message.contains("schema_registry.bearer_token")
+                    && message.contains("schema_registry.oauth"),
+                "{message}"
+            );
+            assert!(!message.contains("bearer-from-env"), "{message}");
             Ok(())
         });
     }

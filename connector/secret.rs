@@ -40,8 +40,8 @@ impl From<Scalar> for String {
     }
 }
 
-/// An optional text setting that env vars may type as a number or a boolean
-/// (`deserialize_with`).
+/// Deserializes an optional text setting that env vars may type as a number or a bool (a user
+/// name `12345`).
 pub(crate) fn optional_scalar<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {

@@ -4,7 +4,7 @@
 use apache_avro::schema::Schema;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 
-use crate::config::CompatibilityLevel;
+use super::registry_config::CompatibilityLevel;
 
 /// Checks `new` against `latest` (the registered version) at `level`; `Err` says why, naming the
 /// field when Avro does.

@@ -17,6 +17,7 @@ mod interop;
 mod operations;
 mod partitioning;
 mod protection;
+mod registry_auth;
 mod secured;
 mod startup;
 mod webhook;

@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod kafka;
 pub mod load;
 pub mod logs;
+pub mod pki;
 pub mod protected;
 pub mod registry;
 pub mod secured;
