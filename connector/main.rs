@@ -133,9 +133,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Load and validate the configuration (file, then env) and print it as JSON with secrets
-    /// redacted; exits 1 with the offending key on a bad value.
-    Check(ConfigArg),
+    /// Load and validate the configuration (file, then env), then connect as the service
+    /// would and report what worked: Kafka (or why it refused), each topic described, the
+    /// permission to write to it, the schema registry. Writes and registers nothing; exits 1
+    /// if a check failed or with the offending key on a bad value.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only load and validate; connect to nothing.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print the effective configuration (file, then env) as JSON with secrets redacted.
+    Show(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -257,11 +267,32 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Config {
-            command: ConfigCommand::Check(arg),
+            command: ConfigCommand::Show(arg),
         } => {
             let config = Config::load(arg.config.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config, offline },
+        } => {
+            let config = Config::load(config.config.as_deref())?;
+            println!("ok    config: loaded and valid");
+            if offline {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let report = runtime.block_on(riskos_connector::tools::check::run(&config));
+            for line in &report {
+                println!("{line}");
+            }
+            let failed = report
+                .iter()
+                .any(|f| f.verdict == riskos_connector::tools::check::Verdict::Fail);
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Keys {
             command: KeysCommand::Generate { kid },

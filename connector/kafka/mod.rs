@@ -7,6 +7,7 @@ pub mod context;
 pub mod msk_iam;
 pub mod oidc;
 pub mod partition;
+pub mod permissions;
 pub mod probe;
 pub mod producer;
 pub mod sasl;

@@ -3,6 +3,7 @@
 //! matching a condition), `asyncapi` (the AsyncAPI document of the topics, offline).
 
 pub mod asyncapi;
+pub mod check;
 pub mod erase;
 pub mod reader;
 pub mod replay;

@@ -205,10 +205,11 @@ fn a_bad_config_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("max_body_bytes"), "{stderr}");
 }
 
-/// `config check` prints the config, and the `kafka.librdkafka` passthrough map holds Kafka
-/// credentials: set from the file (dotted keys) or env vars (`_` keys), none is printed.
+/// `config show` prints the config, and the `kafka.librdkafka` passthrough map, the typed
+/// `[kafka.tls]` / `[kafka.sasl]` keys and the registry's auth hold credentials: set from the
+/// file (dotted keys) or env vars (`_` keys), none is printed.
 #[test]
-fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
+fn config_show_prints_no_kafka_or_registry_secret_set_in_the_file_or_the_env() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -217,11 +218,14 @@ fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
          bootstrap_servers = \"127.0.0.1:1\"\n[kafka.librdkafka]\n\
          \"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"svc-user\"\n\
          \"sasl.password\" = \"pw-from-file\"\n\"ssl.key.pem\" = \"PEM-FROM-FILE\"\n\
-         \"sasl.oauthbearer.config\" = \"clientSecret=cfg-from-file\"\n",
+         \"sasl.oauthbearer.config\" = \"clientSecret=cfg-from-file\"\n\
+         [kafka.tls]\nenabled = true\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n\
+         key_password = \"typed-key-pw\"\n[kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\n\
+         username = \"svc-typed\"\npassword = \"typed-sasl-pw\"\n",
     )
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
-        .args(["config", "check", "--config"])
+        .args(["config", "show", "--config"])
         .arg(&config)
         .env_remove("RISKOS_CONFIG")
         .env("RISKOS_SCHEMA_REGISTRY__URL", "http://127.0.0.1:1")
@@ -230,6 +234,8 @@ fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
             "oauth-from-env",
         )
         .env("RISKOS_KAFKA__LIBRDKAFKA__SSL_KEY_PASSWORD", "314159")
+        .env("RISKOS_KAFKA__SASL__OIDC__CLIENT_SECRET", "oidc-from-env")
+        .env("RISKOS_SCHEMA_REGISTRY__BEARER_TOKEN", "bearer-from-env")
         .env(
             "RISKOS_KAFKA__LIBRDKAFKA__SSL_KEYSTORE_PASSWORD",
             "ks-from-env",
@@ -249,6 +255,10 @@ fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
         "oauth-from-env",
         "314159",
         "ks-from-env",
+        "typed-key-pw",
+        "typed-sasl-pw",
+        "oidc-from-env",
+        "bearer-from-env",
     ] {
         assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
     }
@@ -259,6 +269,8 @@ fn config_check_prints_no_kafka_secret_set_in_the_file_or_the_env() {
     assert_eq!(properties["ssl_key_password"], "[redacted]", "{properties}");
     assert_eq!(properties["security.protocol"], "SASL_SSL");
     assert_eq!(properties["sasl.username"], "svc-user");
+    assert_eq!(printed["kafka"]["sasl"]["username"], "svc-typed");
+    assert_eq!(printed["kafka"]["sasl"]["password"], "[redacted]");
 }
 
 /// `keys generate` without `--kid` never repeats an id (a key made again must not be taken for

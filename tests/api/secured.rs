@@ -192,3 +192,109 @@ async fn oidc_tokens_are_fetched_and_refreshed_under_load_with_nothing_lost() {
     assert_eq!(stored, sent, "webhooks answered 200 but missing on the topic");
     app.stop().await.unwrap();
 }
+
+/// Runs `riskos-connector config check` on a config file like `config`'s (SCRAM over TLS;
+/// the password through the environment, as a Secret would give it) and returns (success,
+/// what it printed).
+async fn config_check(config: &Config, user: &str, password: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let toml = format!(
+        "[[endpoints]]\nname = \"riskos\"\ntopic_prefix = \"{prefix}\"\nprotect_fields = false\n\
+         raw = \"keep\"\n[endpoints.auth]\nmode = \"none\"\n\
+         [kafka]\nbootstrap_servers = \"{bootstrap}\"\n\
+         [kafka.tls]\nenabled = true\nca_file = \"{ca}\"\n\
+         [kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"{user}\"\n\
+         [schema_registry]\nurl = \"{registry}\"\n[schemas]\ndir = \"{schemas}\"\n\
+         [topics]\npartitions = 1\nreplication_factor = 1\n",
+        prefix = config.endpoints[0].topic_prefix,
+        bootstrap = config.kafka.bootstrap_servers,
+        ca = config.kafka.tls.ca_file.as_ref().unwrap().display(),
+        registry = config.schema_registry.url,
+        schemas = config.schemas.dir.display(),
+    );
+    std::fs::write(&file, toml).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env_remove("RISKOS_CONFIG")
+        .env("RISKOS_KAFKA__SASL__PASSWORD", password)
+        .output()
+        .await
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
+#[tokio::test]
+async fn config_check_reports_kafka_topics_write_permission_and_registry() {
+    let secured = Secured::get();
+    let registry = RegistryDouble::start().await;
+    let mut config = config_for(secured, "SASL", &registry);
+    scram(&mut config, secured::SCRAM_PASSWORD);
+    // The topics exist (made by a connector of the same config), so permissions are read.
+    TestApp::spawn(config.clone()).await.unwrap().stop().await.unwrap();
+    let quarantine = config.endpoints[0].topic_prefix.clone() + "quarantine";
+
+    let (ok, report) = config_check(&config, secured::SCRAM_USER, secured::SCRAM_PASSWORD).await;
+    assert!(ok, "{report}");
+    assert!(report.contains("ok    kafka: 1 broker(s)"), "{report}");
+    assert!(report.contains("SASL SCRAM-SHA-512 as riskos-scram over TLS"), "{report}");
+    assert!(
+        report.contains(&format!("ok    topic {quarantine}: described")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("ok    produce permission {quarantine}: WRITE allowed")),
+        "{report}"
+    );
+    assert!(report.contains("ok    schema registry:"), "{report}");
+
+    // A principal that may describe but not write.
+    let (ok, report) =
+        config_check(&config, secured::READONLY_USER, secured::READONLY_PASSWORD).await;
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains(&format!("FAIL  produce permission {quarantine}: the principal may not WRITE")),
+        "{report}"
+    );
+
+    // Refused credentials: the reason and the keys, never the password.
+    let (ok, report) = config_check(&config, secured::SCRAM_USER, "wrong-Password-0a9d").await;
+    assert!(!ok, "{report}");
+    assert!(report.contains("FAIL  kafka:"), "{report}");
+    assert!(report.contains("authentication failed"), "{report}");
+    assert!(!report.contains("wrong-Password-0a9d"), "{report}");
+    assert!(report.contains("skip  topics: not checked"), "{report}");
+}
+
+#[tokio::test]
+async fn zstd_compressed_batches_are_written_and_read_back() {
+    let secured = Secured::get();
+    let registry = RegistryDouble::start().await;
+    let mut config = test_config(&secured.broker.bootstrap(), &registry.url);
+    config
+        .kafka
+        .librdkafka
+        .insert("compression.type".into(), "zstd".into());
+    let app = TestApp::spawn(config).await.expect("the connector starts");
+    let (_, body) = fixtures::all()
+        .into_iter()
+        .find(|(name, _)| name.starts_with("riskos."))
+        .unwrap();
+    assert_eq!(app.post_webhook(body.clone()).await.status(), 200);
+    let topic = app.topic_of(&serde_json::from_slice(&body).unwrap());
+    app.stop().await.unwrap();
+    assert_eq!(read_all(&secured.broker.bootstrap(), &topic).len(), 1);
+    // The broker's own log says how the batch was compressed.
+    let segment = secured
+        .broker
+        .dir()
+        .join(format!("node-0/data/{topic}-0/00000000000000000000.log"));
+    let dump = secured.broker.dump_log_segment(&segment);
+    assert!(dump.contains("compresscodec: zstd"), "{dump}");
+}

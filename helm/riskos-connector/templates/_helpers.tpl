@@ -59,6 +59,8 @@ Fixed paths inside the container.
 {{- define "riskos-connector.tlsDir" -}}/etc/riskos-connector/tls{{- end }}
 {{- define "riskos-connector.schemasDir" -}}/etc/riskos-connector/schemas{{- end }}
 {{- define "riskos-connector.protectionDir" -}}/etc/riskos-connector/protection{{- end }}
+{{- define "riskos-connector.kafkaTlsDir" -}}/etc/riskos-connector/kafka-tls{{- end }}
+{{- define "riskos-connector.registryTlsDir" -}}/etc/riskos-connector/schema-registry-tls{{- end }}
 
 {{/*
 The workload kind: a StatefulSet (one PVC per pod) when the durable spool is on.
@@ -119,6 +121,9 @@ paths not the connector's own, the mode's credentials present. Each endpoint car
 {{- fail (printf "endpoints[%d].name %q: lower-case letters, digits, - and _, starting with a letter or digit, at most 63 characters" $i $name) }}
 {{- end }}
 {{- $section := printf "endpoints[%s]" $name }}
+{{- if has $name (include "riskos-connector.connectorSecretFiles" $ | fromJsonArray) }}
+{{- fail (printf "endpoints[%d].name %q is the name of a connector-wide credential file in /etc/riskos-connector/secrets/: choose another" $i $name) }}
+{{- end }}
 {{- if hasKey $names $name }}
 {{- fail (printf "endpoints: the name %q is used by endpoints[%d] and endpoints[%d]; names must be unique" $name (get $names $name) $i) }}
 {{- end }}
@@ -414,15 +419,188 @@ generated again (a reinstall, an offline render) never reuses the id of an earli
 {{- end }}
 {{- end }}
 
+{{/* The connector-wide credential files at the top of secretsDir (no endpoint may be named so). */}}
+{{- define "riskos-connector.connectorSecretFiles" -}}
+{{- list "schema_registry_password" "schema_registry_bearer_token" "schema_registry_oauth_client_secret" "kafka_sasl_password" "kafka_sasl_oidc_client_secret" "kafka_tls_key_password" | toJson }}
+{{- end }}
+
 {{/*
-The files mounted under secretsDir, as JSON {"mounts": [{secret, key, path}]}: the schema
-registry password at the top, every endpoint's credential files under <endpoint>/.
+How the connector reaches the customer's cluster and registry ([kafka.tls], [kafka.sasl],
+the registry's bearer token, OAuth and TLS), as JSON, checked (fails naming the value):
+  kafkaTls:    {enabled, verifyHostname, files: {config key: path}, mounts: [{secret, key, path}]}
+               the kafka-tls volume (paths relative to kafkaTlsDir);
+  sasl:        {mechanism, files: {config key: path}};
+  registry:    {files: {config key: path}, tlsMounts: [{secret, key, path}]} (schema-registry-tls);
+  secretFiles: [{secret, key, path}] the files it adds to the secrets volume (top level).
+Every credential comes from a Secret made outside the chart (existingSecret), never from values.
+*/}}
+{{- define "riskos-connector.connection" -}}
+{{- $secretsDir := include "riskos-connector.secretsDir" . }}
+{{- $secretFiles := list }}
+{{- /* [kafka.tls] */}}
+{{- $t := .Values.kafka.tls }}
+{{- $tls := dict "enabled" (not (not $t.enabled)) "verifyHostname" (ne (toString $t.verifyHostname) "false") "files" (dict) "mounts" (list) }}
+{{- if not $t.enabled }}
+{{- range $key := list "existingSecret" "caSecret" "clientCertificate" "keyPasswordKey" }}
+{{- if index $t $key }}
+{{- fail (printf "kafka.tls.%s is set but kafka.tls.enabled is false: set kafka.tls.enabled: true to use TLS" $key) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- $dir := include "riskos-connector.kafkaTlsDir" . }}
+{{- $caSecret := default $t.existingSecret $t.caSecret }}
+{{- if and $caSecret $t.caKey }}
+{{- $_ := set $tls "mounts" (append $tls.mounts (dict "secret" $caSecret "key" $t.caKey "path" "ca.crt")) }}
+{{- $_ := set $tls.files "ca_file" (printf "%s/ca.crt" $dir) }}
+{{- else if $t.caSecret }}
+{{- fail "kafka.tls.caSecret is set but kafka.tls.caKey is empty: name the key holding the CA" }}
+{{- end }}
+{{- if $t.clientCertificate }}
+{{- if not $t.existingSecret }}
+{{- fail (printf "kafka.tls.clientCertificate: kafka.tls.existingSecret (a Secret with the client certificate under %q and its key under %q) is required" $t.certKey $t.keyKey) }}
+{{- end }}
+{{- $_ := set $tls "mounts" (concat $tls.mounts (list (dict "secret" $t.existingSecret "key" $t.certKey "path" "tls.crt") (dict "secret" $t.existingSecret "key" $t.keyKey "path" "tls.key"))) }}
+{{- $_ := set $tls.files "cert_file" (printf "%s/tls.crt" $dir) }}
+{{- $_ := set $tls.files "key_file" (printf "%s/tls.key" $dir) }}
+{{- if $t.keyPasswordKey }}
+{{- $secretFiles = append $secretFiles (dict "secret" $t.existingSecret "key" $t.keyPasswordKey "path" "kafka_tls_key_password") }}
+{{- $_ := set $tls.files "key_password_file" (printf "%s/kafka_tls_key_password" $secretsDir) }}
+{{- end }}
+{{- else if $t.keyPasswordKey }}
+{{- fail "kafka.tls.keyPasswordKey is set without kafka.tls.clientCertificate (it is the client key's password)" }}
+{{- else if and $t.existingSecret (or $t.caSecret (not $t.caKey)) }}
+{{- fail "kafka.tls.existingSecret is set but nothing is read from it: set kafka.tls.clientCertificate, or kafka.tls.caKey (without kafka.tls.caSecret) for its CA" }}
+{{- end }}
+{{- end }}
+{{- /* [kafka.sasl] */}}
+{{- $s := .Values.kafka.sasl }}
+{{- $mechanism := toString $s.mechanism }}
+{{- $passwordMechanisms := list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512" }}
+{{- $sasl := dict "mechanism" $mechanism "files" (dict) }}
+{{- /* Values that belong to some mechanisms only: [value, name, mechanisms]. */}}
+{{- range list (list $s.username "username" $passwordMechanisms) (list $s.existingSecret "existingSecret" (append $passwordMechanisms "OAUTHBEARER")) (list $s.oidc.tokenEndpointUrl "oidc.tokenEndpointUrl" (list "OAUTHBEARER")) (list $s.oidc.clientId "oidc.clientId" (list "OAUTHBEARER")) (list $s.oidc.scope "oidc.scope" (list "OAUTHBEARER")) (list $s.oidc.extensions "oidc.extensions" (list "OAUTHBEARER")) (list $s.awsMskIam.region "awsMskIam.region" (list "AWS_MSK_IAM")) }}
+{{- if and (index . 0) (not (has $mechanism (index . 2))) }}
+{{- if $mechanism }}
+{{- fail (printf "kafka.sasl.%s does not apply to kafka.sasl.mechanism=%s (only to %s): remove it" (index . 1) $mechanism (join ", " (index . 2))) }}
+{{- else }}
+{{- fail (printf "kafka.sasl.%s is set but kafka.sasl.mechanism is not (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM)" (index . 1)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $mechanism .Values.kafka.saslPasswordFromSecret }}
+{{- fail "kafka.saslPasswordFromSecret is for SASL set up in kafka.librdkafka; with kafka.sasl.mechanism the password comes from kafka.sasl.existingSecret: remove kafka.saslPasswordFromSecret" }}
+{{- end }}
+{{- if has $mechanism $passwordMechanisms }}
+{{- if not $s.username }}
+{{- fail (printf "kafka.sasl.mechanism=%s: kafka.sasl.username is required" $mechanism) }}
+{{- end }}
+{{- if not $s.existingSecret }}
+{{- fail (printf "kafka.sasl.mechanism=%s: kafka.sasl.existingSecret (a Secret made outside the chart, the password under its key %q = kafka.sasl.passwordKey) is required" $mechanism $s.passwordKey) }}
+{{- end }}
+{{- $secretFiles = append $secretFiles (dict "secret" $s.existingSecret "key" $s.passwordKey "path" "kafka_sasl_password") }}
+{{- $_ := set $sasl.files "password_file" (printf "%s/kafka_sasl_password" $secretsDir) }}
+{{- else if eq $mechanism "OAUTHBEARER" }}
+{{- range $key := list "tokenEndpointUrl" "clientId" }}
+{{- if not (index $s.oidc $key) }}
+{{- fail (printf "kafka.sasl.mechanism=OAUTHBEARER: kafka.sasl.oidc.%s is required" $key) }}
+{{- end }}
+{{- end }}
+{{- if not $s.existingSecret }}
+{{- fail (printf "kafka.sasl.mechanism=OAUTHBEARER: kafka.sasl.existingSecret (a Secret made outside the chart, the client secret under its key %q = kafka.sasl.oidc.clientSecretKey) is required" $s.oidc.clientSecretKey) }}
+{{- end }}
+{{- $secretFiles = append $secretFiles (dict "secret" $s.existingSecret "key" $s.oidc.clientSecretKey "path" "kafka_sasl_oidc_client_secret") }}
+{{- $_ := set $sasl.files "client_secret_file" (printf "%s/kafka_sasl_oidc_client_secret" $secretsDir) }}
+{{- else if and (eq $mechanism "AWS_MSK_IAM") (not $t.enabled) }}
+{{- fail "kafka.sasl.mechanism=AWS_MSK_IAM: MSK serves IAM access control over TLS only (port 9098): set kafka.tls.enabled: true" }}
+{{- end }}
+{{- /* The registry: one authentication at most (Basic's password is the chart's secrets.*), TLS. */}}
+{{- $r := .Values.schemaRegistry }}
+{{- $registry := dict "files" (dict) "tlsMounts" (list) }}
+{{- if $r.url }}
+{{- $o := $r.oauth }}
+{{- $kinds := list }}
+{{- if $r.username }}{{ $kinds = append $kinds "schemaRegistry.username (Basic)" }}{{ end }}
+{{- if $r.bearerToken.existingSecret }}{{ $kinds = append $kinds "schemaRegistry.bearerToken (a bearer token)" }}{{ end }}
+{{- if or $o.tokenEndpointUrl $o.clientId $o.existingSecret $o.scope $o.logicalCluster $o.identityPoolId }}{{ $kinds = append $kinds "schemaRegistry.oauth (OAuth client credentials)" }}{{ end }}
+{{- if gt (len $kinds) 1 }}
+{{- fail (printf "%s: the registry takes one authentication (Basic, a bearer token or OAuth): remove all but one" (join " and " $kinds)) }}
+{{- end }}
+{{- if $r.bearerToken.existingSecret }}
+{{- $secretFiles = append $secretFiles (dict "secret" $r.bearerToken.existingSecret "key" $r.bearerToken.key "path" "schema_registry_bearer_token") }}
+{{- $_ := set $registry.files "bearer_token_file" (printf "%s/schema_registry_bearer_token" $secretsDir) }}
+{{- end }}
+{{- if has "schemaRegistry.oauth (OAuth client credentials)" $kinds }}
+{{- range $key := list "tokenEndpointUrl" "clientId" }}
+{{- if not (index $o $key) }}
+{{- fail (printf "schemaRegistry.oauth.%s is required with schemaRegistry.oauth" $key) }}
+{{- end }}
+{{- end }}
+{{- if not $o.existingSecret }}
+{{- fail (printf "schemaRegistry.oauth.existingSecret (a Secret made outside the chart, the client secret under its key %q = schemaRegistry.oauth.clientSecretKey) is required with schemaRegistry.oauth" $o.clientSecretKey) }}
+{{- end }}
+{{- $secretFiles = append $secretFiles (dict "secret" $o.existingSecret "key" $o.clientSecretKey "path" "schema_registry_oauth_client_secret") }}
+{{- $_ := set $registry.files "oauth.client_secret_file" (printf "%s/schema_registry_oauth_client_secret" $secretsDir) }}
+{{- end }}
+{{- $rt := $r.tls }}
+{{- $dir := include "riskos-connector.registryTlsDir" . }}
+{{- if and $rt.existingSecret $rt.caKey }}
+{{- $_ := set $registry "tlsMounts" (append $registry.tlsMounts (dict "secret" $rt.existingSecret "key" $rt.caKey "path" "ca.crt")) }}
+{{- $_ := set $registry.files "ca_file" (printf "%s/ca.crt" $dir) }}
+{{- end }}
+{{- if $rt.clientCertificate }}
+{{- if not $rt.existingSecret }}
+{{- fail (printf "schemaRegistry.tls.clientCertificate: schemaRegistry.tls.existingSecret (a Secret with the client certificate under %q and its key under %q) is required" $rt.certKey $rt.keyKey) }}
+{{- end }}
+{{- if not (hasPrefix "https://" $r.url) }}
+{{- fail "schemaRegistry.tls.clientCertificate needs an https:// schemaRegistry.url (a client certificate is sent only over TLS)" }}
+{{- end }}
+{{- $_ := set $registry "tlsMounts" (concat $registry.tlsMounts (list (dict "secret" $rt.existingSecret "key" $rt.certKey "path" "tls.crt") (dict "secret" $rt.existingSecret "key" $rt.keyKey "path" "tls.key"))) }}
+{{- $_ := set $registry.files "cert_file" (printf "%s/tls.crt" $dir) }}
+{{- $_ := set $registry.files "key_file" (printf "%s/tls.key" $dir) }}
+{{- else if and $rt.existingSecret (not $rt.caKey) }}
+{{- fail "schemaRegistry.tls.existingSecret is set but nothing is read from it: set schemaRegistry.tls.caKey or schemaRegistry.tls.clientCertificate" }}
+{{- end }}
+{{- end }}
+{{- dict "kafkaTls" $tls "sasl" $sasl "registry" $registry "secretFiles" $secretFiles | toJson }}
+{{- end }}
+
+{{/*
+The `sources` of a projected volume for `.mounts` ([{secret, key, path}]): one source per
+Secret, in first-use order, each with its items.
+*/}}
+{{- define "riskos-connector.secretSources" -}}
+{{- $order := list }}
+{{- $items := dict }}
+{{- range .mounts }}
+{{- if not (hasKey $items .secret) }}
+{{- $order = append $order .secret }}
+{{- $_ := set $items .secret list }}
+{{- end }}
+{{- $_ := set $items .secret (append (get $items .secret) (dict "key" .key "path" .path)) }}
+{{- end }}
+{{- range $order }}
+- secret:
+    name: {{ . }}
+    items:
+      {{- range get $items . }}
+      - key: {{ .key | quote }}
+        path: {{ .path | quote }}
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The files mounted under secretsDir, as JSON {"mounts": [{secret, key, path}]}: the
+connector-wide ones at the top (the schema registry's password, token or client secret, the
+Kafka SASL password or client secret, the Kafka client key's password), every endpoint's
+credential files under <endpoint>/.
 */}}
 {{- define "riskos-connector.secretMounts" -}}
 {{- $mounts := list }}
 {{- if and .Values.schemaRegistry.url .Values.schemaRegistry.username }}
 {{- $mounts = append $mounts (dict "secret" (include "riskos-connector.secretName" .) "key" "schema_registry_password" "path" "schema_registry_password") }}
 {{- end }}
+{{- $mounts = concat $mounts (include "riskos-connector.connection" . | fromJson).secretFiles }}
 {{- range $ep := include "riskos-connector.endpointList" . | fromJsonArray }}
 {{- range $ep.files }}
 {{- $mounts = append $mounts (dict "secret" .secret "key" .key "path" .path) }}
@@ -479,6 +657,55 @@ key_file = {{ printf "%s/tls.key" (include "riskos-connector.tlsDir" .) | toJson
 
 [kafka]
 bootstrap_servers = {{ required "kafka.bootstrapServers is required" .Values.kafka.bootstrapServers | toJson }}
+{{- $connection := include "riskos-connector.connection" . | fromJson }}
+{{- $kafkaTls := $connection.kafkaTls }}
+{{- if $kafkaTls.enabled }}
+
+[kafka.tls]
+enabled = true
+{{- range $key := list "ca_file" "cert_file" "key_file" "key_password_file" }}
+{{- with index $kafkaTls.files $key }}
+{{ $key }} = {{ toJson . }}
+{{- end }}
+{{- end }}
+{{- if not $kafkaTls.verifyHostname }}
+verify_hostname = false
+{{- end }}
+{{- end }}
+{{- with $connection.sasl.mechanism }}
+{{- $s := $.Values.kafka.sasl }}
+{{- $files := $connection.sasl.files }}
+
+[kafka.sasl]
+mechanism = {{ toJson . }}
+{{- with $s.username }}
+username = {{ toString . | toJson }}
+{{- end }}
+{{- with $files.password_file }}
+password_file = {{ toJson . }}
+{{- end }}
+{{- if eq . "OAUTHBEARER" }}
+
+[kafka.sasl.oidc]
+token_endpoint_url = {{ $s.oidc.tokenEndpointUrl | toJson }}
+client_id = {{ toString $s.oidc.clientId | toJson }}
+client_secret_file = {{ $files.client_secret_file | toJson }}
+{{- with $s.oidc.scope }}
+scope = {{ toJson . }}
+{{- end }}
+{{- with $s.oidc.extensions }}
+
+[kafka.sasl.oidc.extensions]
+{{- range $key, $value := . }}
+{{ toJson $key }} = {{ toString $value | toJson }}
+{{- end }}
+{{- end }}
+{{- else if and (eq . "AWS_MSK_IAM") $s.awsMskIam.region }}
+
+[kafka.sasl.aws_msk_iam]
+region = {{ $s.awsMskIam.region | toJson }}
+{{- end }}
+{{- end }}
 {{- with .Values.kafka.librdkafka }}
 
 [kafka.librdkafka]
@@ -502,6 +729,25 @@ compatibility = {{ toJson . }}
 {{- if .Values.schemaRegistry.username }}
 username = {{ .Values.schemaRegistry.username | toJson }}
 password_file = {{ printf "%s/schema_registry_password" $secrets | toJson }}
+{{- end }}
+{{- $registry := (include "riskos-connector.connection" . | fromJson).registry }}
+{{- range $key := list "bearer_token_file" "ca_file" "cert_file" "key_file" }}
+{{- with index $registry.files $key }}
+{{ $key }} = {{ toJson . }}
+{{- end }}
+{{- end }}
+{{- with index $registry.files "oauth.client_secret_file" }}
+{{- $o := $.Values.schemaRegistry.oauth }}
+
+[schema_registry.oauth]
+token_endpoint_url = {{ $o.tokenEndpointUrl | toJson }}
+client_id = {{ toString $o.clientId | toJson }}
+client_secret_file = {{ toJson . }}
+{{- range $key := list "scope" "logicalCluster" "identityPoolId" }}
+{{- with index $o $key }}
+{{ $key | snakecase }} = {{ toJson . }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- else if ne (toString .Values.schemas.encoding) "single-object" }}
 {{- fail "schemaRegistry.url is required (or set schemas.encoding: single-object to run without a registry)" }}

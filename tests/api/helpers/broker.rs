@@ -150,7 +150,7 @@ impl Broker {
         // child's stdin kept in a static) is gone.
         let watchdog = Command::new("bash")
             .arg("-c")
-            .arg(r#"cat > /dev/null; "$0" stop --dir "$1" --signal KILL; cp -r "$1" /tmp/x/lastbroker; rm -rf "$1""#)
+            .arg(r#"cat > /dev/null; "$0" stop --dir "$1" --signal KILL; rm -rf "$1""#)
             .arg(kafka_sh())
             .arg(&dir)
             .stdin(Stdio::piped())
@@ -282,6 +282,41 @@ impl Broker {
             "--entity-name",
             user,
         ]);
+    }
+
+    /// Allows `principal` the `operations` on every topic (and, with `cluster_and_groups`,
+    /// on the cluster and every consumer group): `kafka-acls --add`.
+    pub fn grant(&self, principal: &str, operations: &[&str], cluster_and_groups: bool) {
+        let bootstrap = self.bootstrap();
+        let mut args = vec![
+            "tool",
+            "org.apache.kafka.tools.AclCommand",
+            "--bootstrap-server",
+            &bootstrap,
+            "--add",
+            "--allow-principal",
+            principal,
+            "--topic",
+            "*",
+        ];
+        for operation in operations {
+            args.extend(["--operation", operation]);
+        }
+        if cluster_and_groups {
+            args.extend(["--cluster", "--group", "*"]);
+        }
+        run(&args);
+    }
+
+    /// What Kafka's DumpLogSegments prints of a log segment file (batches with their
+    /// `compresscodec`).
+    pub fn dump_log_segment(&self, segment: &Path) -> String {
+        run(&[
+            "tool",
+            "org.apache.kafka.tools.DumpLogSegments",
+            "--files",
+            segment.to_str().unwrap(),
+        ])
     }
 
     /// The cluster's folder (node i's data is in `node-i/data`).

@@ -32,6 +32,9 @@ use super::Broker;
 /// The SCRAM-SHA-512 user and its password.
 pub const SCRAM_USER: &str = "riskos-scram";
 pub const SCRAM_PASSWORD: &str = "scram-Secret-7f3a";
+/// A SCRAM-SHA-512 user that may describe topics but not write to them.
+pub const READONLY_USER: &str = "riskos-readonly";
+pub const READONLY_PASSWORD: &str = "readonly-Secret-22b8";
 /// The PLAIN user and its password.
 pub const PLAIN_USER: &str = "riskos-plain";
 pub const PLAIN_PASSWORD: &str = "plain-Secret-91c2";
@@ -95,6 +98,13 @@ impl Secured {
             ]);
         }
         config.extend([
+            // ACLs, as on every customer cluster: the PLAINTEXT listener (inter-broker, the
+            // controller, the tests' own tools) is the super user ANONYMOUS; every other
+            // principal may do only what `grant` allows.
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+                .to_string(),
+            "super.users=User:ANONYMOUS".to_string(),
+            "allow.everyone.if.no.acl.found=false".to_string(),
             "listener.name.mtls.ssl.client.auth=required".to_string(),
             "listener.name.sasl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN".to_string(),
             "listener.name.sasl.scram-sha-512.sasl.jaas.config=\
@@ -132,6 +142,21 @@ impl Secured {
             &env,
         );
         broker.add_scram_user(SCRAM_USER, SCRAM_PASSWORD);
+        broker.add_scram_user(READONLY_USER, READONLY_PASSWORD);
+        // The principals of mTLS (the certificate's subject), SCRAM, PLAIN and OIDC (`sub`).
+        for principal in [
+            "User:CN=riskos-connector",
+            &format!("User:{SCRAM_USER}"),
+            &format!("User:{PLAIN_USER}"),
+            &format!("User:{OAUTH_CLIENT}"),
+        ] {
+            broker.grant(principal, &["All"], true);
+        }
+        broker.grant(
+            &format!("User:{READONLY_USER}"),
+            &["Describe", "DescribeConfigs"],
+            false,
+        );
         Secured {
             broker,
             certs,
