@@ -233,3 +233,70 @@ impl TokenSource for MskIamTokens {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use rdkafka::producer::FutureProducer;
+
+    use super::*;
+    use crate::kafka::sasl::{SaslConfig, SaslMechanism};
+    use crate::kafka::KafkaConfig;
+
+    /// Hands out tokens that expire 1.5 s after they are made, and counts them.
+    struct ShortLived(AtomicUsize);
+
+    impl TokenSource for ShortLived {
+        fn token(&self) -> Result<BearerToken, Box<dyn Error + Send + Sync>> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+            Ok(BearerToken {
+                token: format!("token-{n}"),
+                expires_at_ms: now_ms + 1_500,
+                principal: "riskos".into(),
+            })
+        }
+    }
+
+    fn msk_iam() -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            sasl: SaslConfig {
+                mechanism: Some(SaslMechanism::AwsMskIam),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn msk_iam_gives_the_client_a_token_source_and_other_mechanisms_none() {
+        assert!(crate::kafka::context(&msk_iam(), false).tokens.is_some());
+        assert!(crate::kafka::context(&KafkaConfig::default(), false)
+            .tokens
+            .is_none());
+    }
+
+    #[test]
+    fn a_client_configured_for_msk_iam_calls_the_token_callback_and_refreshes() {
+        let source = Arc::new(ShortLived(AtomicUsize::new(0)));
+        let context = KafkaContext::new(false, Some(source.clone()));
+        let _producer: FutureProducer<KafkaContext> = crate::kafka::client_config(&msk_iam(), &[])
+            .unwrap()
+            .create_with_context(context.clone())
+            .unwrap();
+        // librdkafka asks at once, then again at 80 % of each token's 1.5 s lifetime.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while source.0.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            source.0.load(Ordering::SeqCst) >= 3,
+            "tokens asked for: {}",
+            source.0.load(Ordering::SeqCst)
+        );
+        assert_eq!(context.refusal(), None, "a token was refused by the client");
+    }
+}
