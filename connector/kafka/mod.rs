@@ -1,6 +1,7 @@
 //! Kafka: the shared producer, partitioning by entity and topic administration.
 
 pub mod admin;
+pub mod msk_iam;
 pub mod partition;
 pub mod producer;
 
