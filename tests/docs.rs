@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use riskos_connector::config::endpoint::RESERVED_PATHS;
 use riskos_connector::config::{Config, EndpointConfig, MAX_ACK_TIMEOUT_MS};
+use riskos_connector::setting::SettingError;
 use serde_json::Value as Json;
 
 fn root() -> PathBuf {
@@ -222,4 +223,291 @@ fn links_between_the_docs_reach_a_file_and_heading() {
         }
     }
     assert!(broken.is_empty(), "broken links: {broken:#?}");
+}
+
+/// One ```toml block of a page, with the headings it sits under and the line it starts on.
+struct Recipe {
+    /// `Amazon MSK / IAM access control`: the `##` heading, then the `###` one if any.
+    heading: String,
+    line: usize,
+    toml: String,
+}
+
+/// Every ```toml block of `page`, skipping other fenced blocks (their `#` lines are no headings).
+fn toml_recipes(page: &str) -> Vec<Recipe> {
+    let (mut h2, mut h3) = (String::new(), String::new());
+    let mut recipes = Vec::new();
+    let mut open: Option<Recipe> = None;
+    let mut in_other_fence = false;
+    for (index, line) in page.lines().enumerate() {
+        let fence = line.trim_start().starts_with("```");
+        if let Some(recipe) = open.as_mut() {
+            if fence {
+                recipes.extend(open.take());
+            } else {
+                recipe.toml.push_str(line);
+                recipe.toml.push('\n');
+            }
+        } else if in_other_fence {
+            in_other_fence = !fence;
+        } else if fence && line.trim() == "```toml" {
+            let heading = if h3.is_empty() {
+                h2.clone()
+            } else {
+                format!("{h2} / {h3}")
+            };
+            open = Some(Recipe {
+                heading,
+                line: index + 1,
+                toml: String::new(),
+            });
+        } else if fence {
+            in_other_fence = true;
+        } else if let Some(title) = line.strip_prefix("## ") {
+            (h2, h3) = (title.trim().to_string(), String::new());
+        } else if let Some(title) = line.strip_prefix("### ") {
+            h3 = title.trim().to_string();
+        }
+    }
+    assert!(open.is_none() && !in_other_fence, "an unclosed code block");
+    recipes
+}
+
+/// What a recipe needs beside it to be a whole config: one endpoint (open, so no credential).
+const MINIMAL_ENDPOINT: &str =
+    "\n[[endpoints]]\nname = \"riskos\"\n[endpoints.auth]\nmode = \"none\"\n";
+
+/// The vendors `docs/connect.md` promises a recipe for, as its `##` headings name them.
+const VENDORS: [&str; 6] = [
+    "Confluent Cloud",
+    "Amazon MSK",
+    "Aiven",
+    "Redpanda",
+    "Azure Event Hubs",
+    "Strimzi",
+];
+
+/// Facts of each vendor's connection, from its own documentation, that its recipes must keep:
+/// (heading part, port, SASL mechanisms allowed, a private CA needed).
+const VENDOR_FACTS: [(&str, Option<&str>, &[&str], bool); 6] = [
+    (
+        "Confluent Cloud",
+        Some(":9092"),
+        &["PLAIN", "OAUTHBEARER"],
+        false,
+    ),
+    ("Amazon MSK / IAM", Some(":9098"), &["AWS_MSK_IAM"], false),
+    (
+        "Amazon MSK / SASL/SCRAM",
+        Some(":9096"),
+        &["SCRAM-SHA-512"],
+        false,
+    ),
+    (
+        "Aiven",
+        None,
+        &["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+        true,
+    ),
+    ("Azure Event Hubs", Some(":9093"), &["PLAIN"], false),
+    ("Strimzi", None, &["", "SCRAM-SHA-512"], true),
+];
+
+#[test]
+fn every_recipe_on_the_connect_page_loads_with_the_config_loader() {
+    let page = read("docs/connect.md");
+    let recipes = toml_recipes(&page);
+    assert!(
+        recipes.len() >= 8,
+        "docs/connect.md: {} toml blocks",
+        recipes.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (index, recipe) in recipes.iter().enumerate() {
+        let place = format!("docs/connect.md:{} ({})", recipe.line, recipe.heading);
+        let mut text = recipe.toml.clone();
+        if !text.contains("[[endpoints]]") {
+            text.push_str(MINIMAL_ENDPOINT);
+        }
+        let file = dir.path().join(format!("recipe-{index}.toml"));
+        std::fs::write(&file, &text).unwrap();
+        // The loader `serve` and `config check` use: unknown keys (`deny_unknown_fields`) and
+        // values that do not validate fail here, by name.
+        let config = Config::load(Some(&file)).unwrap_or_else(|e| panic!("{place}: {e}"));
+        let kafka = &config.kafka;
+        let registry = &config.schema_registry;
+
+        // Secrets only as `*_file` keys, never inline, in the typed keys or the passthrough.
+        let inline = [
+            ("kafka.sasl.password", kafka.sasl.password.is_some()),
+            (
+                "kafka.sasl.oidc.client_secret",
+                kafka.sasl.oidc.client_secret.is_some(),
+            ),
+            ("kafka.tls.key_password", kafka.tls.key_password.is_some()),
+            ("schema_registry.password", registry.password.is_some()),
+            (
+                "schema_registry.bearer_token",
+                registry.bearer_token.is_some(),
+            ),
+            (
+                "schema_registry.oauth.client_secret",
+                registry.oauth.client_secret.is_some(),
+            ),
+        ];
+        for (key, set) in inline {
+            assert!(!set, "{place}: `{key}` inline; recipes name a `{key}_file`");
+        }
+        for key in kafka.librdkafka.keys() {
+            let key = key.to_lowercase();
+            assert!(
+                !["password", "secret", "pem"]
+                    .iter()
+                    .any(|s| key.contains(s)),
+                "{place}: `kafka.librdkafka.{key}` carries a secret; use the typed `*_file` keys"
+            );
+        }
+
+        // Loading read none of the files it names: none of them exists here.
+        let files = [
+            &kafka.tls.ca_file,
+            &kafka.tls.cert_file,
+            &kafka.tls.key_file,
+            &kafka.tls.key_password_file,
+            &kafka.sasl.password_file,
+            &kafka.sasl.oidc.client_secret_file,
+            &kafka.sasl.oidc.ca_file,
+            &registry.password_file,
+            &registry.bearer_token_file,
+            &registry.oauth.client_secret_file,
+            &registry.ca_file,
+            &registry.cert_file,
+            &registry.key_file,
+        ];
+        for path in files.into_iter().flatten() {
+            assert!(
+                !path.exists(),
+                "{place}: {} exists on this machine",
+                path.display()
+            );
+        }
+        // They are read when a Kafka client is made: a secret file the recipe names is then
+        // missed by its key (the TLS section's before the SASL one's).
+        let secret_file = [
+            (
+                "kafka.tls.key_password",
+                kafka.tls.key_password_file.is_some(),
+            ),
+            ("kafka.sasl.password", kafka.sasl.password_file.is_some()),
+            (
+                "kafka.sasl.oidc.client_secret",
+                kafka.sasl.oidc.client_secret_file.is_some(),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set);
+        match (kafka.security_properties(), secret_file) {
+            (Ok(_), None) => {}
+            (Err(SettingError::File { key, .. }), Some((expected, _))) => {
+                assert_eq!(key, expected, "{place}")
+            }
+            (result, expected) => panic!(
+                "{place}: client properties {result:?}, expected a missing file for {expected:?}"
+            ),
+        }
+
+        // The vendor's own facts: port, mechanism, TLS, a private CA where it has one.
+        let shown = serde_json::to_value(&config).unwrap();
+        let mechanism = shown["kafka"]["sasl"]["mechanism"].as_str().unwrap_or("");
+        for (part, port, mechanisms, private_ca) in VENDOR_FACTS {
+            if !recipe.heading.starts_with(part) {
+                continue;
+            }
+            assert!(kafka.tls.enabled, "{place}: {part} takes TLS only");
+            if let Some(port) = port {
+                for broker in kafka.bootstrap_servers.split(',') {
+                    assert!(
+                        broker.ends_with(port),
+                        "{place}: {part} listens on {port}: {broker}"
+                    );
+                }
+            }
+            assert!(
+                mechanisms.contains(&mechanism),
+                "{place}: {part} takes {mechanisms:?}, not {mechanism:?}"
+            );
+            assert_eq!(
+                kafka.tls.ca_file.is_some(),
+                private_ca,
+                "{place}: kafka.tls.ca_file"
+            );
+        }
+        if recipe.heading.starts_with("Azure Event Hubs") {
+            assert_eq!(
+                kafka.sasl.username.as_deref(),
+                Some("$ConnectionString"),
+                "{place}"
+            );
+            let compression = kafka.librdkafka.get("compression.type").map(String::as_str);
+            assert!(
+                matches!(compression, Some("none" | "gzip")),
+                "{place}: Event Hubs takes gzip or no compression, not the default lz4"
+            );
+            assert!(
+                !config.topics.create,
+                "{place}: Event Hubs has no Kafka topic management"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_connect_page_has_a_checked_recipe_for_each_vendor() {
+    let page = read("docs/connect.md");
+    let recipes = toml_recipes(&page);
+    let sections: Vec<(&str, &str)> = page
+        .split("\n## ")
+        .skip(1)
+        .map(|section| section.split_once('\n').unwrap_or((section, "")))
+        .collect();
+    for vendor in VENDORS {
+        let (_, body) = sections
+            .iter()
+            .find(|(title, _)| title.trim() == vendor)
+            .unwrap_or_else(|| panic!("docs/connect.md has no `## {vendor}` section"));
+        assert!(
+            recipes.iter().any(|r| r.heading.starts_with(vendor)),
+            "docs/connect.md: `## {vendor}` has no toml recipe"
+        );
+        let lower = body.to_lowercase();
+        assert!(
+            lower.contains("acl") || lower.contains("access:"),
+            "docs/connect.md: `## {vendor}` should say how to grant the connector access"
+        );
+        let checks: Vec<&str> = body
+            .lines()
+            .filter(|l| l.starts_with("**Check:**"))
+            .collect();
+        assert!(
+            !checks.is_empty()
+                && checks
+                    .iter()
+                    .all(|l| l.contains("`riskos-connector config check --config ")),
+            "docs/connect.md: every **Check:** of `## {vendor}` should give the command"
+        );
+        assert!(
+            body.contains("**Helm:**"),
+            "docs/connect.md: `## {vendor}` has no Helm values"
+        );
+    }
+    for part in ["Amazon MSK / IAM", "Amazon MSK / SASL/SCRAM"] {
+        assert!(
+            recipes.iter().any(|r| r.heading.starts_with(part)),
+            "docs/connect.md: no toml recipe under `{part}`"
+        );
+    }
+    assert!(
+        read("README.md").contains("](docs/connect.md)"),
+        "README should point to docs/connect.md"
+    );
 }

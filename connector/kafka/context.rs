@@ -176,14 +176,13 @@ impl ClientContext for KafkaContext {
 
 impl ConsumerContext for KafkaContext {}
 
-/// AWS MSK IAM tokens, signed with the credentials of the standard chain, loaded once on
-/// the first refresh (librdkafka's thread) on a small runtime of their own: aws-config's
-/// providers are async, and librdkafka's threads are not tokio's.
+/// AWS MSK IAM tokens, signed with the credentials of the standard chain. The chain is read
+/// on the first refresh (on librdkafka's thread, which may block; the signer runs aws-config on
+/// a runtime of its own), and read again at the next refresh if it failed: credentials may
+/// appear later, e.g. a web identity token file mounted after start.
 pub struct MskIamTokens {
     config: AwsMskIamConfig,
-    /// Loaded on first use; a failed load is tried again at the next refresh (credentials
-    /// may appear later, e.g. a web identity token file mounted after start).
-    signer: Mutex<Option<Arc<(MskIamSigner, tokio::runtime::Runtime)>>>,
+    signer: Mutex<Option<Arc<MskIamSigner>>>,
 }
 
 impl MskIamTokens {
@@ -197,34 +196,27 @@ impl MskIamTokens {
 
     /// Tokens from a signer made elsewhere (fixed credentials).
     pub fn with_signer(signer: MskIamSigner) -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime without drivers cannot fail to build");
         Self {
             config: AwsMskIamConfig::default(),
-            signer: Mutex::new(Some(Arc::new((signer, runtime)))),
+            signer: Mutex::new(Some(Arc::new(signer))),
         }
     }
 }
 
 impl TokenSource for MskIamTokens {
     fn token(&self) -> Result<BearerToken, Box<dyn Error + Send + Sync>> {
-        let loaded = {
+        let signer = {
             let mut slot = self.signer.lock().unwrap_or_else(|e| e.into_inner());
             match &*slot {
-                Some(loaded) => loaded.clone(),
+                Some(signer) => signer.clone(),
                 None => {
-                    let runtime = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .thread_name("msk-iam-credentials")
-                        .enable_all()
-                        .build()?;
-                    let signer = runtime.block_on(MskIamSigner::from_environment(&self.config))?;
-                    slot.insert(Arc::new((signer, runtime))).clone()
+                    let signer = futures::executor::block_on(MskIamSigner::from_environment(
+                        &self.config,
+                    ))?;
+                    slot.insert(Arc::new(signer)).clone()
                 }
             }
         };
-        let (signer, _runtime) = &*loaded;
         let token = signer.token()?;
         Ok(BearerToken {
             token: token.token,
@@ -260,6 +252,19 @@ mod tests {
         }
     }
 
+    /// Counts the tokens another source hands out.
+    struct Counted<S>(S, AtomicUsize);
+
+    impl<S: TokenSource> TokenSource for Counted<S> {
+        fn token(&self) -> Result<BearerToken, Box<dyn Error + Send + Sync>> {
+            let token = self.0.token()?;
+            assert_eq!(token.principal, "AKIDEXAMPLE");
+            assert!(token.token.len() > 100, "a signed URL, base64url");
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(token)
+        }
+    }
+
     fn msk_iam() -> KafkaConfig {
         KafkaConfig {
             bootstrap_servers: "127.0.0.1:1".into(),
@@ -277,6 +282,29 @@ mod tests {
         assert!(crate::kafka::context(&KafkaConfig::default(), false)
             .tokens
             .is_none());
+    }
+
+    #[test]
+    fn the_msk_iam_signer_hands_the_client_a_token_it_accepts() {
+        let signer = crate::kafka::msk_iam::MskIamSigner::with_static_credentials(
+            "eu-west-1",
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            None,
+        );
+        let source = Arc::new(Counted(MskIamTokens::with_signer(signer), AtomicUsize::new(0)));
+        let context = KafkaContext::new(false, Some(source.clone()));
+        let _producer: FutureProducer<KafkaContext> = crate::kafka::client_config(&msk_iam(), &[])
+            .unwrap()
+            .create_with_context(context.clone())
+            .unwrap();
+        // librdkafka asks for a token as soon as the client exists.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while source.1.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(source.1.load(Ordering::SeqCst), 1, "the callback was not called");
+        assert_eq!(context.refusal(), None);
     }
 
     #[test]

@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "riskos-connector"
 PRODUCTION_VALUES = CHART / "examples" / "production-values.yaml"
 TWO_ENDPOINTS_VALUES = CHART / "examples" / "two-endpoints-values.yaml"
+MSK_IAM_VALUES = CHART / "examples" / "msk-iam-values.yaml"
+CONFLUENT_CLOUD_VALUES = CHART / "examples" / "confluent-cloud-values.yaml"
 SCHEMAS = REPO / "schemas"
 
 RELEASE = "riskos-connector"
@@ -27,6 +29,8 @@ NAMESPACE = "riskos"
 CONFIG_DIR = "/etc/riskos-connector"
 SECRETS_DIR = "/etc/riskos-connector/secrets"
 PROTECTION_DIR = "/etc/riskos-connector/protection"
+KAFKA_TLS_DIR = "/etc/riskos-connector/kafka-tls"
+REGISTRY_TLS_DIR = "/etc/riskos-connector/schema-registry-tls"
 PROTECTION_SECRET = f"{RELEASE}-protection"
 
 
@@ -103,12 +107,20 @@ def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def secret_files(objects: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
     """Absolute path of every file the `secrets` volume mounts -> (Secret name, key): the
     projected volume's items, under the container's mount path."""
+    return projected_files(objects, "secrets")
+
+
+def projected_files(objects: list[dict[str, Any]], name: str) -> dict[str, tuple[str, str]]:
+    """Absolute path of every file the projected volume `name` mounts -> (Secret name, key);
+    {} when the pod has no such volume. The mount must be read-only."""
     pod = workload(objects)["spec"]["template"]["spec"]
-    volumes = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    volumes = [v for v in pod["volumes"] if v["name"] == name]
     if not volumes:
+        assert name not in [m["name"] for m in container(objects)["volumeMounts"]], f"{name} is mounted but not a volume"
         return {}
     (volume,) = volumes
-    mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == "secrets")
+    mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == name)
+    assert mount.get("readOnly") is True, f"{name} is mounted writable"
     files: dict[str, tuple[str, str]] = {}
     for source in volume["projected"]["sources"]:
         secret = source["secret"]

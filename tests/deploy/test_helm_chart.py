@@ -21,10 +21,14 @@ from conftest import (
     REPO,
     CHART,
     CONFIG_DIR,
+    CONFLUENT_CLOUD_VALUES,
+    KAFKA_TLS_DIR,
+    MSK_IAM_VALUES,
     NAMESPACE,
     PRODUCTION_VALUES,
     PROTECTION_DIR,
     PROTECTION_SECRET,
+    REGISTRY_TLS_DIR,
     RELEASE,
     SCHEMAS,
     SECRETS_DIR,
@@ -36,6 +40,7 @@ from conftest import (
     deep_merge,
     one,
     production_values,
+    projected_files,
     protection_files,
     render,
     render_files,
@@ -152,15 +157,101 @@ TWO_ENDPOINTS_INLINE_PRODUCTION = endpoints(
 )
 
 
+# Issue 27: the customer's cluster and registry, secured. Every credential is a reference to a
+# Secret made outside the chart; the overlays name the Secrets the way their makers do
+# (cert-manager: ca.crt/tls.crt/tls.key; Strimzi: <cluster>-cluster-ca-cert, a KafkaUser's
+# user.crt/user.key or password).
+IRSA_ROLE = "arn:aws:iam::123456789012:role/riskos-connector"
+CONNECTION_OVERLAYS: dict[str, dict[str, Any]] = {
+    # TLS with a private CA only (no client certificate).
+    "kafka-tls-ca": {"kafka": {"bootstrapServers": "kafka.example:9093", "tls": {"enabled": True, "existingSecret": "kafka-ca"}}},
+    # mTLS with a cert-manager Secret (ca.crt, tls.crt, tls.key) and an encrypted key.
+    "kafka-mtls": {
+        "kafka": {
+            "tls": {"enabled": True, "existingSecret": "riskos-kafka-client", "clientCertificate": True, "keyPasswordKey": "tls.key.password", "verifyHostname": False}
+        }
+    },
+    # mTLS with Strimzi: the cluster CA from its own Secret, the KafkaUser's certificate.
+    "kafka-mtls-strimzi": {
+        "kafka": {
+            "tls": {
+                "enabled": True,
+                "caSecret": "my-cluster-cluster-ca-cert",
+                "existingSecret": "riskos-kafka-user",
+                "clientCertificate": True,
+                "certKey": "user.crt",
+                "keyKey": "user.key",
+            }
+        }
+    },
+    # SCRAM over TLS with Strimzi: the cluster CA, the KafkaUser's password.
+    "kafka-scram-tls": {
+        "kafka": {
+            "tls": {"enabled": True, "existingSecret": "my-cluster-cluster-ca-cert"},
+            "sasl": {"mechanism": "SCRAM-SHA-512", "username": "riskos-connector", "existingSecret": "riskos-connector-kafka-user"},
+        }
+    },
+    # PLAIN over TLS with the system trust store (Confluent Cloud API key).
+    "kafka-plain": {
+        "kafka": {
+            "tls": {"enabled": True},
+            "sasl": {"mechanism": "PLAIN", "username": "ABCDEFGHIJKLMNOP", "existingSecret": "confluent-api-key", "passwordKey": "api-secret"},
+        }
+    },
+    # OAUTHBEARER with an OIDC token endpoint (Confluent Cloud OAuth, Keycloak).
+    "kafka-oidc": {
+        "kafka": {
+            "tls": {"enabled": True},
+            "sasl": {
+                "mechanism": "OAUTHBEARER",
+                "existingSecret": "riskos-oidc",
+                "oidc": {
+                    "tokenEndpointUrl": "https://idp.example/realms/kafka/protocol/openid-connect/token",
+                    "clientId": "riskos-connector",
+                    "scope": "kafka",
+                    "extensions": {"logicalCluster": "lkc-1", "identityPoolId": "pool-1"},
+                },
+            },
+        }
+    },
+    # AWS MSK IAM with IRSA.
+    "kafka-msk-iam": {
+        "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": IRSA_ROLE}},
+        "kafka": {"bootstrapServers": "b-1.msk.example:9098", "tls": {"enabled": True}, "sasl": {"mechanism": "AWS_MSK_IAM", "awsMskIam": {"region": "eu-west-1"}}},
+    },
+    "registry-bearer": {"schemaRegistry": {"bearerToken": {"existingSecret": "registry-token"}}},
+    "registry-oauth": {
+        "schemaRegistry": {
+            "url": "https://psrc-1.example",
+            "oauth": {
+                "tokenEndpointUrl": "https://idp.example/oauth2/token",
+                "clientId": "riskos-connector",
+                "existingSecret": "registry-oauth",
+                "clientSecretKey": "secret",
+                "scope": "registry",
+                "logicalCluster": "lsrc-1",
+                "identityPoolId": "pool-1",
+            },
+        }
+    },
+    "registry-mtls": {
+        "schemaRegistry": {"url": "https://schema-registry.example:8081", "tls": {"existingSecret": "registry-client", "clientCertificate": True}}
+    },
+}
+
+
 def _scenarios() -> dict[str, dict[str, Any]]:
     scenarios: dict[str, dict[str, Any]] = {
         "default": {},
         "production": production_values(),
         "two-endpoints": two_endpoints_values(),
         "two-endpoints-inline-production": TWO_ENDPOINTS_INLINE_PRODUCTION,
+        "msk-iam-example": yaml.safe_load(MSK_IAM_VALUES.read_text()),
+        "confluent-cloud-example": yaml.safe_load(CONFLUENT_CLOUD_VALUES.read_text()),
     }
     for mode, overlay in AUTH_OVERLAYS.items():
         scenarios[f"secrets-{mode}"] = deep_merge(SECRET_VALUES, overlay)
+    scenarios.update(CONNECTION_OVERLAYS)
     return scenarios
 
 
@@ -517,21 +608,32 @@ def _connector_binary() -> Path:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_config_toml_is_accepted_by_the_connector(scenario: str, tmp_path: Path) -> None:
-    """The rendered config.toml is loaded by the real binary (`config check`), which refuses
-    unknown keys and bad values, so the chart and the connector cannot drift apart."""
+    """The rendered config.toml is loaded by the real binary (`config check --offline`: load
+    and validate, connect to nothing), which refuses unknown keys and bad values, so the chart
+    and the connector cannot drift apart; `config show` gives the effective configuration."""
     path = tmp_path / "config.toml"
     values = SCENARIOS[scenario]
     path.write_text(one(render(values), "ConfigMap")["data"]["config.toml"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
+    binary = str(_connector_binary())
     result = subprocess.run(
-        [str(_connector_binary()), "config", "check", "--config", str(path)],
+        [binary, "config", "check", "--offline", "--config", str(path)],
         capture_output=True, text=True, env=env, check=False,
     )
     assert result.returncode == 0, (
-        f"`riskos-connector config check` refused the chart's config.toml ({scenario}): "
-        f"{result.stderr.strip()}\n(the binary must be built from the [[endpoints]] config format)"
+        f"`riskos-connector config check --offline` refused the chart's config.toml ({scenario}): "
+        f"{result.stderr.strip()} {result.stdout.strip()}\n(the binary must be built from the current config format)"
     )
+    result = subprocess.run(
+        [binary, "config", "show", "--config", str(path)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
     effective = json.loads(result.stdout)
+    # The connection settings reached the connector as given.
+    kafka = values.get("kafka", {})
+    assert effective["kafka"]["tls"]["enabled"] is bool(kafka.get("tls", {}).get("enabled"))
+    assert effective["kafka"]["sasl"]["mechanism"] == (kafka.get("sasl", {}).get("mechanism") or None)
     expected = [(e["name"], e["path"], e["auth"]["mode"]) for e in _endpoint_list(values)]
     assert [(e["name"], e["path"], e["auth"]["mode"]) for e in effective["endpoints"]] == expected
     assert "auth" not in effective and "path" not in effective["http"]
@@ -669,6 +771,18 @@ def test_schemas_in_the_configmap_equal_the_repository(scenario: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# The connector-wide credential files of the secrets volume that come from Secrets the values
+# name, under keys the values name (kafka.sasl, kafka.tls.keyPasswordKey, the registry's
+# bearer token and OAuth client secret).
+CONNECTION_SECRET_FILES = {
+    "kafka_sasl_password",
+    "kafka_sasl_oidc_client_secret",
+    "kafka_tls_key_password",
+    "schema_registry_bearer_token",
+    "schema_registry_oauth_client_secret",
+}
+
+
 def _file_keys(node: Any, prefix: str = "") -> dict[str, str]:
     """Every `*_file` key of a parsed config.toml, endpoints named as in the connector's
     messages (`endpoints[sandbox].auth.basic.credentials_file`); the TLS files excluded."""
@@ -707,6 +821,12 @@ def _check_files_resolve(objects: list[dict[str, Any]], secret_data: dict[str, s
         else:
             assert chart_keys is None, "keys from an existing Secret, and the chart's protection Secret too"
     assert set(keys_mounted) == set(protection.values())
+    # The brokers' and the registry's certificates: their own volumes, every file read.
+    for directory, volume in ((KAFKA_TLS_DIR, "kafka-tls"), (REGISTRY_TLS_DIR, "schema-registry-tls")):
+        tls = {k: files.pop(k) for k in list(files) if files[k].startswith(directory + "/")}
+        tls_mounted = projected_files(objects, volume)
+        assert set(tls_mounted) == set(tls.values()), f"{volume}: mounted {sorted(tls_mounted)}, read {sorted(tls.values())}"
+        assert not [s for s, _ in tls_mounted.values() if s in (RELEASE, PROTECTION_SECRET)], "certificates come from existing Secrets"
     mounted = secret_files(objects)
     for key, path in files.items():
         assert path.startswith(SECRETS_DIR + "/"), key
@@ -714,6 +834,10 @@ def _check_files_resolve(objects: list[dict[str, Any]], secret_data: dict[str, s
         secret_name, secret_key = mounted[path]
         if secret_name == RELEASE:
             assert secret_key in secret_data, f"{key} -> {path} -> {secret_key} is not in the chart's Secret"
+        elif path.rsplit("/", 1)[1] in CONNECTION_SECRET_FILES:
+            # Kafka's and the registry's credentials: a key the values name (checked per
+            # scenario in test_secured_cluster_config_and_mounts).
+            assert key.startswith(("kafka.", "schema_registry.")), key
         else:
             assert secret_key == path.rsplit("/", 1)[1], f"{key}: an existing Secret's key is the file name"
     # Nothing is mounted that the config does not read (but the env-only Kafka password).
@@ -1631,3 +1755,334 @@ def test_rendering_is_deterministic_given_tokens() -> None:
         b = chart.render({}, name=RELEASE, namespace=NAMESPACE)
     secret = "riskos-connector/templates/secret.yaml"
     assert a[secret] != b[secret]
+
+
+# --------------------------------------------------------------------------------------------
+# Connecting to a secured cluster (issue 27): Kafka TLS and SASL, registry auth and TLS
+# --------------------------------------------------------------------------------------------
+
+# Per scenario: the [kafka] keys beyond bootstrap_servers, the [schema_registry] keys beyond
+# url/timeout/check interval (None: the section is not checked), and every file the
+# connection adds to the pod, path -> (Secret, key).
+SECURED = {
+    "kafka-tls-ca": (
+        {"tls": {"enabled": True, "ca_file": f"{KAFKA_TLS_DIR}/ca.crt"}},
+        None,
+        {f"{KAFKA_TLS_DIR}/ca.crt": ("kafka-ca", "ca.crt")},
+    ),
+    "kafka-mtls": (
+        {
+            "tls": {
+                "enabled": True,
+                "ca_file": f"{KAFKA_TLS_DIR}/ca.crt",
+                "cert_file": f"{KAFKA_TLS_DIR}/tls.crt",
+                "key_file": f"{KAFKA_TLS_DIR}/tls.key",
+                "key_password_file": f"{SECRETS_DIR}/kafka_tls_key_password",
+                "verify_hostname": False,
+            }
+        },
+        None,
+        {
+            f"{KAFKA_TLS_DIR}/ca.crt": ("riskos-kafka-client", "ca.crt"),
+            f"{KAFKA_TLS_DIR}/tls.crt": ("riskos-kafka-client", "tls.crt"),
+            f"{KAFKA_TLS_DIR}/tls.key": ("riskos-kafka-client", "tls.key"),
+            f"{SECRETS_DIR}/kafka_tls_key_password": ("riskos-kafka-client", "tls.key.password"),
+        },
+    ),
+    "kafka-mtls-strimzi": (
+        {
+            "tls": {
+                "enabled": True,
+                "ca_file": f"{KAFKA_TLS_DIR}/ca.crt",
+                "cert_file": f"{KAFKA_TLS_DIR}/tls.crt",
+                "key_file": f"{KAFKA_TLS_DIR}/tls.key",
+            }
+        },
+        None,
+        {
+            f"{KAFKA_TLS_DIR}/ca.crt": ("my-cluster-cluster-ca-cert", "ca.crt"),
+            f"{KAFKA_TLS_DIR}/tls.crt": ("riskos-kafka-user", "user.crt"),
+            f"{KAFKA_TLS_DIR}/tls.key": ("riskos-kafka-user", "user.key"),
+        },
+    ),
+    "kafka-scram-tls": (
+        {
+            "tls": {"enabled": True, "ca_file": f"{KAFKA_TLS_DIR}/ca.crt"},
+            "sasl": {"mechanism": "SCRAM-SHA-512", "username": "riskos-connector", "password_file": f"{SECRETS_DIR}/kafka_sasl_password"},
+        },
+        None,
+        {
+            f"{KAFKA_TLS_DIR}/ca.crt": ("my-cluster-cluster-ca-cert", "ca.crt"),
+            f"{SECRETS_DIR}/kafka_sasl_password": ("riskos-connector-kafka-user", "password"),
+        },
+    ),
+    "kafka-plain": (
+        {
+            "tls": {"enabled": True},
+            "sasl": {"mechanism": "PLAIN", "username": "ABCDEFGHIJKLMNOP", "password_file": f"{SECRETS_DIR}/kafka_sasl_password"},
+        },
+        None,
+        {f"{SECRETS_DIR}/kafka_sasl_password": ("confluent-api-key", "api-secret")},
+    ),
+    "kafka-oidc": (
+        {
+            "tls": {"enabled": True},
+            "sasl": {
+                "mechanism": "OAUTHBEARER",
+                "oidc": {
+                    "token_endpoint_url": "https://idp.example/realms/kafka/protocol/openid-connect/token",
+                    "client_id": "riskos-connector",
+                    "client_secret_file": f"{SECRETS_DIR}/kafka_sasl_oidc_client_secret",
+                    "scope": "kafka",
+                    "extensions": {"identityPoolId": "pool-1", "logicalCluster": "lkc-1"},
+                },
+            },
+        },
+        None,
+        {f"{SECRETS_DIR}/kafka_sasl_oidc_client_secret": ("riskos-oidc", "client-secret")},
+    ),
+    "kafka-msk-iam": (
+        {"tls": {"enabled": True}, "sasl": {"mechanism": "AWS_MSK_IAM", "aws_msk_iam": {"region": "eu-west-1"}}},
+        None,
+        {},
+    ),
+    "registry-bearer": (
+        {},
+        {"bearer_token_file": f"{SECRETS_DIR}/schema_registry_bearer_token"},
+        {f"{SECRETS_DIR}/schema_registry_bearer_token": ("registry-token", "token")},
+    ),
+    "registry-oauth": (
+        {},
+        {
+            "oauth": {
+                "token_endpoint_url": "https://idp.example/oauth2/token",
+                "client_id": "riskos-connector",
+                "client_secret_file": f"{SECRETS_DIR}/schema_registry_oauth_client_secret",
+                "scope": "registry",
+                "logical_cluster": "lsrc-1",
+                "identity_pool_id": "pool-1",
+            }
+        },
+        {f"{SECRETS_DIR}/schema_registry_oauth_client_secret": ("registry-oauth", "secret")},
+    ),
+    "registry-mtls": (
+        {},
+        {
+            "ca_file": f"{REGISTRY_TLS_DIR}/ca.crt",
+            "cert_file": f"{REGISTRY_TLS_DIR}/tls.crt",
+            "key_file": f"{REGISTRY_TLS_DIR}/tls.key",
+        },
+        {
+            f"{REGISTRY_TLS_DIR}/ca.crt": ("registry-client", "ca.crt"),
+            f"{REGISTRY_TLS_DIR}/tls.crt": ("registry-client", "tls.crt"),
+            f"{REGISTRY_TLS_DIR}/tls.key": ("registry-client", "tls.key"),
+        },
+    ),
+}
+REGISTRY_BASE_KEYS = {"url", "timeout_ms", "check_interval_secs"}
+
+
+def _connection_files(objects: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """The files the connection adds: the kafka-tls and schema-registry-tls volumes, and the
+    secrets volume's files but the endpoints' (under <endpoint>/) and the Basic password."""
+    files = {**projected_files(objects, "kafka-tls"), **projected_files(objects, "schema-registry-tls")}
+    for path, ref in secret_files(objects).items():
+        if path.rsplit("/", 1)[1] in CONNECTION_SECRET_FILES:
+            assert path.rsplit("/", 1)[0] == SECRETS_DIR, path
+            files[path] = ref
+    return files
+
+
+def test_every_connection_scenario_is_checked() -> None:
+    assert sorted(SECURED) == sorted(CONNECTION_OVERLAYS)
+
+
+@pytest.mark.parametrize("scenario", sorted(SECURED))
+def test_secured_cluster_config_and_mounts(scenario: str) -> None:
+    kafka_expected, registry_expected, files_expected = SECURED[scenario]
+    objects = render(SCENARIOS[scenario])
+    config = config_toml(objects)
+    kafka = {k: v for k, v in config["kafka"].items() if k not in ("bootstrap_servers", "librdkafka")}
+    assert kafka == kafka_expected
+    if registry_expected is not None:
+        registry = {k: v for k, v in config["schema_registry"].items() if k not in REGISTRY_BASE_KEYS}
+        assert registry == registry_expected
+    # Each file the config names is mounted read-only from the Secret key the values name.
+    assert _connection_files(objects) == files_expected
+    _check_files_resolve(objects, chart_secret(objects)["data"])
+    mounts = {m["name"]: m for m in container(objects)["volumeMounts"]}
+    if any(p.startswith(KAFKA_TLS_DIR) for p in files_expected):
+        assert mounts["kafka-tls"]["mountPath"] == KAFKA_TLS_DIR
+    if any(p.startswith(REGISTRY_TLS_DIR) for p in files_expected):
+        assert mounts["schema-registry-tls"]["mountPath"] == REGISTRY_TLS_DIR
+    # No credential passes through values: the chart's Secret holds only the generated token.
+    assert set(chart_secret(objects)["data"]) == {"riskos.bearer_tokens"}
+    pod = workload(objects)["spec"]["template"]["spec"]
+    for volume in pod["volumes"]:
+        if volume["name"] in ("kafka-tls", "schema-registry-tls"):
+            assert volume["projected"]["defaultMode"] == 0o440
+
+
+def test_kafka_tls_and_sasl_are_off_by_default(default_objects: list[dict[str, Any]]) -> None:
+    config = config_toml(default_objects)
+    assert config["kafka"] == {"bootstrap_servers": "kafka:9092"}
+    assert not REGISTRY_BASE_KEYS ^ set(config["schema_registry"])
+    names = {v["name"] for v in workload(default_objects)["spec"]["template"]["spec"]["volumes"]}
+    assert not {"kafka-tls", "schema-registry-tls"} & names
+    assert _connection_files(default_objects) == {}
+
+
+def test_msk_iam_uses_the_irsa_annotated_service_account() -> None:
+    objects = render(SCENARIOS["kafka-msk-iam"])
+    account = one(objects, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": IRSA_ROLE}
+    pod = workload(objects)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"] == RELEASE
+    # No Kubernetes API token; EKS injects its own web identity token volume regardless.
+    assert pod["automountServiceAccountToken"] is False
+    # No secret of any kind for MSK IAM: nothing mounted, no env credential.
+    assert _connection_files(objects) == {}
+    assert not [e for e in container(objects).get("env", []) if e["name"].startswith("AWS_")]
+    notes = next(v for k, v in render_files(SCENARIOS["kafka-msk-iam"]).items() if k.endswith("NOTES.txt"))
+    assert "Kafka: AWS MSK IAM in eu-west-1" in notes
+    assert "no eks.amazonaws.com/role-arn annotation" not in notes
+    # Without the annotation the notes say where the credentials would come from.
+    bare = deep_merge(SCENARIOS["kafka-msk-iam"], {"serviceAccount": {"annotations": {}}})
+    bare["serviceAccount"]["annotations"] = {}
+    notes = next(v for k, v in render_files(bare).items() if k.endswith("NOTES.txt"))
+    assert f"the ServiceAccount {RELEASE} has no eks.amazonaws.com/role-arn annotation" in notes
+    # An existing ServiceAccount (serviceAccount.create false) is used by name, not rendered.
+    objects = render(deep_merge(SCENARIOS["kafka-msk-iam"], {"serviceAccount": {"create": False, "name": "riskos-irsa"}}))
+    assert by_kind(objects, "ServiceAccount") == []
+    assert workload(objects)["spec"]["template"]["spec"]["serviceAccountName"] == "riskos-irsa"
+
+
+def test_the_secured_examples() -> None:
+    msk = render(SCENARIOS["msk-iam-example"])
+    config = config_toml(msk)
+    assert config["kafka"]["tls"] == {"enabled": True}
+    assert config["kafka"]["sasl"] == {"mechanism": "AWS_MSK_IAM", "aws_msk_iam": {"region": "eu-west-1"}}
+    assert all(b.endswith(":9098") for b in config["kafka"]["bootstrap_servers"].split(","))
+    assert "eks.amazonaws.com/role-arn" in one(msk, "ServiceAccount")["metadata"]["annotations"]
+    assert config["schema_registry"]["ca_file"] == f"{REGISTRY_TLS_DIR}/ca.crt"
+    cloud = render(SCENARIOS["confluent-cloud-example"])
+    config = config_toml(cloud)
+    assert config["kafka"]["sasl"]["mechanism"] == "OAUTHBEARER"
+    assert set(config["kafka"]["sasl"]["oidc"]["extensions"]) == {"logicalCluster", "identityPoolId"}
+    assert config["schema_registry"]["oauth"]["logical_cluster"].startswith("lsrc-")
+    # One Secret for both client secrets, mounted twice under the connector's own names.
+    assert _connection_files(cloud) == {
+        f"{SECRETS_DIR}/kafka_sasl_oidc_client_secret": ("riskos-confluent-cloud", "client-secret"),
+        f"{SECRETS_DIR}/schema_registry_oauth_client_secret": ("riskos-confluent-cloud", "client-secret"),
+    }
+    readme = (CHART / "README.md").read_text()
+    assert "examples/msk-iam-values.yaml" in readme and "examples/confluent-cloud-values.yaml" in readme
+    assert "## Connecting to a secured cluster" in readme
+
+
+def test_the_legacy_sasl_password_env_still_works_without_kafka_sasl() -> None:
+    # production-values.yaml sets SASL up in kafka.librdkafka with saslPasswordFromSecret.
+    objects = render(production_values())
+    assert "sasl" not in config_toml(objects)["kafka"] and "tls" not in config_toml(objects)["kafka"]
+    env = {e["name"] for e in container(objects)["env"]}
+    assert "RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD" in env
+
+
+def _refused(values: dict[str, Any], message: str) -> None:
+    """`helm template` (render) and `helm lint` both fail, naming `message`."""
+    with pytest.raises(helm.HelmError) as error:
+        render(values)
+    assert message in str(error.value)
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert [e for e in report["errors"] if message in e], report["errors"]
+
+
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-1"}}}, "/kafka/sasl/mechanism"),
+        ({"kafka": {"sasl": {"mechanism": "scram-sha-512"}}}, "/kafka/sasl/mechanism"),
+        ({"kafka": {"sasl": {"password": "hunter2-hunter2"}}}, "'password' not allowed"),
+        ({"kafka": {"sasl": {"oidc": {"clientSecret": "hunter2-hunter2"}}}}, "'clientSecret' not allowed"),
+        ({"kafka": {"sasl": {"oidc": {"tokenEndpointUrl": "idp.example/token"}}}}, "/kafka/sasl/oidc/tokenEndpointUrl"),
+        ({"kafka": {"sasl": {"oidc": {"extensions": {"logicalCluster": "lkc-1,lkc-2"}}}}}, "/kafka/sasl/oidc/extensions"),
+        ({"kafka": {"sasl": {"awsMskIam": {"region": "EU West 1"}}}}, "/kafka/sasl/awsMskIam/region"),
+        ({"kafka": {"tls": {"enabled": "yes"}}}, "/kafka/tls/enabled"),
+        ({"kafka": {"tls": {"existingSecret": "Not_A_Secret"}}}, "/kafka/tls/existingSecret"),
+        ({"kafka": {"tls": {"caFile": "/etc/ssl/ca.pem"}}}, "'caFile' not allowed"),
+        ({"schemaRegistry": {"bearerToken": {"token": "hunter2-hunter2"}}}, "'token' not allowed"),
+        ({"schemaRegistry": {"oauth": {"clientSecret": "hunter2-hunter2"}}}, "'clientSecret' not allowed"),
+        ({"schemaRegistry": {"tls": {"certKey": ""}}}, "/schemaRegistry/tls/certKey"),
+    ],
+)
+def test_values_schema_refuses_bad_connection_values(values: dict[str, Any], where: str) -> None:
+    with helm.Chart.load(str(CHART)) as chart:
+        with pytest.raises(helm.HelmValuesError) as error:
+            chart.validate_schema(values)
+    assert where in str(error.value)
+    # helm template and helm lint fail the same way.
+    _refused(values, where)
+
+
+SCRAM = {"mechanism": "SCRAM-SHA-512", "username": "riskos", "existingSecret": "kafka-user"}
+OIDC = {"tokenEndpointUrl": "https://idp.example/token", "clientId": "riskos"}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        # A mechanism without what it needs.
+        (
+            {"kafka": {"sasl": {"mechanism": "SCRAM-SHA-512", "username": "riskos"}}},
+            'kafka.sasl.mechanism=SCRAM-SHA-512: kafka.sasl.existingSecret (a Secret made outside the chart, the password under its key "password" = kafka.sasl.passwordKey) is required',
+        ),
+        ({"kafka": {"sasl": {"mechanism": "PLAIN", "existingSecret": "s"}}}, "kafka.sasl.mechanism=PLAIN: kafka.sasl.username is required"),
+        ({"kafka": {"sasl": {"mechanism": "OAUTHBEARER", "existingSecret": "s"}}}, "kafka.sasl.mechanism=OAUTHBEARER: kafka.sasl.oidc.tokenEndpointUrl is required"),
+        (
+            {"kafka": {"sasl": {"mechanism": "OAUTHBEARER", "existingSecret": "s", "oidc": {"tokenEndpointUrl": "https://idp.example/token"}}}},
+            "kafka.sasl.mechanism=OAUTHBEARER: kafka.sasl.oidc.clientId is required",
+        ),
+        ({"kafka": {"sasl": {"mechanism": "OAUTHBEARER", "oidc": OIDC}}}, "kafka.sasl.mechanism=OAUTHBEARER: kafka.sasl.existingSecret"),
+        ({"kafka": {"sasl": {"mechanism": "AWS_MSK_IAM"}}}, "kafka.sasl.mechanism=AWS_MSK_IAM: MSK serves IAM access control over TLS only"),
+        # Values of another mechanism, or of none.
+        ({"kafka": {"sasl": {"username": "riskos"}}}, "kafka.sasl.username is set but kafka.sasl.mechanism is not"),
+        (
+            {"kafka": {"tls": {"enabled": True}, "sasl": {"mechanism": "AWS_MSK_IAM", "username": "riskos"}}},
+            "kafka.sasl.username does not apply to kafka.sasl.mechanism=AWS_MSK_IAM (only to PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
+        ),
+        ({"kafka": {"sasl": {**SCRAM, "oidc": OIDC}}}, "kafka.sasl.oidc.tokenEndpointUrl does not apply to kafka.sasl.mechanism=SCRAM-SHA-512"),
+        ({"kafka": {"sasl": {**SCRAM, "awsMskIam": {"region": "eu-west-1"}}}}, "kafka.sasl.awsMskIam.region does not apply"),
+        (
+            {"kafka": {"sasl": SCRAM, "saslPasswordFromSecret": True}, "secrets": {"kafkaSaslPassword": "hunter2-hunter2"}},
+            "remove kafka.saslPasswordFromSecret",
+        ),
+        # TLS.
+        ({"kafka": {"tls": {"existingSecret": "kafka-ca"}}}, "kafka.tls.existingSecret is set but kafka.tls.enabled is false"),
+        ({"kafka": {"tls": {"enabled": True, "clientCertificate": True}}}, 'kafka.tls.clientCertificate: kafka.tls.existingSecret (a Secret with the client certificate under "tls.crt" and its key under "tls.key") is required'),
+        ({"kafka": {"tls": {"enabled": True, "existingSecret": "s", "keyPasswordKey": "pw"}}}, "kafka.tls.keyPasswordKey is set without kafka.tls.clientCertificate"),
+        ({"kafka": {"tls": {"enabled": True, "existingSecret": "s", "caKey": ""}}}, "kafka.tls.existingSecret is set but nothing is read from it"),
+        ({"kafka": {"tls": {"enabled": True, "caSecret": "ca", "caKey": ""}}}, "kafka.tls.caSecret is set but kafka.tls.caKey is empty"),
+        # The registry: one authentication at most, each complete.
+        (
+            {"schemaRegistry": {"username": "u", "bearerToken": {"existingSecret": "t"}}, "secrets": {"schemaRegistryPassword": "hunter2-hunter2"}},
+            "schemaRegistry.username (Basic) and schemaRegistry.bearerToken (a bearer token): the registry takes one authentication (Basic, a bearer token or OAuth): remove all but one",
+        ),
+        (
+            {"schemaRegistry": {"bearerToken": {"existingSecret": "t"}, "oauth": {"tokenEndpointUrl": "https://idp.example/token", "clientId": "c", "existingSecret": "o"}}},
+            "schemaRegistry.bearerToken (a bearer token) and schemaRegistry.oauth (OAuth client credentials)",
+        ),
+        ({"schemaRegistry": {"oauth": {"logicalCluster": "lsrc-1"}}}, "schemaRegistry.oauth.tokenEndpointUrl is required with schemaRegistry.oauth"),
+        ({"schemaRegistry": {"oauth": {"tokenEndpointUrl": "https://idp.example/token", "clientId": "c"}}}, "schemaRegistry.oauth.existingSecret"),
+        ({"schemaRegistry": {"tls": {"clientCertificate": True}}}, "schemaRegistry.tls.clientCertificate: schemaRegistry.tls.existingSecret"),
+        ({"schemaRegistry": {"tls": {"existingSecret": "c", "clientCertificate": True}}}, "schemaRegistry.tls.clientCertificate needs an https:// schemaRegistry.url"),
+        ({"schemaRegistry": {"tls": {"existingSecret": "c", "caKey": ""}}}, "schemaRegistry.tls.existingSecret is set but nothing is read from it"),
+        # An endpoint cannot take the name of a connector-wide file.
+        (endpoints(endpoint("kafka_sasl_password", auth={"mode": "none"})), 'endpoints[0].name "kafka_sasl_password" is the name of a connector-wide credential file'),
+    ],
+)
+def test_incomplete_or_conflicting_connection_values_are_refused(values: dict[str, Any], message: str) -> None:
+    # Cross-field rules: the schema accepts these (types and enums are right), the templates
+    # refuse them naming the values, in helm template and helm lint alike.
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(values)
+    _refused(values, message)
