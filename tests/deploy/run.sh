@@ -37,7 +37,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
-# 3. The connector binary: the chart's config.toml is checked by `riskos-connector config check`.
+# 3. The connector binary: the chart's config.toml is checked by `riskos-connector config check --offline`.
 (cd "$REPO" && cargo build --quiet --bin riskos-connector)
 
 # 4. docker-compose (validates docker-compose.yml; no Docker engine needed).

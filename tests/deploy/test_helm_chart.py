@@ -1988,18 +1988,14 @@ def test_the_legacy_sasl_password_env_still_works_without_kafka_sasl() -> None:
     assert "RISKOS_KAFKA__LIBRDKAFKA__SASL_PASSWORD" in env
 
 
-def _refused(values: dict[str, Any], message: str) -> None:
-    """`helm template` (render) and `helm lint` both fail, naming `message`."""
-    with pytest.raises(helm.HelmError) as error:
-        render(values)
-    assert message in str(error.value)
-    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
-    assert [e for e in report["errors"] if message in e], report["errors"]
+SCRAM = {"mechanism": "SCRAM-SHA-512", "username": "riskos", "existingSecret": "kafka-user"}
+OIDC = {"tokenEndpointUrl": "https://idp.example/token", "clientId": "riskos"}
 
 
 @pytest.mark.parametrize(
     "values, where",
     [
+        # Types, enums, patterns; no credential can be given as a value.
         ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-1"}}}, "/kafka/sasl/mechanism"),
         ({"kafka": {"sasl": {"mechanism": "scram-sha-512"}}}, "/kafka/sasl/mechanism"),
         ({"kafka": {"sasl": {"password": "hunter2-hunter2"}}}, "'password' not allowed"),
@@ -2013,6 +2009,26 @@ def _refused(values: dict[str, Any], message: str) -> None:
         ({"schemaRegistry": {"bearerToken": {"token": "hunter2-hunter2"}}}, "'token' not allowed"),
         ({"schemaRegistry": {"oauth": {"clientSecret": "hunter2-hunter2"}}}, "'clientSecret' not allowed"),
         ({"schemaRegistry": {"tls": {"certKey": ""}}}, "/schemaRegistry/tls/certKey"),
+        # What a mechanism needs (if/then): the schema names the missing value.
+        ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-512", "username": "riskos"}}}, "/kafka/sasl/existingSecret"),
+        ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-256", "existingSecret": "s"}}}, "/kafka/sasl/username"),
+        ({"kafka": {"sasl": {"mechanism": "PLAIN"}}}, "/kafka/sasl/existingSecret"),
+        ({"kafka": {"sasl": {"mechanism": "OAUTHBEARER", "existingSecret": "s"}}}, "/kafka/sasl/oidc/tokenEndpointUrl"),
+        ({"kafka": {"sasl": {"mechanism": "OAUTHBEARER", "oidc": OIDC}}}, "/kafka/sasl/existingSecret"),
+        ({"kafka": {"sasl": {"mechanism": "AWS_MSK_IAM"}}}, "/kafka/tls/enabled"),
+        ({"kafka": {"tls": {"enabled": True, "clientCertificate": True}}}, "/kafka/tls/existingSecret"),
+        # The registry: one authentication at most, OAuth complete, a certificate's Secret.
+        (
+            {"schemaRegistry": {"username": "u", "bearerToken": {"existingSecret": "t"}}, "secrets": {"schemaRegistryPassword": "hunter2-hunter2"}},
+            "/schemaRegistry/bearerToken/existingSecret",
+        ),
+        (
+            {"schemaRegistry": {"username": "u", "oauth": {**OIDC, "existingSecret": "o"}}, "secrets": {"schemaRegistryPassword": "hunter2-hunter2"}},
+            "/schemaRegistry/oauth/tokenEndpointUrl",
+        ),
+        ({"schemaRegistry": {"bearerToken": {"existingSecret": "t"}, "oauth": {**OIDC, "existingSecret": "o"}}}, "/schemaRegistry/oauth/tokenEndpointUrl"),
+        ({"schemaRegistry": {"oauth": {"tokenEndpointUrl": "https://idp.example/token", "clientId": "c"}}}, "/schemaRegistry/oauth/existingSecret"),
+        ({"schemaRegistry": {"tls": {"clientCertificate": True}}}, "/schemaRegistry/tls/existingSecret"),
     ],
 )
 def test_values_schema_refuses_bad_connection_values(values: dict[str, Any], where: str) -> None:
@@ -2020,12 +2036,24 @@ def test_values_schema_refuses_bad_connection_values(values: dict[str, Any], whe
         with pytest.raises(helm.HelmValuesError) as error:
             chart.validate_schema(values)
     assert where in str(error.value)
-    # helm template and helm lint fail the same way.
-    _refused(values, where)
+    # helm template and helm lint fail the same way, naming the value.
+    with pytest.raises(helm.HelmError) as error:
+        render(values)
+    assert where in str(error.value)
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert [e for e in report["errors"] if where in e], report["errors"]
 
 
-SCRAM = {"mechanism": "SCRAM-SHA-512", "username": "riskos", "existingSecret": "kafka-user"}
-OIDC = {"tokenEndpointUrl": "https://idp.example/token", "clientId": "riskos"}
+@pytest.fixture(scope="session")
+def schemaless_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the chart without values.schema.json: what `helm template
+    --skip-schema-validation` (and a tool that skips the schema) renders."""
+    import shutil
+
+    chart = tmp_path_factory.mktemp("schemaless") / "riskos-connector"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("examples"))
+    (chart / "values.schema.json").unlink()
+    return chart
 
 
 @pytest.mark.parametrize(
@@ -2080,9 +2108,16 @@ OIDC = {"tokenEndpointUrl": "https://idp.example/token", "clientId": "riskos"}
         (endpoints(endpoint("kafka_sasl_password", auth={"mode": "none"})), 'endpoints[0].name "kafka_sasl_password" is the name of a connector-wide credential file'),
     ],
 )
-def test_incomplete_or_conflicting_connection_values_are_refused(values: dict[str, Any], message: str) -> None:
-    # Cross-field rules: the schema accepts these (types and enums are right), the templates
-    # refuse them naming the values, in helm template and helm lint alike.
-    with helm.Chart.load(str(CHART)) as chart:
-        chart.validate_schema(values)
-    _refused(values, message)
+def test_incomplete_or_conflicting_connection_values_are_refused(
+    values: dict[str, Any], message: str, schemaless_chart: Path
+) -> None:
+    # The templates refuse every incomplete or conflicting connection, saying why and naming
+    # the values, also when the schema is skipped (some of these the schema refuses first, see
+    # above; the rest it cannot express). helm lint runs templates in lint mode, where `fail`
+    # only logs: the schema's rules are what helm lint refuses.
+    with helm.Chart.load(str(schemaless_chart)) as chart:
+        with pytest.raises(helm.HelmError) as error:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    assert message in str(error.value)
+    with pytest.raises(helm.HelmError):
+        render(values)
