@@ -17,11 +17,12 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS builder
 
-# librdkafka's build (rdkafka-sys, feature `ssl`) needs a C/C++ toolchain, make, perl,
-# pkg-config and the OpenSSL and zlib headers.
+# librdkafka's build (rdkafka-sys, features `ssl`, `cmake-build`, `curl-static`, `zstd`) needs
+# a C/C++ toolchain, make, cmake, perl, pkg-config and the OpenSSL and zlib headers; libcurl
+# (for OIDC token fetch) and zstd are built from their crates' sources and linked statically.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        gcc g++ make perl pkg-config libssl-dev zlib1g-dev python3 \
+        gcc g++ make cmake perl pkg-config libssl-dev zlib1g-dev python3 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build

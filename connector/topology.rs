@@ -181,12 +181,7 @@ fn topic_specs(config: &Config, routes: &RoutesByPrefix) -> Vec<TopicSpec> {
 /// and a leader lost right after the 2xx loses the record. `topics.allow_single_replica_acks`
 /// turns the refusal into a warning (development clusters).
 pub async fn check_durability(config: &Config, topics: &[String]) -> anyhow::Result<()> {
-    let described = match kafka::describe_durability(
-        &config.kafka,
-        topics,
-    )
-    .await
-    {
+    let described = match kafka::describe_durability(&config.kafka, topics).await {
         Ok(described) => described,
         Err(error) if config.topics.allow_single_replica_acks => {
             tracing::warn!(%error, "topics' replication settings not checked (topics.allow_single_replica_acks)");
@@ -205,6 +200,12 @@ pub async fn check_durability(config: &Config, topics: &[String]) -> anyhow::Res
                 topic,
                 "topic does not exist (topics.create = false): records to it fail until it is \
                  made; its min.insync.replicas is not checked"
+            ),
+            TopicDurability::Unreported { replication_factor } => tracing::info!(
+                topic,
+                replication_factor,
+                "the cluster reports no min.insync.replicas for the topic (Redpanda: acks=all \
+                 waits for a Raft majority); not checked"
             ),
             TopicDurability::Replicated {
                 replication_factor,

@@ -37,6 +37,37 @@ pub const ALL_SERVERS: &[&str] = &[
 /// The topic the Flask and Express peers produce to.
 pub const PEER_TOPIC: &str = "riskos.webhooks";
 
+/// How the connector reaches the broker (`--kafka-security`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaSecurity {
+    /// The broker's PLAINTEXT listener.
+    #[default]
+    Plaintext,
+    /// An SSL listener of the same broker, with a certificate from a CA made for the run.
+    Tls,
+}
+
+impl KafkaSecurity {
+    /// As the report writes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Tls => "TLS",
+        }
+    }
+}
+
 /// `run` arguments.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -105,6 +136,14 @@ pub struct RunArgs {
     /// logging A/B).
     #[arg(long = "connector-env")]
     pub connector_env: Vec<String>,
+    /// How the connector reaches its broker: `plaintext`, or `tls` (the broker gets an SSL
+    /// listener with a certificate for 127.0.0.1 and localhost from a CA made for the run; the
+    /// connector connects to it with `RISKOS_KAFKA__TLS__ENABLED=true` and that CA as
+    /// `RISKOS_KAFKA__TLS__CA_FILE`). The Kafka ceiling and the Flask and Express peers stay on
+    /// plaintext either way, as do the broker's inter-broker traffic and the bench's own admin
+    /// (the PLAINTEXT listener).
+    #[arg(long, value_enum, default_value_t = KafkaSecurity::Plaintext)]
+    pub kafka_security: KafkaSecurity,
     /// Only the maximum-throughput phase for each server: no fixed-rate phases (the 512 in
     /// flight and logging parts of `bench/run.sh`).
     #[arg(long)]
@@ -128,6 +167,9 @@ pub struct RunArgs {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ServerResults {
     pub server: String,
+    /// How it reached the broker (results written before `--kafka-security`: plaintext).
+    #[serde(default)]
+    pub kafka_security: KafkaSecurity,
     pub phases: Vec<PhaseResult>,
 }
 
@@ -204,8 +246,18 @@ struct Broker {
     dir: PathBuf,
     log: PathBuf,
     addr: String,
+    /// The SSL listener, when the connector is to use TLS.
+    tls: Option<BrokerTls>,
     pid: u32,
     stopped: bool,
+}
+
+/// A broker's SSL listener: its address, the CA that signed its certificate, and the folder
+/// of the CA and keystore files (removed with the broker's).
+struct BrokerTls {
+    addr: String,
+    ca_file: PathBuf,
+    dir: PathBuf,
 }
 
 /// What the first broker of the run was started with (`cluster.env` of scripts/kafka.sh: the
@@ -222,6 +274,9 @@ impl Broker {
             return;
         }
         self.stopped = true;
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(&tls.dir);
+        }
         if !self.dir.join("cluster.env").exists() {
             return; // kafka.sh start failed before creating anything
         }
@@ -268,17 +323,91 @@ impl Drop for Broker {
     }
 }
 
-/// Starts a fresh one-node Apache Kafka with `scripts/kafka.sh start` (which blocks until the
-/// node is ready) in a new folder under the temp dir.
-async fn start_broker(args: &RunArgs, log: &Path) -> anyhow::Result<Broker> {
-    let port = free_port()?;
-    let mut controller_port = free_port()?;
-    while controller_port == port {
-        controller_port = free_port()?;
+/// The CA and the broker's PEM keystore for an SSL listener, written into `dir`: (CA
+/// certificate file, keystore file). The broker's certificate names 127.0.0.1 and localhost
+/// (the connector checks the name: `kafka.tls.verify_hostname` stays on); the keystore is what
+/// Kafka's `ssl.keystore.type=PEM` reads: the PKCS#8 private key, then the certificate chain.
+fn write_tls_files(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "riskos bench CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "riskos bench broker");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca)?;
+    std::fs::create_dir_all(dir)?;
+    let ca_file = dir.join("ca.pem");
+    let keystore = dir.join("broker-keystore.pem");
+    std::fs::write(&ca_file, ca.pem())?;
+    std::fs::write(
+        &keystore,
+        format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.pem()),
+    )?;
+    Ok((ca_file, keystore))
+}
+
+/// The `scripts/kafka.sh start` arguments for an SSL listener named `TLS` on `port` with the
+/// PEM keystore `keystore`.
+fn tls_listener_args(port: u16, keystore: &Path) -> Vec<String> {
+    vec![
+        "--listener".into(),
+        format!("TLS:SSL:{port}"),
+        "--config".into(),
+        "listener.name.tls.ssl.keystore.type=PEM".into(),
+        "--config".into(),
+        format!(
+            "listener.name.tls.ssl.keystore.location={}",
+            keystore.display()
+        ),
+    ]
+}
+
+/// A free port other than `taken`.
+fn free_port_but(taken: &[u16]) -> anyhow::Result<u16> {
+    loop {
+        let port = free_port()?;
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
     }
+}
+
+/// Starts a fresh one-node Apache Kafka with `scripts/kafka.sh start` (which blocks until the
+/// node is ready) in a new folder under the temp dir; with `tls`, also with an SSL listener
+/// (the PLAINTEXT one stays, for inter-broker traffic and the bench's admin).
+async fn start_broker(args: &RunArgs, log: &Path, tls: bool) -> anyhow::Result<Broker> {
+    let port = free_port()?;
+    let controller_port = free_port_but(&[port])?;
     let addr = format!("127.0.0.1:{port}");
     let dir = std::env::temp_dir().join(format!("riskos-bench-kafka-{port}"));
     let _ = std::fs::remove_dir_all(&dir); // kafka.sh would reuse a formatted folder
+    let (tls, tls_args) = if tls {
+        let tls_port = free_port_but(&[port, controller_port])?;
+        let tls_dir = std::env::temp_dir().join(format!("riskos-bench-kafka-{port}-tls"));
+        let _ = std::fs::remove_dir_all(&tls_dir);
+        let (ca_file, keystore) =
+            write_tls_files(&tls_dir).context("making the broker's TLS certificate")?;
+        let args = tls_listener_args(tls_port, &keystore);
+        let tls = BrokerTls {
+            addr: format!("127.0.0.1:{tls_port}"),
+            ca_file,
+            dir: tls_dir,
+        };
+        (Some(tls), args)
+    } else {
+        (None, Vec::new())
+    };
     let script = std::fs::canonicalize(args.repo.join(&args.kafka_script))
         .with_context(|| format!("{}", args.kafka_script.display()))?;
     let file = std::fs::File::create(log)?;
@@ -291,6 +420,7 @@ async fn start_broker(args: &RunArgs, log: &Path) -> anyhow::Result<Broker> {
         .arg(port.to_string())
         .arg("--controller-port")
         .arg(controller_port.to_string())
+        .args(&tls_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(file)
@@ -300,6 +430,7 @@ async fn start_broker(args: &RunArgs, log: &Path) -> anyhow::Result<Broker> {
         dir,
         log: log.to_path_buf(),
         addr: String::new(),
+        tls,
         pid: 0,
         stopped: false,
     };
@@ -348,18 +479,46 @@ fn passthrough(args: &RunArgs) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(map)
 }
 
+/// The connector's variables for reaching `broker`: its PLAINTEXT listener, or its SSL one
+/// with the CA that signed it.
+fn connector_kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
+    match &broker.tls {
+        None => vec![("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.addr.clone())],
+        Some(tls) => vec![
+            ("RISKOS_KAFKA__BOOTSTRAP_SERVERS", tls.addr.clone()),
+            ("RISKOS_KAFKA__TLS__ENABLED", "true".into()),
+            (
+                "RISKOS_KAFKA__TLS__CA_FILE",
+                tls.ca_file.display().to_string(),
+            ),
+        ],
+    }
+}
+
+/// What `server` uses to reach its broker in this run: `--kafka-security` for the connector,
+/// plaintext for the others.
+fn security_of(args: &RunArgs, server: &str) -> KafkaSecurity {
+    if server == "connector" {
+        args.kafka_security
+    } else {
+        KafkaSecurity::Plaintext
+    }
+}
+
 /// Starts an HTTP server under test and waits for its health endpoint; `settings` are extra
-/// `RISKOS_*` variables for the connector (the burst's raised limits).
+/// `RISKOS_*` variables for the connector (the burst's raised limits). The peers get the
+/// broker's PLAINTEXT listener; the connector also its SSL one when it has one.
 async fn start_server(
     args: &RunArgs,
     server: &str,
-    broker: Option<&str>,
+    broker: Option<&Broker>,
     settings: &[(&str, &str)],
     log: &Path,
 ) -> anyhow::Result<(Proc, SocketAddr)> {
     let port = free_port()?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let repo = std::fs::canonicalize(&args.repo)?;
+    let plaintext = broker.map(|b| b.addr.as_str());
     let (mut command, health) = match server {
         "connector" => {
             let mut c = Command::new(repo.join(&args.connector));
@@ -370,7 +529,7 @@ async fn start_server(
                 }
             }
             c.env("RISKOS_HTTP__LISTEN", addr.to_string())
-                .env("RISKOS_KAFKA__BOOTSTRAP_SERVERS", broker.unwrap())
+                .envs(connector_kafka_env(broker.unwrap()))
                 .env("RISKOS_SCHEMAS__ENCODING", "single-object")
                 .env("RISKOS_SCHEMAS__DIR", repo.join("schemas"))
                 .env("RISKOS_TOPICS__PARTITIONS", "1")
@@ -422,7 +581,7 @@ async fn start_server(
                 .arg("--log-level")
                 .arg("warning")
                 .arg("app:app")
-                .env("KAFKA_BOOTSTRAP", broker.unwrap())
+                .env("KAFKA_BOOTSTRAP", plaintext.unwrap())
                 .env("KAFKA_TOPIC", PEER_TOPIC)
                 .env("WEBHOOK_TOKEN", TOKEN);
             (c, "/healthz")
@@ -431,7 +590,7 @@ async fn start_server(
             let mut c = Command::new(&args.node);
             c.arg(repo.join("bench/peers/express/server.js"))
                 .env("PORT", port.to_string())
-                .env("KAFKA_BOOTSTRAP", broker.unwrap())
+                .env("KAFKA_BOOTSTRAP", plaintext.unwrap())
                 .env("KAFKA_TOPIC", PEER_TOPIC)
                 .env("WEBHOOK_TOKEN", TOKEN)
                 .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
@@ -516,7 +675,9 @@ async fn run_http_group(
     let logs = args.out.join("logs");
     let needs_broker = server != "http-ceiling";
     let broker = if needs_broker {
-        Some(start_broker(args, &logs.join(format!("{server}-{group}-broker.log"))).await?)
+        let log = logs.join(format!("{server}-{group}-broker.log"));
+        let tls = security_of(args, server) == KafkaSecurity::Tls;
+        Some(start_broker(args, &log, tls).await?)
     } else {
         None
     };
@@ -540,7 +701,7 @@ async fn run_http_group(
     let (proc, addr) = start_server(
         args,
         server,
-        broker.as_ref().map(|b| b.addr.as_str()),
+        broker.as_ref(),
         &[],
         &logs.join(format!("{server}-{group}.log")),
     )
@@ -632,7 +793,8 @@ async fn run_burst_group(
     seq_base: &mut u64,
 ) -> anyhow::Result<Vec<PhaseResult>> {
     let logs = args.out.join("logs");
-    let broker = start_broker(args, &logs.join("connector-burst-broker.log")).await?;
+    let tls = security_of(args, "connector") == KafkaSecurity::Tls;
+    let broker = start_broker(args, &logs.join("connector-burst-broker.log"), tls).await?;
     let mode = Mode::Closed {
         concurrency: args.burst_concurrency,
     };
@@ -664,7 +826,7 @@ async fn run_burst_group(
         let (proc, addr) = start_server(
             args,
             "connector",
-            Some(&broker.addr),
+            Some(&broker),
             settings,
             &logs.join(format!("connector-{name}.log")),
         )
@@ -692,11 +854,8 @@ async fn run_kafka_group(
     phases: &[Phase],
 ) -> anyhow::Result<Vec<PhaseResult>> {
     let logs = args.out.join("logs");
-    let broker = start_broker(
-        args,
-        &logs.join(format!("kafka-ceiling-{group}-broker.log")),
-    )
-    .await?;
+    let log = logs.join(format!("kafka-ceiling-{group}-broker.log"));
+    let broker = start_broker(args, &log, false).await?;
     let repo = std::fs::canonicalize(&args.repo)?;
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -834,6 +993,7 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         if args.max_only {
             all.push(ServerResults {
                 server: server.clone(),
+                kafka_security: security_of(&args, server),
                 phases: results,
             });
             continue;
@@ -853,6 +1013,7 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         }
         all.push(ServerResults {
             server: server.clone(),
+            kafka_security: security_of(&args, server),
             phases: results,
         });
     }
@@ -869,4 +1030,155 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("bench: results written into {}", doc.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn kafka_security_is_plaintext_unless_asked_for_tls() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+                .map(|cli| cli.run.kafka_security)
+        };
+        assert_eq!(parse(&[]).unwrap(), KafkaSecurity::Plaintext);
+        // The form bench/run.sh's `ab_ba tls --kafka-security "" plaintext tls` gives.
+        assert_eq!(
+            parse(&["--kafka-security", "plaintext"]).unwrap(),
+            KafkaSecurity::Plaintext
+        );
+        assert_eq!(
+            parse(&["--kafka-security", "tls"]).unwrap(),
+            KafkaSecurity::Tls
+        );
+        assert!(parse(&["--kafka-security", "ssl"]).is_err());
+    }
+
+    #[test]
+    fn only_the_connector_takes_the_kafka_security_asked_for() {
+        let args = Cli::parse_from(["run", "--kafka-security", "tls"]).run;
+        assert_eq!(security_of(&args, "connector"), KafkaSecurity::Tls);
+        for other in ["kafka-ceiling", "flask", "express", "http-ceiling"] {
+            assert_eq!(security_of(&args, other), KafkaSecurity::Plaintext);
+        }
+    }
+
+    #[test]
+    fn results_written_before_kafka_security_read_as_plaintext() {
+        let old: ServerResults =
+            serde_json::from_str(r#"{"server": "connector", "phases": []}"#).unwrap();
+        assert_eq!(old.kafka_security, KafkaSecurity::Plaintext);
+        let new = serde_json::to_value(ServerResults {
+            kafka_security: KafkaSecurity::Tls,
+            ..old
+        })
+        .unwrap();
+        assert_eq!(new["kafka_security"], "tls");
+    }
+
+    #[test]
+    fn the_tls_listener_is_an_ssl_listener_with_a_pem_keystore() {
+        assert_eq!(
+            tls_listener_args(40123, Path::new("/tmp/x/broker-keystore.pem")),
+            [
+                "--listener",
+                "TLS:SSL:40123",
+                "--config",
+                "listener.name.tls.ssl.keystore.type=PEM",
+                "--config",
+                "listener.name.tls.ssl.keystore.location=/tmp/x/broker-keystore.pem",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_connector_gets_the_ssl_listener_and_the_ca_when_the_broker_has_one() {
+        let mut broker = Broker {
+            script: PathBuf::new(),
+            dir: PathBuf::from("/nonexistent/riskos-bench-kafka-1"),
+            log: PathBuf::new(),
+            addr: "127.0.0.1:9092".into(),
+            tls: None,
+            pid: 0,
+            stopped: true,
+        };
+        assert_eq!(
+            connector_kafka_env(&broker),
+            [(
+                "RISKOS_KAFKA__BOOTSTRAP_SERVERS",
+                "127.0.0.1:9092".to_string()
+            )]
+        );
+        broker.tls = Some(BrokerTls {
+            addr: "127.0.0.1:9093".into(),
+            ca_file: "/nonexistent/ca.pem".into(),
+            dir: "/nonexistent".into(),
+        });
+        assert_eq!(
+            connector_kafka_env(&broker),
+            [
+                (
+                    "RISKOS_KAFKA__BOOTSTRAP_SERVERS",
+                    "127.0.0.1:9093".to_string()
+                ),
+                ("RISKOS_KAFKA__TLS__ENABLED", "true".to_string()),
+                (
+                    "RISKOS_KAFKA__TLS__CA_FILE",
+                    "/nonexistent/ca.pem".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_keystore_holds_the_key_then_the_chain_the_ca_file_signed() {
+        let dir =
+            std::env::temp_dir().join(format!("riskos-bench-tls-test-{}", std::process::id()));
+        let (ca_file, keystore) = write_tls_files(&dir).unwrap();
+        let ca = std::fs::read_to_string(&ca_file).unwrap();
+        let store = std::fs::read_to_string(&keystore).unwrap();
+        // Kafka's PEM keystore: an unencrypted PKCS#8 key first, then the certificates.
+        assert!(
+            store.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "{store}"
+        );
+        assert_eq!(store.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+        assert!(store.ends_with(&ca), "the chain ends with the CA");
+        assert_eq!(ca.matches("-----BEGIN CERTIFICATE-----").count(), 1);
+        // With the openssl CLI at hand, the chain verifies for 127.0.0.1 and localhost.
+        let leaf = dir.join("leaf.pem");
+        let start = store.find("-----BEGIN CERTIFICATE-----").unwrap();
+        let end = store[start..].find("-----END CERTIFICATE-----").unwrap() + start + 26;
+        std::fs::write(&leaf, &store[start..end]).unwrap();
+        let verify = |check: &[&str]| {
+            std::process::Command::new("openssl")
+                .arg("verify")
+                .arg("-CAfile")
+                .arg(&ca_file)
+                .args(["-purpose", "sslserver"])
+                .args(check)
+                .arg(&leaf)
+                .output()
+        };
+        if let Ok(out) = verify(&["-verify_ip", "127.0.0.1"]) {
+            assert!(out.status.success(), "{out:?}");
+            assert!(verify(&["-verify_hostname", "localhost"])
+                .unwrap()
+                .status
+                .success());
+            assert!(!verify(&["-verify_ip", "10.0.0.1"])
+                .unwrap()
+                .status
+                .success());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

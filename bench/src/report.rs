@@ -9,7 +9,9 @@ use anyhow::{bail, Context as _};
 use crate::fixtures::Bodies;
 use crate::instructions::{self, Table};
 use crate::load::{Mode, PhaseResult};
-use crate::orchestrate::{burst_phase, RunArgs, ServerResults, BURST_ROUNDS, RAISED_LIMITS};
+use crate::orchestrate::{
+    burst_phase, KafkaSecurity, RunArgs, ServerResults, BURST_ROUNDS, RAISED_LIMITS,
+};
 
 /// Facts printed above the table.
 pub struct Context {
@@ -168,6 +170,7 @@ impl Context {
                 std::env::temp_dir().display()
             )),
             ("kafka settings".into(), settings),
+            ("kafka security".into(), security_line(args)),
             ("versions".into(), versions),
             ("took".into(), format!("{:.0} s", took.as_secs_f64())),
             (
@@ -179,6 +182,20 @@ impl Context {
             ),
         ];
         Self { lines }
+    }
+}
+
+/// How the servers reached their brokers.
+fn security_line(args: &RunArgs) -> String {
+    match args.kafka_security {
+        KafkaSecurity::Plaintext => {
+            "plaintext (the broker's PLAINTEXT listener) for every server".into()
+        }
+        KafkaSecurity::Tls => "TLS for the connector: an SSL listener on each of its brokers (\
+            a certificate for 127.0.0.1 from a CA made for the run, ECDSA P-256), the connector \
+            with `RISKOS_KAFKA__TLS__ENABLED=true` and that CA as `RISKOS_KAFKA__TLS__CA_FILE`, \
+            host name checked; the Kafka ceiling and the peers in plaintext"
+            .into(),
     }
 }
 
@@ -605,6 +622,7 @@ mod tests {
     fn server(name: &str, phases: Vec<PhaseResult>) -> ServerResults {
         ServerResults {
             server: name.into(),
+            kafka_security: Default::default(),
             phases,
         }
     }

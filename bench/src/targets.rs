@@ -8,6 +8,7 @@
 //! | `in-flight-512` | 512 in flight: connector, HTTP ceiling, Kafka ceiling |
 //! | `pair-64-N`, `pair-512-N` | the connector alone at 64 and at 512 in flight, A B B A (the 64-vs-512 target: one 15 s phase moves by ±10–20 % between parts minutes apart, so it compares rounds run back to back) |
 //! | `logging-info-N`, `logging-warn-N` | the connector at 64 in flight with `info` and with `warn`, A B B A |
+//! | `tls-plaintext-N`, `tls-tls-N` | the connector at 64 in flight producing in plaintext and over TLS (`--kafka-security`), A B B A: issue 27's rows (the targets with TLS on) |
 //!
 //! and what logging adds to a webhook measured without a server ([`crate::logging`], run here:
 //! the load runs' A/B is its cross-check, since they move by more than 3 µs between runs).
@@ -17,8 +18,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::instructions::{self, Settings, Table};
+use crate::load::PhaseResult;
 use crate::logging::{self, Measured};
-use crate::orchestrate::ServerResults;
+use crate::orchestrate::{KafkaSecurity, ServerResults};
 use crate::report::{self, cpu_per_ok, find, half_trials, Check};
 
 /// The CPU bound: the connector within this many times the HTTP ceiling's + the Kafka
@@ -76,6 +78,8 @@ pub struct Parts {
     pub logging: Vec<(usize, Vec<ServerResults>, Vec<ServerResults>)>,
     /// (round, 64 in flight, 512 in flight).
     pub pairs: Vec<(usize, Vec<ServerResults>, Vec<ServerResults>)>,
+    /// (round, plaintext, TLS), 64 in flight.
+    pub tls: Vec<(usize, Vec<ServerResults>, Vec<ServerResults>)>,
     /// `riskos-bench logging`'s figures.
     pub logging_alone: Option<Measured>,
 }
@@ -107,11 +111,13 @@ impl Parts {
         };
         let logging = rounds("logging-info", "logging-warn")?;
         let pairs = rounds("pair-64", "pair-512")?;
+        let tls = rounds("tls-plaintext", "tls-tls")?;
         Ok(Self {
             at_64: read("results")?,
             at_512: read("in-flight-512")?,
             logging,
             pairs,
+            tls,
             logging_alone: None,
         })
     }
@@ -271,7 +277,134 @@ fn peak_rss(part: Option<&Vec<ServerResults>>) -> Check {
     }
 }
 
-/// The table of issue 26's six targets.
+/// Why the TLS A/B cannot be used: not run, or a side that did not use the security its
+/// section names (results from before `--kafka-security`).
+fn tls_rounds_unusable(parts: &Parts) -> Option<String> {
+    if parts.tls.is_empty() {
+        return Some(NOT_IN_THIS_RUN.into());
+    }
+    for (round, plaintext, tls) in &parts.tls {
+        for (all, want, section) in [
+            (plaintext, KafkaSecurity::Plaintext, "tls-plaintext"),
+            (tls, KafkaSecurity::Tls, "tls-tls"),
+        ] {
+            match all.iter().find(|r| r.server == "connector") {
+                Some(r) if r.kafka_security == want => {}
+                Some(r) => {
+                    return Some(format!(
+                        "{section}-{round} ran in {}, not {}",
+                        r.kafka_security.label(),
+                        want.label()
+                    ))
+                }
+                None => return Some(format!("{section}-{round} has no connector")),
+            }
+        }
+    }
+    None
+}
+
+/// The connector's max phase in the TLS A/B rounds: (round, plaintext, TLS).
+fn tls_max(parts: &Parts) -> Vec<(usize, &PhaseResult, &PhaseResult)> {
+    parts
+        .tls
+        .iter()
+        .filter_map(|(round, p, t)| {
+            Some((
+                *round,
+                find(p, "connector", "max")?,
+                find(t, "connector", "max")?,
+            ))
+        })
+        .collect()
+}
+
+/// Issue 27: the CPU target at 64 in flight with TLS to the broker, against the ceilings of
+/// the first part (plaintext), and what TLS costs against plaintext, A B B A.
+fn tls_cpu(parts: &Parts) -> Check {
+    let target = format!(
+        "with TLS to the broker (issue 27): CPU per acked webhook at 64 in flight ≤ \
+         {CEILINGS_FACTOR} × (HTTP ceiling + Kafka ceiling at 64, plaintext)"
+    );
+    if let Some(why) = tls_rounds_unusable(parts) {
+        return Check::not_run(target, &why);
+    }
+    let rounds = ab_rounds(&parts.tls);
+    if rounds.is_empty() {
+        return Check::not_run(target, "a TLS or plaintext round had no 2xx");
+    }
+    let (plaintext, tls) = means(&rounds);
+    let each: Vec<String> = rounds
+        .iter()
+        .map(|(round, p, t)| format!("round {round}: {t:.1} vs {p:.1} µs"))
+        .collect();
+    let maxes = tls_max(parts);
+    let n = maxes.len().max(1) as f64;
+    let rate = |pick: fn(&(usize, &PhaseResult, &PhaseResult)) -> &PhaseResult| {
+        maxes.iter().map(|r| pick(r).ok_per_second()).sum::<f64>() / n
+    };
+    let (rate_p, rate_t) = (rate(|r| r.1), rate(|r| r.2));
+    let ab = format!(
+        "TLS vs plaintext, A B B A: {}; means {tls:.1} vs {plaintext:.1} µs ({:+.0} %), \
+         {rate_t:.0} vs {rate_p:.0} 2xx/s",
+        each.join(", "),
+        (tls / plaintext - 1.0) * 100.0
+    );
+    let ceilings = parts.at_64.as_deref().and_then(|all| {
+        Some((
+            max_cpu(all, "http-ceiling")?,
+            max_cpu(all, "kafka-ceiling")?,
+        ))
+    });
+    match ceilings {
+        Some((h, k)) => {
+            let bound = CEILINGS_FACTOR * (h + k);
+            Check::measured(
+                target,
+                format!(
+                    "{ab}; {tls:.1} µs vs {CEILINGS_FACTOR} × ({h:.1} + {k:.1}) = {bound:.1} µs \
+                     ({:.2} × the sum)",
+                    tls / (h + k)
+                ),
+                tls <= bound,
+            )
+        }
+        None => Check::not_run(
+            target,
+            &format!("{ab}; no ceilings: the first part did not run"),
+        ),
+    }
+}
+
+/// Issue 27: the RSS target with TLS to the broker, at 64 in flight (the rate phases run in
+/// plaintext only; the max phase's peak is the higher of the two on this bench).
+fn tls_rss(parts: &Parts) -> Check {
+    let target =
+        format!("with TLS to the broker (issue 27): peak RSS ≤ {RSS_MIB:.0} MiB, defaults");
+    if let Some(why) = tls_rounds_unusable(parts) {
+        return Check::not_run(target, &why);
+    }
+    let maxes = tls_max(parts);
+    let highest = |pick: fn(&(usize, &PhaseResult, &PhaseResult)) -> &PhaseResult| {
+        maxes
+            .iter()
+            .map(|r| pick(r).server_peak_rss_kib as f64 / 1024.0)
+            .reduce(f64::max)
+    };
+    match (highest(|r| r.2), highest(|r| r.1)) {
+        (Some(tls), Some(plaintext)) => Check::measured(
+            target,
+            format!(
+                "{tls:.1} MiB at 64 in flight (highest of {} rounds; plaintext {plaintext:.1} MiB)",
+                maxes.len()
+            ),
+            tls <= RSS_MIB,
+        ),
+        _ => Check::not_run(target, "a TLS or plaintext round had no max phase"),
+    }
+}
+
+/// The table of issue 26's six targets, and issue 27's two with TLS to the broker.
 pub fn markdown(parts: &Parts, table: &Table) -> String {
     let burst = match &parts.at_64 {
         Some(all) => report::burst_target(all),
@@ -285,6 +418,8 @@ pub fn markdown(parts: &Parts, table: &Table) -> String {
         logging_cost(parts),
         burst,
         peak_rss(parts.at_64.as_ref()),
+        tls_cpu(parts),
+        tls_rss(parts),
     ];
     report::checks_table("issue 26", &checks)
 }
@@ -299,6 +434,7 @@ mod tests {
     fn max(server: &str, cpu_s: f64) -> ServerResults {
         ServerResults {
             server: server.into(),
+            kafka_security: KafkaSecurity::Plaintext,
             phases: vec![PhaseResult {
                 name: "max".into(),
                 mode: Mode::Closed { concurrency: 64 },
@@ -373,6 +509,7 @@ mod tests {
                     vec![max("connector", 0.060)],
                 ),
             ],
+            tls: vec![],
             logging_alone: Some(Measured {
                 webhooks: 1000,
                 polls: 6,
@@ -407,5 +544,66 @@ mod tests {
         assert!(row(&table, "`prepare`").ends_with("| does not hold |"));
         assert!(row(&table, "a burst").ends_with("| not run |"));
         assert!(row(&table, "peak RSS").ends_with("| not run |"));
+        for tls in [
+            "with TLS to the broker (issue 27): CPU",
+            "with TLS to the broker (issue 27): peak",
+        ] {
+            assert!(
+                row(&table, tls).ends_with(&format!("not run ({NOT_IN_THIS_RUN}) | not run |")),
+                "{table}"
+            );
+        }
+    }
+
+    /// The connector's max phase over TLS: `cpu_s` as in [`max`], `rss_mib` peak RSS.
+    fn over_tls(cpu_s: f64, rss_mib: u64) -> Vec<ServerResults> {
+        let mut results = max("connector", cpu_s);
+        results.kafka_security = KafkaSecurity::Tls;
+        results.phases[0].server_peak_rss_kib = rss_mib * 1024;
+        vec![results]
+    }
+
+    #[test]
+    fn tls_rows_compare_the_rounds_and_check_the_targets_with_tls_on() {
+        let table = Table {
+            valgrind: None,
+            calls: 100,
+            rows: vec![],
+        };
+        let mut parts = Parts {
+            at_64: Some(vec![
+                max("connector", 0.050),
+                max("http-ceiling", 0.015),
+                max("kafka-ceiling", 0.020),
+            ]),
+            // TLS 55 and 45 µs against plaintext 50 and 40: means 50 vs 45 µs (+11 %).
+            tls: vec![
+                (1, vec![max("connector", 0.050)], over_tls(0.055, 40)),
+                (2, vec![max("connector", 0.040)], over_tls(0.045, 49)),
+            ],
+            ..Default::default()
+        };
+        let markdown = markdown(&parts, &table);
+        let cpu = row(&markdown, "with TLS to the broker (issue 27): CPU");
+        assert!(
+            cpu.contains("round 1: 55.0 vs 50.0 µs, round 2: 45.0 vs 40.0 µs; means 50.0 vs 45.0 µs (+11 %), 1000 vs 1000 2xx/s")
+                && cpu.contains("50.0 µs vs 1.5 × (15.0 + 20.0) = 52.5 µs")
+                && cpu.ends_with("| holds |"),
+            "{cpu}"
+        );
+        let rss = row(&markdown, "with TLS to the broker (issue 27): peak RSS");
+        assert!(
+            rss.contains("49.0 MiB at 64 in flight (highest of 2 rounds; plaintext 0.0 MiB)")
+                && rss.ends_with("| does not hold |"),
+            "{rss}"
+        );
+        // Results from before `--kafka-security` (plaintext) in a TLS section are not TLS.
+        parts.tls[1].2[0].kafka_security = KafkaSecurity::Plaintext;
+        let markdown = super::markdown(&parts, &table);
+        assert!(
+            row(&markdown, "with TLS to the broker (issue 27): CPU")
+                .contains("not run (tls-tls-2 ran in plaintext, not TLS)"),
+            "{markdown}"
+        );
     }
 }

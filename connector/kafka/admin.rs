@@ -124,6 +124,26 @@ pub enum TopicDurability {
         replication_factor: i32,
         min_insync_replicas: i32,
     },
+    /// The topic's replication factor, but no `min.insync.replicas` in its configuration:
+    /// Redpanda, whose `acks=all` waits for a Raft majority and has no such setting.
+    Unreported { replication_factor: i32 },
+}
+
+/// What one topic's metadata (`replication`) and configuration (`min_insync`: the topic was
+/// described; its value, if reported) come to.
+fn durability_of(replication: Option<i32>, min_insync: Option<Option<i32>>) -> TopicDurability {
+    match (replication, min_insync) {
+        (Some(replication_factor), Some(Some(min_insync_replicas))) => {
+            TopicDurability::Replicated {
+                replication_factor,
+                min_insync_replicas,
+            }
+        }
+        (Some(replication_factor), Some(None)) => {
+            TopicDurability::Unreported { replication_factor }
+        }
+        _ => TopicDurability::Missing,
+    }
 }
 
 /// Reads, for each topic, its replication factor from the cluster's metadata and its
@@ -158,24 +178,15 @@ pub async fn describe_durability(
             let value = resource
                 .get("min.insync.replicas")
                 .and_then(|entry| entry.value.as_deref())
-                .and_then(|v| v.parse::<i32>().ok())
-                // Not reported (an old broker): Kafka's own default.
-                .unwrap_or(1);
+                .and_then(|v| v.parse::<i32>().ok());
             min_insync.insert(topic.to_string(), value);
         }
     }
     Ok(topics
         .iter()
         .map(|topic| {
-            let durability = match (replication.get(topic), min_insync.get(topic)) {
-                (Some(&replication_factor), Some(&min_insync_replicas)) => {
-                    TopicDurability::Replicated {
-                        replication_factor,
-                        min_insync_replicas,
-                    }
-                }
-                _ => TopicDurability::Missing,
-            };
+            let durability =
+                durability_of(replication.get(topic).copied(), min_insync.get(topic).copied());
             (topic.clone(), durability)
         })
         .collect())
@@ -210,4 +221,27 @@ fn bounded() -> AdminOptions {
     AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(10)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_described_topic_without_min_insync_replicas_is_unreported_not_one() {
+        assert_eq!(
+            durability_of(Some(3), Some(None)),
+            TopicDurability::Unreported {
+                replication_factor: 3
+            }
+        );
+        assert_eq!(
+            durability_of(Some(3), Some(Some(2))),
+            TopicDurability::Replicated {
+                replication_factor: 3,
+                min_insync_replicas: 2
+            }
+        );
+        assert_eq!(durability_of(None, None), TopicDurability::Missing);
+    }
 }

@@ -71,14 +71,12 @@ impl KafkaConfig {
     /// What the cluster is asked to authenticate with, for messages: `SCRAM-SHA-512 as
     /// riskos over TLS`. Never a secret.
     pub fn describe_security(&self) -> String {
-        let transport = if self.tls.enabled {
-            "TLS"
-        } else {
-            "plaintext"
-        };
+        let transport = if self.tls.enabled { "TLS" } else { "plaintext" };
         match self.sasl.describe() {
             Some(sasl) => format!("SASL {sasl} over {transport}"),
-            None if self.tls.cert_file.is_some() => format!("{transport} with a client certificate"),
+            None if self.tls.cert_file.is_some() => {
+                format!("{transport} with a client certificate")
+            }
             None => transport.to_string(),
         }
     }
@@ -93,7 +91,8 @@ mod tests {
     #[test]
     fn the_protocol_follows_tls_and_sasl() {
         let mut config = KafkaConfig::default();
-        let protocol = |c: &KafkaConfig| c.security_properties().unwrap()["security.protocol"].clone();
+        let protocol =
+            |c: &KafkaConfig| c.security_properties().unwrap()["security.protocol"].clone();
         assert_eq!(protocol(&config), "plaintext");
         config.tls.enabled = true;
         assert_eq!(protocol(&config), "ssl");

@@ -73,7 +73,10 @@ impl KafkaContext {
 
     /// The last refusal librdkafka reported, if any.
     pub fn refusal(&self) -> Option<Refusal> {
-        self.refusal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Hands a token to a client that does not poll for refresh events (the admin client):
@@ -85,9 +88,9 @@ impl KafkaContext {
         let token = match tokens.token() {
             Ok(token) => token,
             Err(error) => {
-                client
-                    .context()
-                    .record(Refusal::Authentication(format!("no OAUTHBEARER token: {error}")));
+                client.context().record(Refusal::Authentication(format!(
+                    "no OAUTHBEARER token: {error}"
+                )));
                 return;
             }
         };
@@ -210,9 +213,8 @@ impl TokenSource for MskIamTokens {
             match &*slot {
                 Some(signer) => signer.clone(),
                 None => {
-                    let signer = futures::executor::block_on(MskIamSigner::from_environment(
-                        &self.config,
-                    ))?;
+                    let signer =
+                        futures::executor::block_on(MskIamSigner::from_environment(&self.config))?;
                     slot.insert(Arc::new(signer)).clone()
                 }
             }
@@ -292,7 +294,10 @@ mod tests {
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
             None,
         );
-        let source = Arc::new(Counted(MskIamTokens::with_signer(signer), AtomicUsize::new(0)));
+        let source = Arc::new(Counted(
+            MskIamTokens::with_signer(signer),
+            AtomicUsize::new(0),
+        ));
         let context = KafkaContext::new(false, Some(source.clone()));
         let _producer: FutureProducer<KafkaContext> = crate::kafka::client_config(&msk_iam(), &[])
             .unwrap()
@@ -303,7 +308,11 @@ mod tests {
         while source.1.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(source.1.load(Ordering::SeqCst), 1, "the callback was not called");
+        assert_eq!(
+            source.1.load(Ordering::SeqCst),
+            1,
+            "the callback was not called"
+        );
         assert_eq!(context.refusal(), None);
     }
 

@@ -59,9 +59,8 @@ pub fn client_config(
 
 /// The context of a client of `kafka`: tokens for AWS MSK IAM, nothing else to configure.
 pub fn context(kafka: &KafkaConfig, stats: bool) -> KafkaContext {
-    let tokens = (kafka.sasl.mechanism == Some(SaslMechanism::AwsMskIam)).then(|| {
-        Arc::new(MskIamTokens::new(&kafka.sasl.aws_msk_iam)) as Arc<dyn TokenSource>
-    });
+    let tokens = (kafka.sasl.mechanism == Some(SaslMechanism::AwsMskIam))
+        .then(|| Arc::new(MskIamTokens::new(&kafka.sasl.aws_msk_iam)) as Arc<dyn TokenSource>);
     KafkaContext::new(stats, tokens)
 }
 

@@ -119,7 +119,12 @@ impl KafkaTlsConfig {
         }
         out.insert(
             "ssl.endpoint.identification.algorithm".into(),
-            if self.verify_hostname { "https" } else { "none" }.into(),
+            if self.verify_hostname {
+                "https"
+            } else {
+                "none"
+            }
+            .into(),
         );
         Ok(())
     }

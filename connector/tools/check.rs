@@ -136,8 +136,16 @@ async fn check_kafka(config: &Config, topics: &[String], report: &mut Vec<Findin
                 report.push(produce_permission(config, &topic, access));
             }
         }
-        Ok(Err(error)) => report.push(finding(Verdict::Fail, "produce permission", error.to_string())),
-        Err(_) => report.push(finding(Verdict::Fail, "produce permission", "the check failed")),
+        Ok(Err(error)) => report.push(finding(
+            Verdict::Fail,
+            "produce permission",
+            error.to_string(),
+        )),
+        Err(_) => report.push(finding(
+            Verdict::Fail,
+            "produce permission",
+            "the check failed",
+        )),
     }
     true
 }
@@ -163,6 +171,14 @@ async fn describe_topics(config: &Config, topics: &[String], report: &mut Vec<Fi
                 Verdict::Fail,
                 subject,
                 "does not exist and topics.create = false: create it first",
+            ),
+            TopicDurability::Unreported { replication_factor } => finding(
+                Verdict::Ok,
+                subject,
+                format!(
+                    "described: replication factor {replication_factor}; the cluster reports no \
+                     min.insync.replicas (Redpanda: acks=all waits for a Raft majority)"
+                ),
             ),
             TopicDurability::Replicated {
                 replication_factor,

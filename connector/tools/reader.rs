@@ -30,7 +30,10 @@ pub struct TopicReader {
 }
 
 /// The tools' consumer: no group commits; `partition_eof` asks for end-of-partition events.
-pub fn tools_consumer(config: &Config, partition_eof: bool) -> anyhow::Result<BaseConsumer<KafkaContext>> {
+pub fn tools_consumer(
+    config: &Config,
+    partition_eof: bool,
+) -> anyhow::Result<BaseConsumer<KafkaContext>> {
     Ok(kafka::create(
         &config.kafka,
         &[

@@ -812,14 +812,9 @@ async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine()
     // (which holds the body twice); the connector leaves an existing topic as it is.
     let event_topic = format!("{prefix}{EVALUATION}");
     let managed_elsewhere = TopicSpec::compacted(&event_topic).max_message_bytes(450_000);
-    ensure_topics(
-        &config.kafka,
-        &[managed_elsewhere],
-        1,
-        1,
-    )
-    .await
-    .unwrap();
+    ensure_topics(&config.kafka, &[managed_elsewhere], 1, 1)
+        .await
+        .unwrap();
     let app = TestApp::spawn(config).await.unwrap();
     let body = evaluation_of_size("spooled-too-large-1", 300_000);
     broker.kill();

@@ -187,9 +187,16 @@ async fn oidc_tokens_are_fetched_and_refreshed_under_load_with_nothing_lost() {
     let records = read_all(&secured.broker.bootstrap(), &topic);
     let stored = records
         .iter()
-        .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with("oidc-load-")))
+        .filter(|r| {
+            r.key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("oidc-load-"))
+        })
         .count();
-    assert_eq!(stored, sent, "webhooks answered 200 but missing on the topic");
+    assert_eq!(
+        stored, sent,
+        "webhooks answered 200 but missing on the topic"
+    );
     app.stop().await.unwrap();
 }
 
@@ -237,19 +244,29 @@ async fn config_check_reports_kafka_topics_write_permission_and_registry() {
     let mut config = config_for(secured, "SASL", &registry);
     scram(&mut config, secured::SCRAM_PASSWORD);
     // The topics exist (made by a connector of the same config), so permissions are read.
-    TestApp::spawn(config.clone()).await.unwrap().stop().await.unwrap();
+    TestApp::spawn(config.clone())
+        .await
+        .unwrap()
+        .stop()
+        .await
+        .unwrap();
     let quarantine = config.endpoints[0].topic_prefix.clone() + "quarantine";
 
     let (ok, report) = config_check(&config, secured::SCRAM_USER, secured::SCRAM_PASSWORD).await;
     assert!(ok, "{report}");
     assert!(report.contains("ok    kafka: 1 broker(s)"), "{report}");
-    assert!(report.contains("SASL SCRAM-SHA-512 as riskos-scram over TLS"), "{report}");
+    assert!(
+        report.contains("SASL SCRAM-SHA-512 as riskos-scram over TLS"),
+        "{report}"
+    );
     assert!(
         report.contains(&format!("ok    topic {quarantine}: described")),
         "{report}"
     );
     assert!(
-        report.contains(&format!("ok    produce permission {quarantine}: WRITE allowed")),
+        report.contains(&format!(
+            "ok    produce permission {quarantine}: WRITE allowed"
+        )),
         "{report}"
     );
     assert!(report.contains("ok    schema registry:"), "{report}");
@@ -259,7 +276,9 @@ async fn config_check_reports_kafka_topics_write_permission_and_registry() {
         config_check(&config, secured::READONLY_USER, secured::READONLY_PASSWORD).await;
     assert!(!ok, "{report}");
     assert!(
-        report.contains(&format!("FAIL  produce permission {quarantine}: the principal may not WRITE")),
+        report.contains(&format!(
+            "FAIL  produce permission {quarantine}: the principal may not WRITE"
+        )),
         "{report}"
     );
 

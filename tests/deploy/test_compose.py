@@ -199,7 +199,11 @@ def test_the_connector_accepts_the_compose_config_and_env() -> None:
         f"`riskos-connector config check` refused deploy/compose/config.toml: {result.stderr.strip()}\n"
         "(the binary must be built from the [[endpoints]] config format)"
     )
-    effective = json.loads(result.stdout)
+    shown = subprocess.run(
+        [str(binary), "config", "show", "--config", str(REPO / "deploy/compose/config.toml")],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    effective = json.loads(shown.stdout)
     (endpoint,) = effective["endpoints"]
     assert (endpoint["name"], endpoint["path"]) == ("riskos", "/webhooks/riskos")
     assert endpoint["auth"]["mode"] == "bearer"

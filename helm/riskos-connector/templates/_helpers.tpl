@@ -711,7 +711,7 @@ region = {{ $s.awsMskIam.region | toJson }}
 [kafka.librdkafka]
 {{- range $key, $value := . }}
 {{- if has ($key | lower | replace "_" ".") $forbidden }}
-{{- fail (printf "kafka.librdkafka.%s is a secret: use kafka.saslPasswordFromSecret/secrets or extraEnv with a secretKeyRef, not the ConfigMap" $key) }}
+{{- fail (printf "kafka.librdkafka.%s is a secret: use kafka.sasl or kafka.tls with an existingSecret (or kafka.saslPasswordFromSecret, or extraEnv with a secretKeyRef), not the ConfigMap" $key) }}
 {{- end }}
 {{ toJson $key }} = {{ toString $value | toJson }}
 {{- end }}

@@ -234,7 +234,12 @@ impl Broker {
         }
         let listener_ports: Vec<(String, u16)> = listeners
             .iter()
-            .map(|l| (l.split(':').next().unwrap().to_string(), free_port_runs(1).0))
+            .map(|l| {
+                (
+                    l.split(':').next().unwrap().to_string(),
+                    free_port_runs(1).0,
+                )
+            })
             .collect();
         let specs: Vec<String> = listeners
             .iter()

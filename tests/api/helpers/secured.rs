@@ -122,7 +122,9 @@ impl Secured {
             "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=\
              org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
                 .to_string(),
-            format!("listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url={jwks_url}"),
+            format!(
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url={jwks_url}"
+            ),
             format!("sasl.oauthbearer.jwks.endpoint.url={jwks_url}"),
             "sasl.oauthbearer.expected.audience=kafka".to_string(),
             "sasl.oauthbearer.expected.issuer=https://idp.test".to_string(),
@@ -227,9 +229,11 @@ fn serve_identity_provider(key: SigningKey, issued: Arc<AtomicUsize>) -> String 
             let app = Router::new()
                 .route(
                     "/jwks",
-                    get(|State(state): State<Arc<(SigningKey, Arc<AtomicUsize>)>>| async move {
-                        Json(json!({ "keys": [state.0.jwk.clone()] }))
-                    }),
+                    get(
+                        |State(state): State<Arc<(SigningKey, Arc<AtomicUsize>)>>| async move {
+                            Json(json!({ "keys": [state.0.jwk.clone()] }))
+                        },
+                    ),
                 )
                 .route("/token", post(issue_token))
                 .with_state(state);
