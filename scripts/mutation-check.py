@@ -332,6 +332,19 @@ M = [
   "stored: HashMap::with_capacity(presized.saturating_mul(MAP_ROOM)),",
   "stored: HashMap::with_capacity(presized),",
   "lib", "delivery::dedup::tests::a_full_cache_turning_over_never_grows_its_map"),
+ # issue 27: connecting to customers' clusters
+ ("a TLS alert after the handshake is a refusal", "connector/kafka/context.rs",
+  'Some(RDKafkaErrorCode::BrokerTransportFailure) if reason.contains(" alert ") =>',
+  'Some(RDKafkaErrorCode::BrokerTransportFailure) if false && reason.contains(" alert ") =>',
+  "api", "secured::an_mtls_listener_refuses_a_connector_without_a_client_certificate"),
+ ("a refusing cluster stops start-up even with a spool", "connector/topology.rs",
+  "return Err(anyhow::Error::new(refused))",
+  'tracing::warn!(error = %refused, "kafka refused")',
+  "api", "secured::a_wrong_ca_is_refused_at_start_up_with_a_clear_message"),
+ ("unreported min.insync.replicas is not 1", "connector/kafka/admin.rs",
+  "(Some(replication_factor), Some(None)) => {\n            TopicDurability::Unreported { replication_factor }",
+  "(Some(replication_factor), Some(None)) => {\n            TopicDurability::Replicated { replication_factor, min_insync_replicas: 1 }",
+  "lib", "kafka::admin::tests::a_described_topic_without_min_insync_replicas_is_unreported_not_one"),
 ]
 only = sys.argv[1:]
 weak = 0

@@ -340,10 +340,14 @@ fn tls_cpu(parts: &Parts) -> Check {
         .collect();
     let maxes = tls_max(parts);
     let n = maxes.len().max(1) as f64;
-    let rate = |pick: fn(&(usize, &PhaseResult, &PhaseResult)) -> &PhaseResult| {
-        maxes.iter().map(|r| pick(r).ok_per_second()).sum::<f64>() / n
+    let rate = |tls: bool| {
+        maxes
+            .iter()
+            .map(|&(_, p, t)| if tls { t } else { p }.ok_per_second())
+            .sum::<f64>()
+            / n
     };
-    let (rate_p, rate_t) = (rate(|r| r.1), rate(|r| r.2));
+    let (rate_p, rate_t) = (rate(false), rate(true));
     let ab = format!(
         "TLS vs plaintext, A B B A: {}; means {tls:.1} vs {plaintext:.1} µs ({:+.0} %), \
          {rate_t:.0} vs {rate_p:.0} 2xx/s",
@@ -385,13 +389,13 @@ fn tls_rss(parts: &Parts) -> Check {
         return Check::not_run(target, &why);
     }
     let maxes = tls_max(parts);
-    let highest = |pick: fn(&(usize, &PhaseResult, &PhaseResult)) -> &PhaseResult| {
+    let highest = |tls: bool| {
         maxes
             .iter()
-            .map(|r| pick(r).server_peak_rss_kib as f64 / 1024.0)
+            .map(|&(_, p, t)| if tls { t } else { p }.server_peak_rss_kib as f64 / 1024.0)
             .reduce(f64::max)
     };
-    match (highest(|r| r.2), highest(|r| r.1)) {
+    match (highest(true), highest(false)) {
         (Some(tls), Some(plaintext)) => Check::measured(
             target,
             format!(
