@@ -19,16 +19,17 @@
 # is appended to its bench/out/logs/*-broker.log): bench/out/.
 #
 # Traffic goes to 127.0.0.1 only; every phase is bounded in time and request count, and each
-# part by BENCH_TIMEOUT seconds (default 1800). A full run takes about 25 minutes: the first part
+# part by BENCH_TIMEOUT seconds (default 1800). A full run takes about 27 minutes: the first part
 # (load phases, 13 Apache Kafka brokers started and stopped, about 10 s each, the burst's phases,
-# the instructions) about 14, then linger.ms=0, 512 in flight, the 64/512 pairs, the logging A/B
-# and issue 26's targets.
+# the instructions) about 14, then linger.ms=0, 512 in flight, the 64/512 pairs, the logging A/B,
+# the plaintext/TLS A/B (about 2 minutes) and issue 26's targets (with issue 27's TLS rows).
 # Extra arguments go to `riskos-bench run`, e.g.
 #   bench/run.sh --servers connector,kafka-ceiling --max-secs 10 --set linger.ms=2
 #   bench/run.sh --servers connector --max-secs 3 --rate-secs 3 --half-trials 1 --low-rate 0 --burst-secs 3
 # The instructions alone: bench/target/release/riskos-bench instructions
-# Then (full run only) the linger.ms=0 sweep, 512 in flight, the logging A/B and issue 26's
-# targets table (`riskos-bench targets`), each spliced into docs/performance.md.
+# Then (full run only) the linger.ms=0 sweep, 512 in flight, the logging A/B, the plaintext/TLS
+# A/B and issue 26's targets table (`riskos-bench targets`), each spliced into
+# docs/performance.md (the A/B parts through the targets table; their raw results in bench/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,6 +111,15 @@ fi
 # full run; BENCH_LOGGING=0 skips it.
 if [ $# -eq 0 ] && [ "${BENCH_LOGGING:-1}" = 1 ]; then
   ab_ba logging --connector-env RISKOS_LOG__LEVEL= info warn
+fi
+
+# The connector at 64 in flight producing to its broker in plaintext and over TLS (issue 27: the
+# targets hold with TLS on): `--kafka-security tls` gives the broker an SSL listener with a
+# certificate from a CA made for the run and points the connector at it (kafka.tls). Sections
+# tls-plaintext-N and tls-tls-N; the targets table below compares them. About 2 minutes. Only in
+# the full run; BENCH_TLS=0 skips it.
+if [ $# -eq 0 ] && [ "${BENCH_TLS:-1}" = 1 ]; then
+  ab_ba tls --kafka-security "" plaintext tls
 fi
 
 # Issue 26's targets from the parts above (a part that did not run shows as "not run").
