@@ -8,7 +8,8 @@
 //!   `run`); `prepare-loop` is what it runs under valgrind;
 //! - `logging`: what logging at `info` adds to a webhook (the connector's layers, span and
 //!   line, A/B against `warn`, no server);
-//! - `targets`: issue 26's targets from the parts of one `bench/run.sh` run.
+//! - `targets`: issue 26's targets from the parts of one `bench/run.sh` run, and issue 27's
+//!   with TLS to the broker (`run --kafka-security tls`).
 
 mod fixtures;
 mod http_ceiling;

@@ -5,6 +5,8 @@
 //! then takes a burst (`--burst-concurrency` in flight) on one more fresh broker, once with its
 //! defaults and once with its admission limits raised out of the way, a fresh process each.
 //! Before any of it, the instructions per webhook of the pure path ([`crate::instructions`]).
+//! With `--kafka-security tls` the connector's brokers also get an SSL listener and the
+//! connector produces over TLS; everything else stays on plaintext.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

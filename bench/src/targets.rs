@@ -373,10 +373,16 @@ fn tls_cpu(parts: &Parts) -> Check {
                 tls <= bound,
             )
         }
-        None => Check::not_run(
-            target,
-            &format!("{ab}; no ceilings: the first part did not run"),
-        ),
+        None => {
+            let why = match &parts.at_64 {
+                Some(all) => report::missing(all, &["http-ceiling", "kafka-ceiling"]),
+                None => NOT_IN_THIS_RUN.into(),
+            };
+            Check::not_run(
+                target,
+                &format!("{ab}; the ceilings at 64 in flight: {why}"),
+            )
+        }
     }
 }
 
