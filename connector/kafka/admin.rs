@@ -185,8 +185,10 @@ pub async fn describe_durability(
     Ok(topics
         .iter()
         .map(|topic| {
-            let durability =
-                durability_of(replication.get(topic).copied(), min_insync.get(topic).copied());
+            let durability = durability_of(
+                replication.get(topic).copied(),
+                min_insync.get(topic).copied(),
+            );
             (topic.clone(), durability)
         })
         .collect())
