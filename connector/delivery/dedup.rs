@@ -399,7 +399,11 @@ mod tests {
                 .unwrap();
             assert!(!duplicate);
         }
-        assert_eq!(dedup.capacity(), slots, "the map was reallocated");
+        // Never more room than at the start (a reallocation doubles it). Less is allowed:
+        // hashbrown counts tombstones against `capacity()` until it cleans them in place, and
+        // how many there are depends on the map's random hash seed.
+        let now = dedup.capacity();
+        assert!(now <= slots, "the map was reallocated: {slots} → {now} slots");
         // The newest entries are still answered from memory.
         let (_, duplicate) = dedup
             .once("t", "19999", b"body".as_slice(), async { Ok(1) })
