@@ -403,7 +403,10 @@ mod tests {
         // hashbrown counts tombstones against `capacity()` until it cleans them in place, and
         // how many there are depends on the map's random hash seed.
         let now = dedup.capacity();
-        assert!(now <= slots, "the map was reallocated: {slots} → {now} slots");
+        assert!(
+            now <= slots,
+            "the map was reallocated: {slots} → {now} slots"
+        );
         // The newest entries are still answered from memory.
         let (_, duplicate) = dedup
             .once("t", "19999", b"body".as_slice(), async { Ok(1) })
