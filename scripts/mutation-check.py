@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Do the hardening tests guard what they claim? (Outside CI; a few minutes.)
 
-Each entry undoes one fix of the hardening work (issue 11, then issues 24 and 25) in the source, runs the one test
+Each entry undoes one fix of the hardening work (issue 11, then issues 24, 25 and 28) in the source, runs the one test
 said to cover it, and restores the file: the test must FAIL. A test that still passes is
 guarding nothing. An entry whose pattern no longer matches exactly once is reported, not run
 (the code moved: update the entry).
@@ -148,27 +148,27 @@ M = [
   "**Look at:** `kubectl port-forward pod/<pod> 8080:8080`, then on your machine",
   "**Look at:** `kubectl exec` or port-forward and",
   "deploy", "test_dockerfile.py::test_runbook_runs_nothing_in_the_pod_the_image_lacks"),
-  ("README names /openapi.json among the reserved paths", "README.md",
+  ("the configuration reference names /openapi.json among the reserved paths", "docs/configuration.md",
   "`/metrics`, `/openapi.json` nor a token endpoint's path", "`/metrics` nor a token endpoint's path",
-  "docs", "readme_names_every_path_an_endpoint_may_not_take"),
-  ("the ack ceiling explained by the strictest sender", "README.md",
+  "docs", "the_reference_names_every_path_an_endpoint_may_not_take"),
+  ("the ack ceiling explained by the strictest sender", "docs/configuration.md",
   "at most 8000: the answer must reach the sender before it gives up, after 10 s for request-token senders such as Alloy (RiskOS waits 30 s)",
   "at most 8000 (the vendor times out after ~10 s)",
   "docs", "the_ack_timeout_ceiling_is_explained_by_the_strictest_sender"),
-  ("the protection promise says what it leaves in clear", "README.md",
+  ("the protection promise says what it leaves in clear", "docs/records.md",
   "personal value the schemas mark, and no body, reaches Kafka in clear. Not covered, stored in\n"
   "clear: top-level fields outside the envelope, kept as JSON text in `extra` (RiskOS may echo a\n"
   "`customer_metadata` object there), and fields a schema leaves unmarked (statuses, decisions,\n"
-  "list names: [`docs/protection.md`](docs/protection.md) lists them). What is covered:",
+  "list names: [`docs/protection.md`](protection.md) lists them). What is covered:",
   "personal value reaches Kafka in clear:",
   "docs", "the_protection_promise_says_what_it_leaves_in_clear"),
   ("partitioning by entity not called planned", "docs/protection.md",
   "and the partition (`riskos.partition_by`: `data.case_token`) is computed from the stored token, so one case stays on one partition under one hash key",
   "and partitioning by `data.case_token` (a planned feature) is computed from the stored token, so it stays consistent",
   "docs", "no_doc_calls_partitioning_by_entity_planned"),
-  ("README rows for the new settings (items 1, 2)", "README.md",
+  ("reference rows for the new settings (items 1, 2)", "docs/configuration.md",
   "| `topics.min_insync_replicas` |", "| `topics.min_insync_replicas_undocumented` |",
-  "docs", "every_setting_has_a_row_in_readme"),
+  "docs", "every_setting_has_a_row_in_the_configuration_reference"),
  # Issue 25 item 5
  ("kafka.librdkafka credentials redacted in `config check`", "connector/secret.rs",
   "self.redacted().serialize(serializer)", "self.0.serialize(serializer)",
@@ -215,9 +215,9 @@ M = [
   ("chart schema refuses an http jwksUrl", "helm/riskos-connector/values.schema.json",
   '"pattern": "^$|^https://"', '"pattern": "^$|^https?://"',
   "deploy", "test_helm_chart.py::test_values_schema_rejects_bad_values[bad_values33-jwksUrl]"),
-  ("README row for allow_insecure_jwks_url", "README.md",
+  ("reference row for allow_insecure_jwks_url", "docs/configuration.md",
   "| `endpoints.auth.oauth2.allow_insecure_jwks_url` |", "| `endpoints.auth.oauth2.allow_insecure_jwks_url_undocumented` |",
-  "docs", "every_setting_has_a_row_in_readme"),
+  "docs", "every_setting_has_a_row_in_the_configuration_reference"),
   # Issue 25 item 4
   ("a stranger's failures never refuse the right client credentials", "connector/http/token.rs",
   "        Ok(token) => {",
@@ -348,6 +348,20 @@ M = [
  ("aws-sigv4's trace lines (the session token) are capped at warn", "connector/telemetry/mod.rs",
   'const CAPPED_TARGETS: &[&str] = &["aws_sigv4"];', 'const CAPPED_TARGETS: &[&str] = &[];',
   "lib", "telemetry::tests::aws_sigv4_never_logs_below_warn_even_at_trace"),
+ # Issue 28 item 3: the configuration reference held to the config structs, both ways.
+ ("a reference row naming no setting", "docs/configuration.md",
+  "| `log.level` | `info` |", "| `log.levels` | `info` |",
+  "docs", "every_row_of_the_configuration_reference_names_a_setting"),
+ ("a reference default the code does not have", "docs/configuration.md",
+  "| `http.max_json_depth` | `64` |", "| `http.max_json_depth` | `65` |",
+  "docs", "the_defaults_in_the_configuration_reference_are_the_code_defaults"),
+ ("a setting whose field has no doc", "connector/config.rs",
+  "    /// Deepest JSON nesting accepted (`{}` is 1); deeper bodies get 400 before they are\n    /// parsed. Default 64, at most 128.\n    pub max_json_depth",
+  "    pub max_json_depth",
+  "docs", "every_setting_has_a_doc_comment_on_its_field"),
+ ("config.example.toml naming no setting", "config.example.toml",
+  "# handshake_timeout_ms = 10000", "# handshake_timeout = 10000",
+  "docs", "the_example_config_names_only_settings_that_exist"),
 ]
 only = sys.argv[1:]
 weak = 0

@@ -65,7 +65,7 @@ export RISKOS_HTTP__LISTEN="127.0.0.1:$http_port"
 export RISKOS_SCHEMAS__ENCODING=single-object
 export RISKOS_TOPICS__PARTITIONS=1
 export RISKOS_TOPICS__REPLICATION_FACTOR=1
-export RISKOS_ENDPOINTS__RISKOS__AUTH__MODE=none  # local demo on loopback; see README "Authentication and ingress security"
+export RISKOS_ENDPOINTS__RISKOS__AUTH__MODE=none  # local demo on loopback; see docs/authentication.md
 export RISKOS_LOG__FORMAT=text
 # Protection keys for this run (personal fields hashed or encrypted, `raw` encrypted); a real
 # deployment keeps them in a secret store: the same keys on every replica, kept for as long

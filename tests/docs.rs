@@ -1,7 +1,10 @@
-//! What README and `docs/` state about the code, checked against the code: every setting has a
-//! row, the paths an endpoint may not take, the reason for the ack-timeout ceiling, what the
-//! protection promise leaves in clear, and no shipped feature called planned.
+//! What README and `docs/` state about the code, checked against the code: the configuration
+//! reference (`docs/configuration.md`) against the config structs both ways, their field docs
+//! and `config.example.toml`; the paths an endpoint may not take, the reason for the ack-timeout
+//! ceiling, what the protection promise leaves in clear, no shipped feature called planned,
+//! links, the connect page's recipes, and a README that stays short and maps `docs/`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use riskos_connector::config::endpoint::RESERVED_PATHS;
@@ -17,13 +20,16 @@ fn read(path: impl AsRef<Path>) -> String {
     std::fs::read_to_string(root().join(path)).unwrap()
 }
 
-/// The README table row whose first cell starts with the key `key`.
-fn readme_row(key: &str) -> String {
+/// The configuration reference: one table row per key (or per group of sibling keys).
+const REFERENCE: &str = "docs/configuration.md";
+
+/// The reference's table row whose first cell starts with the key `key`.
+fn reference_row(key: &str) -> String {
     let start = format!("| `{key}`");
-    read("README.md")
+    read(REFERENCE)
         .lines()
         .find(|l| l.starts_with(&start))
-        .unwrap_or_else(|| panic!("README has no row for `{key}`"))
+        .unwrap_or_else(|| panic!("{REFERENCE} has no row for `{key}`"))
         .to_string()
 }
 
@@ -32,48 +38,327 @@ fn code_spans(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
 }
 
-/// Every dotted key of a serialized config section (maps recursed, anything else a leaf).
-fn leaf_keys(value: &Json, path: &str, out: &mut Vec<String>) {
+/// Every dotted key of a serialized config section with its value (maps recursed, anything else
+/// a leaf: a list, an empty map such as `kafka.librdkafka`, a value, `null` for an unset one).
+fn leaf_keys(value: &Json, path: &str, out: &mut BTreeMap<String, Json>) {
     match value {
         Json::Object(map) if !map.is_empty() => {
             for (key, inner) in map {
                 leaf_keys(inner, &format!("{path}.{key}"), out);
             }
         }
-        _ => out.push(path.to_string()),
+        _ => {
+            out.insert(path.to_string(), value.clone());
+        }
     }
 }
 
-#[test]
-fn every_setting_has_a_row_in_readme() {
+/// Every key the config structs have, as `config show` prints them: the defaults, with one
+/// endpoint's keys under `endpoints` (every field serializes, an unset one as `null`).
+fn setting_keys() -> BTreeMap<String, Json> {
     let mut config = serde_json::to_value(Config::default()).unwrap();
     let endpoint = serde_json::to_value(EndpointConfig::new("riskos")).unwrap();
     config.as_object_mut().unwrap().remove("endpoints");
-    let mut keys = Vec::new();
+    let mut keys = BTreeMap::new();
     for (section, value) in config.as_object().unwrap() {
         leaf_keys(value, section, &mut keys);
     }
     leaf_keys(&endpoint, "endpoints", &mut keys);
-    // A row's first cell names a key, then siblings by their last part:
-    // "`schema_registry.username` / `password` / `password_file`".
+    keys
+}
+
+/// Whether `key` names a setting: a key of [`setting_keys`], a section holding some (`endpoints`,
+/// `kafka.sasl`), or an entry under a list or map one (`kafka.librdkafka."linger.ms"`,
+/// `endpoints.required_headers.name`).
+fn names_a_setting(key: &str, settings: &BTreeMap<String, Json>) -> bool {
+    settings.contains_key(key)
+        || settings.keys().any(|k| k.starts_with(&format!("{key}.")))
+        || key.match_indices('.').any(|(at, _)| {
+            matches!(
+                settings.get(&key[..at]),
+                Some(Json::Array(_) | Json::Object(_))
+            )
+        })
+}
+
+/// The keys the reference documents, each with its line: a row's first cell names a key, then
+/// siblings by their last part ("`schema_registry.username` / `password` / `password_file`").
+fn reference_keys() -> Vec<(usize, String)> {
     let mut documented = Vec::new();
-    for line in read("README.md").lines().filter(|l| l.starts_with("| `")) {
+    for (index, line) in read(REFERENCE).lines().enumerate() {
+        if !line.starts_with("| `") {
+            continue;
+        }
         let cell = line.split('|').nth(1).unwrap();
         let names = code_spans(cell);
         let parent = names[0].rsplit_once('.').map_or("", |(parent, _)| parent);
-        documented.push(names[0].to_string());
-        documented.extend(names[1..].iter().map(|name| format!("{parent}.{name}")));
+        documented.push((index + 1, names[0].to_string()));
+        documented.extend(
+            names[1..]
+                .iter()
+                .map(|name| (index + 1, format!("{parent}.{name}"))),
+        );
     }
-    let missing: Vec<&String> = keys.iter().filter(|k| !documented.contains(k)).collect();
+    documented
+}
+
+#[test]
+fn every_setting_has_a_row_in_the_configuration_reference() {
+    let documented: Vec<String> = reference_keys().into_iter().map(|(_, key)| key).collect();
+    let missing: Vec<String> = setting_keys()
+        .into_keys()
+        .filter(|k| !documented.contains(k))
+        .collect();
     assert!(
         missing.is_empty(),
-        "settings without a row in README's configuration tables: {missing:?}"
+        "settings without a row in {REFERENCE}: {missing:?}"
     );
 }
 
 #[test]
-fn readme_names_every_path_an_endpoint_may_not_take() {
-    let row = readme_row("endpoints.path");
+fn every_row_of_the_configuration_reference_names_a_setting() {
+    let settings = setting_keys();
+    let documented = reference_keys();
+    assert!(
+        documented.len() > 100,
+        "{REFERENCE}: {} keys",
+        documented.len()
+    );
+    let unknown: Vec<String> = documented
+        .into_iter()
+        .filter(|(_, key)| !names_a_setting(key, &settings))
+        .map(|(line, key)| format!("{REFERENCE}:{line}: `{key}`"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "rows documenting a key the config structs do not have: {unknown:#?}"
+    );
+}
+
+#[test]
+fn the_defaults_in_the_configuration_reference_are_the_code_defaults() {
+    // A default cell made only of code spans, one per key of its row (`300` / `10`), states
+    // the values `Config::default()` has; other cells (`none`, "an equal share") say it in
+    // words. Rows naming no key fail `every_row_of_the_configuration_reference_names_a_setting`.
+    let settings = setting_keys();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (index, line) in read(REFERENCE).lines().enumerate() {
+        if !line.starts_with("| `") {
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').collect();
+        let names = code_spans(cells[1]);
+        let parent = names[0].rsplit_once('.').map_or("", |(parent, _)| parent);
+        let keys = std::iter::once(names[0].to_string())
+            .chain(names[1..].iter().map(|name| format!("{parent}.{name}")));
+        let stated = code_spans(cells[2]);
+        let only_spans = cells[2]
+            .trim()
+            .split(" / ")
+            .all(|part| part.len() > 1 && part.starts_with('`') && part.ends_with('`'));
+        if !only_spans || stated.len() != names.len() {
+            continue;
+        }
+        for (key, stated) in keys.zip(stated) {
+            let Some(value) = settings.get(&key) else {
+                continue;
+            };
+            // `<name>`: the endpoint's, `riskos` in `setting_keys`.
+            let stated = stated.replace("<name>", "riskos");
+            let stated = stated.as_str();
+            let same = match value {
+                // Unset: the default is applied where the key is used (`schema_registry.timeout_ms`).
+                Json::Null => continue,
+                Json::String(s) => s == stated,
+                _ => serde_json::from_str::<Json>(stated).is_ok_and(|v| &v == value),
+            };
+            checked += 1;
+            if !same {
+                wrong.push(format!(
+                    "{REFERENCE}:{}: `{key}` is {value}, not `{stated}`",
+                    index + 1
+                ));
+            }
+        }
+    }
+    assert!(checked > 50, "{checked} defaults checked");
+    assert!(
+        wrong.is_empty(),
+        "defaults the code does not have: {wrong:#?}"
+    );
+}
+
+/// A field of a struct in `connector/`, as its source declares it.
+struct Field {
+    name: String,
+    ty: String,
+    /// A `///` comment right above it (attributes between allowed).
+    documented: bool,
+}
+
+/// The structs of `connector/**/*.rs` that derive `Deserialize`, by name, with their fields.
+fn deserialized_structs() -> HashMap<String, Vec<Vec<Field>>> {
+    let mut structs: HashMap<String, Vec<Vec<Field>>> = HashMap::new();
+    let mut paths = vec![root().join("connector")];
+    while let Some(path) = paths.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                paths.push(entry.unwrap().path());
+            }
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let head = line.trim_start();
+            let indent = &line[..line.len() - head.len()];
+            let head = head
+                .strip_prefix("pub(crate) ")
+                .or_else(|| head.strip_prefix("pub "))
+                .unwrap_or(head);
+            let Some(name) = head
+                .strip_prefix("struct ")
+                .filter(|rest| rest.ends_with('{'))
+                .map(|rest| rest.trim_end_matches('{').trim())
+            else {
+                continue;
+            };
+            let derives_deserialize = lines[..at]
+                .iter()
+                .rev()
+                .take_while(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("#[") || l.starts_with("///")
+                })
+                .any(|l| l.contains("#[derive(") && l.contains("Deserialize"));
+            if !derives_deserialize {
+                continue;
+            }
+            let end = format!("{indent}}}");
+            let mut fields = Vec::new();
+            for (offset, field) in lines[at + 1..].iter().enumerate() {
+                if *field == end {
+                    break;
+                }
+                let field = field.trim();
+                let bare = field
+                    .strip_prefix("pub(crate) ")
+                    .or_else(|| field.strip_prefix("pub "))
+                    .unwrap_or(field);
+                if field.starts_with("//") || field.starts_with("#[") {
+                    continue;
+                }
+                let Some((name, ty)) = bare.split_once(':') else {
+                    continue;
+                };
+                let name = name.trim().trim_start_matches("r#");
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let above = lines[..at + 1 + offset]
+                    .iter()
+                    .rev()
+                    .map(|l| l.trim())
+                    .find(|l| !l.starts_with("#["));
+                fields.push(Field {
+                    name: name.to_string(),
+                    ty: ty.trim().trim_end_matches(',').to_string(),
+                    documented: above.is_some_and(|l| l.starts_with("///")),
+                });
+            }
+            structs.entry(name.to_string()).or_default().push(fields);
+        }
+    }
+    structs
+}
+
+#[test]
+fn every_setting_has_a_doc_comment_on_its_field() {
+    let structs = deserialized_structs();
+    let mut undocumented = Vec::new();
+    for key in setting_keys().into_keys() {
+        // Walk the key from `Config` down, field by field, through the field's type: the last
+        // name in it that is a deserialized struct (`Vec<EndpointConfig>` → `EndpointConfig`).
+        let mut current = vec!["Config".to_string()];
+        for part in key.split('.') {
+            let fields: Vec<&Field> = current
+                .iter()
+                .flat_map(|name| structs.get(name).into_iter().flatten())
+                .filter_map(|fields| fields.iter().find(|f| f.name == part))
+                .collect();
+            if fields.is_empty() {
+                undocumented.push(format!("`{key}`: no field `{part}` in {current:?}"));
+                break;
+            }
+            if let Some(field) = fields.iter().find(|f| !f.documented) {
+                undocumented.push(format!("`{key}`: field `{}` has no `///` doc", field.name));
+                break;
+            }
+            current = fields
+                .iter()
+                .filter_map(|f| {
+                    f.ty.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .rfind(|name| structs.contains_key(*name))
+                        .map(String::from)
+                })
+                .collect();
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "settings whose field says nothing of them: {undocumented:#?}"
+    );
+}
+
+#[test]
+fn the_example_config_names_only_settings_that_exist() {
+    // Every key of `config.example.toml`, set or commented out (`# [http.tls]`, `# cert_file = …`).
+    let settings = setting_keys();
+    let mut table = String::new();
+    let mut named = 0;
+    let mut unknown = Vec::new();
+    for (index, line) in read("config.example.toml").lines().enumerate() {
+        let line = line.trim_start();
+        let line = line.strip_prefix('#').map_or(line, str::trim_start);
+        let is_key = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.".contains(c))
+        };
+        if let Some(rest) = line.strip_prefix('[') {
+            let name = rest.trim_start_matches('[').split(']').next().unwrap();
+            if is_key(name) {
+                table = name.to_string();
+            }
+            continue;
+        }
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        let key = key.trim().trim_matches('"');
+        if !is_key(key) {
+            continue;
+        }
+        named += 1;
+        let key = format!("{table}.{key}");
+        if !names_a_setting(&key, &settings) {
+            unknown.push(format!("config.example.toml:{}: `{key}`", index + 1));
+        }
+    }
+    assert!(named > 50, "config.example.toml: {named} keys");
+    assert!(
+        unknown.is_empty(),
+        "keys in config.example.toml the config structs do not have: {unknown:#?}"
+    );
+}
+
+#[test]
+fn the_reference_names_every_path_an_endpoint_may_not_take() {
+    let row = reference_row("endpoints.path");
     let meaning = row.split('|').nth(3).unwrap();
     let named: Vec<&str> = code_spans(meaning)
         .into_iter()
@@ -91,7 +376,7 @@ fn the_ack_timeout_ceiling_is_explained_by_the_strictest_sender() {
     let defaults = Config::default();
     const _: () = assert!(MAX_ACK_TIMEOUT_MS < REQUEST_TOKEN_SENDER_TIMEOUT_MS);
     assert!(defaults.http.request_timeout_ms < REQUEST_TOKEN_SENDER_TIMEOUT_MS);
-    let row = readme_row("delivery.ack_timeout_ms");
+    let row = reference_row("delivery.ack_timeout_ms");
     for stated in [
         format!("at most {MAX_ACK_TIMEOUT_MS}"),
         format!("after {} s", REQUEST_TOKEN_SENDER_TIMEOUT_MS / 1000),
@@ -120,8 +405,8 @@ fn the_protection_promise_says_what_it_leaves_in_clear() {
             .unwrap_or_else(|| panic!("{} has no `extra`", path.display()));
         assert!(extra.get("riskos.protect").is_none(), "{}", path.display());
     }
-    let readme = read("README.md");
-    let section = readme
+    let page = read("docs/records.md");
+    let section = page
         .split("\n## Personal data protection\n")
         .nth(1)
         .unwrap();
@@ -130,7 +415,7 @@ fn the_protection_promise_says_what_it_leaves_in_clear() {
     for caveat in ["`extra`", "`customer_metadata`", "unmarked"] {
         assert!(
             promise.contains(caveat),
-            "README's protection promise should name {caveat} where it is made: {promise}"
+            "docs/records.md's protection promise should name {caveat} where it is made: {promise}"
         );
     }
 }
@@ -148,6 +433,7 @@ fn no_doc_calls_partitioning_by_entity_planned() {
     assert!(!partitioned_by.is_empty());
     for doc in [
         "README.md",
+        "docs/records.md",
         "docs/protection.md",
         "docs/consumers.md",
         "docs/architecture.md",
@@ -509,5 +795,34 @@ fn the_connect_page_has_a_checked_recipe_for_each_vendor() {
     assert!(
         read("README.md").contains("](docs/connect.md)"),
         "README should point to docs/connect.md"
+    );
+}
+
+#[test]
+fn the_readme_is_short_and_maps_every_docs_page() {
+    // README is for a newcomer (issue 28): what it is, the two commands, a cluster of your own,
+    // the status table, and a line for every page of `docs/`, where the rest lives.
+    let readme = read("README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 250,
+        "README.md has {lines} lines; move detail to docs/"
+    );
+    let map = readme
+        .split("\n## Documentation\n")
+        .nth(1)
+        .expect("README has a `## Documentation` section");
+    let mut unmapped = Vec::new();
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if (name.ends_with(".md") || name.ends_with(".json"))
+            && !map.contains(&format!("](docs/{name})"))
+        {
+            unmapped.push(name);
+        }
+    }
+    assert!(
+        unmapped.is_empty(),
+        "docs/ pages README's map does not link: {unmapped:?}"
     );
 }
