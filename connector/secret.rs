@@ -227,20 +227,26 @@ pub fn load_list(
     Ok(out)
 }
 
+/// The check of an inline-or-`_file` secret that needs no I/O: not both.
+pub fn not_both(key: &'static str, inline: bool, file: bool) -> Result<(), SettingError> {
+    if inline && file {
+        return Err(SettingError::invalid(
+            key,
+            "set the value or the `_file` variant, not both",
+        ));
+    }
+    Ok(())
+}
+
 /// One secret: `inline`, or the whole content of `file` (trimmed). Exactly one must be set.
 pub fn load_one(
     key: &'static str,
     inline: Option<&Secret>,
     file: Option<&Path>,
 ) -> Result<Secret, SettingError> {
+    not_both(key, inline.is_some(), file.is_some())?;
     let value = match (inline, file) {
-        (Some(_), Some(_)) => {
-            return Err(SettingError::Invalid {
-                key: key.into(),
-                reason: "set the value or the `_file` variant, not both".into(),
-            })
-        }
-        (Some(secret), None) => secret.expose().trim().to_string(),
+        (Some(secret), _) => secret.expose().trim().to_string(),
         (None, Some(path)) => read_file(key, path)?.trim().to_string(),
         (None, None) => String::new(),
     };

@@ -207,11 +207,11 @@ pub async fn check_durability(config: &Config, topics: &[String]) -> anyhow::Res
                 "the cluster reports no min.insync.replicas for the topic (Redpanda: acks=all \
                  waits for a Raft majority); not checked"
             ),
-            TopicDurability::Replicated {
+            durability @ TopicDurability::Replicated {
                 replication_factor,
                 min_insync_replicas,
             } => {
-                if replication_factor > 1 && min_insync_replicas < 2 {
+                if durability.acks_on_one_broker() {
                     let refusal = format!(
                         "topic `{topic}` has replication factor {replication_factor} but \
                          min.insync.replicas {min_insync_replicas}: an acknowledged record could \

@@ -129,6 +129,21 @@ pub enum TopicDurability {
     Unreported { replication_factor: i32 },
 }
 
+impl TopicDurability {
+    /// `acks=all` could be answered by the leader alone while the topic is replicated: a
+    /// leader lost right after the 2xx loses the record. What start-up refuses (unless
+    /// `topics.allow_single_replica_acks`) and `config check` reports.
+    pub fn acks_on_one_broker(&self) -> bool {
+        matches!(
+            self,
+            TopicDurability::Replicated {
+                replication_factor,
+                min_insync_replicas,
+            } if *replication_factor > 1 && *min_insync_replicas < 2
+        )
+    }
+}
+
 /// What one topic's metadata (`replication`) and configuration (`min_insync`: the topic was
 /// described; its value, if reported) come to.
 fn durability_of(replication: Option<i32>, min_insync: Option<Option<i32>>) -> TopicDurability {
@@ -245,5 +260,14 @@ mod tests {
             }
         );
         assert_eq!(durability_of(None, None), TopicDurability::Missing);
+    }
+
+    #[test]
+    fn only_a_replicated_topic_below_two_in_sync_replicas_acks_on_one_broker() {
+        let replicated = |rf, min| durability_of(Some(rf), Some(Some(min)));
+        assert!(replicated(3, 1).acks_on_one_broker());
+        assert!(!replicated(3, 2).acks_on_one_broker());
+        assert!(!replicated(1, 1).acks_on_one_broker());
+        assert!(!durability_of(Some(3), Some(None)).acks_on_one_broker());
     }
 }

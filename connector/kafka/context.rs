@@ -85,25 +85,24 @@ impl KafkaContext {
         let Some(tokens) = &client.context().tokens else {
             return;
         };
-        let token = match tokens.token() {
-            Ok(token) => token,
-            Err(error) => {
-                client.context().record(Refusal::Authentication(format!(
-                    "no OAUTHBEARER token: {error}"
-                )));
-                return;
-            }
-        };
-        let (Ok(value), Ok(principal)) = (
-            std::ffi::CString::new(token.token),
-            std::ffi::CString::new(token.principal),
-        ) else {
-            return;
-        };
+        // The admin client's own requests then fail on authentication, so say why here.
+        if let Err(reason) = Self::set_token(client, tokens.as_ref()) {
+            tracing::error!(%reason, "no OAUTHBEARER token for the kafka admin client");
+            client.context().record(Refusal::Authentication(format!(
+                "no OAUTHBEARER token: {reason}"
+            )));
+        }
+    }
+
+    fn set_token(client: &Client<KafkaContext>, tokens: &dyn TokenSource) -> Result<(), String> {
+        let token = tokens.token().map_err(|e| e.to_string())?;
+        let value = std::ffi::CString::new(token.token).map_err(|e| e.to_string())?;
+        let principal = std::ffi::CString::new(token.principal).map_err(|e| e.to_string())?;
         let mut error = [0 as std::ffi::c_char; 512];
         // SAFETY: the client pointer is live for the call; the strings outlive it; no
-        // extensions are passed (null, 0); `error` is a writable buffer of the given size.
-        unsafe {
+        // extensions are passed (null, 0); `error` is a writable buffer of the given size,
+        // which librdkafka leaves NUL-terminated.
+        let code = unsafe {
             rdkafka::bindings::rd_kafka_oauthbearer_set_token(
                 client.native_ptr(),
                 value.as_ptr(),
@@ -113,8 +112,14 @@ impl KafkaContext {
                 0,
                 error.as_mut_ptr(),
                 error.len(),
-            );
+            )
+        };
+        if code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Ok(());
         }
+        // SAFETY: see above: NUL-terminated within the buffer.
+        let reason = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+        Err(reason.to_string_lossy().into_owned())
     }
 
     fn record(&self, refusal: Refusal) {

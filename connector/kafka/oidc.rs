@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{load_one, Secret};
+use crate::secret::{load_one, not_both, Secret};
 use crate::setting::SettingError;
 
 /// `[kafka.sasl.oidc]`.
@@ -60,14 +60,14 @@ impl OidcConfig {
                 "is required with mechanism OAUTHBEARER",
             ));
         }
-        match (&self.client_secret, &self.client_secret_file) {
-            (None, None) => Err(SettingError::missing("client_secret")),
-            (Some(_), Some(_)) => Err(SettingError::invalid(
-                "client_secret",
-                "set the value or the `_file` variant, not both",
-            )),
-            _ => Ok(()),
-        }?;
+        if self.client_secret.is_none() && self.client_secret_file.is_none() {
+            return Err(SettingError::missing("client_secret"));
+        }
+        not_both(
+            "client_secret",
+            self.client_secret.is_some(),
+            self.client_secret_file.is_some(),
+        )?;
         let bad_extension = self
             .extensions
             .iter()

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::msk_iam::AwsMskIamConfig;
 use super::oidc::OidcConfig;
-use crate::secret::{load_one, optional_scalar, Secret};
+use crate::secret::{load_one, not_both, optional_scalar, Secret};
 use crate::setting::SettingError;
 
 /// A SASL mechanism, as the broker names it (and `AWS_MSK_IAM`, which is OAUTHBEARER with
@@ -113,24 +113,20 @@ impl SaslConfig {
                     format!("is required with mechanism {}", mechanism.name()),
                 ));
             }
-            match (&self.password, &self.password_file) {
-                (None, None) => {
-                    return Err(SettingError::invalid(
-                        "password",
-                        format!(
-                            "is required with mechanism {} (or password_file)",
-                            mechanism.name()
-                        ),
-                    ))
-                }
-                (Some(_), Some(_)) => {
-                    return Err(SettingError::invalid(
-                        "password",
-                        "set the value or the `_file` variant, not both",
-                    ))
-                }
-                _ => {}
+            if self.password.is_none() && self.password_file.is_none() {
+                return Err(SettingError::invalid(
+                    "password",
+                    format!(
+                        "is required with mechanism {} (or password_file)",
+                        mechanism.name()
+                    ),
+                ));
             }
+            not_both(
+                "password",
+                self.password.is_some(),
+                self.password_file.is_some(),
+            )?;
         } else if self.username.is_some() || self.password.is_some() || self.password_file.is_some()
         {
             return Err(SettingError::invalid(

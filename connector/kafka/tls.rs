@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{load_one, Secret};
+use crate::secret::{load_one, not_both, Secret};
 use crate::setting::SettingError;
 
 /// `[kafka.tls]`.
@@ -87,13 +87,11 @@ impl KafkaTlsConfig {
                 "is set without key_file",
             ));
         }
-        if self.key_password.is_some() && self.key_password_file.is_some() {
-            return Err(SettingError::invalid(
-                "key_password",
-                "set the value or the `_file` variant, not both",
-            ));
-        }
-        Ok(())
+        not_both(
+            "key_password",
+            self.key_password.is_some(),
+            self.key_password_file.is_some(),
+        )
     }
 
     /// Adds the librdkafka properties of this section.

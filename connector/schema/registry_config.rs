@@ -204,12 +204,7 @@ impl SchemaRegistryConfig {
                 self.oauth.client_secret_file.is_some(),
             ),
         ] {
-            if inline && file {
-                return Err(SettingError::invalid(
-                    key,
-                    "set the value or the `_file` variant, not both",
-                ));
-            }
+            crate::secret::not_both(key, inline, file)?;
         }
         if self.oauth.enabled() {
             self.oauth.validate()?;

@@ -141,10 +141,10 @@ async fn check_kafka(config: &Config, topics: &[String], report: &mut Vec<Findin
             "produce permission",
             error.to_string(),
         )),
-        Err(_) => report.push(finding(
+        Err(failed) => report.push(finding(
             Verdict::Fail,
             "produce permission",
-            "the check failed",
+            format!("the check failed: {failed}"),
         )),
     }
     true
@@ -180,11 +180,11 @@ async fn describe_topics(config: &Config, topics: &[String], report: &mut Vec<Fi
                      min.insync.replicas (Redpanda: acks=all waits for a Raft majority)"
                 ),
             ),
-            TopicDurability::Replicated {
+            durability @ TopicDurability::Replicated {
                 replication_factor,
                 min_insync_replicas,
             } => {
-                let unsafe_acks = replication_factor > 1 && min_insync_replicas < 2;
+                let unsafe_acks = durability.acks_on_one_broker();
                 let verdict = if unsafe_acks && !config.topics.allow_single_replica_acks {
                     Verdict::Fail
                 } else {
