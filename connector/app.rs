@@ -124,7 +124,16 @@ impl Application {
         let state = self.state.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let store = state.store.clone();
-        let background = store.background(stop_rx.clone()).map(tokio::spawn);
+        // A spooled record Kafka later refuses as too large goes to its endpoint's quarantine.
+        let quarantines = crate::pipeline::Quarantines::new(
+            state
+                .endpoints
+                .iter()
+                .map(|endpoint| endpoint.pipeline.clone()),
+        );
+        let background = store
+            .background(stop_rx.clone(), Arc::new(quarantines))
+            .map(tokio::spawn);
         let registry_check = state
             .registry
             .clone()

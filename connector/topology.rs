@@ -385,6 +385,7 @@ pub fn pipeline_for(
             envelopes: endpoint.envelopes.clone(),
             quarantine_topic: crate::route::quarantine_topic(&endpoint.topic_prefix),
             max_value_bytes: record_size::max_value_bytes(config.http.max_body_bytes),
+            max_json_depth: config.http.max_json_depth,
             protection: ProtectionSettings {
                 keys,
                 fields: endpoint.protect_fields,

@@ -28,7 +28,7 @@ M = [
  ("record size from max_body_bytes", "connector/record_size.rs",
   "(max_record_bytes(max_body_bytes) + FRAMING_BYTES).max(LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES)",
   "LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES", "api", "hardening::a_body_just_under_the_default_limit_is_stored_on_its_topic"),
- ("broker-refused record quarantined", "connector/http/webhook.rs",
+ ("broker-refused record quarantined", "connector/pipeline/fate.rs",
   "Err(error) if error.is_too_large() =>", "Err(error) if false && error.is_too_large() =>",
   "api", "hardening::a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200"),
  ("header-read deadline", "connector/http/server.rs",
@@ -51,9 +51,8 @@ M = [
  ("metrics upkeep without scrapes", "connector/metrics.rs",
   "            spawn_upkeep(handle.clone());", "            let _ = spawn_upkeep;",
   "memory", "many_requests_without_a_scrape_leave_the_heap_where_it_was"),
- ("too-deep body quarantined", "connector/http/webhook.rs",
-  "Err(too_deep) => Fate::Quarantine(Quarantined::new(too_deep, received_at_ms)),",
-  "Err(too_deep) => return Err(ApiError::Prepare(too_deep)),",
+ ("too-deep body quarantined", "connector/pipeline/fate.rs",
+  "        if too_deep(body, max_depth) {", "        if false && too_deep(body, max_depth) {",
   "http", "hardening::a_body_nested_too_deep_is_quarantined_raw_and_answered_400"),
  ("JWT without kid refused", "connector/auth/oauth2.rs",
   "let kid = header.kid.as_deref().ok_or(Reason::JwtMissingKid)?;",
@@ -91,7 +90,7 @@ M = [
   "Ok(bytes) if bytes >= needed => Ok(()),", "Ok(_) => Ok(()),",
   "api", "hardening::a_producer_limit_that_cannot_take_the_body_twice_stops_start_up_naming_the_keys"),
   ("a spooled record Kafka refuses as too large kept in quarantine", "connector/delivery/kafka_store.rs",
-  "let mut fallback = spooled.fallback.as_deref();", "let mut fallback = spooled.fallback.as_deref().filter(|_| false);",
+  "let Some(kept) = self.too_large.instead(spooled, &error) else {", "let Some(kept) = self.too_large.instead(spooled, &error).filter(|_| false) else {",
   "api", "faults::a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine"),
   # Issue 24: durable in the customer's cluster.
   # Both undone, so the outage itself (not the start-up check) must catch it.
@@ -362,6 +361,14 @@ M = [
  ("config.example.toml naming no setting", "config.example.toml",
   "# handshake_timeout_ms = 10000", "# handshake_timeout = 10000",
   "docs", "the_example_config_names_only_settings_that_exist"),
+ # Issue 28 item 1: one owner for a body's fate; the spool stores records only.
+ ("a segment an earlier version wrote with quarantine twins still reads", "connector/delivery/spool.rs",
+  "            body = &body[1..];\n            parse(take(&mut body)?)?;\n", "            return None;\n",
+  "lib", "delivery::spool::tests::a_segment_written_with_quarantine_twins_still_reads_record_by_record"),
+ ("an encrypted body refused from the spool is sealed for the quarantine topic", "connector/pipeline/fate.rs",
+  "                Cow::Owned(\n                    keys.decrypt(raw, &route.topic, key, &path)",
+  "                let _ = Cow::<[u8]>::Borrowed(raw.as_bytes());\n                Cow::Owned(\n                    keys.decrypt(raw, &route.topic, key, &path).map(|_| raw.as_bytes().to_vec())",
+  "lib", "pipeline::fate::tests::a_refusal_at_once_and_one_met_by_the_forwarder_quarantine_alike"),
 ]
 only = sys.argv[1:]
 weak = 0

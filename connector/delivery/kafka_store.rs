@@ -11,7 +11,9 @@ use futures::FutureExt;
 use rdkafka::producer::Producer as _;
 use tokio::sync::watch;
 
-use super::{DeliveryError, Health, Record, Spool, SpoolError, SpoolRecord, Store, Stored};
+use super::{
+    DeliveryError, Health, Instead, Record, Spool, SpoolError, SpoolRecord, Store, Stored, TooLarge,
+};
 use crate::kafka::{Delivered, PartitionCounts, ProduceError, Producer};
 
 /// Kafka, with the spool in front when `delivery.spool.dir` is set.
@@ -117,9 +119,18 @@ impl Store for KafkaStore {
         }
     }
 
-    fn background(&self, stop: watch::Receiver<bool>) -> Option<BoxFuture<'static, ()>> {
-        let spool = self.spool.clone()?;
-        Some(forward(spool, self.producer.clone(), self.partitions.clone(), stop).boxed())
+    fn background(
+        &self,
+        stop: watch::Receiver<bool>,
+        too_large: Arc<dyn TooLarge>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let forwarder = Forwarder {
+            spool: self.spool.clone()?,
+            producer: self.producer.clone(),
+            partitions: self.partitions.clone(),
+            too_large,
+        };
+        Some(forwarder.run(stop).boxed())
     }
 
     fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DeliveryError>> {
@@ -143,109 +154,142 @@ fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
     }
 }
 
-/// Drains the spool in order until `stop` resolves: each record is produced (retrying with
-/// backoff while Kafka is down), and a segment is deleted once all its records are acked.
-/// A record with a partition key whose topic's count is not known yet (Kafka was down at
-/// start-up) waits for it while Kafka does not answer, so it lands where it would have.
-async fn forward(
+/// What drains the spool into Kafka.
+struct Forwarder {
     spool: Arc<Spool>,
     producer: Producer,
     partitions: Arc<PartitionCounts>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let next = {
-            let spool = spool.clone();
-            tokio::task::spawn_blocking(move || spool.next_segment()).await
-        };
-        let segment = match next {
-            Ok(Ok(Some(segment))) => segment,
-            Ok(Ok(None)) => {
-                tokio::select! {
-                    _ = spool.appended() => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
+    too_large: Arc<dyn TooLarge>,
+}
+
+impl Forwarder {
+    /// Drains the spool in order until `stop` resolves: each record is produced (retrying with
+    /// backoff while Kafka is down), and a segment is deleted once all its records are acked.
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let spool = &self.spool;
+        loop {
+            if *stop.borrow() {
+                return;
             }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "cannot read the spool");
-                wait_or_stop(&mut stop, Duration::from_secs(5)).await;
-                continue;
-            }
-            Err(_) => return,
-        };
-        for spooled in &segment.records {
-            // The record, or its fallback once Kafka refused the record as too large.
-            let mut record = spooled;
-            let mut fallback = spooled.fallback.as_deref();
-            let mut headers = borrowed(&record.headers);
-            loop {
-                if record.partition_key.is_some() && !partitions.knows(&record.topic) {
-                    if let Err(error) =
-                        fetch_partition_counts(&producer, &partitions, &record.topic).await
-                    {
-                        tracing::warn!(%error, topic = %record.topic, "spool forwarder: cannot read the topic's partition count; retrying");
-                        if wait_or_stop(&mut stop, backoff).await {
-                            return;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
+            let next = {
+                let spool = spool.clone();
+                tokio::task::spawn_blocking(move || spool.next_segment()).await
+            };
+            let segment = match next {
+                Ok(Ok(Some(segment))) => segment,
+                Ok(Ok(None)) => {
+                    tokio::select! {
+                        _ = spool.appended() => {}
+                        _ = stop.changed() => {}
                     }
+                    continue;
                 }
-                let partition =
-                    partitions.partition(&record.topic, record.partition_key.as_deref());
-                match producer
-                    .send(
-                        &record.topic,
-                        partition,
-                        record.key.as_deref(),
-                        &record.value,
-                        &headers,
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        record_produced(&record.topic, None);
-                        if !std::ptr::eq(record, spooled) {
-                            count_quarantined(record);
-                        }
-                        backoff = Duration::from_millis(100);
-                        break;
-                    }
-                    Err(error @ ProduceError::TooLarge(_)) => {
-                        if let Some(instead) = fallback.take() {
-                            tracing::warn!(%error, topic = %record.topic, quarantine = %instead.topic, "spooled record refused by kafka as too large; keeping the body in quarantine");
-                            record = instead;
-                            headers = borrowed(&record.headers);
-                            continue;
-                        }
-                        tracing::error!(%error, topic = %record.topic, "spooled record refused by kafka; dropped");
-                        metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, pending = spool.pending(), "spool forwarder: kafka not acking; retrying");
-                        if wait_or_stop(&mut stop, backoff).await {
-                            return;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "cannot read the spool");
+                    wait_or_stop(&mut stop, Duration::from_secs(5)).await;
+                    continue;
                 }
+                Err(_) => return,
+            };
+            for spooled in &segment.records {
+                if self.forward(spooled, &mut stop).await.is_err() {
+                    return;
+                }
+                spool.acked();
             }
-            spool.acked();
-        }
-        let removal = {
-            let spool = spool.clone();
-            tokio::task::spawn_blocking(move || spool.remove(&segment)).await
-        };
-        if let Ok(Err(error)) = removal {
-            tracing::error!(%error, "cannot delete a drained spool segment");
+            let removal = {
+                let spool = spool.clone();
+                tokio::task::spawn_blocking(move || spool.remove(&segment)).await
+            };
+            if let Ok(Err(error)) = removal {
+                tracing::error!(%error, "cannot delete a drained spool segment");
+            }
         }
     }
+
+    /// Produces one spooled record, or what the pipeline keeps instead once Kafka refused it
+    /// as too large; retries while Kafka does not ack. `Err`: stopped meanwhile.
+    ///
+    /// A record with a partition key whose topic's count is not known yet (Kafka was down at
+    /// start-up) waits for it while Kafka does not answer, so it lands where it would have.
+    async fn forward(
+        &self,
+        spooled: &SpoolRecord,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stopped> {
+        let (producer, partitions) = (&self.producer, &self.partitions);
+        let mut backoff = Duration::from_millis(100);
+        let mut instead: Option<Instead> = None;
+        loop {
+            let record = instead.as_ref().map_or(spooled, |instead| &instead.record);
+            if record.partition_key.is_some() && !partitions.knows(&record.topic) {
+                if let Err(error) =
+                    fetch_partition_counts(producer, partitions, &record.topic).await
+                {
+                    tracing::warn!(%error, topic = %record.topic, "spool forwarder: cannot read the topic's partition count; retrying");
+                    backoff = wait_then_back_off(stop, backoff).await?;
+                    continue;
+                }
+            }
+            let partition = partitions.partition(&record.topic, record.partition_key.as_deref());
+            let headers = borrowed(&record.headers);
+            let sent = producer
+                .send(
+                    &record.topic,
+                    partition,
+                    record.key.as_deref(),
+                    &record.value,
+                    &headers,
+                )
+                .await;
+            match sent {
+                Ok(_) => {
+                    record_produced(&record.topic, None);
+                    if let Some(instead) = instead {
+                        (instead.acked)();
+                    }
+                    return Ok(());
+                }
+                // Once: a record kept instead that is refused too has nothing smaller.
+                Err(error @ ProduceError::TooLarge(_)) if instead.is_none() => {
+                    let Some(kept) = self.too_large.instead(spooled, &error) else {
+                        dropped(&error, &record.topic);
+                        return Ok(());
+                    };
+                    tracing::warn!(%error, topic = %record.topic, instead = %kept.record.topic, "spooled record refused by kafka as too large; keeping it as the pipeline says");
+                    instead = Some(kept);
+                }
+                Err(error @ ProduceError::TooLarge(_)) => {
+                    dropped(&error, &record.topic);
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, pending = self.spool.pending(), "spool forwarder: kafka not acking; retrying");
+                    backoff = wait_then_back_off(stop, backoff).await?;
+                }
+            }
+        }
+    }
+}
+
+/// The forwarder was stopped while it waited.
+struct Stopped;
+
+/// A spooled record Kafka refused for good: logged and counted.
+fn dropped(error: &ProduceError, topic: &str) {
+    tracing::error!(%error, %topic, "spooled record refused by kafka; dropped");
+    metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
+}
+
+/// Waits `backoff`, then doubles it (at most 5 s); `Err` when stopped meanwhile.
+async fn wait_then_back_off(
+    stop: &mut watch::Receiver<bool>,
+    backoff: Duration,
+) -> Result<Duration, Stopped> {
+    if wait_or_stop(stop, backoff).await {
+        return Err(Stopped);
+    }
+    Ok((backoff * 2).min(Duration::from_secs(5)))
 }
 
 /// A spooled record's headers as the producer takes them.
@@ -254,24 +298,6 @@ fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
-}
-
-/// Counts a fallback stored in quarantine as the pipeline counts its own quarantine writes,
-/// with the endpoint and reason its headers carry.
-fn count_quarantined(record: &SpoolRecord) {
-    let header = |name: &str| {
-        record
-            .headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or_else(String::new, |(_, v)| v.clone())
-    };
-    metrics::counter!(
-        crate::metrics::QUARANTINED,
-        "endpoint" => header("endpoint"),
-        "reason" => header("quarantine_reason")
-    )
-    .increment(1);
 }
 
 /// Reads `topic`'s partition count from the cluster (the metadata request answered is

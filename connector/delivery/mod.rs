@@ -38,23 +38,6 @@ pub struct Record<'a> {
     pub headers: Vec<(&'static str, &'a str)>,
     /// The event's own time, epoch ms, for the end-to-end delay metric.
     pub occurred_at_ms: Option<i64>,
-    /// What to keep instead if Kafka refuses this record as too large after it was spooled
-    /// (a topic managed elsewhere with a smaller `max.message.bytes`). A record produced at
-    /// once comes back as [`ProduceError::TooLarge`] and its caller decides; a spooled one was
-    /// already answered 200, so the forwarder must have somewhere to put it.
-    pub if_too_large: Option<Fallback<'a>>,
-}
-
-/// Makes the record stored instead of a spooled one Kafka refuses as too large (the pipeline
-/// passes its quarantine record). Called only when the record is spooled, so a record
-/// produced at once costs nothing.
-#[derive(Clone, Copy)]
-pub struct Fallback<'a>(pub &'a (dyn Fn() -> SpoolRecord + Send + Sync + 'a));
-
-impl std::fmt::Debug for Fallback<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Fallback(..)")
-    }
 }
 
 impl From<&Record<'_>> for SpoolRecord {
@@ -69,9 +52,27 @@ impl From<&Record<'_>> for SpoolRecord {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             value: record.value.to_vec(),
-            fallback: record.if_too_large.map(|make| Box::new((make.0)())),
         }
     }
+}
+
+/// Where the spool's forwarder hands a record Kafka refuses as too large (a topic managed
+/// elsewhere with a smaller `max.message.bytes`). A record produced at once comes back to its
+/// caller as [`ProduceError::TooLarge`]; a spooled one was already answered 200, so it must be
+/// kept somewhere: the pipeline's quarantine path decides where ([`crate::pipeline`] implements
+/// this; delivery knows nothing of quarantine).
+pub trait TooLarge: Send + Sync + 'static {
+    /// What to produce instead of `refused`; `None`: nothing can be (it is dropped, logged
+    /// and counted).
+    fn instead(&self, refused: &SpoolRecord, error: &ProduceError) -> Option<Instead>;
+}
+
+/// A record to produce in place of a refused one, and what to do once Kafka acked it.
+pub struct Instead {
+    /// The record.
+    pub record: SpoolRecord,
+    /// Called once it is acked (the pipeline counts its quarantine writes).
+    pub acked: Box<dyn FnOnce() + Send>,
 }
 
 /// What makes two deliveries of one topic and key the same delivery.
@@ -144,9 +145,14 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the gauges of what the store holds, before `/metrics` is rendered.
     fn set_gauges(&self) {}
 
-    /// Work that runs beside the server until `stop` turns true (the spool's forwarder).
-    fn background(&self, stop: watch::Receiver<bool>) -> Option<BoxFuture<'static, ()>> {
-        let _ = stop;
+    /// Work that runs beside the server until `stop` turns true (the spool's forwarder, which
+    /// hands what Kafka refuses as too large to `too_large`).
+    fn background(
+        &self,
+        stop: watch::Receiver<bool>,
+        too_large: Arc<dyn TooLarge>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let _ = (stop, too_large);
         None
     }
 

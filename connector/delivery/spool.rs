@@ -5,9 +5,10 @@
 //!
 //! Segment files are `<seq:020>.seg`; each record is `len: u32 LE | crc32: u32 LE | body`, the
 //! body being `topic, key, headers, value, partition key` as length-prefixed fields (the key
-//! and the partition key behind a presence byte), then, only when the record has one, `1` and
-//! its fallback's body, length-prefixed (a record without one is framed as before the fallback
-//! existed, so older segments read unchanged). The partition key, not the partition, is
+//! and the partition key behind a presence byte). Segments written by earlier versions may
+//! follow a record's body with `1` and a length-prefixed quarantine twin of it; such a record
+//! reads as the record alone (the forwarder now asks the pipeline for the quarantine record
+//! when Kafka refuses one as too large). The partition key, not the partition, is
 //! kept: the forwarder computes the partition from it as a record produced at once gets it,
 //! so a spooled record lands where it would have. A torn tail (a crash in the middle of an
 //! append, which was therefore never acknowledged) is ignored on recovery.
@@ -32,9 +33,6 @@ pub struct SpoolRecord {
     pub headers: Vec<(String, String)>,
     /// Encoded value.
     pub value: Vec<u8>,
-    /// What to produce instead if Kafka refuses this record as too large when it is
-    /// forwarded: the body kept raw in quarantine (see [`super::Record::if_too_large`]).
-    pub fallback: Option<Box<SpoolRecord>>,
 }
 
 /// Spool failures; each one means the request must not be answered 2xx.
@@ -246,8 +244,7 @@ fn frame(record: &SpoolRecord) -> Vec<u8> {
 }
 
 fn encode(record: &SpoolRecord) -> Vec<u8> {
-    let fallback_len = record.fallback.as_ref().map_or(0, |f| f.value.len() + 256);
-    let mut body = Vec::with_capacity(record.value.len() + fallback_len + 256);
+    let mut body = Vec::with_capacity(record.value.len() + 256);
     put(&mut body, record.topic.as_bytes());
     match &record.key {
         Some(key) => {
@@ -268,10 +265,6 @@ fn encode(record: &SpoolRecord) -> Vec<u8> {
             put(&mut body, key.as_bytes());
         }
         None => body.push(0),
-    }
-    if let Some(fallback) = &record.fallback {
-        body.push(1);
-        put(&mut body, &encode(fallback));
     }
     body
 }
@@ -336,21 +329,22 @@ fn parse(mut body: &[u8]) -> Option<SpoolRecord> {
         }
         _ => return None,
     };
-    let fallback = match body.first() {
-        None => None,
+    // An earlier version's quarantine twin: checked (a corrupt one ends the segment, as any
+    // corrupt record does) and left unused.
+    match body.first() {
+        None => {}
         Some(1) => {
             body = &body[1..];
-            Some(Box::new(parse(take(&mut body)?)?))
+            parse(take(&mut body)?)?;
         }
         Some(_) => return None,
-    };
+    }
     Some(SpoolRecord {
         topic,
         key,
         partition_key,
         headers,
         value,
-        fallback,
     })
 }
 
@@ -365,21 +359,11 @@ mod tests {
             partition_key: i.is_multiple_of(3).then(|| format!("case-{i}")),
             headers: vec![("event_type".into(), "create:cases".into())],
             value: vec![i as u8; 100 + i as usize],
-            fallback: (i % 4 == 1).then(|| {
-                Box::new(SpoolRecord {
-                    topic: "riskos.quarantine".into(),
-                    key: Some(format!("key-{i}")),
-                    partition_key: None,
-                    headers: vec![("quarantine_reason".into(), "record_too_large".into())],
-                    value: format!("{{\"event_id\":\"key-{i}\"}}").into_bytes(),
-                    fallback: None,
-                })
-            }),
         }
     }
 
     #[test]
-    fn a_record_without_a_fallback_is_framed_as_before_fallbacks_existed() {
+    fn records_are_framed_as_earlier_versions_framed_them() {
         // The layout of segments written by earlier versions, byte by byte.
         let mut old = Vec::new();
         put(&mut old, b"t");
@@ -396,10 +380,42 @@ mod tests {
             partition_key: None,
             headers: vec![("h".into(), "v".into())],
             value: b"value".to_vec(),
-            fallback: None,
         };
         assert_eq!(encode(&record), old);
         assert_eq!(parse(&old), Some(record));
+    }
+
+    /// A segment an earlier version wrote, whose records carried a quarantine twin (`1` and
+    /// the twin's body after the record's own): every record reads, the twins are left out.
+    #[test]
+    fn a_segment_written_with_quarantine_twins_still_reads_record_by_record() {
+        let twin = |i: u32| SpoolRecord {
+            topic: "riskos.quarantine".into(),
+            key: Some(format!("key-{i}")),
+            partition_key: None,
+            headers: vec![("quarantine_reason".into(), "record_too_large".into())],
+            value: format!("{{\"event_id\":\"key-{i}\"}}").into_bytes(),
+        };
+        let mut segment = Vec::new();
+        for i in 0..6 {
+            let mut body = encode(&record(i));
+            if i % 2 == 1 {
+                body.push(1);
+                put(&mut body, &encode(&twin(i)));
+            }
+            segment.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            segment.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+            segment.extend_from_slice(&body);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("{:020}.seg", 7)), &segment).unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20, 1 << 20, 0.8).unwrap();
+        assert_eq!(spool.pending(), 6);
+        let read = spool.next_segment().unwrap().unwrap();
+        assert_eq!(read.records, (0..6).map(record).collect::<Vec<_>>());
+        // New records go to a later segment than the adopted one.
+        spool.append(&record(9)).unwrap();
+        assert!(dir.path().join(format!("{:020}.seg", 8)).exists());
     }
 
     #[test]

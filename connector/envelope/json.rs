@@ -22,6 +22,38 @@ use serde::Deserialize as _;
 use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
+/// True when `body` nests arrays/objects deeper than `max` (`{}` is depth 1). Brackets inside
+/// strings do not count. Linear, allocation-free, and run before the JSON parser.
+pub fn too_deep(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Longest key text quoted in a path; longer keys are cut (a body's key can be megabytes, the
 /// path goes into a log line and a Kafka header).
 const MAX_PATH_KEY_CHARS: usize = 64;
@@ -223,6 +255,17 @@ impl<'de> Visitor<'de> for Strict<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_counts_containers_not_brackets_in_strings() {
+        assert!(!too_deep(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(too_deep(br#"{"a":[1,{"b":2}]}"#, 2));
+        assert!(!too_deep(br#"{"a":"[[[[[[\"[[[["}"#, 1));
+        assert!(!too_deep(b"[][][][]", 1));
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(too_deep(deep.as_bytes(), 64));
+        assert!(!too_deep(deep.as_bytes(), 100));
+    }
     use proptest::prelude::*;
 
     fn duplicate(text: &str) -> String {

@@ -38,7 +38,6 @@ use super::tls::PeerAddr;
 use super::Endpoint;
 use crate::auth::Authenticator;
 use crate::config::{Config, EndpointConfig};
-use crate::pipeline::PrepareError;
 use crate::setting::SettingError;
 
 /// Everything the guard and the handlers check for one endpoint, built once at start-up.
@@ -50,7 +49,6 @@ pub struct Ingress {
     required_headers: RequiredHeaders,
     body_budget: BodyBudget,
     max_header_bytes: usize,
-    max_json_depth: usize,
     request_timeout: Duration,
     body_read_timeout: Duration,
 }
@@ -90,7 +88,6 @@ impl Ingress {
                 .map_err(within)?,
             body_budget: BodyBudget::new(share.body_bytes, per_source),
             max_header_bytes: http.max_header_bytes,
-            max_json_depth: http.max_json_depth,
             request_timeout: Duration::from_millis(http.request_timeout_ms),
             body_read_timeout: Duration::from_millis(http.body_read_timeout_ms),
         })
@@ -137,14 +134,6 @@ impl Ingress {
     /// The credentials that need the body: the HMAC signature (401).
     pub fn check_body(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
         Ok(self.auth.check_body(headers, body)?)
-    }
-
-    /// The nesting depth, before the body is parsed.
-    pub fn check_depth(&self, body: &[u8]) -> Result<(), PrepareError> {
-        if limits::json_too_deep(body, self.max_json_depth) {
-            return Err(PrepareError::TooDeep(self.max_json_depth));
-        }
-        Ok(())
     }
 
     /// The credentials and required headers in the request head (401).

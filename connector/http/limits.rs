@@ -1,5 +1,4 @@
-//! Limits that keep a flood or a hostile body cheap: JSON nesting depth (checked by a byte scan
-//! before anything is parsed), total header size, a per-client rate limit (governor's GCRA,
+//! Limits that keep a flood cheap: total header size, a per-client rate limit (governor's GCRA,
 //! IPv6 clients keyed by their /64), and a global cap on requests in flight that sheds load
 //! with a 503 instead of queueing.
 
@@ -15,38 +14,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How often idle rate-limit entries are dropped.
 const RATE_LIMIT_HOUSEKEEPING: Duration = Duration::from_secs(60);
-
-/// True when `body` nests arrays/objects deeper than `max` (`{}` is depth 1). Brackets inside
-/// strings do not count. Linear, allocation-free, and run before the JSON parser.
-pub fn json_too_deep(body: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in body {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
 
 /// Total bytes of header names and values.
 pub fn header_bytes(headers: &HeaderMap) -> usize {
@@ -122,17 +89,6 @@ impl InFlight {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-
-    #[test]
-    fn depth_counts_containers_not_brackets_in_strings() {
-        assert!(!json_too_deep(br#"{"a":[1,{"b":2}]}"#, 3));
-        assert!(json_too_deep(br#"{"a":[1,{"b":2}]}"#, 2));
-        assert!(!json_too_deep(br#"{"a":"[[[[[[\"[[[["}"#, 1));
-        assert!(!json_too_deep(b"[][][][]", 1));
-        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        assert!(json_too_deep(deep.as_bytes(), 64));
-        assert!(!json_too_deep(deep.as_bytes(), 100));
-    }
 
     #[test]
     fn header_bytes_add_names_and_values() {

@@ -1,4 +1,5 @@
-//! The webhook handler: check the request, run the pipeline, answer only after Kafka's ack.
+//! The webhook handler: check the request and read the body, hand it to the pipeline's one
+//! call that decides and stores it, and answer only once it is safe.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use super::error::ApiError;
 use super::guard::ClientIp;
 use super::observe::{AcceptedLine, EventTypeLabel};
 use super::Endpoint;
-use crate::delivery::Stored;
-use crate::pipeline::{Answer, Fate, Origin, Quarantined};
+use crate::delivery::{Outcome, Stored};
+use crate::pipeline::{Answer, Fate, KeepError, Kept, Origin, Prepared, Quarantined};
 
 /// The 200 body.
 #[derive(Debug, Serialize)]
@@ -39,44 +40,10 @@ pub struct Accepted {
     pub spooled: bool,
 }
 
-/// Keeps a body in quarantine, then answers as its fate says (200 `quarantined` or 400). If
-/// the quarantine write fails, 503 so the vendor retries.
-async fn quarantine(
-    endpoint: &Endpoint,
-    origin: Origin<'_>,
-    quarantined: Quarantined,
-) -> Result<Json<Accepted>, ApiError> {
-    let outcome = endpoint
-        .pipeline
-        .quarantine(origin, &quarantined)
-        .await
-        .map_err(ApiError::QuarantineFailed)?;
-    let (partition, offset) = match outcome.stored {
-        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
-        Stored::Spooled => (None, None),
-    };
-    let error = quarantined.error;
-    tracing::warn!(
-        reason = error.reason(),
-        error = %error,
-        partition,
-        offset,
-        spooled = outcome.stored == Stored::Spooled,
-        "quarantined"
-    );
-    match (quarantined.answer, quarantined.key) {
-        (Answer::Accepted, Some(event_id)) => Ok(Json(Accepted {
-            status: "quarantined",
-            event_id,
-            reason: Some(error.to_string()),
-            duplicate: outcome.duplicate,
-            spooled: outcome.stored == Stored::Spooled,
-        })),
-        _ => Err(ApiError::Prepare(error)),
-    }
-}
-
-/// `POST <endpoints.path>`: read and decide, then store and answer. The request is taken
+/// `POST <endpoints.path>`: a body's whole way, in one place. The request's checks and the
+/// body read under its limits and verified ([`read`]); then the pipeline's one call that
+/// decides what becomes of it and carries that out (stored on its topic, or kept raw in
+/// quarantine); then the answer ([`answer`]), only once it is safe. The request is taken
 /// whole and split, so its headers are borrowed rather than cloned (axum's `HeaderMap`
 /// extractor copies the map).
 pub async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
@@ -88,44 +55,37 @@ pub async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) ->
         .extensions
         .get::<ClientIp>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |client| client.0);
-    let decided = match read_and_decide(&endpoint, headers, client, body).await {
-        Ok(decided) => decided,
+    // The body's share of the budget and the in-flight slot are held until the answer.
+    let read = match read(&endpoint, headers, client, body).await {
+        Ok(read) => read,
         Err(error) => return error.into_response(),
     };
-    // The request counter's event type: a type the catalog knows, or `unrecognized`.
-    let label = match &decided.fate {
-        Fate::Store(prepared) => Some(EventTypeLabel(if prepared.route.schema.is_fallback() {
-            "unrecognized".to_string()
-        } else {
-            prepared.route.schema.event_type.clone()
-        })),
-        Fate::Quarantine(_) => None,
+    let traceparent = super::observe::traceparent(headers);
+    let origin = Origin {
+        body: &read.body,
+        traceparent: traceparent.as_deref(),
+        idempotency_key: endpoint.ingress.auth().idempotency_key(headers),
     };
-    let mut response = store_and_answer(&endpoint, headers, decided, started)
-        .await
-        .into_response();
-    if let Some(label) = label {
-        response.extensions_mut().insert(label);
-    }
-    response
+    let fate = endpoint.pipeline.keep(origin, read.received_at_ms).await;
+    answer(fate, started)
 }
 
-/// A body read, checked and given its fate; the capacity it holds is released when dropped.
-struct Decided {
+/// A body read and verified; the capacity it holds is released when dropped.
+struct Read {
     body: Bytes,
-    fate: Fate,
+    received_at_ms: i64,
     _body_share: BodyShare,
     _slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Everything before a byte is stored: the request's checks, the body read under its limits,
-/// the HMAC, and the pipeline's decision.
-async fn read_and_decide(
+/// Everything before the body is handed on: the request's checks, the body read under its
+/// limits, the HMAC, and the in-flight slot of a verified request.
+async fn read(
     endpoint: &Endpoint,
     headers: &HeaderMap,
     client: IpAddr,
     body: Body,
-) -> Result<Decided, ApiError> {
+) -> Result<Read, ApiError> {
     if endpoint.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
@@ -150,54 +110,48 @@ async fn read_and_decide(
     ingress.check_body(headers, &body)?;
     // …and only a verified request takes an in-flight slot in that mode.
     let slot = ingress.verified_slot()?;
-    // The nesting depth before the parser (an authenticated body too deep is kept raw), then
-    // the pipeline decides the body's fate.
-    let fate = match ingress.check_depth(&body) {
-        Ok(()) => endpoint.pipeline.decide(&body, received_at_ms),
-        Err(too_deep) => Fate::Quarantine(Quarantined::new(too_deep, received_at_ms)),
-    };
-    Ok(Decided {
+    Ok(Read {
         body,
-        fate,
+        received_at_ms,
         _body_share: body_share,
         _slot: slot,
     })
 }
 
-/// Stores the record (or keeps the body in quarantine) and answers once it is safe.
-async fn store_and_answer(
-    endpoint: &Endpoint,
-    headers: &HeaderMap,
-    decided: Decided,
+/// The answer to what became of the body: 200 `accepted` or `quarantined`, 400 for a body the
+/// sender got wrong (kept all the same), or the error's status when it is not safe. The
+/// request counter's event type is the record's, when the body became one.
+fn answer(fate: Fate, started: Instant) -> Response {
+    let Fate { prepared, kept } = fate;
+    let label = prepared.as_ref().map(|prepared| {
+        EventTypeLabel(if prepared.route.schema.is_fallback() {
+            "unrecognized".to_string()
+        } else {
+            prepared.route.schema.event_type.clone()
+        })
+    });
+    let answered = match kept {
+        Ok(Kept::Stored(outcome)) => {
+            let prepared = prepared.expect("a stored body became a record");
+            accepted(prepared, outcome, started)
+        }
+        Ok(Kept::Quarantined(quarantined, outcome)) => quarantined_answer(quarantined, outcome),
+        Err(KeepError::Store(error)) => Err(error.into()),
+        Err(KeepError::Quarantine(error)) => Err(ApiError::QuarantineFailed(error)),
+    };
+    let mut response = answered.into_response();
+    if let Some(label) = label {
+        response.extensions_mut().insert(label);
+    }
+    response
+}
+
+/// 200 `accepted`, with the accepted line logged.
+fn accepted(
+    prepared: Prepared,
+    outcome: Outcome,
     started: Instant,
 ) -> Result<Json<Accepted>, ApiError> {
-    // The body's share of the budget and the in-flight slot are held until the answer.
-    let Decided {
-        body,
-        fate,
-        _body_share,
-        _slot,
-    } = decided;
-    let traceparent = super::observe::traceparent(headers);
-    let origin = Origin {
-        body: &body,
-        traceparent: traceparent.as_deref(),
-        idempotency_key: endpoint.ingress.auth().idempotency_key(headers),
-    };
-    let prepared = match fate {
-        Fate::Store(prepared) => prepared,
-        Fate::Quarantine(quarantined) => return quarantine(endpoint, origin, quarantined).await,
-    };
-    let outcome = match endpoint.pipeline.deliver(&prepared, origin).await {
-        Ok(outcome) => outcome,
-        // A topic managed elsewhere with a smaller limit: keep the body raw instead.
-        Err(error) if error.is_too_large() => {
-            let quarantined = prepared.too_large(error.to_string());
-            return quarantine(endpoint, origin, quarantined).await;
-        }
-        Err(error) => return Err(error.into()),
-    };
-
     let (partition, offset) = match outcome.stored {
         Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
         Stored::Spooled => (None, None),
@@ -221,6 +175,36 @@ async fn store_and_answer(
         duplicate: outcome.duplicate,
         spooled: outcome.stored == Stored::Spooled,
     }))
+}
+
+/// As the quarantine's answer says: 200 `quarantined`, or 400.
+fn quarantined_answer(
+    quarantined: Quarantined,
+    outcome: Outcome,
+) -> Result<Json<Accepted>, ApiError> {
+    let (partition, offset) = match outcome.stored {
+        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
+        Stored::Spooled => (None, None),
+    };
+    let error = quarantined.error;
+    tracing::warn!(
+        reason = error.reason(),
+        error = %error,
+        partition,
+        offset,
+        spooled = outcome.stored == Stored::Spooled,
+        "quarantined"
+    );
+    match (quarantined.answer, quarantined.key) {
+        (Answer::Accepted, Some(event_id)) => Ok(Json(Accepted {
+            status: "quarantined",
+            event_id,
+            reason: Some(error.to_string()),
+            duplicate: outcome.duplicate,
+            spooled: outcome.stored == Stored::Spooled,
+        })),
+        _ => Err(ApiError::Prepare(error)),
+    }
 }
 
 /// `application/json` or any `application/*+json`, with no charset or `charset=utf-8`: the

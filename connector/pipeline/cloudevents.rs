@@ -230,6 +230,7 @@ mod tests {
             envelopes: super::super::ALL_ENVELOPES.to_vec(),
             quarantine_topic: "riskos.quarantine".into(),
             max_value_bytes: 1 << 20,
+            max_json_depth: 64,
             protection: ProtectionSettings::off(),
             cloudevents: binding,
         };
@@ -243,25 +244,19 @@ mod tests {
 
     #[tokio::test]
     async fn only_an_opted_in_endpoints_event_records_carry_the_headers() {
-        use super::super::{Fate, Origin};
+        use super::super::{Kept, Origin};
         let body = std::fs::read(FIXTURE).unwrap();
         for opted_in in [true, false] {
             let binding = opted_in.then(|| Binding::new("riskos", Encoding::SingleObject));
             let (pipeline, store) = pipeline(binding);
-            let Fate::Store(prepared) = pipeline.decide(&body, 0) else {
-                panic!("the fixture is an event");
-            };
-            pipeline
-                .deliver(&prepared, Origin::body(&body))
-                .await
-                .unwrap();
-            let Fate::Quarantine(quarantined) = pipeline.decide(b"{not json", 0) else {
-                panic!("not JSON is quarantined");
-            };
-            pipeline
-                .quarantine(Origin::body(b"{not json"), &quarantined)
-                .await
-                .unwrap();
+            let fate = pipeline.keep(Origin::body(&body), 0).await;
+            assert!(matches!(fate.kept, Ok(Kept::Stored(_))), "{fate:?}");
+            let prepared = fate.prepared.expect("the fixture is an event");
+            let fate = pipeline.keep(Origin::body(b"{not json"), 0).await;
+            assert!(
+                matches!(fate.kept, Ok(Kept::Quarantined(..))),
+                "not JSON is quarantined: {fate:?}"
+            );
             let kept = store.kept();
             let (event, quarantine) = (&kept[0], &kept[1]);
             let ce = |k: &crate::delivery::memory::Kept| {

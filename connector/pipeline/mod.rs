@@ -1,12 +1,15 @@
 //! The pipeline behind the HTTP handler: parse → normalize → route → convert → encode
-//! ([`Pipeline::prepare`], pure and offline), produce ([`Pipeline::deliver`]), and keep what
-//! cannot be prepared ([`Pipeline::quarantine`]).
+//! ([`Pipeline::prepare`], pure and offline), then the one call that decides and carries out
+//! what becomes of a body ([`Pipeline::keep`], in [`fate`]): stored on its event topic, or kept
+//! raw in quarantine.
 //!
 //! Keeping the pure half apart lets the CLI validate payloads with no Kafka and lets tests
-//! exercise every rejection without a broker. `quarantine` says what a quarantined body
-//! carries with it.
+//! exercise every rejection without a broker. [`quarantine`] says what a quarantined body
+//! carries with it and what its sender is told; [`cloudevents`] adds the optional binary-mode
+//! headers.
 
 pub mod cloudevents;
+pub mod fate;
 pub mod quarantine;
 
 use std::borrow::Cow;
@@ -17,6 +20,8 @@ use crate::envelope::{self, EnvelopeError, EnvelopeKind};
 use crate::protect::{Keyring, Protection, RawPolicy};
 use crate::route::{Route, Routes};
 use crate::schema::{record, ConvertError};
+pub use fate::{Fate, KeepError, Kept, Quarantines};
+pub use quarantine::{Answer, Quarantined};
 
 /// Why a body cannot become a record.
 #[derive(Debug, thiserror::Error)]
@@ -110,75 +115,6 @@ impl PrepareError {
     }
 }
 
-/// How the sender is answered once its body is kept in quarantine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
-    /// 200 `quarantined`: a well-formed envelope our schemas or Kafka's size limit do not fit.
-    /// It is stored; a schema fix (or a larger limit) plus a replay recovers it.
-    Accepted,
-    /// 400: the sender's error (not JSON, ambiguous, not an envelope, too deep). The bytes are
-    /// kept all the same, for whoever must find out what was sent.
-    Rejected,
-}
-
-/// A body that goes to quarantine: why, what the sender is told, and the record's key and
-/// headers — each derived here, once.
-#[derive(Debug)]
-pub struct Quarantined {
-    /// Why it could not be stored on its topic.
-    pub error: PrepareError,
-    /// What the sender is told.
-    pub answer: Answer,
-    /// The event id, when the envelope was readable (the record's key).
-    pub key: Option<String>,
-    /// The record's headers (reason, error, field, receive time, id and type when known).
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Quarantined {
-    /// Decides the answer and builds the record's key and headers.
-    pub fn new(error: PrepareError, received_at_ms: i64) -> Self {
-        // The one rule. An `Accepted` body must have a key: both variants carry the event id.
-        let answer = match &error {
-            PrepareError::Schema { .. } | PrepareError::RecordTooLarge { .. } => Answer::Accepted,
-            PrepareError::Json(_)
-            | PrepareError::DuplicateKey(_)
-            | PrepareError::Envelope(_)
-            | PrepareError::EnvelopeNotAccepted { .. }
-            | PrepareError::TooDeep(_) => Answer::Rejected,
-        };
-        Self {
-            key: error.event().map(|(id, _)| id.to_string()),
-            headers: quarantine::headers(&error, received_at_ms),
-            answer,
-            error,
-        }
-    }
-
-    /// What delivery stores: the body, raw, on `topic`.
-    fn record<'a>(&'a self, topic: &'a str, body: &'a [u8]) -> delivery::Record<'a> {
-        delivery::Record {
-            topic,
-            key: self.key.as_deref(),
-            partition_key: None,
-            value: body,
-            headers: self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
-            occurred_at_ms: None,
-            if_too_large: None,
-        }
-    }
-}
-
-/// What becomes of a body, decided once by the pipeline: stored on its event topic, or kept
-/// raw in quarantine with the answer the sender gets.
-#[derive(Debug)]
-pub enum Fate {
-    /// Produce to its event topic.
-    Store(Prepared),
-    /// Keep raw in quarantine.
-    Quarantine(Quarantined),
-}
-
 impl From<envelope::json::JsonError> for PrepareError {
     fn from(error: envelope::json::JsonError) -> Self {
         match error {
@@ -204,8 +140,6 @@ pub struct Prepared {
     pub envelope: EnvelopeKind,
     /// Event time, epoch ms.
     pub occurred_at_ms: i64,
-    /// When the body was received, epoch ms (the record's `received_at`).
-    pub received_at_ms: i64,
     /// Encoded value (wire prefix + Avro datum).
     pub payload: Vec<u8>,
 }
@@ -228,19 +162,7 @@ impl Prepared {
             value: &self.payload,
             headers,
             occurred_at_ms: Some(self.occurred_at_ms),
-            if_too_large: None,
         }
-    }
-
-    /// Its body kept raw in quarantine instead (`record_too_large`): Kafka refused the
-    /// record, `detail` says how.
-    pub fn too_large(&self, detail: String) -> Quarantined {
-        let error = PrepareError::RecordTooLarge {
-            detail,
-            event_id: self.key.clone(),
-            event_type: self.event_type.clone(),
-        };
-        Quarantined::new(error, self.received_at_ms)
     }
 }
 
@@ -256,6 +178,8 @@ pub struct PipelineSettings {
     /// Records whose value would be larger are quarantined instead (see
     /// [`crate::record_size`]).
     pub max_value_bytes: usize,
+    /// Bodies nested deeper are quarantined before they are parsed (`http.max_json_depth`).
+    pub max_json_depth: usize,
     /// What is protected, with which keys.
     pub protection: ProtectionSettings,
     /// The endpoint's CloudEvents binding (`endpoints.cloudevents`): when set, every event
@@ -317,7 +241,8 @@ impl<'a> Origin<'a> {
     }
 }
 
-/// One endpoint's routes plus the shared delivery.
+/// One endpoint's routes plus the shared delivery. Cheap to clone.
+#[derive(Clone)]
 pub struct Pipeline {
     routes: Arc<Routes>,
     delivery: Delivery,
@@ -383,14 +308,6 @@ impl Pipeline {
         Ok(prepared)
     }
 
-    /// Decides a body's fate: prepared for its topic, or quarantined with its answer.
-    pub fn decide(&self, body: &[u8], received_at_ms: i64) -> Fate {
-        match self.prepare(body, received_at_ms) {
-            Ok(prepared) => Fate::Store(prepared),
-            Err(error) => Fate::Quarantine(Quarantined::new(error, received_at_ms)),
-        }
-    }
-
     /// Stores a prepared record (once per identical body, or per sender idempotency key) and
     /// waits until it is safe: acked by Kafka, or fsync'd to the spool. Its headers name the
     /// endpoint and carry the request's `traceparent`.
@@ -399,16 +316,7 @@ impl Pipeline {
         prepared: &Prepared,
         origin: Origin<'_>,
     ) -> Result<Outcome, Arc<DeliveryError>> {
-        // Spooled, then refused by Kafka as too large: kept raw in quarantine, as a record
-        // refused at once is (the handler does that one).
-        let if_too_large = || {
-            let quarantined = prepared
-                .too_large("refused by kafka as too large when forwarded from the spool".into());
-            let stored = self.quarantine_body(origin.body, &quarantined);
-            delivery::SpoolRecord::from(&self.quarantine_record(&quarantined, &stored))
-        };
         let mut record = prepared.record(origin.traceparent);
-        record.if_too_large = Some(delivery::Fallback(&if_too_large));
         record
             .headers
             .push((ENDPOINT_HEADER, &self.settings.endpoint));
@@ -425,7 +333,7 @@ impl Pipeline {
 
     /// Stores a quarantined body, raw, on the endpoint's quarantine topic, through delivery
     /// like any record: acked by Kafka, or fsync'd to the spool when it is on.
-    pub async fn quarantine(
+    async fn quarantine(
         &self,
         origin: Origin<'_>,
         quarantined: &Quarantined,
@@ -436,13 +344,18 @@ impl Pipeline {
             .delivery
             .deliver(&record, origin.duplicate_scope())
             .await?;
+        self.count_quarantined(quarantined.error.reason());
+        Ok(outcome)
+    }
+
+    /// Counts a quarantine write once it is safe.
+    fn count_quarantined(&self, reason: &'static str) {
         metrics::counter!(
             crate::metrics::QUARANTINED,
             "endpoint" => self.settings.endpoint.to_string(),
-            "reason" => quarantined.error.reason()
+            "reason" => reason
         )
         .increment(1);
-        Ok(outcome)
     }
 
     /// The body as the quarantine keeps it: the endpoint's policy for bodies applies there too.
@@ -569,7 +482,6 @@ pub fn prepare_accepting(
         event_type,
         envelope,
         occurred_at_ms,
-        received_at_ms,
         payload,
     })
 }

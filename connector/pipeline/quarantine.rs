@@ -1,4 +1,5 @@
-//! Quarantine: what a body that could not be prepared carries with it to the quarantine topic.
+//! Quarantine: what a body that could not be stored on its topic carries with it to the
+//! quarantine topic, and what its sender is told ([`Quarantined::new`], the one rule).
 //!
 //! The value is the request body, byte for byte. Headers say why, so an operator can fix the
 //! schema and run `riskos-connector replay --from-quarantine`:
@@ -13,7 +14,82 @@
 //! | `endpoint` | the endpoint that received the body |
 
 use super::PrepareError;
+use crate::delivery;
 use crate::record_size::MAX_ERROR_HEADER_BYTES;
+
+/// How the sender is answered once its body is kept in quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 `quarantined`: a well-formed envelope our schemas or Kafka's size limit do not fit.
+    /// It is stored; a schema fix (or a larger limit) plus a replay recovers it.
+    Accepted,
+    /// 400: the sender's error (not JSON, ambiguous, not an envelope, too deep). The bytes are
+    /// kept all the same, for whoever must find out what was sent.
+    Rejected,
+}
+
+/// A body that goes to quarantine: why, what the sender is told, and the record's key and
+/// headers — each derived here, once.
+#[derive(Debug)]
+pub struct Quarantined {
+    /// Why it could not be stored on its topic.
+    pub error: PrepareError,
+    /// What the sender is told.
+    pub answer: Answer,
+    /// The event id, when the envelope was readable (the record's key).
+    pub key: Option<String>,
+    /// The record's headers (reason, error, field, receive time, id and type when known).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Quarantined {
+    /// Decides the answer and builds the record's key and headers.
+    pub fn new(error: PrepareError, received_at_ms: i64) -> Self {
+        // The one rule. An `Accepted` body must have a key: both variants carry the event id.
+        let answer = match &error {
+            PrepareError::Schema { .. } | PrepareError::RecordTooLarge { .. } => Answer::Accepted,
+            PrepareError::Json(_)
+            | PrepareError::DuplicateKey(_)
+            | PrepareError::Envelope(_)
+            | PrepareError::EnvelopeNotAccepted { .. }
+            | PrepareError::TooDeep(_) => Answer::Rejected,
+        };
+        Self {
+            key: error.event().map(|(id, _)| id.to_string()),
+            headers: headers(&error, received_at_ms),
+            answer,
+            error,
+        }
+    }
+
+    /// An event Kafka refused as too large (`record_too_large`), at once or when the spool's
+    /// forwarder sent it; `detail` says how.
+    pub fn too_large(
+        event_id: &str,
+        event_type: &str,
+        detail: String,
+        received_at_ms: i64,
+    ) -> Self {
+        let error = PrepareError::RecordTooLarge {
+            detail,
+            event_id: event_id.to_string(),
+            event_type: event_type.to_string(),
+        };
+        Self::new(error, received_at_ms)
+    }
+
+    /// What delivery stores: the body, raw, on `topic`.
+    pub(super) fn record<'a>(&'a self, topic: &'a str, body: &'a [u8]) -> delivery::Record<'a> {
+        delivery::Record {
+            topic,
+            key: self.key.as_deref(),
+            partition_key: None,
+            value: body,
+            headers: self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            occurred_at_ms: None,
+        }
+    }
+}
 
 /// Header carrying the reason class.
 pub const REASON_HEADER: &str = "quarantine_reason";

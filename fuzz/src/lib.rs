@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
 use riskos_connector::route::single_object_routes;
-use riskos_connector::http::limits::json_too_deep;
+use riskos_connector::envelope::json::too_deep as json_too_deep;
 use riskos_connector::pipeline::prepare;
 use riskos_connector::route::Routes;
 use riskos_connector::schema::encode::single_object_prefix;
