@@ -1,42 +1,37 @@
 //! riskos-connector: RiskOS and request-token webhooks in, Avro records on per-event-type
 //! compacted Kafka topics out. The HTTP reply waits for Kafka's ack.
 //!
-//! Data flows one way through these modules:
+//! The modules are grouped by the data's path; imports point one way, down this table:
 //!
-//! | step | module | job |
+//! | area | module | job |
 //! |---|---|---|
-//! | admit | [`auth`] | the auth modes (basic, bearer, OAuth2 JWT + token endpoint, HMAC, Standard Webhooks) |
-//! | ingress | [`http`] | one route per endpoint, its guard (sources, rate, capacity share, credentials, required headers), TLS listener, webhook handler (content type, size), health, error→status |
-//! | normalize | [`envelope`] | two envelope styles → one [`envelope::Event`] |
-//! | encode | [`schema`] | catalog of `schemas/`, record builder, JSON→Avro converter, wire prefix, registry |
-//! | route | [`route`] | event type → topic and schema |
-//! | produce | [`kafka`] | the shared idempotent producer, topic creation |
-//! | glue | [`pipeline`] | one per endpoint: prepare (pure), deliver with the `endpoint` header, quarantine |
-//! | store | [`delivery`] | the duplicate cache over the store (Kafka + spool, or memory in tests) |
+//! | [`tools`] | [`tools::validate`], [`tools::replay`], [`tools::erase`], [`tools::tail`], [`tools::reader`], [`tools::check`], [`tools::asyncapi`] | the command-line tools beside the service |
+//! | [`wiring`] | [`wiring::app`] | builds and runs the service (`Application::build`, `run_until`) |
+//! | | [`wiring::topology`] | what start-up sets up: registry, routes, topics, producer, pipelines |
+//! | | [`wiring::fd_limit`] | the connection cap fitted to the open-file limit |
+//! | | [`wiring::config`] | layers the configuration (file, env) and checks it; each component owns its section |
+//! | [`ingress`] | [`ingress::http`] | the listener, TLS, connection limits, one route per endpoint and its guard, the webhook handler, health, the one error→status mapping |
+//! | | [`ingress::auth`] | the auth modes (basic, bearer, OAuth2 JWT + token endpoint, HMAC, Standard Webhooks), one file each |
+//! | | [`ingress::endpoint`] | an endpoint's settings (`[[endpoints]]`) |
+//! | | [`ingress::net`] | address ranges (allow lists, trusted proxies) |
+//! | [`pipeline`] | [`pipeline`] itself, [`pipeline::fate`] | prepare (pure), then the one call that decides and carries out a body's fate |
+//! | | [`pipeline::envelope`] | two envelope styles → one [`pipeline::envelope::Event`]; the JSON parser |
+//! | | [`pipeline::protect`] | personal data hashed, encrypted or dropped; the keys |
+//! | | [`pipeline::route`] | event type → topic and schema |
+//! | | [`pipeline::schema`] | the catalog of `schemas/`, the record writer, wire prefixes, the registry client |
+//! | | [`pipeline::quarantine`], [`pipeline::cloudevents`] | what a quarantined body carries; the CloudEvents headers |
+//! | [`delivery`] | [`delivery`] itself, [`delivery::dedup`] | the duplicate cache in front of a store |
+//! | | [`delivery::kafka_store`], [`delivery::spool`], [`delivery::memory`] | Kafka with the fsync'd spool and its forwarder; the in-memory store of the HTTP tests |
+//! | | [`delivery::kafka`] | the clients: producer, admin, security (TLS, SASL, OIDC, MSK IAM), probe, partitioner |
+//! | | [`delivery::record_size`] | the largest record the connector produces |
+//! | [`common`] | [`common::setting`], [`common::secret`], [`common::clock`], [`common::metrics`], [`common::telemetry`] | what every area uses: setting errors, secrets, the clock, metric names, logs and traces |
 //!
-//! [`config`] holds every setting (`[http]` for the listener, `[[endpoints]]` for each
-//! webhook endpoint), [`topology`] sets up what the connector needs around it, [`app`] builds
-//! and runs the service, [`fd_limit`] fits its connection cap to the open-file limit,
-//! [`telemetry`] sets up logs. `main.rs` only parses the command line.
+//! `main.rs` only parses the command line. `docs/architecture.md` has the data flow, a
+//! paragraph per module and where to change what.
 
-pub mod app;
-pub mod auth;
-pub mod clock;
-pub mod config;
+pub mod common;
 pub mod delivery;
-pub mod envelope;
-pub mod fd_limit;
-pub mod http;
-pub mod kafka;
-pub mod metrics;
-pub mod net;
+pub mod ingress;
 pub mod pipeline;
-pub mod protect;
-pub mod record_size;
-pub mod route;
-pub mod schema;
-pub mod secret;
-pub mod setting;
-pub mod telemetry;
 pub mod tools;
-pub mod topology;
+pub mod wiring;

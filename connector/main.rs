@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use riskos_connector::app::{shutdown_signal, Application};
-use riskos_connector::config::Config;
-use riskos_connector::telemetry;
+use riskos_connector::common::telemetry;
 use riskos_connector::tools::{asyncapi, erase, replay, tail, validate};
+use riskos_connector::wiring::app::{shutdown_signal, Application};
+use riskos_connector::wiring::config::Config;
 
 #[derive(Parser)]
 #[command(
@@ -206,7 +206,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let telemetry =
                 runtime.block_on(async { telemetry::init(&config.log, &config.tracing) })?;
             let served = runtime.block_on(async {
-                let listener = riskos_connector::http::tls::bind(config.http.listen).await?;
+                let listener =
+                    riskos_connector::ingress::http::tls::bind(config.http.listen).await?;
                 let app = Application::build(&config, listener).await?;
                 app.run_until(shutdown_signal()).await
             });
@@ -297,7 +298,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Keys {
             command: KeysCommand::Generate { kid },
         } => {
-            use riskos_connector::protect::keys;
+            use riskos_connector::pipeline::protect::keys;
             let kid = kid.unwrap_or_else(keys::fresh_kid);
             let key = keys::generate(&kid)?;
             // The fingerprint on stderr, so that the key line alone goes to the file.
@@ -309,7 +310,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             command: SchemasCommand::Check(arg),
         } => {
             let config = Config::load(arg.config.as_deref())?;
-            for line in runtime.block_on(riskos_connector::topology::check_schemas(&config))? {
+            for line in
+                runtime.block_on(riskos_connector::wiring::topology::check_schemas(&config))?
+            {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)

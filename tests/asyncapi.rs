@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use riskos_connector::config::Config;
+use riskos_connector::wiring::config::Config;
 use serde_json::Value as Json;
 
 const REFRESH: &str =

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use riskos_connector::config::endpoint::RESERVED_PATHS;
-use riskos_connector::config::{Config, EndpointConfig, MAX_ACK_TIMEOUT_MS};
-use riskos_connector::setting::SettingError;
+use riskos_connector::common::setting::SettingError;
+use riskos_connector::ingress::endpoint::RESERVED_PATHS;
+use riskos_connector::wiring::config::{Config, EndpointConfig, MAX_ACK_TIMEOUT_MS};
 use serde_json::Value as Json;
 
 fn root() -> PathBuf {

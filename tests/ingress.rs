@@ -18,10 +18,10 @@ mod helpers;
 
 use std::time::{Duration, Instant};
 
-use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::AuthMode;
-use riskos_connector::config::Config;
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::ingress::auth::hmac::sign_hex;
+use riskos_connector::ingress::auth::AuthMode;
+use riskos_connector::wiring::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -860,9 +860,9 @@ async fn under_a_1024_hard_limit_the_cap_is_lowered_and_connections_over_it_are_
     raise_own_file_limit();
     // What the limit leaves once the reserve is kept (160 descriptors for this config).
     let cap = 1024
-        - riskos_connector::fd_limit::reserve(
+        - riskos_connector::wiring::fd_limit::reserve(
             &helpers::config(),
-            riskos_connector::http::server::REFUSED_CONNECTIONS,
+            riskos_connector::ingress::http::server::REFUSED_CONNECTIONS,
         );
     assert!(cap < OVER_1024 - 100, "cap {cap}");
     let connector = LimitedConnector::start(1024, 1024).await;

@@ -29,15 +29,16 @@ const TOKEN: &str = "0f5c3a1e-7d0b-4b8e-9a51-3c2f0d6e8a11";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
     let served = helpers::Served::start_with(|c| {
-        c.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::Bearer);
-        c.endpoints[0].auth.bearer.tokens = vec![riskos_connector::secret::Secret::new(TOKEN)];
+        c.endpoints[0].auth.mode = Some(riskos_connector::ingress::auth::AuthMode::Bearer);
+        c.endpoints[0].auth.bearer.tokens =
+            vec![riskos_connector::common::secret::Secret::new(TOKEN)];
         c.endpoints[0].rate_limit_per_ip = 12;
         c.http.max_body_bytes = 64 * 1024;
         c.http.max_body_bytes_in_flight = 64 * 1024 * 4;
-        let mut closed = riskos_connector::config::EndpointConfig::new("closed");
+        let mut closed = riskos_connector::wiring::config::EndpointConfig::new("closed");
         closed.allow_cidrs = vec!["10.0.0.0/8".parse().unwrap()];
-        closed.auth.mode = Some(riskos_connector::auth::AuthMode::None);
-        closed.raw = riskos_connector::protect::RawPolicy::Keep;
+        closed.auth.mode = Some(riskos_connector::ingress::auth::AuthMode::None);
+        closed.raw = riskos_connector::pipeline::protect::RawPolicy::Keep;
         closed.protect_fields = false;
         c.endpoints.push(closed);
     })
@@ -169,7 +170,7 @@ impl KafkaStoreTraffic {
         let spool = tempfile::tempdir().unwrap();
         let registry = registry::RegistryDouble::start().await;
         let mut config = helpers::config();
-        config.schemas.encoding = Some(riskos_connector::config::Encoding::Confluent);
+        config.schemas.encoding = Some(riskos_connector::wiring::config::Encoding::Confluent);
         config.schema_registry.url = registry.url.clone();
         config.kafka.bootstrap_servers = mock.bootstrap_servers();
         config
@@ -182,15 +183,20 @@ impl KafkaStoreTraffic {
         // The mock has no DescribeConfigs (and min.insync.replicas 1): nothing to check there.
         config.topics.allow_single_replica_acks = true;
         let prefix = config.endpoints[0].topic_prefix.clone();
-        let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
-        for plan in riskos_connector::route::Routes::plan(&catalog, &prefix) {
+        let catalog =
+            riskos_connector::pipeline::schema::Catalog::load(&config.schemas.dir).unwrap();
+        for plan in riskos_connector::pipeline::route::Routes::plan(&catalog, &prefix) {
             mock.create_topic(&plan.topic, 1, 1).unwrap();
         }
-        mock.create_topic(&riskos_connector::route::quarantine_topic(&prefix), 1, 1)
-            .unwrap();
+        mock.create_topic(
+            &riskos_connector::pipeline::route::quarantine_topic(&prefix),
+            1,
+            1,
+        )
+        .unwrap();
         config.validate().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app = riskos_connector::app::Application::build(&config, listener)
+        let app = riskos_connector::wiring::app::Application::build(&config, listener)
             .await
             .expect("the connector starts on the mock cluster");
         let addr = app.local_addr();

@@ -17,11 +17,11 @@ mod helpers;
 
 use std::path::PathBuf;
 
-use riskos_connector::auth::AuthMode;
-use riskos_connector::config::Config;
-use riskos_connector::http::openapi;
-use riskos_connector::route::quarantine_topic;
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::ingress::auth::AuthMode;
+use riskos_connector::ingress::http::openapi;
+use riskos_connector::pipeline::route::quarantine_topic;
+use riskos_connector::wiring::config::Config;
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {
@@ -36,7 +36,10 @@ fn pretty(document: &Value) -> String {
 fn the_checked_in_document_is_current() {
     let config = Config::load_offline(Some(&repo("docs/openapi.toml")))
         .unwrap_or_else(|e| panic!("docs/openapi.toml: {e}"));
-    let expected = pretty(&openapi::document(&config));
+    let expected = pretty(&openapi::document(
+        &config.endpoints,
+        config.http.max_body_bytes,
+    ));
     let path = repo("docs/openapi.json");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(&path, &expected).unwrap();
@@ -99,7 +102,10 @@ async fn the_listener_serves_its_configs_document() {
         "application/json"
     );
     let served_document: Value = response.json().await.unwrap();
-    assert_eq!(served_document, openapi::document(&served.config));
+    assert_eq!(
+        served_document,
+        openapi::document(&served.config.endpoints, served.config.http.max_body_bytes)
+    );
     assert_eq!(served_document["openapi"], "3.1.0");
     let webhook = &served_document["paths"]["/webhooks/riskos"]["post"];
     assert_eq!(
@@ -117,7 +123,7 @@ async fn the_listener_serves_its_configs_document() {
 fn a_standard_webhooks_endpoint_documents_both_header_families_as_alternatives() {
     let mut config = Config::load_offline(Some(&repo("docs/openapi.toml"))).unwrap();
     config.endpoints[0].auth.mode = Some(AuthMode::StandardWebhooks);
-    let document = openapi::document(&config);
+    let document = openapi::document(&config.endpoints, config.http.max_body_bytes);
     let webhook = &document["paths"]["/webhooks/riskos"]["post"];
     // One requirement object per family: a request meets one of them, never a mix.
     assert_eq!(

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use riskos_connector::pipeline::prepare;
-use riskos_connector::route::single_object_routes;
-use riskos_connector::route::Routes;
-use riskos_connector::schema::decode;
-use riskos_connector::schema::Catalog;
+use riskos_connector::pipeline::route::single_object_routes;
+use riskos_connector::pipeline::route::Routes;
+use riskos_connector::pipeline::schema::decode;
+use riskos_connector::pipeline::schema::Catalog;
 use serde_json::{json, Value};
 
 /// The shipped schemas, loaded once for all cases.

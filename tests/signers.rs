@@ -20,10 +20,10 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use riskos_connector::auth::hmac::{HmacConfig, SignatureEncoding};
-use riskos_connector::auth::standard_webhooks::StandardWebhooksConfig;
-use riskos_connector::auth::{AuthConfig, AuthFailure, AuthMode, Authenticator, Reason};
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::ingress::auth::hmac::{HmacConfig, SignatureEncoding};
+use riskos_connector::ingress::auth::standard_webhooks::StandardWebhooksConfig;
+use riskos_connector::ingress::auth::{AuthConfig, AuthFailure, AuthMode, Authenticator, Reason};
 use serde_json::{json, Value};
 
 /// Secrets in the form a Standard Webhooks sender shows them: `whsec_` + base64 of the key.
@@ -162,7 +162,7 @@ fn compare(cases: &[Case], got: &[Result<(), Reason>]) {
 }
 
 fn now() -> u64 {
-    riskos_connector::clock::now_secs()
+    riskos_connector::common::clock::now_secs()
 }
 
 fn body(n: u32) -> String {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use riskos_connector::kafka::{ensure_topics, Producer, TopicSpec};
+use riskos_connector::delivery::kafka::{ensure_topics, Producer, TopicSpec};
 use riskos_connector::pipeline::ENDPOINT_HEADER;
 use serde::{Deserialize, Serialize};
 
@@ -130,7 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .all()
         .map(|r| TopicSpec::compacted(r.topic.clone()))
         .collect();
-    let kafka = riskos_connector::kafka::KafkaConfig {
+    let kafka = riskos_connector::delivery::kafka::KafkaConfig {
         bootstrap_servers: args.bootstrap.clone(),
         librdkafka: passthrough.into(),
         ..Default::default()
@@ -142,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &kafka,
         Duration::from_millis(args.ack_timeout_ms),
         // The connector's own setting for its default 1 MiB body limit.
-        riskos_connector::record_size::kafka_message_bytes(1 << 20),
+        riskos_connector::delivery::record_size::kafka_message_bytes(1 << 20),
     )?;
     let records = Arc::new(records);
     let me = std::process::id();

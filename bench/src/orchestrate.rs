@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use riskos_connector::kafka::{ensure_topics, TopicSpec};
+use riskos_connector::delivery::kafka::{ensure_topics, TopicSpec};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
@@ -686,7 +686,7 @@ async fn run_http_group(
     if matches!(server, "flask" | "express") {
         let broker = broker.as_ref().unwrap();
         ensure_topics(
-            &riskos_connector::kafka::KafkaConfig {
+            &riskos_connector::delivery::kafka::KafkaConfig {
                 bootstrap_servers: broker.addr.clone(),
                 ..Default::default()
             },
@@ -758,7 +758,7 @@ async fn measure_phases(
 }
 
 /// The connector's admission limits raised out of the way for the burst's second variant
-/// (`connector/config.rs`: `http.max_body_bytes_in_flight` must be at least
+/// (`connector/wiring/config/mod.rs`: `http.max_body_bytes_in_flight` must be at least
 /// `http.max_body_bytes`, nothing bounds either from above). `http.max_connections` (4096)
 /// already exceeds any burst here.
 pub const RAISED_LIMITS: &[(&str, &str)] = &[

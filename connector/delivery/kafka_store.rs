@@ -1,6 +1,6 @@
 //! The real [`Store`]: the rdkafka producer, plus the optional durable spool and the forwarder
 //! that drains it into Kafka. A record with a partition key goes to the partition Kafka's Java
-//! producer would pick for that key ([`crate::kafka::partition`]) when its topic's partition
+//! producer would pick for that key ([`crate::delivery::kafka::partition`]) when its topic's partition
 //! count is known, spooled or not; otherwise librdkafka partitions it by its Kafka key.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::{
     DeliveryError, Health, Instead, Record, Spool, SpoolError, SpoolRecord, Store, Stored, TooLarge,
 };
-use crate::kafka::{Delivered, PartitionCounts, ProduceError, Producer};
+use crate::delivery::kafka::{Delivered, PartitionCounts, ProduceError, Producer};
 
 /// Kafka, with the spool in front when `delivery.spool.dir` is set.
 #[derive(Clone)]
@@ -77,7 +77,8 @@ impl KafkaStore {
                 &record.headers,
             )
             .await?;
-        metrics::histogram!(crate::metrics::ACK_LATENCY).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::common::metrics::ACK_LATENCY)
+            .record(started.elapsed().as_secs_f64());
         record_produced(record.topic, record.occurred_at_ms);
         Ok(delivered)
     }
@@ -114,8 +115,8 @@ impl Store for KafkaStore {
 
     fn set_gauges(&self) {
         if let Some(spool) = &self.spool {
-            metrics::gauge!(crate::metrics::SPOOL_RECORDS).set(spool.pending() as f64);
-            metrics::gauge!(crate::metrics::SPOOL_BYTES).set(spool.bytes() as f64);
+            metrics::gauge!(crate::common::metrics::SPOOL_RECORDS).set(spool.pending() as f64);
+            metrics::gauge!(crate::common::metrics::SPOOL_BYTES).set(spool.bytes() as f64);
         }
     }
 
@@ -147,10 +148,10 @@ impl Store for KafkaStore {
 
 /// Counts an acked record and, when the event time is known, its end-to-end delay.
 fn record_produced(topic: &str, occurred_at_ms: Option<i64>) {
-    metrics::counter!(crate::metrics::PRODUCED, "topic" => topic.to_string()).increment(1);
+    metrics::counter!(crate::common::metrics::PRODUCED, "topic" => topic.to_string()).increment(1);
     if let Some(at) = occurred_at_ms {
-        let delay_ms = crate::clock::now_millis().saturating_sub(at).max(0);
-        metrics::histogram!(crate::metrics::END_TO_END).record(delay_ms as f64 / 1000.0);
+        let delay_ms = crate::common::clock::now_millis().saturating_sub(at).max(0);
+        metrics::histogram!(crate::common::metrics::END_TO_END).record(delay_ms as f64 / 1000.0);
     }
 }
 
@@ -278,7 +279,7 @@ struct Stopped;
 /// A spooled record Kafka refused for good: logged and counted.
 fn dropped(error: &ProduceError, topic: &str) {
     tracing::error!(%error, %topic, "spooled record refused by kafka; dropped");
-    metrics::counter!(crate::metrics::SPOOL_DROPPED).increment(1);
+    metrics::counter!(crate::common::metrics::SPOOL_DROPPED).increment(1);
 }
 
 /// Waits `backoff`, then doubles it (at most 5 s); `Err` when stopped meanwhile.

@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tokio::sync::watch;
 
 use super::{DeliveryError, Health, Record, SpoolError, Store, Stored};
-use crate::kafka::{Delivered, ProduceError};
+use crate::delivery::kafka::{Delivered, ProduceError};
 
 /// How the store answers the next records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,10 @@
 //! [`MemoryStore`] in tests of the HTTP surface, which then need no broker.
 
 pub mod dedup;
+pub mod kafka;
 pub mod kafka_store;
 pub mod memory;
+pub mod record_size;
 pub mod spool;
 
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::kafka::{Delivered, ProduceError};
+use crate::delivery::kafka::{Delivered, ProduceError};
 pub use dedup::Dedup;
 pub use kafka_store::KafkaStore;
 pub use memory::MemoryStore;
@@ -29,7 +31,7 @@ pub struct Record<'a> {
     /// Kafka key (the event id); a quarantined body that is not an envelope has none.
     pub key: Option<&'a str>,
     /// The value the partition is computed from (the schema's `riskos.partition_by`), as
-    /// Kafka's Java producer would for a key ([`crate::kafka::partition`]); `None`:
+    /// Kafka's Java producer would for a key ([`crate::delivery::kafka::partition`]); `None`:
     /// partitioned by `key`.
     pub partition_key: Option<&'a str>,
     /// Encoded value.
@@ -59,8 +61,8 @@ impl From<&Record<'_>> for SpoolRecord {
 /// Where the spool's forwarder hands a record Kafka refuses as too large (a topic managed
 /// elsewhere with a smaller `max.message.bytes`). A record produced at once comes back to its
 /// caller as [`ProduceError::TooLarge`]; a spooled one was already answered 200, so it must be
-/// kept somewhere: the pipeline's quarantine path decides where ([`crate::pipeline`] implements
-/// this; delivery knows nothing of quarantine).
+/// kept somewhere: the pipeline's quarantine path decides where (the pipeline implements this;
+/// delivery knows nothing of quarantine).
 pub trait TooLarge: Send + Sync + 'static {
     /// What to produce instead of `refused`; `None`: nothing can be (it is dropped, logged
     /// and counted).
@@ -204,7 +206,7 @@ impl Delivery {
             )
             .await?;
         if duplicate {
-            metrics::counter!(crate::metrics::DUPLICATES).increment(1);
+            metrics::counter!(crate::common::metrics::DUPLICATES).increment(1);
         }
         Ok(Outcome { stored, duplicate })
     }

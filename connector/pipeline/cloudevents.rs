@@ -36,7 +36,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::config::Encoding;
+use crate::pipeline::schema::config::Encoding;
 
 /// The CloudEvents version the headers follow.
 pub const SPECVERSION: &str = "1.0";
@@ -221,8 +221,10 @@ mod tests {
     fn pipeline(binding: Option<Binding>) -> (super::super::Pipeline, Arc<MemoryStore>) {
         use super::super::{Pipeline, PipelineSettings, ProtectionSettings};
         let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let catalog = crate::schema::Catalog::load(&schemas).unwrap();
-        let routes = Arc::new(crate::route::single_object_routes(&catalog, "riskos."));
+        let catalog = crate::pipeline::schema::Catalog::load(&schemas).unwrap();
+        let routes = Arc::new(crate::pipeline::route::single_object_routes(
+            &catalog, "riskos.",
+        ));
         let store = Arc::new(MemoryStore::new());
         let delivery = Delivery::new(store.clone(), Dedup::new(0, Duration::from_secs(1)));
         let settings = PipelineSettings {

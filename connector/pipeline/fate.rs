@@ -11,10 +11,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{Origin, Pipeline, PrepareError, Prepared, Quarantined, ENDPOINT_HEADER};
+use crate::delivery::kafka::ProduceError;
 use crate::delivery::{DeliveryError, Instead, Outcome, SpoolRecord, TooLarge};
-use crate::envelope::json::too_deep;
-use crate::kafka::ProduceError;
-use crate::protect::{FieldPath, RawPolicy, RAW_PATH};
+use crate::pipeline::envelope::json::too_deep;
+use crate::pipeline::protect::{FieldPath, RawPolicy, RAW_PATH};
 
 /// What became of a body.
 #[derive(Debug)]
@@ -122,7 +122,7 @@ impl Pipeline {
         let datum = (refused.value)
             .strip_prefix(route.wire_prefix.as_slice())
             .ok_or("the value is not framed as its topic's records are")?;
-        let fields = crate::schema::decode::datum(&route.schema.schema, datum)
+        let fields = crate::pipeline::schema::decode::datum(&route.schema.schema, datum)
             .map_err(|error| error.to_string())?;
         let field = |name: &str| {
             fields
@@ -212,8 +212,8 @@ mod tests {
     use super::*;
     use crate::delivery::memory::{Behaviour, MemoryStore};
     use crate::delivery::{Dedup, Delivery};
+    use crate::pipeline::protect::Keyring;
     use crate::pipeline::{PipelineSettings, ProtectionSettings};
-    use crate::protect::Keyring;
 
     const FIXTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -223,8 +223,10 @@ mod tests {
 
     fn pipeline(raw: RawPolicy) -> (Pipeline, Arc<MemoryStore>) {
         let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let catalog = crate::schema::Catalog::load(&schemas).unwrap();
-        let routes = Arc::new(crate::route::single_object_routes(&catalog, "riskos."));
+        let catalog = crate::pipeline::schema::Catalog::load(&schemas).unwrap();
+        let routes = Arc::new(crate::pipeline::route::single_object_routes(
+            &catalog, "riskos.",
+        ));
         let store = Arc::new(MemoryStore::new());
         let delivery = Delivery::new(store.clone(), Dedup::new(0, Duration::from_secs(1)));
         let key = "k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";

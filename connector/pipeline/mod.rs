@@ -9,17 +9,21 @@
 //! headers.
 
 pub mod cloudevents;
+pub mod envelope;
 pub mod fate;
+pub mod protect;
 pub mod quarantine;
+pub mod route;
+pub mod schema;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::delivery::{self, Delivery, DeliveryError, DuplicateScope, Outcome};
-use crate::envelope::{self, EnvelopeError, EnvelopeKind};
-use crate::protect::{Keyring, Protection, RawPolicy};
-use crate::route::{Route, Routes};
-use crate::schema::{record, ConvertError};
+use crate::pipeline::protect::{Keyring, Protection, RawPolicy};
+use crate::pipeline::route::{Route, Routes};
+use crate::pipeline::schema::{record, ConvertError};
+use envelope::{EnvelopeError, EnvelopeKind};
 pub use fate::{Fate, KeepError, Kept, Quarantines};
 pub use quarantine::{Answer, Quarantined};
 
@@ -46,7 +50,7 @@ pub enum PrepareError {
     #[error("JSON is nested deeper than {0} levels")]
     TooDeep(usize),
     /// A usable envelope whose record would be larger than the connector produces (see
-    /// [`crate::record_size`]), or that the broker refused as too large.
+    /// [`crate::delivery::record_size`]), or that the broker refused as too large.
     #[error("the record for event type `{event_type}` is too large for kafka ({detail})")]
     RecordTooLarge {
         event_id: String,
@@ -176,7 +180,7 @@ pub struct PipelineSettings {
     /// Where bodies that cannot be prepared are kept raw.
     pub quarantine_topic: String,
     /// Records whose value would be larger are quarantined instead (see
-    /// [`crate::record_size`]).
+    /// [`crate::delivery::record_size`]).
     pub max_value_bytes: usize,
     /// Bodies nested deeper are quarantined before they are parsed (`http.max_json_depth`).
     pub max_json_depth: usize,
@@ -351,7 +355,7 @@ impl Pipeline {
     /// Counts a quarantine write once it is safe.
     fn count_quarantined(&self, reason: &'static str) {
         metrics::counter!(
-            crate::metrics::QUARANTINED,
+            crate::common::metrics::QUARANTINED,
             "endpoint" => self.settings.endpoint.to_string(),
             "reason" => reason
         )
@@ -493,8 +497,8 @@ mod tests {
     #[test]
     fn a_body_that_is_not_utf8_is_invalid_json_naming_where() {
         let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let catalog = crate::schema::Catalog::load(&schemas).unwrap();
-        let routes = crate::route::single_object_routes(&catalog, "riskos.");
+        let catalog = crate::pipeline::schema::Catalog::load(&schemas).unwrap();
+        let routes = crate::pipeline::route::single_object_routes(&catalog, "riskos.");
         // Valid JSON but for one byte inside a string that is not UTF-8.
         let body = b"{\"event_id\": \"a\xffb\"}";
         let error = prepare(&routes, body, 0).unwrap_err();

@@ -15,7 +15,7 @@
 
 use super::PrepareError;
 use crate::delivery;
-use crate::record_size::MAX_ERROR_HEADER_BYTES;
+use crate::delivery::record_size::MAX_ERROR_HEADER_BYTES;
 
 /// How the sender is answered once its body is kept in quarantine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,8 @@ pub fn headers(error: &PrepareError, received_at_ms: i64) -> Vec<(&'static str, 
         (REASON_HEADER, error.reason().to_string()),
         (
             "quarantine_error",
-            crate::record_size::truncate(&error.to_string(), MAX_ERROR_HEADER_BYTES).to_string(),
+            crate::delivery::record_size::truncate(&error.to_string(), MAX_ERROR_HEADER_BYTES)
+                .to_string(),
         ),
         (RECEIVED_AT_HEADER, received_at_ms.to_string()),
     ];

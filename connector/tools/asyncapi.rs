@@ -3,7 +3,7 @@
 //!
 //! One channel per topic of every endpoint's prefix (the event types' topics, the
 //! `unrecognized` topic, the quarantine topic), each with its Kafka channel binding (partitions,
-//! replicas, cleanup policy, `max.message.bytes`, as [`crate::topology`] creates them), one
+//! replicas, cleanup policy, `max.message.bytes`, as [`crate::wiring::topology`] creates them), one
 //! message with its Kafka message binding (the key), its headers and its payload (the `.avsc`
 //! as an Avro multi-format schema, shared under `components.schemas`; the quarantine topic's
 //! value is the raw body), the protected fields (`x-riskos-protected`: path → policy) and the
@@ -14,11 +14,11 @@
 use anyhow::Context;
 use serde_json::{json, Map, Value as Json};
 
-use crate::config::{Config, Encoding, EndpointConfig};
-use crate::protect::RawPolicy;
-use crate::record_size;
-use crate::route::{quarantine_topic, Routes};
-use crate::schema::{Catalog, SchemaEntry};
+use crate::delivery::record_size;
+use crate::pipeline::protect::RawPolicy;
+use crate::pipeline::route::{quarantine_topic, Routes};
+use crate::pipeline::schema::{Catalog, SchemaEntry};
+use crate::wiring::config::{Config, Encoding, EndpointConfig};
 
 /// The Avro multi-format schema format of the payloads.
 pub const AVRO_SCHEMA_FORMAT: &str = "application/vnd.apache.avro+json;version=1.9.0";

@@ -6,12 +6,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::{Config, Encoding};
-use crate::kafka::permissions::{topic_access, TopicAccess};
-use crate::kafka::{self, TopicDurability};
-use crate::route::{quarantine_topic, single_object_routes};
-use crate::schema::catalog::Catalog;
-use crate::schema::registry::Registry;
+use crate::delivery::kafka::permissions::{topic_access, TopicAccess};
+use crate::delivery::kafka::{self, TopicDurability};
+use crate::pipeline::route::{quarantine_topic, single_object_routes};
+use crate::pipeline::schema::catalog::Catalog;
+use crate::pipeline::schema::registry::Registry;
+use crate::wiring::config::{Config, Encoding};
 
 /// How long each Kafka question may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,7 +98,7 @@ pub async fn run(config: &Config) -> Vec<Finding> {
 
 /// True when the cluster answered.
 async fn check_kafka(config: &Config, topics: &[String], report: &mut Vec<Finding>) -> bool {
-    let producer = match crate::topology::producer(config) {
+    let producer = match crate::wiring::topology::producer(config) {
         Ok(producer) => producer,
         Err(error) => {
             report.push(finding(Verdict::Fail, "kafka", format!("{error:#}")));

@@ -50,13 +50,13 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use super::reader::TopicReader;
-use crate::config::Config;
-use crate::kafka::{self, KafkaContext};
-use crate::protect::keys::{is_encrypted, label, Kind};
-use crate::protect::{canonical, FieldPath, Keyring, UnprotectError, RAW_PATH};
-use crate::route::quarantine_topic;
-use crate::schema::decode::Decoder;
-use crate::schema::{Catalog, Registry};
+use crate::delivery::kafka::{self, KafkaContext};
+use crate::pipeline::protect::keys::{is_encrypted, label, Kind};
+use crate::pipeline::protect::{canonical, FieldPath, Keyring, UnprotectError, RAW_PATH};
+use crate::pipeline::route::quarantine_topic;
+use crate::pipeline::schema::decode::Decoder;
+use crate::pipeline::schema::{Catalog, Registry};
+use crate::wiring::config::Config;
 
 /// One `--where FIELD=VALUE`. Its `Debug` and `Display` show the field only, never the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -1108,8 +1108,8 @@ fn clear_equals(value: &Json, wanted: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protect::ProtectionConfig;
-    use crate::secret::Secret;
+    use crate::common::secret::Secret;
+    use crate::pipeline::protect::ProtectionConfig;
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";

@@ -8,8 +8,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::Config;
-use crate::kafka::{self, KafkaContext};
+use crate::delivery::kafka::{self, KafkaContext};
+use crate::wiring::config::Config;
 
 /// Where to start reading.
 #[derive(Debug, Clone, Copy)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use rdkafka::message::{Headers, Message};
 
 use super::reader::{Start, TopicReader};
-use crate::config::Config;
 use crate::pipeline::quarantine::RECEIVED_AT_HEADER;
 use crate::pipeline::{Origin, ENDPOINT_HEADER};
+use crate::wiring::config::Config;
 
 /// What a replay did.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ pub async fn run(
     since_ms: Option<i64>,
 ) -> anyhow::Result<ReplayReport> {
     let endpoint = config.endpoint(endpoint)?;
-    let pipeline = crate::topology::pipeline(config, endpoint).await?;
+    let pipeline = crate::wiring::topology::pipeline(config, endpoint).await?;
     let topic = pipeline.quarantine_topic().to_string();
     let start = since_ms.map_or(Start::Beginning, Start::Time);
     let mut reader = TopicReader::new(config, std::slice::from_ref(&topic), start)?;
@@ -67,7 +67,7 @@ pub async fn run(
         let body: &[u8] = &body;
         let received_at_ms = received_at(&message)
             .or_else(|| message.timestamp().to_millis())
-            .unwrap_or_else(crate::clock::now_millis);
+            .unwrap_or_else(crate::common::clock::now_millis);
         match pipeline.prepare(body, received_at_ms) {
             Ok(prepared) => {
                 pipeline.deliver(&prepared, Origin::body(body)).await?;
@@ -97,24 +97,25 @@ fn opened<'m>(
     topic: &str,
     message: &rdkafka::message::OwnedMessage,
     stored: &'m [u8],
-) -> Result<std::borrow::Cow<'m, [u8]>, crate::protect::UnprotectError> {
+) -> Result<std::borrow::Cow<'m, [u8]>, crate::pipeline::protect::UnprotectError> {
     let sealed = std::str::from_utf8(stored)
         .ok()
-        .filter(|text| crate::protect::keys::is_encrypted(text));
+        .filter(|text| crate::pipeline::protect::keys::is_encrypted(text));
     let Some(sealed) = sealed else {
         return Ok(std::borrow::Cow::Borrowed(stored));
     };
-    let keys = pipeline
-        .protection()
-        .keys
-        .ok_or(crate::protect::UnprotectError::UnknownKey(
-            "(no protection.encryption_keys configured)".into(),
-        ))?;
+    let keys =
+        pipeline
+            .protection()
+            .keys
+            .ok_or(crate::pipeline::protect::UnprotectError::UnknownKey(
+                "(no protection.encryption_keys configured)".into(),
+            ))?;
     let key = message
         .key()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
-    let raw = crate::protect::FieldPath::of(crate::protect::RAW_PATH);
+    let raw = crate::pipeline::protect::FieldPath::of(crate::pipeline::protect::RAW_PATH);
     keys.decrypt(sealed, topic, &key, &raw)
         .map(std::borrow::Cow::Owned)
 }

@@ -8,10 +8,10 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use serde_json::{json, Value};
 
 use super::reader::{Start, TopicReader};
-use crate::config::Config;
-use crate::protect::{self, FieldPath, Keyring, Unopened, RAW_PATH};
-use crate::schema::decode::Decoder;
-use crate::schema::{Catalog, Registry};
+use crate::pipeline::protect::{self, FieldPath, Keyring, Unopened, RAW_PATH};
+use crate::pipeline::schema::decode::Decoder;
+use crate::pipeline::schema::{Catalog, Registry};
+use crate::wiring::config::Config;
 
 /// What to print.
 #[derive(Debug, Clone)]

@@ -7,12 +7,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::config::{Config, EndpointConfig};
-use crate::envelope::EnvelopeKind;
+use crate::pipeline::envelope::EnvelopeKind;
 use crate::pipeline::prepare_accepting;
-use crate::protect::{Keyring, Protection, RawPolicy};
-use crate::route::Routes;
-use crate::schema::decode;
+use crate::pipeline::protect::{Keyring, Protection, RawPolicy};
+use crate::pipeline::route::Routes;
+use crate::pipeline::schema::decode;
+use crate::wiring::config::{Config, EndpointConfig};
 
 /// What `validate` checks files against: one endpoint's topic prefix and envelopes, with the
 /// routes from `schemas/` in single-object framing (no registry).
@@ -35,12 +35,12 @@ impl Offline {
         } else {
             config.endpoint(endpoint)?
         };
-        let catalog = crate::schema::Catalog::load(&config.schemas.dir)?;
+        let catalog = crate::pipeline::schema::Catalog::load(&config.schemas.dir)?;
         let keys = Keyring::from_config(&config.protection).map_err(|e| e.within("protection"))?;
         // Offline, a payload is checked even without keys: protected when both kinds are there.
         let keys = (keys.can_encrypt() && keys.can_hash()).then_some(keys);
         Ok(Self {
-            routes: crate::route::single_object_routes(&catalog, &endpoint.topic_prefix),
+            routes: crate::pipeline::route::single_object_routes(&catalog, &endpoint.topic_prefix),
             envelopes: endpoint.envelopes.clone(),
             keys,
             fields: endpoint.protect_fields,
@@ -71,7 +71,7 @@ pub fn validate_file(offline: &Offline, path: &Path) -> Value {
             return json!({"file": file, "ok": false, "reason": "unreadable", "error": e.to_string()})
         }
     };
-    let received_at = crate::clock::now_millis();
+    let received_at = crate::common::clock::now_millis();
     match prepare_accepting(
         &offline.routes,
         &offline.envelopes,
@@ -89,7 +89,12 @@ pub fn validate_file(offline: &Offline, path: &Path) -> Value {
             });
             if let (true, Some(keys)) = (offline.reveal, &offline.keys) {
                 let mut revealed = line["record"].clone();
-                crate::protect::reveal(keys, &mut revealed, &prepared.route.topic, &prepared.key);
+                crate::pipeline::protect::reveal(
+                    keys,
+                    &mut revealed,
+                    &prepared.route.topic,
+                    &prepared.key,
+                );
                 line["revealed"] = revealed;
             }
             line

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
-use riskos_connector::config::Config;
+use riskos_connector::wiring::config::Config;
 use serde_json::{json, Value};
 
 use crate::helpers::auth_modes::*;

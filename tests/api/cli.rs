@@ -295,7 +295,8 @@ fn keys_generate_picks_a_fresh_id_each_time_and_prints_the_fingerprint_apart() {
     assert_ne!(kid(&first), kid(&second), "{first}{second}");
     assert_ne!(kid(&first), "k1");
     assert_eq!(first.lines().count(), 1, "{first}");
-    let keys = riskos_connector::protect::Keyring::from_lines(&[first.trim()], &[]).unwrap();
+    let keys =
+        riskos_connector::pipeline::protect::Keyring::from_lines(&[first.trim()], &[]).unwrap();
     let fingerprint = keys.hash(b"x").split('.').nth(2).unwrap().to_string();
     assert!(
         first_err.contains(&kid(&first)) && first_err.contains(&fingerprint),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use riskos_connector::config::{Encoding, EndpointConfig};
+use riskos_connector::wiring::config::{Encoding, EndpointConfig};
 
 use crate::helpers::app::unique_topic_prefix;
 use crate::helpers::{fixtures, interop_python, run_decoder, Stack};
@@ -60,7 +60,10 @@ async fn post_fixtures_to(stack: &Stack, path: &str, prefix: &str) -> BTreeSet<S
         assert_eq!(response.status(), 200, "{name} to {path}");
         let posted: Value = serde_json::from_slice(&body).unwrap();
         let (_, event_type, _) = event_of(&posted);
-        topics.insert(riskos_connector::route::topic_name(prefix, &event_type));
+        topics.insert(riskos_connector::pipeline::route::topic_name(
+            prefix,
+            &event_type,
+        ));
     }
     topics
 }
@@ -89,7 +92,7 @@ fn assert_every_fixture_is_a_cloudevent(
         let posted: Value = serde_json::from_slice(body).unwrap();
         let (id, event_type, occurred_at_ms) = event_of(&posted);
         // Two fixtures share a request token: one record per key and topic.
-        let topic = riskos_connector::route::topic_name(prefix, &event_type);
+        let topic = riskos_connector::pipeline::route::topic_name(prefix, &event_type);
         let record = records
             .iter()
             .find(|r| r["key"] == id.as_str() && r["topic"] == topic.as_str())
@@ -148,8 +151,8 @@ async fn the_cloudevents_sdk_reads_every_record_of_an_opted_in_endpoint() {
         let mut plain = EndpointConfig::new("plain");
         plain.topic_prefix = plain_prefix.clone();
         plain.protect_fields = false;
-        plain.raw = riskos_connector::protect::RawPolicy::Keep;
-        plain.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+        plain.raw = riskos_connector::pipeline::protect::RawPolicy::Keep;
+        plain.auth.mode = Some(riskos_connector::ingress::auth::AuthMode::None);
         config.endpoints.push(plain);
     })
     .await;

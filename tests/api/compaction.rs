@@ -95,8 +95,10 @@ async fn retries_and_replays_collapse_to_the_latest_body_per_event_and_a_tombsto
     assert_eq!(event_configs["cleanup.policy"], "compact");
     assert_eq!(
         event_configs["max.message.bytes"],
-        riskos_connector::record_size::kafka_message_bytes(app.config.http.max_body_bytes)
-            .to_string()
+        riskos_connector::delivery::record_size::kafka_message_bytes(
+            app.config.http.max_body_bytes
+        )
+        .to_string()
     );
     assert_eq!(quarantine_configs["cleanup.policy"], "delete");
     assert_eq!(quarantine_configs["retention.ms"], "-1");

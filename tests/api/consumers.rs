@@ -315,7 +315,7 @@ async fn protected_stack(schemas: &Path) -> Stack {
     let dir = schemas.to_path_buf();
     Stack::start_with(move |config| {
         config.endpoints[0].protect_fields = true;
-        config.endpoints[0].raw = riskos_connector::protect::RawPolicy::Encrypt;
+        config.endpoints[0].raw = riskos_connector::pipeline::protect::RawPolicy::Encrypt;
         config.schemas.dir = dir;
     })
     .await
@@ -362,7 +362,7 @@ async fn post_round(
             .to_string();
         // A type without a schema of its own goes to the unrecognized topic.
         let topic = if name == "unrecognized" {
-            app.topic(riskos_connector::route::UNRECOGNIZED_TOPIC)
+            app.topic(riskos_connector::pipeline::route::UNRECOGNIZED_TOPIC)
         } else {
             app.topic_of(&json)
         };
@@ -724,7 +724,9 @@ async fn hash_tokens_are_stable_across_restarts_and_replicas_and_change_with_the
     posted.extend(post_round(&app, "restarted", TEST_HASH_KEY, TEST_ENCRYPTION_KEY).await);
     // Another instance with another hash key.
     let mut other = config.clone();
-    other.protection.hash_keys = vec![riskos_connector::secret::Secret::new(OTHER_HASH_KEY)];
+    other.protection.hash_keys = vec![riskos_connector::common::secret::Secret::new(
+        OTHER_HASH_KEY,
+    )];
     let other = TestApp::spawn(other).await.unwrap();
     posted.extend(post_round(&other, "other-key", OTHER_HASH_KEY, TEST_ENCRYPTION_KEY).await);
 
@@ -785,7 +787,7 @@ async fn after_a_key_rotation_old_records_stay_readable() {
     app.stop().await.unwrap();
     // Rotation: the new key first (it encrypts), the old one kept (it still decrypts).
     config.protection.encryption_keys = [NEW_ENCRYPTION_KEY, TEST_ENCRYPTION_KEY]
-        .map(riskos_connector::secret::Secret::new)
+        .map(riskos_connector::common::secret::Secret::new)
         .into();
     let app = TestApp::spawn(config).await.unwrap();
     posted.extend(post_round(&app, "new", TEST_HASH_KEY, NEW_ENCRYPTION_KEY).await);
@@ -845,7 +847,8 @@ fn open_values(file: &Path) -> [Vec<Value>; 2] {
 /// Values sealed and hashed by the connector's code now (`e2`, `h2`), in the values-file form
 /// of `tests/protection/legacy-v1.json`, under `hash` and `encryption` key lines.
 fn current_values(hash: &str, encryption: &str) -> Value {
-    let keys = riskos_connector::protect::Keyring::from_lines(&[hash], &[encryption]).unwrap();
+    let keys =
+        riskos_connector::pipeline::protect::Keyring::from_lines(&[hash], &[encryption]).unwrap();
     let (topic, key) = ("riskos.create.cases", "evt-current-1");
     let encrypted: Vec<Value> = [
         ("data.sent_by", "\"alice@example.com\""),

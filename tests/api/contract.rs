@@ -90,10 +90,10 @@ async fn data_that_does_not_fit_is_quarantined_then_replayed_after_a_schema_fix(
 async fn a_replay_takes_only_its_own_endpoints_bodies_from_a_shared_quarantine() {
     // Two endpoints on one prefix share its quarantine topic; Alloy's takes request tokens only.
     let stack = Stack::start_with(|config| {
-        let mut alloy = riskos_connector::config::EndpointConfig::new("alloy");
+        let mut alloy = riskos_connector::wiring::config::EndpointConfig::new("alloy");
         alloy.topic_prefix = config.endpoints[0].topic_prefix.clone();
-        alloy.envelopes = vec![riskos_connector::envelope::EnvelopeKind::RequestToken];
-        alloy.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+        alloy.envelopes = vec![riskos_connector::pipeline::envelope::EnvelopeKind::RequestToken];
+        alloy.auth.mode = Some(riskos_connector::ingress::auth::AuthMode::None);
         config.endpoints.push(alloy);
     })
     .await;
@@ -212,7 +212,7 @@ async fn a_compatible_schema_edit_registers_a_new_version() {
     assert_eq!(value["data"]["priority"], 3);
 }
 
-fn schemas_check(config: &riskos_connector::config::Config) -> std::process::Output {
+fn schemas_check(config: &riskos_connector::wiring::config::Config) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_riskos-connector"))
         .args(["schemas", "check"])
         .env(

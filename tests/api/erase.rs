@@ -66,7 +66,7 @@ fn unmark_all(dir: &Path) {
     fn strip(value: &mut Value) {
         match value {
             Value::Object(object) => {
-                object.remove(riskos_connector::protect::PROTECT_ATTRIBUTE);
+                object.remove(riskos_connector::pipeline::protect::PROTECT_ATTRIBUTE);
                 object.values_mut().for_each(strip);
             }
             Value::Array(items) => items.iter_mut().for_each(strip),
@@ -265,7 +265,7 @@ async fn erase_and_compaction_remove_every_record_of_one_entity_and_nothing_else
     let registry = RegistryDouble::start().await;
     let mut config = test_config(&broker.bootstrap(), &registry.url);
     config.endpoints[0].protect_fields = true;
-    config.endpoints[0].raw = riskos_connector::protect::RawPolicy::Encrypt;
+    config.endpoints[0].raw = riskos_connector::pipeline::protect::RawPolicy::Encrypt;
     config.schemas.dir = schemas.path().to_path_buf();
     config.topics.partitions = PARTITIONS;
     let app = TestApp::spawn(config).await.expect("connector starts");
@@ -286,8 +286,9 @@ async fn erase_and_compaction_remove_every_record_of_one_entity_and_nothing_else
     .map(|name| app.topic(name))
     .collect();
     let quarantine = app.topic("quarantine");
-    let max_message_bytes =
-        riskos_connector::record_size::kafka_message_bytes(app.config.http.max_body_bytes);
+    let max_message_bytes = riskos_connector::delivery::record_size::kafka_message_bytes(
+        app.config.http.max_body_bytes,
+    );
     compact_fast(&bootstrap, &topics, max_message_bytes).await;
 
     // Two entities. `shared-1` is A's case in create.cases and B's status update: the same key

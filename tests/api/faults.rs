@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use riskos_connector::config::Config;
+use riskos_connector::wiring::config::Config;
 
 use crate::helpers::kafka::{read_all, try_read_all};
 use crate::helpers::load::{assert_nothing_lost, event, Load, LoadReport};
@@ -19,25 +19,30 @@ use crate::helpers::{test_config, Broker, TestApp};
 
 /// The topic the load's `evaluation_completed` events go to, under the config's prefix.
 fn event_topic(config: &Config) -> String {
-    riskos_connector::route::topic_name(&config.endpoints[0].topic_prefix, "evaluation_completed")
+    riskos_connector::pipeline::route::topic_name(
+        &config.endpoints[0].topic_prefix,
+        "evaluation_completed",
+    )
 }
 
 /// Creates every topic the connector needs through the mock's own API (and tells the connector
 /// not to).
 fn mock_topics(
     mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    config: &mut riskos_connector::config::Config,
+    config: &mut riskos_connector::wiring::config::Config,
     replication: i32,
 ) {
     config.topics.create = false;
     // The mock has no DescribeConfigs (and min.insync.replicas 1): nothing to check there.
     config.topics.allow_single_replica_acks = true;
-    let catalog = riskos_connector::schema::Catalog::load(&config.schemas.dir).unwrap();
-    for plan in riskos_connector::route::Routes::plan(&catalog, &config.endpoints[0].topic_prefix) {
+    let catalog = riskos_connector::pipeline::schema::Catalog::load(&config.schemas.dir).unwrap();
+    for plan in
+        riskos_connector::pipeline::route::Routes::plan(&catalog, &config.endpoints[0].topic_prefix)
+    {
         mock.create_topic(&plan.topic, 1, replication).unwrap();
     }
     mock.create_topic(
-        &riskos_connector::route::quarantine_topic(&config.endpoints[0].topic_prefix),
+        &riskos_connector::pipeline::route::quarantine_topic(&config.endpoints[0].topic_prefix),
         1,
         replication,
     )
@@ -198,9 +203,12 @@ async fn connector_for_outages(broker: &Broker, replication: i32, spool: Option<
 /// replicas, min.insync.replicas=2 — on brokers whose own default is 1.
 async fn assert_three_replicas_two_in_sync_required(broker: &Broker, prefix: &str) {
     let topics = [
-        riskos_connector::route::topic_name(prefix, "evaluation_completed"),
-        riskos_connector::route::topic_name(prefix, riskos_connector::route::UNRECOGNIZED_TOPIC),
-        riskos_connector::route::quarantine_topic(prefix),
+        riskos_connector::pipeline::route::topic_name(prefix, "evaluation_completed"),
+        riskos_connector::pipeline::route::topic_name(
+            prefix,
+            riskos_connector::pipeline::route::UNRECOGNIZED_TOPIC,
+        ),
+        riskos_connector::pipeline::route::quarantine_topic(prefix),
     ];
     for topic in &topics {
         let (replicas, _) = broker.replicas(topic, 0);
@@ -603,7 +611,7 @@ async fn the_connector_killed_and_terminated_mid_load_loses_nothing_it_acknowled
     let spool = tempfile::tempdir().unwrap();
     let port = crate::helpers::broker::restartable_port();
     let prefix = "crash.";
-    let topic = riskos_connector::route::topic_name(prefix, "evaluation_completed");
+    let topic = riskos_connector::pipeline::route::topic_name(prefix, "evaluation_completed");
     let mut connector =
         ConnectorProcess::start(port, spool.path(), &broker.bootstrap(), prefix).await;
     assert_three_replicas_two_in_sync_required(&broker, prefix).await;
@@ -750,7 +758,7 @@ async fn with_the_spool_a_body_that_does_not_fit_is_quarantined_through_an_outag
     let spool_dir = tempfile::tempdir().unwrap();
     let app = connector_for_outages(&broker, 1, Some(spool_dir.path())).await;
     let quarantine_topic =
-        riskos_connector::route::quarantine_topic(&app.config.endpoints[0].topic_prefix);
+        riskos_connector::pipeline::route::quarantine_topic(&app.config.endpoints[0].topic_prefix);
     broker.kill();
 
     // `eval_id` is a string in the schema: the vendor "changed its type".
@@ -800,7 +808,7 @@ async fn records_once_there(broker: &Broker, topic: &str) -> Vec<crate::helpers:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine() {
     use crate::hardening::{evaluation_of_size, EVALUATION};
-    use riskos_connector::kafka::admin::{ensure_topics, TopicSpec};
+    use riskos_connector::delivery::kafka::admin::{ensure_topics, TopicSpec};
 
     let mut broker = Broker::start_cluster(1, &[]).await;
     let spool_dir = tempfile::tempdir().unwrap();
@@ -827,7 +835,7 @@ async fn a_spooled_record_kafka_refuses_as_too_large_is_kept_raw_in_quarantine()
     assert_eq!(reply["spooled"], true, "{reply}");
 
     broker.restart().await;
-    let quarantine_topic = riskos_connector::route::quarantine_topic(&prefix);
+    let quarantine_topic = riskos_connector::pipeline::route::quarantine_topic(&prefix);
     let quarantined = records_once_there(&broker, &quarantine_topic).await;
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].payload, body);

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use riskos_connector::delivery::kafka::Producer;
+use riskos_connector::delivery::record_size;
 use riskos_connector::delivery::KafkaStore;
-use riskos_connector::http::tls::PeerAddr;
-use riskos_connector::kafka::Producer;
-use riskos_connector::record_size;
+use riskos_connector::ingress::http::tls::PeerAddr;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
@@ -111,11 +111,12 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     let broker = Broker::shared();
     let registry = RegistryDouble::start().await;
     let config = test_config(&broker.bootstrap(), &registry.url);
-    let registry_client = riskos_connector::topology::registry(&config).unwrap();
-    let routes = riskos_connector::topology::resolve_routes(&config, registry_client.as_ref())
-        .await
-        .unwrap();
-    riskos_connector::topology::ensure_topics(&config, &routes)
+    let registry_client = riskos_connector::wiring::topology::registry(&config).unwrap();
+    let routes =
+        riskos_connector::wiring::topology::resolve_routes(&config, registry_client.as_ref())
+            .await
+            .unwrap();
+    riskos_connector::wiring::topology::ensure_topics(&config, &routes)
         .await
         .unwrap();
     let body = evaluation_of_size("refused-1", 300_000);
@@ -125,7 +126,7 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
         .insert("batch.size".to_string(), "400000".to_string());
     let producer = Producer::new(&small, Duration::from_secs(3), 450_000).unwrap();
     let store = Arc::new(KafkaStore::new(producer, None, Default::default()));
-    let router = riskos_connector::app::handlers(&config, store)
+    let router = riskos_connector::wiring::app::handlers(&config, store)
         .await
         .unwrap();
     let request = axum::http::Request::post(&config.endpoints[0].path)
@@ -145,7 +146,7 @@ async fn a_record_kafka_refuses_as_too_large_is_quarantined_raw_and_answered_200
     assert_eq!(reply["status"], "quarantined", "{reply}");
     let quarantined = read_all(
         &broker.bootstrap(),
-        &riskos_connector::route::quarantine_topic(&config.endpoints[0].topic_prefix),
+        &riskos_connector::pipeline::route::quarantine_topic(&config.endpoints[0].topic_prefix),
     );
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].payload, body);

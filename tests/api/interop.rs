@@ -177,7 +177,7 @@ async fn java_avro_decodes_every_fixture_through_the_registry() {
 #[tokio::test]
 async fn java_avro_decodes_every_fixture_single_object() {
     let stack = Stack::start_with(|config| {
-        config.schemas.encoding = Some(riskos_connector::config::Encoding::SingleObject);
+        config.schemas.encoding = Some(riskos_connector::wiring::config::Encoding::SingleObject);
         config.schema_registry.url = String::new();
     })
     .await;

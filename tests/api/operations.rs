@@ -170,7 +170,7 @@ async fn a_registry_outage_after_start_keeps_the_pod_ready_and_webhooks_stored()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_down_at_start_keeps_the_pod_unready_until_it_answers() {
     use futures::FutureExt;
-    use riskos_connector::app::Application;
+    use riskos_connector::wiring::app::Application;
     // The registry's port takes connections and closes them at once (a registry that does not
     // answer), counting them: the test waits for a second attempt, so start-up has retried.
     let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,7 +12,7 @@ use rdkafka::error::RDKafkaErrorCode;
 
 use crate::helpers::kafka::{try_read_all, Record};
 use crate::helpers::{Stack, TestApp};
-use riskos_connector::kafka::partition::partition_for;
+use riskos_connector::delivery::kafka::partition::partition_for;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PARTITIONS: i32 = 6;
@@ -167,7 +167,7 @@ async fn one_cases_events_land_on_one_partition_in_order_where_kafkas_java_produ
         [("a", first, java[0]), ("b", second.as_str(), java[1])]
     {
         assert_eq!(
-            riskos_connector::kafka::partition::murmur2(token.as_bytes()),
+            riskos_connector::delivery::kafka::partition::murmur2(token.as_bytes()),
             murmur2
         );
         let updates = post_case_lifecycle(app, token, tag).await;
@@ -200,7 +200,8 @@ async fn with_protection_the_hash_token_partitions_one_case_consistently() {
     let updates = post_case_lifecycle(app, case_token, "p").await;
 
     // The stored value is the hash token, equal in every record of the case.
-    let keys = riskos_connector::protect::Keyring::from_lines(&[TEST_HASH_KEY], &[]).unwrap();
+    let keys =
+        riskos_connector::pipeline::protect::Keyring::from_lines(&[TEST_HASH_KEY], &[]).unwrap();
     let token = keys.hash(case_token.as_bytes());
     assert!(token.starts_with("h2."), "{token}");
     let update_topic = app.topic("update.cases.status");

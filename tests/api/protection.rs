@@ -4,8 +4,8 @@
 //! and a quarantined body, kept encrypted, is replayed after a schema fix into a record whose
 //! fields are protected again.
 
-use riskos_connector::protect::{self, Keyring, RawPolicy};
-use riskos_connector::schema::Catalog;
+use riskos_connector::pipeline::protect::{self, Keyring, RawPolicy};
+use riskos_connector::pipeline::schema::Catalog;
 use serde_json::json;
 
 use crate::helpers::app::{TEST_ENCRYPTION_KEY, TEST_HASH_KEY};
@@ -13,7 +13,7 @@ use crate::helpers::kafka::{read_all, Record};
 use crate::helpers::protected::{needle, protected_values, written_payloads};
 use crate::helpers::{edit_data_fields, fixtures, schema_copy, Stack};
 
-fn protected(config: &mut riskos_connector::config::Config) {
+fn protected(config: &mut riskos_connector::wiring::config::Config) {
     config.endpoints[0].protect_fields = true;
     config.endpoints[0].raw = RawPolicy::Encrypt;
 }

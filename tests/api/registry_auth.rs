@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use riskos_connector::config::{RegistryOAuthConfig, SchemaRegistryConfig};
-use riskos_connector::schema::{Registry, RegistryError};
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::pipeline::schema::{Registry, RegistryError};
+use riskos_connector::wiring::config::{RegistryOAuthConfig, SchemaRegistryConfig};
 
 use crate::helpers::pki::Pki;
 use crate::helpers::registry::Require;
@@ -25,7 +25,8 @@ async fn register_all(section: SchemaRegistryConfig) -> anyhow::Result<usize> {
     let mut config = test_config("unused:9092", &section.url);
     config.schema_registry = section;
     let registry = Registry::new(&config.schema_registry)?;
-    let routes = riskos_connector::topology::resolve_routes(&config, Some(&registry)).await?;
+    let routes =
+        riskos_connector::wiring::topology::resolve_routes(&config, Some(&registry)).await?;
     Ok(routes.topics().len())
 }
 

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use riskos_connector::config::Config;
-use riskos_connector::kafka::sasl::SaslMechanism;
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::delivery::kafka::sasl::SaslMechanism;
+use riskos_connector::wiring::config::Config;
 use serde_json::Value;
 
 use crate::helpers::kafka::read_all;

@@ -116,9 +116,9 @@ async fn every_endpoints_prefix_gets_its_topics_subjects_and_quarantine_and_reco
 ) {
     let sandbox_prefix = format!("{}sandbox.", crate::helpers::app::unique_topic_prefix());
     let stack = Stack::start_with(|config| {
-        let mut sandbox = riskos_connector::config::EndpointConfig::new("sandbox");
+        let mut sandbox = riskos_connector::wiring::config::EndpointConfig::new("sandbox");
         sandbox.topic_prefix = sandbox_prefix.clone();
-        sandbox.auth.mode = Some(riskos_connector::auth::AuthMode::None);
+        sandbox.auth.mode = Some(riskos_connector::ingress::auth::AuthMode::None);
         config.endpoints.push(sandbox);
     })
     .await;

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::token_endpoint::ClientConfig;
-use riskos_connector::auth::AuthMode;
-use riskos_connector::config::Config;
+use riskos_connector::common::secret::Secret;
 use riskos_connector::delivery::memory::Kept;
-use riskos_connector::secret::Secret;
+use riskos_connector::ingress::auth::hmac::sign_hex;
+use riskos_connector::ingress::auth::token_endpoint::ClientConfig;
+use riskos_connector::ingress::auth::AuthMode;
+use riskos_connector::wiring::config::Config;
 use serde_json::{json, Value};
 
 use crate::helpers::{fixture, Connector, Reply, Served};
@@ -142,7 +142,7 @@ impl Connectors {
 /// A change to a connector's config.
 type Adjust = Box<dyn Fn(&mut Config)>;
 
-fn cidrs(list: &[&str]) -> Vec<riskos_connector::net::Cidr> {
+fn cidrs(list: &[&str]) -> Vec<riskos_connector::ingress::net::Cidr> {
     list.iter().map(|c| c.parse().unwrap()).collect()
 }
 
@@ -174,8 +174,9 @@ async fn post(
 
 /// Records on every topic but quarantine.
 fn on_event_topics(connector: &Connector) -> Vec<Kept> {
-    let quarantine =
-        riskos_connector::route::quarantine_topic(&connector.config.endpoints[0].topic_prefix);
+    let quarantine = riskos_connector::pipeline::route::quarantine_topic(
+        &connector.config.endpoints[0].topic_prefix,
+    );
     connector
         .store
         .kept()

@@ -12,12 +12,12 @@ use axum::body::Body;
 use axum::http::Request;
 use base64::Engine as _;
 use hmac::Mac;
-use riskos_connector::auth::standard_webhooks::StandardWebhooksConfig;
-use riskos_connector::auth::AuthMode;
-use riskos_connector::config::{Config, EndpointConfig, RequiredHeaderConfig};
-use riskos_connector::envelope::EnvelopeKind;
-use riskos_connector::net::Cidr;
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::ingress::auth::standard_webhooks::StandardWebhooksConfig;
+use riskos_connector::ingress::auth::AuthMode;
+use riskos_connector::ingress::net::Cidr;
+use riskos_connector::pipeline::envelope::EnvelopeKind;
+use riskos_connector::wiring::config::{Config, EndpointConfig, RequiredHeaderConfig};
 use serde_json::Value;
 
 use crate::helpers::{fixture, Connector, Reply};
@@ -69,9 +69,9 @@ fn three_endpoints(config: &mut Config, tag: &str) {
     alloy.auth.mode = Some(AuthMode::Hmac);
     alloy.auth.hmac.secrets = vec![Secret::new(ALLOY_SECRET)];
     alloy.auth.hmac.header = "Authorization".into();
-    alloy.auth.hmac.encoding = riskos_connector::auth::hmac::SignatureEncoding::Base64;
+    alloy.auth.hmac.encoding = riskos_connector::ingress::auth::hmac::SignatureEncoding::Base64;
     // Its quarantined bodies are compared byte for byte below.
-    alloy.raw = riskos_connector::protect::RawPolicy::Keep;
+    alloy.raw = riskos_connector::pipeline::protect::RawPolicy::Keep;
 
     config.endpoints = vec![production, sandbox, alloy];
 }

@@ -1,4 +1,4 @@
-//! A connector without a broker: the service's router (`riskos_connector::app::handlers`) over
+//! A connector without a broker: the service's router (`riskos_connector::wiring::app::handlers`) over
 //! an in-memory store, driven with `tower::ServiceExt::oneshot` ([`Connector`]), or the whole
 //! served app on a real listener ([`Served`]). No Kafka, no registry: the encoding is
 //! single-object, so everything here runs in milliseconds. `tests/ingress.rs` uses it too
@@ -13,11 +13,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
-use riskos_connector::app::Application;
-use riskos_connector::config::{Config, Encoding};
 use riskos_connector::delivery::memory::Kept;
 use riskos_connector::delivery::MemoryStore;
-use riskos_connector::http::tls::PeerAddr;
+use riskos_connector::ingress::http::tls::PeerAddr;
+use riskos_connector::wiring::app::Application;
+use riskos_connector::wiring::config::{Config, Encoding};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -27,22 +27,26 @@ pub fn config() -> Config {
     let mut config = Config::default();
     config
         .endpoints
-        .push(riskos_connector::config::EndpointConfig::new("riskos"));
+        .push(riskos_connector::wiring::config::EndpointConfig::new(
+            "riskos",
+        ));
     // Fields and bodies as sent: these tests compare every field with the fixtures; protection
     // has tests of its own (tests/http/protection.rs, tests/api/protection.rs).
     config.endpoints[0].protect_fields = false;
-    config.endpoints[0].raw = riskos_connector::protect::RawPolicy::Keep;
+    config.endpoints[0].raw = riskos_connector::pipeline::protect::RawPolicy::Keep;
     // Keys for endpoints a test adds with the defaults (fields protected, `raw` encrypted).
-    config.protection.hash_keys = vec![riskos_connector::secret::Secret::new(TEST_HASH_KEY)];
-    config.protection.encryption_keys =
-        vec![riskos_connector::secret::Secret::new(TEST_ENCRYPTION_KEY)];
+    config.protection.hash_keys =
+        vec![riskos_connector::common::secret::Secret::new(TEST_HASH_KEY)];
+    config.protection.encryption_keys = vec![riskos_connector::common::secret::Secret::new(
+        TEST_ENCRYPTION_KEY,
+    )];
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     // A port nothing listens on: a test that reached Kafka would fail, not hang.
     config.kafka.bootstrap_servers = "127.0.0.1:1".to_string();
     config.schema_registry.url = String::new();
     config.schemas.encoding = Some(Encoding::SingleObject);
     config.schemas.dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
-    config.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::None);
+    config.endpoints[0].auth.mode = Some(riskos_connector::ingress::auth::AuthMode::None);
     config
 }
 
@@ -77,7 +81,8 @@ impl Connector {
         adjust(&mut config);
         config.validate()?;
         let store = MemoryStore::new();
-        let router = riskos_connector::app::handlers(&config, Arc::new(store.clone())).await?;
+        let router =
+            riskos_connector::wiring::app::handlers(&config, Arc::new(store.clone())).await?;
         Ok(Self {
             router,
             store,
@@ -130,7 +135,7 @@ impl Connector {
     /// Records kept in quarantine.
     pub fn quarantined(&self) -> Vec<Kept> {
         self.store
-            .on_topic(&riskos_connector::route::quarantine_topic(
+            .on_topic(&riskos_connector::pipeline::route::quarantine_topic(
                 &self.config.endpoints[0].topic_prefix,
             ))
     }

@@ -22,7 +22,7 @@ fn status_update(id: &str, case_token: Option<&str>) -> String {
 async fn a_record_carries_its_stored_partition_value_or_none() {
     let plain = Connector::start().await;
     let protected = Connector::start_with(|c| c.endpoints[0].protect_fields = true).await;
-    let token = riskos_connector::protect::Keyring::from_lines(&[TEST_HASH_KEY], &[])
+    let token = riskos_connector::pipeline::protect::Keyring::from_lines(&[TEST_HASH_KEY], &[])
         .unwrap()
         .hash(b"case-1");
     for (connector, expected) in [(&plain, "case-1"), (&protected, token.as_str())] {

@@ -7,12 +7,12 @@
 //! restarts, and change with the key; after a rotation old records still open. The same on
 //! Apache Kafka, with quarantine and replay, is in `tests/api/protection.rs`.
 
-use riskos_connector::config::Config;
+use riskos_connector::common::secret::Secret;
 use riskos_connector::delivery::memory::Kept;
-use riskos_connector::envelope::normalize;
-use riskos_connector::protect::{self, Keyring, Policy, ProtectionConfig, RawPolicy};
-use riskos_connector::schema::{decode, Catalog};
-use riskos_connector::secret::Secret;
+use riskos_connector::pipeline::envelope::normalize;
+use riskos_connector::pipeline::protect::{self, Keyring, Policy, ProtectionConfig, RawPolicy};
+use riskos_connector::pipeline::schema::{decode, Catalog};
+use riskos_connector::wiring::config::Config;
 use serde_json::{json, Value};
 
 use crate::helpers::{Connector, TEST_ENCRYPTION_KEY, TEST_HASH_KEY};

@@ -5,8 +5,8 @@
 use axum::body::Body;
 use axum::http::Request;
 use futures::{stream, StreamExt as _};
-use riskos_connector::config::Config;
 use riskos_connector::delivery::memory::Behaviour;
+use riskos_connector::wiring::config::Config;
 use serde_json::json;
 
 use crate::helpers::{fixture, Connector, Reply};
@@ -282,10 +282,11 @@ fn rows() -> Vec<Row> {
         Row {
             case: "401: no credentials (bearer mode)",
             configure: |c| {
-                c.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::Bearer);
-                c.endpoints[0].auth.bearer.tokens = vec![riskos_connector::secret::Secret::new(
-                    "a-token-of-32-characters-or-more",
-                )];
+                c.endpoints[0].auth.mode = Some(riskos_connector::ingress::auth::AuthMode::Bearer);
+                c.endpoints[0].auth.bearer.tokens =
+                    vec![riskos_connector::common::secret::Secret::new(
+                        "a-token-of-32-characters-or-more",
+                    )];
             },
             request: |c| c.post().body(Body::from(fixture(CASE_CLOSURE))).unwrap(),
             status: 401,
@@ -384,7 +385,9 @@ async fn a_quarantine_write_that_fails_is_503_not_the_bodys_200_or_400() {
     ] {
         let connector = Connector::start().await;
         connector.store.set_topic_behaviour(
-            &riskos_connector::route::quarantine_topic(&connector.config.endpoints[0].topic_prefix),
+            &riskos_connector::pipeline::route::quarantine_topic(
+                &connector.config.endpoints[0].topic_prefix,
+            ),
             Behaviour::Timeout,
         );
 

@@ -13,7 +13,7 @@ fn expected_topic(body: &Value) -> String {
         .or_else(|| body.get("type"))
         .and_then(Value::as_str)
         .unwrap();
-    riskos_connector::route::topic_name("riskos.", event_type)
+    riskos_connector::pipeline::route::topic_name("riskos.", event_type)
 }
 
 #[tokio::test]
@@ -149,8 +149,9 @@ async fn bad_requests_get_their_status_and_reach_no_event_topic() {
     // Nothing reached an event topic; the six bodies that were read but did not parse,
     // normalize, or pass the depth scan are kept raw in quarantine (415 and 413 bodies are
     // refused by the ingress limits before they are read).
-    let quarantine =
-        riskos_connector::route::quarantine_topic(&connector.config.endpoints[0].topic_prefix);
+    let quarantine = riskos_connector::pipeline::route::quarantine_topic(
+        &connector.config.endpoints[0].topic_prefix,
+    );
     for record in connector.store.kept() {
         assert_eq!(record.topic, quarantine, "{} got a record", record.topic);
     }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use riskos_connector::app::Application;
-use riskos_connector::config::Config;
+use riskos_connector::wiring::app::Application;
+use riskos_connector::wiring::config::Config;
 use tokio::sync::oneshot;
 
 /// A running connector.
@@ -30,15 +30,19 @@ pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     let mut config = Config::default();
     config
         .endpoints
-        .push(riskos_connector::config::EndpointConfig::new("riskos"));
+        .push(riskos_connector::wiring::config::EndpointConfig::new(
+            "riskos",
+        ));
     // Fields and bodies as sent: these tests compare every field with the fixtures; protection
     // has tests of its own (tests/http/protection.rs, tests/api/protection.rs).
     config.endpoints[0].protect_fields = false;
-    config.endpoints[0].raw = riskos_connector::protect::RawPolicy::Keep;
+    config.endpoints[0].raw = riskos_connector::pipeline::protect::RawPolicy::Keep;
     // Keys for endpoints a test adds with the defaults (fields protected, `raw` encrypted).
-    config.protection.hash_keys = vec![riskos_connector::secret::Secret::new(TEST_HASH_KEY)];
-    config.protection.encryption_keys =
-        vec![riskos_connector::secret::Secret::new(TEST_ENCRYPTION_KEY)];
+    config.protection.hash_keys =
+        vec![riskos_connector::common::secret::Secret::new(TEST_HASH_KEY)];
+    config.protection.encryption_keys = vec![riskos_connector::common::secret::Secret::new(
+        TEST_ENCRYPTION_KEY,
+    )];
     config.endpoints[0].topic_prefix = unique_topic_prefix();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.kafka.bootstrap_servers = bootstrap.to_string();
@@ -50,7 +54,7 @@ pub fn test_config(bootstrap: &str, registry_url: &str) -> Config {
     // machine is shared with brokers and other tests.
     config.delivery.ack_timeout_ms = 5_000;
     // Written out, as production config must; tests/api/auth.rs covers the other modes.
-    config.endpoints[0].auth.mode = Some(riskos_connector::auth::AuthMode::None);
+    config.endpoints[0].auth.mode = Some(riskos_connector::ingress::auth::AuthMode::None);
     config
 }
 
@@ -87,7 +91,10 @@ impl TestApp {
             .or_else(|| posted.get("type"))
             .and_then(serde_json::Value::as_str)
             .expect("an envelope with a type");
-        riskos_connector::route::topic_name(&self.config.endpoints[0].topic_prefix, event_type)
+        riskos_connector::pipeline::route::topic_name(
+            &self.config.endpoints[0].topic_prefix,
+            event_type,
+        )
     }
 
     /// `http://addr` + path.

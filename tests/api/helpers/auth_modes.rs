@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
-use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::AuthMode;
-use riskos_connector::config::Config;
-use riskos_connector::secret::Secret;
+use riskos_connector::common::secret::Secret;
+use riskos_connector::ingress::auth::hmac::sign_hex;
+use riskos_connector::ingress::auth::AuthMode;
+use riskos_connector::wiring::config::Config;
 
 use super::jwt::{AUDIENCE, ISSUER};
 

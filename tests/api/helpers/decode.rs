@@ -13,7 +13,7 @@ pub async fn decode(registry_url: &str, payload: &[u8]) -> Json {
     to_json(result.value)
 }
 
-pub use riskos_connector::schema::decode::to_json;
+pub use riskos_connector::pipeline::schema::decode::to_json;
 
 /// Asserts that every field of the decoded `data` equals the posted JSON's `data`: a field the
 /// posted JSON lacks must be null; a JSON-text field must parse back to the posted value.

@@ -150,14 +150,16 @@ impl Stack {
     }
 
     /// Like [`Stack::start`], letting the test adjust the connector's config.
-    pub async fn start_with(adjust: impl FnOnce(&mut riskos_connector::config::Config)) -> Self {
+    pub async fn start_with(
+        adjust: impl FnOnce(&mut riskos_connector::wiring::config::Config),
+    ) -> Self {
         Self::start_on(StackBroker::Shared(Broker::shared()), adjust).await
     }
 
     /// Like [`Stack::start_with`] on a broker of its own, which the test may stop.
     #[allow(dead_code)]
     pub async fn start_own_broker_with(
-        adjust: impl FnOnce(&mut riskos_connector::config::Config),
+        adjust: impl FnOnce(&mut riskos_connector::wiring::config::Config),
     ) -> Self {
         Self::start_on(
             StackBroker::Own(Broker::start_cluster(1, &[]).await),
@@ -168,7 +170,7 @@ impl Stack {
 
     async fn start_on(
         broker: StackBroker,
-        adjust: impl FnOnce(&mut riskos_connector::config::Config),
+        adjust: impl FnOnce(&mut riskos_connector::wiring::config::Config),
     ) -> Self {
         let registry = RegistryDouble::start().await;
         let mut config = test_config(&broker.bootstrap(), &registry.url);

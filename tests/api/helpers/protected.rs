@@ -3,9 +3,9 @@
 //! each would show. Shared by `tests/api/protection.rs` and `tests/http/protection.rs`.
 #![allow(dead_code)]
 
-use riskos_connector::envelope::normalize;
-use riskos_connector::protect::{Policy, Step};
-use riskos_connector::schema::Catalog;
+use riskos_connector::pipeline::envelope::normalize;
+use riskos_connector::pipeline::protect::{Policy, Step};
+use riskos_connector::pipeline::schema::Catalog;
 use serde_json::{json, Value};
 
 /// One protected value of a body: where, its policy, and what was sent.
