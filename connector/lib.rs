@@ -29,6 +29,8 @@
 //! `main.rs` only parses the command line. `docs/architecture.md` has the data flow, a
 //! paragraph per module and where to change what.
 
+#![warn(unreachable_pub)]
+
 pub mod common;
 pub mod delivery;
 pub mod ingress;

@@ -36,46 +36,46 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Requests by status and event type.
-pub const REQUESTS: &str = "riskos_requests_total";
+pub(crate) const REQUESTS: &str = "riskos_requests_total";
 /// Non-2xx answers by reason.
-pub const REJECTIONS: &str = "riskos_rejections_total";
+pub(crate) const REJECTIONS: &str = "riskos_rejections_total";
 /// 401/403 by reason.
-pub const AUTH_FAILURES: &str = "riskos_auth_failures_total";
+pub(crate) const AUTH_FAILURES: &str = "riskos_auth_failures_total";
 /// JWKS refreshes that failed (the last good keys stay), by endpoint and reason.
-pub const JWKS_REFRESH_FAILURES: &str = "riskos_jwks_refresh_failures_total";
+pub(crate) const JWKS_REFRESH_FAILURES: &str = "riskos_jwks_refresh_failures_total";
 /// Requests being handled.
-pub const IN_FLIGHT: &str = "riskos_in_flight_requests";
+pub(crate) const IN_FLIGHT: &str = "riskos_in_flight_requests";
 /// Body bytes held by requests, by endpoint (its part of `http.max_body_bytes_in_flight`).
-pub const BODY_BYTES_IN_FLIGHT: &str = "riskos_body_bytes_in_flight";
+pub(crate) const BODY_BYTES_IN_FLIGHT: &str = "riskos_body_bytes_in_flight";
 /// Connections open.
-pub const CONNECTIONS_OPEN: &str = "riskos_open_connections";
+pub(crate) const CONNECTIONS_OPEN: &str = "riskos_open_connections";
 /// Connections closed as soon as they were accepted, by reason.
-pub const CONNECTIONS_REFUSED: &str = "riskos_connections_refused_total";
+pub(crate) const CONNECTIONS_REFUSED: &str = "riskos_connections_refused_total";
 /// Produce → broker ack.
-pub const ACK_LATENCY: &str = "riskos_ack_latency_seconds";
+pub(crate) const ACK_LATENCY: &str = "riskos_ack_latency_seconds";
 /// The event's own time → broker ack.
-pub const END_TO_END: &str = "riskos_end_to_end_delay_seconds";
+pub(crate) const END_TO_END: &str = "riskos_end_to_end_delay_seconds";
 /// Records acked, by topic.
-pub const PRODUCED: &str = "riskos_records_produced_total";
+pub(crate) const PRODUCED: &str = "riskos_records_produced_total";
 /// Duplicates answered from the cache.
-pub const DUPLICATES: &str = "riskos_duplicates_total";
+pub(crate) const DUPLICATES: &str = "riskos_duplicates_total";
 /// Quarantined bodies, by reason.
-pub const QUARANTINED: &str = "riskos_quarantined_total";
+pub(crate) const QUARANTINED: &str = "riskos_quarantined_total";
 /// Spooled records Kafka refused for good (too large) and that were dropped.
-pub const SPOOL_DROPPED: &str = "riskos_spool_dropped_total";
+pub(crate) const SPOOL_DROPPED: &str = "riskos_spool_dropped_total";
 /// Records waiting in the spool.
-pub const SPOOL_RECORDS: &str = "riskos_spool_records";
+pub(crate) const SPOOL_RECORDS: &str = "riskos_spool_records";
 /// Bytes of the spool on disk.
-pub const SPOOL_BYTES: &str = "riskos_spool_bytes";
+pub(crate) const SPOOL_BYTES: &str = "riskos_spool_bytes";
 /// Messages in librdkafka's queue.
-pub const PRODUCER_QUEUE_MESSAGES: &str = "riskos_producer_queue_messages";
+pub(crate) const PRODUCER_QUEUE_MESSAGES: &str = "riskos_producer_queue_messages";
 /// Bytes in librdkafka's queue.
-pub const PRODUCER_QUEUE_BYTES: &str = "riskos_producer_queue_bytes";
+pub(crate) const PRODUCER_QUEUE_BYTES: &str = "riskos_producer_queue_bytes";
 /// Broker round-trip time from librdkafka's statistics.
-pub const BROKER_RTT: &str = "riskos_broker_rtt_seconds";
+pub(crate) const BROKER_RTT: &str = "riskos_broker_rtt_seconds";
 
 /// 1 when the schema registry answered its last background check, 0 when it did not.
-pub const SCHEMA_REGISTRY_UP: &str = "riskos_schema_registry_up";
+pub(crate) const SCHEMA_REGISTRY_UP: &str = "riskos_schema_registry_up";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -85,14 +85,14 @@ static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 /// Reads the process metrics (CPU, memory, descriptors and their limit, start time) now:
 /// `GET /metrics` calls it before rendering, so they are as fresh as the scrape. A few reads
 /// of `/proc/self`, well under a millisecond.
-pub fn collect_process() {
+pub(crate) fn collect_process() {
     if let Some(process) = PROCESS.get() {
         process.collect();
     }
 }
 
 /// Installs the recorder once per process and returns the handle that renders it.
-pub fn install() -> PrometheusHandle {
+pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let buckets = [
@@ -215,7 +215,7 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 /// Counts a finished request and, every [`UPKEEP_EVERY_REQUESTS`], folds histogram samples
 /// into their buckets on the spot: memory stays bounded by a count of requests, whatever the
 /// request rate against the upkeep thread's interval.
-pub fn request_finished() {
+pub(crate) fn request_finished() {
     static FINISHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = FINISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     if n.is_multiple_of(UPKEEP_EVERY_REQUESTS) {
@@ -226,11 +226,11 @@ pub fn request_finished() {
 }
 
 /// Counts one request that is being handled until the guard is dropped.
-pub struct InFlightGuard;
+pub(crate) struct InFlightGuard;
 
 impl InFlightGuard {
     /// Increments the in-flight gauge.
-    pub fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         metrics::gauge!(IN_FLIGHT).increment(1.0);
         Self
     }

@@ -3,7 +3,7 @@
 //! ([`metrics`]), and logs and traces ([`telemetry`]).
 
 pub mod clock;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod secret;
 pub mod setting;
 pub mod telemetry;

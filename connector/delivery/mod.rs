@@ -3,12 +3,12 @@
 //! producer plus the optional durable [`spool`] and its forwarder) in the service, and
 //! [`MemoryStore`] in tests of the HTTP surface, which then need no broker.
 
-pub mod dedup;
+pub(crate) mod dedup;
 pub mod kafka;
-pub mod kafka_store;
+pub(crate) mod kafka_store;
 pub mod memory;
 pub mod record_size;
-pub mod spool;
+pub(crate) mod spool;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,10 +39,10 @@ use time::OffsetDateTime;
 use crate::pipeline::schema::config::Encoding;
 
 /// The CloudEvents version the headers follow.
-pub const SPECVERSION: &str = "1.0";
+pub(crate) const SPECVERSION: &str = "1.0";
 
 /// The prefix of the endpoint's `source`: `/riskos-connector/endpoints/<name>`.
-pub const SOURCE_PREFIX: &str = "/riskos-connector/endpoints/";
+pub(crate) const SOURCE_PREFIX: &str = "/riskos-connector/endpoints/";
 
 /// An endpoint's CloudEvents binding: what is the same for all its records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct Binding {
 }
 
 /// The datacontenttype of a value in `encoding`.
-pub fn content_type(encoding: Encoding) -> &'static str {
+pub(crate) fn content_type(encoding: Encoding) -> &'static str {
     match encoding {
         Encoding::Confluent => "application/avro; encoding=confluent",
         Encoding::SingleObject => "application/avro; encoding=single-object",
@@ -62,7 +62,7 @@ pub fn content_type(encoding: Encoding) -> &'static str {
 }
 
 /// The source of the endpoint named `endpoint` (names are URI-safe: `[a-z0-9_-]`).
-pub fn source(endpoint: &str) -> String {
+pub(crate) fn source(endpoint: &str) -> String {
     format!("{SOURCE_PREFIX}{endpoint}")
 }
 
@@ -72,7 +72,7 @@ const RFC3339_MS: &[BorrowedFormatItem<'_>] =
 
 /// `occurred_at_ms` (epoch ms) as RFC 3339 in UTC with milliseconds; `None` outside the years
 /// RFC 3339 can write (0000–9999).
-pub fn time(occurred_at_ms: i64) -> Option<String> {
+pub(crate) fn time(occurred_at_ms: i64) -> Option<String> {
     let at =
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(occurred_at_ms) * 1_000_000).ok()?;
     if !(0..=9999).contains(&at.year()) {

@@ -8,11 +8,11 @@
 //! carries with it and what its sender is told; [`cloudevents`] adds the optional binary-mode
 //! headers.
 
-pub mod cloudevents;
+pub(crate) mod cloudevents;
 pub mod envelope;
-pub mod fate;
+pub(crate) mod fate;
 pub mod protect;
-pub mod quarantine;
+pub(crate) mod quarantine;
 pub mod route;
 pub mod schema;
 

@@ -92,12 +92,12 @@ impl Quarantined {
 }
 
 /// Header carrying the reason class.
-pub const REASON_HEADER: &str = "quarantine_reason";
+pub(crate) const REASON_HEADER: &str = "quarantine_reason";
 /// Header carrying the receive time in epoch milliseconds.
-pub const RECEIVED_AT_HEADER: &str = "received_at";
+pub(crate) const RECEIVED_AT_HEADER: &str = "received_at";
 
 /// The headers of a quarantined record.
-pub fn headers(error: &PrepareError, received_at_ms: i64) -> Vec<(&'static str, String)> {
+pub(crate) fn headers(error: &PrepareError, received_at_ms: i64) -> Vec<(&'static str, String)> {
     let mut headers = vec![
         (REASON_HEADER, error.reason().to_string()),
         (

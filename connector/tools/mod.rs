@@ -5,7 +5,7 @@
 pub mod asyncapi;
 pub mod check;
 pub mod erase;
-pub mod reader;
+pub(crate) mod reader;
 pub mod replay;
 pub mod tail;
 pub mod validate;

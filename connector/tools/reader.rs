@@ -13,7 +13,7 @@ use crate::wiring::config::Config;
 
 /// Where to start reading.
 #[derive(Debug, Clone, Copy)]
-pub enum Start {
+pub(crate) enum Start {
     /// The oldest record.
     Beginning,
     /// Only records produced from now on.
@@ -23,14 +23,14 @@ pub enum Start {
 }
 
 /// A consumer assigned to every partition of some topics.
-pub struct TopicReader {
+pub(crate) struct TopicReader {
     consumer: BaseConsumer<KafkaContext>,
     /// `(topic, partition)` → (next offset to read, high watermark when the reader was created).
     progress: HashMap<(String, i32), (i64, i64)>,
 }
 
 /// The tools' consumer: no group commits; `partition_eof` asks for end-of-partition events.
-pub fn tools_consumer(
+pub(crate) fn tools_consumer(
     config: &Config,
     partition_eof: bool,
 ) -> anyhow::Result<BaseConsumer<KafkaContext>> {
@@ -45,7 +45,10 @@ pub fn tools_consumer(
 }
 
 /// The partition ids of `topic`; an error when it does not exist.
-pub fn partitions(consumer: &BaseConsumer<KafkaContext>, topic: &str) -> anyhow::Result<Vec<i32>> {
+pub(crate) fn partitions(
+    consumer: &BaseConsumer<KafkaContext>,
+    topic: &str,
+) -> anyhow::Result<Vec<i32>> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata
         .topics()
@@ -58,7 +61,7 @@ pub fn partitions(consumer: &BaseConsumer<KafkaContext>, topic: &str) -> anyhow:
 
 impl TopicReader {
     /// Assigns every partition of `topics` from `start`.
-    pub fn new(config: &Config, topics: &[String], start: Start) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &Config, topics: &[String], start: Start) -> anyhow::Result<Self> {
         let consumer = tools_consumer(config, false)?;
         let timeout = Duration::from_secs(10);
         let mut assignment = TopicPartitionList::new();
@@ -98,7 +101,7 @@ impl TopicReader {
 
     /// The next record, or `None` after `wait` without one. Records past the creation-time end
     /// are returned too (for following); progress is tracked either way.
-    pub fn poll(&mut self, wait: Duration) -> anyhow::Result<Option<OwnedMessage>> {
+    pub(crate) fn poll(&mut self, wait: Duration) -> anyhow::Result<Option<OwnedMessage>> {
         let message = match self.consumer.poll(wait) {
             None => return Ok(None),
             Some(result) => result?.detach(),
@@ -113,12 +116,12 @@ impl TopicReader {
     }
 
     /// True once every partition was read up to the high watermark seen at creation.
-    pub fn caught_up(&self) -> bool {
+    pub(crate) fn caught_up(&self) -> bool {
         self.progress.values().all(|(next, end)| next >= end)
     }
 
     /// Topics on the cluster whose names start with `prefix`.
-    pub fn topics_with_prefix(config: &Config, prefix: &str) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn topics_with_prefix(config: &Config, prefix: &str) -> anyhow::Result<Vec<String>> {
         let consumer: BaseConsumer<KafkaContext> = kafka::create(&config.kafka, &[])?;
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let mut topics: Vec<String> = metadata

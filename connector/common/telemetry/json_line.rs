@@ -26,11 +26,11 @@ use tracing_subscriber::registry::LookupSpan;
 /// The event formatter (with [`JsonLineFields`] as the field formatter, which stores each span's
 /// fields as a JSON object).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct JsonLine;
+pub(crate) struct JsonLine;
 
 /// The span field formatter: a span's fields as one JSON object, `{"a":1,"b":"x"}`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct JsonLineFields;
+pub(crate) struct JsonLineFields;
 
 impl<'w> FormatFields<'w> for JsonLineFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {

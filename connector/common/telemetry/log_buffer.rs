@@ -20,10 +20,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Gathered bytes that trigger a write on the logging thread itself.
-pub const FLUSH_AT: usize = 32 * 1024;
+pub(crate) const FLUSH_AT: usize = 32 * 1024;
 
 /// The longest a line waits in the buffer.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 struct Shared {
     /// Lines not yet written, and where they go.
@@ -56,7 +56,7 @@ impl Shared {
 
 /// The buffer: a `MakeWriter` for `tracing-subscriber`, cheap to clone.
 #[derive(Clone)]
-pub struct LogBuffer {
+pub(crate) struct LogBuffer {
     shared: Arc<Shared>,
 }
 
@@ -69,7 +69,7 @@ pub struct Flusher {
 impl LogBuffer {
     /// A buffer in front of `out`, its flushing thread, and a panic hook that writes the
     /// gathered lines before the panic's message.
-    pub fn start(out: Box<dyn Write + Send>) -> (Self, Flusher) {
+    pub(crate) fn start(out: Box<dyn Write + Send>) -> (Self, Flusher) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 pending: Vec::with_capacity(FLUSH_AT + 1024),
@@ -108,7 +108,8 @@ impl LogBuffer {
     }
 
     /// Writes what has gathered now.
-    pub fn flush(&self) {
+    #[cfg(test)]
+    pub(crate) fn flush(&self) {
         self.shared.lock().flush();
     }
 
@@ -150,7 +151,7 @@ impl Drop for Flusher {
 }
 
 /// One event's writer: `tracing-subscriber` formats a line and writes it with one `write_all`.
-pub struct LineWriter<'a> {
+pub(crate) struct LineWriter<'a> {
     shared: &'a Shared,
 }
 

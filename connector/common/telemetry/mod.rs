@@ -3,8 +3,8 @@
 //! `tracing.otlp_endpoint` is set, spans exported over OTLP/HTTP with a W3C trace-context
 //! propagator so a caller's `traceparent` becomes the request span's parent.
 
-pub mod json_line;
-pub mod log_buffer;
+pub(crate) mod json_line;
+pub(crate) mod log_buffer;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -12,7 +12,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub mod config;
+pub(crate) mod config;
 
 pub use config::{LogConfig, LogFormat, TracingConfig};
 

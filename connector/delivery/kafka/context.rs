@@ -188,14 +188,14 @@ impl ConsumerContext for KafkaContext {}
 /// on the first refresh (on librdkafka's thread, which may block; the signer runs aws-config on
 /// a runtime of its own), and read again at the next refresh if it failed: credentials may
 /// appear later, e.g. a web identity token file mounted after start.
-pub struct MskIamTokens {
+pub(crate) struct MskIamTokens {
     config: AwsMskIamConfig,
     signer: Mutex<Option<Arc<MskIamSigner>>>,
 }
 
 impl MskIamTokens {
     /// Tokens for `config`'s region; the credentials are looked up on first use.
-    pub fn new(config: &AwsMskIamConfig) -> Self {
+    pub(crate) fn new(config: &AwsMskIamConfig) -> Self {
         Self {
             config: config.clone(),
             signer: Mutex::new(None),
@@ -203,7 +203,8 @@ impl MskIamTokens {
     }
 
     /// Tokens from a signer made elsewhere (fixed credentials).
-    pub fn with_signer(signer: MskIamSigner) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_signer(signer: MskIamSigner) -> Self {
         Self {
             config: AwsMskIamConfig::default(),
             signer: Mutex::new(Some(Arc::new(signer))),

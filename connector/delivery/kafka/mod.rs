@@ -2,16 +2,16 @@
 //! from it, the shared producer, partitioning by entity and topic administration.
 
 pub mod admin;
-pub mod config;
-pub mod context;
-pub mod msk_iam;
-pub mod oidc;
+pub(crate) mod config;
+pub(crate) mod context;
+pub(crate) mod msk_iam;
+pub(crate) mod oidc;
 pub mod partition;
-pub mod permissions;
-pub mod probe;
-pub mod producer;
+pub(crate) mod permissions;
+pub(crate) mod probe;
+pub(crate) mod producer;
 pub mod sasl;
-pub mod tls;
+pub(crate) mod tls;
 
 pub use admin::{describe_durability, ensure_topics, AdminError, TopicDurability, TopicSpec};
 pub use config::KafkaConfig;

@@ -33,7 +33,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
 /// How long a token is valid: MSK's and the reference signers' fixed `X-Amz-Expires`.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 
 /// The SigV4 service name MSK verifies the signature for.
 const SIGNING_NAME: &str = "kafka-cluster";
@@ -83,7 +83,7 @@ pub struct AwsMskIamConfig {
 
 /// A signed token, in the form librdkafka's `rd_kafka_oauthbearer_set_token` takes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct MskIamToken {
+pub(crate) struct MskIamToken {
     /// The token: the base64url (no padding) presigned URL. A bearer credential for its
     /// lifetime, and it carries the session token, hence the redacting `Debug`.
     pub token: String,
@@ -107,7 +107,7 @@ impl fmt::Debug for MskIamToken {
 
 /// Why no token could be signed. No message contains a secret key or session token.
 #[derive(Debug, thiserror::Error)]
-pub enum MskIamError {
+pub(crate) enum MskIamError {
     /// Neither the config nor the AWS region chain names a region.
     #[error(
         "no AWS region for MSK IAM: set `kafka.sasl.aws_msk_iam.region` or AWS_REGION (the \
@@ -161,13 +161,14 @@ fn error_chain(error: &CredentialsError) -> String {
 }
 
 /// Signs MSK IAM tokens. `Send + Sync`; share it in an `Arc`.
-pub struct MskIamSigner {
+pub(crate) struct MskIamSigner {
     region: String,
     credentials: CredentialSource,
 }
 
 enum CredentialSource {
     /// Fixed keys: nothing to load, nothing to refresh.
+    #[cfg(test)]
     Static(Credentials),
     /// A provider (the standard chain) asked on the signer's own runtime.
     Provider(ProviderSource),
@@ -225,6 +226,7 @@ impl Drop for BackgroundRuntime {
 impl fmt::Debug for MskIamSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let credentials = match &self.credentials {
+            #[cfg(test)]
             CredentialSource::Static(_) => "static",
             CredentialSource::Provider(_) => "provider",
         };
@@ -240,7 +242,7 @@ impl MskIamSigner {
     /// fetches credentials once, so a pod without usable credentials fails at start-up rather
     /// than at every token refresh. Call it inside a tokio runtime; the chain itself runs on
     /// the signer's own runtime.
-    pub async fn from_environment(config: &AwsMskIamConfig) -> Result<Self, MskIamError> {
+    pub(crate) async fn from_environment(config: &AwsMskIamConfig) -> Result<Self, MskIamError> {
         if let Some(region) = &config.region {
             check_region(region)?;
         }
@@ -290,9 +292,9 @@ impl MskIamSigner {
         })
     }
 
-    /// A signer over fixed credentials (tests, and anyone with static keys). The region is
-    /// checked when signing.
-    pub fn with_static_credentials(
+    /// A signer over fixed credentials (the tests'). The region is checked when signing.
+    #[cfg(test)]
+    pub(crate) fn with_static_credentials(
         region: &str,
         access_key_id: &str,
         secret_access_key: &str,
@@ -332,17 +334,19 @@ impl MskIamSigner {
     }
 
     /// The region tokens are signed for.
-    pub fn region(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn region(&self) -> &str {
         &self.region
     }
 
     /// Signs a fresh token. Synchronous, for librdkafka's refresh callback: it works on any
     /// thread, inside a tokio runtime or not. Credentials are reused until shortly before they
     /// expire; fetching new ones blocks for at most 30 s.
-    pub fn token(&self) -> Result<MskIamToken, MskIamError> {
+    pub(crate) fn token(&self) -> Result<MskIamToken, MskIamError> {
         check_region(&self.region)?;
         let now = SystemTime::now();
         let credentials = match &self.credentials {
+            #[cfg(test)]
             CredentialSource::Static(credentials) => credentials.clone(),
             CredentialSource::Provider(source) => source.credentials(now)?,
         };

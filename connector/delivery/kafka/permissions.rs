@@ -14,7 +14,7 @@ use rdkafka::client::{Client, ClientContext};
 
 /// What the cluster says about one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicAccess {
+pub(crate) enum TopicAccess {
     /// The topic does not exist (or the principal may not even describe it).
     Unknown(String),
     /// The operations the principal is authorized for include WRITE.
@@ -28,12 +28,12 @@ pub enum TopicAccess {
 /// Why the question could not be asked.
 #[derive(Debug, thiserror::Error)]
 #[error("describing topics failed: {0}")]
-pub struct PermissionsError(String);
+pub(crate) struct PermissionsError(String);
 
 const ACL_OPERATION_WRITE: i32 = rd::rd_kafka_AclOperation_t::RD_KAFKA_ACL_OPERATION_WRITE as i32;
 
 /// The access of `client`'s principal to each of `topics`.
-pub fn topic_access<C: ClientContext>(
+pub(crate) fn topic_access<C: ClientContext>(
     client: &Client<C>,
     topics: &[String],
     timeout: Duration,

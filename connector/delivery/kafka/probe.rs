@@ -72,7 +72,7 @@ fn hint(kafka: &KafkaConfig, refusal: &Refusal) -> String {
 /// Asks for the cluster's metadata until it answers, the client reports a refusal, or
 /// `timeout` passes. Blocking; `client` must be one that polls its events (a producer), so
 /// that refusals reach `context`, its [`KafkaContext`].
-pub fn probe<C: ClientContext>(
+pub(crate) fn probe<C: ClientContext>(
     client: &Client<C>,
     context: &KafkaContext,
     kafka: &KafkaConfig,

@@ -14,7 +14,7 @@ use crate::common::setting::SettingError;
 /// Shortest accepted password, in bytes: 16 random bytes (128 bits) are beyond guessing at any
 /// rate a network allows, and no back-off or lock-out has to stand in for them (a lock-out keyed
 /// on the address would lock out the vendor too, behind a shared ingress address).
-pub const MIN_PASSWORD_BYTES: usize = 16;
+pub(crate) const MIN_PASSWORD_BYTES: usize = 16;
 
 /// `[auth.basic]`: the dashboard's "Basic Authentication" option.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -32,14 +32,14 @@ pub struct BasicConfig {
 
 /// The configured pairs, kept only as digests.
 #[derive(Debug)]
-pub struct Basic {
+pub(crate) struct Basic {
     pairs: Vec<Digest32>,
 }
 
 impl Basic {
     /// Reads the pairs; at least one is required and each needs a user and a password of at
     /// least [`MIN_PASSWORD_BYTES`].
-    pub fn from_config(config: &BasicConfig) -> Result<Self, SettingError> {
+    pub(crate) fn from_config(config: &BasicConfig) -> Result<Self, SettingError> {
         let key = "auth.basic.credentials";
         let pairs = load_list(key, &config.credentials, config.credentials_file.as_deref())?;
         if pairs.is_empty() {
@@ -76,7 +76,7 @@ impl Basic {
     }
 
     /// Checks the `Authorization` header.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
         let encoded = authorization(headers, "Basic")?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())

@@ -11,7 +11,7 @@ use crate::common::secret::{load_list, matches_any, secret_list, Digest32, Secre
 use crate::common::setting::SettingError;
 
 /// Shortest accepted token; the dashboard's UUIDs have 36 characters.
-pub const MIN_TOKEN_CHARS: usize = 16;
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
 
 /// `[auth.bearer]`: static tokens.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -27,13 +27,13 @@ pub struct BearerConfig {
 
 /// The configured tokens, kept only as digests.
 #[derive(Debug)]
-pub struct Bearer {
+pub(crate) struct Bearer {
     tokens: Vec<Digest32>,
 }
 
 impl Bearer {
     /// Reads the tokens; at least one is required.
-    pub fn from_config(config: &BearerConfig) -> Result<Self, SettingError> {
+    pub(crate) fn from_config(config: &BearerConfig) -> Result<Self, SettingError> {
         let key = "auth.bearer.tokens";
         let tokens = load_list(key, &config.tokens, config.tokens_file.as_deref())?;
         if tokens.is_empty() {
@@ -57,7 +57,7 @@ impl Bearer {
     }
 
     /// Checks the `Authorization` header.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
         let token = authorization(headers, "Bearer")?;
         if matches_any(token.trim().as_bytes(), &self.tokens) {
             Ok(())

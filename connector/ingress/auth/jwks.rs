@@ -25,7 +25,7 @@ use crate::common::metrics::JWKS_REFRESH_FAILURES;
 /// The largest JWKS body read. Real key sets are a few KiB (a handful of keys, even with
 /// certificate chains); the limit keeps a broken or hostile provider from making every refresh
 /// buffer an unbounded body.
-pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 /// A verification key with the algorithms it may be used with.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ impl std::fmt::Debug for KeyEntry {
 
 /// Why the key set could not be fetched.
 #[derive(Debug, thiserror::Error)]
-pub enum JwksError {
+pub(crate) enum JwksError {
     /// Connection, timeout or TLS failure.
     #[error("cannot fetch the JWKS: {0}")]
     Fetch(#[from] reqwest::Error),
@@ -72,7 +72,7 @@ pub enum JwksError {
 
 impl JwksError {
     /// The `reason` label of `riskos_jwks_refresh_failures_total`.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Self::Fetch(_) => "fetch",
             Self::Status(_) => "status",
@@ -85,7 +85,7 @@ impl JwksError {
 }
 
 /// The cached key set of one JWKS URL.
-pub struct Jwks {
+pub(crate) struct Jwks {
     url: String,
     /// The endpoint's name: the `endpoint` label of the refresh-failure counter.
     endpoint: String,
@@ -107,7 +107,7 @@ impl Jwks {
     /// Fetches the set once; a provider that cannot be used stops start-up. `endpoint` names
     /// the endpoint in metrics; `allow_insecure` permits an `http://` URL (tests, local
     /// development).
-    pub async fn load(
+    pub(crate) async fn load(
         url: &str,
         allowed: &[Algorithm],
         min_refetch: Duration,
@@ -137,13 +137,13 @@ impl Jwks {
     }
 
     /// The current keys.
-    pub fn keys(&self) -> Arc<Vec<KeyEntry>> {
+    pub(crate) fn keys(&self) -> Arc<Vec<KeyEntry>> {
         self.keys.read().expect("jwks lock").clone()
     }
 
     /// Refetches because a token named an unknown key, unless the last fetch was less than
     /// `min_refetch` ago. Returns whether the keys were replaced.
-    pub async fn refetch_for_unknown_kid(&self) -> bool {
+    pub(crate) async fn refetch_for_unknown_kid(&self) -> bool {
         let mut last = self.last_fetch.lock().await;
         if last.elapsed() < self.min_refetch {
             return false;
@@ -153,7 +153,7 @@ impl Jwks {
     }
 
     /// Refetches every `every` while the key set is alive.
-    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) {
+    pub(crate) fn spawn_refresh(self: &Arc<Self>, every: Duration) {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
@@ -225,7 +225,7 @@ impl Jwks {
 }
 
 /// The usable signing keys of a set, each with its allowed algorithms.
-pub fn entries(set: &JwkSet, allowed: &[Algorithm]) -> Vec<KeyEntry> {
+pub(crate) fn entries(set: &JwkSet, allowed: &[Algorithm]) -> Vec<KeyEntry> {
     set.keys
         .iter()
         .filter_map(|jwk| {

@@ -16,12 +16,12 @@
 //! then. Failures carry a [`Reason`] for the log line and a challenge for `WWW-Authenticate`,
 //! and nothing else: the caller learns only that it was not authenticated.
 
-pub mod backoff;
-pub mod basic;
-pub mod bearer;
+pub(crate) mod backoff;
+pub(crate) mod basic;
+pub(crate) mod bearer;
 pub mod hmac;
-pub mod jwks;
-pub mod oauth2;
+pub(crate) mod jwks;
+pub(crate) mod oauth2;
 pub mod standard_webhooks;
 pub mod token_endpoint;
 

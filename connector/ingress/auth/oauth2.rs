@@ -174,7 +174,7 @@ fn is_hmac(alg: Algorithm) -> bool {
 }
 
 /// Validates access tokens.
-pub struct Validator {
+pub(crate) struct Validator {
     issuer: String,
     audience: String,
     required_scope: Option<String>,
@@ -199,7 +199,7 @@ impl std::fmt::Debug for Validator {
 impl Validator {
     /// Reads the PEM keys and fetches the JWKS. `issued` are the built-in endpoint's keys;
     /// `endpoint` names the endpoint in the JWKS metrics.
-    pub async fn new(
+    pub(crate) async fn new(
         config: &OAuth2Config,
         issued: Vec<KeyEntry>,
         endpoint: &str,
@@ -228,7 +228,11 @@ impl Validator {
     }
 
     /// A validator over known keys (tests, and [`Validator::new`] after loading).
-    pub fn with_keys(config: &OAuth2Config, fixed: Vec<KeyEntry>, jwks: Option<Arc<Jwks>>) -> Self {
+    pub(crate) fn with_keys(
+        config: &OAuth2Config,
+        fixed: Vec<KeyEntry>,
+        jwks: Option<Arc<Jwks>>,
+    ) -> Self {
         Self {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
@@ -241,13 +245,13 @@ impl Validator {
     }
 
     /// Checks the `Authorization: Bearer` token.
-    pub async fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
+    pub(crate) async fn check(&self, headers: &HeaderMap) -> Result<(), Reason> {
         let token = authorization(headers, "Bearer")?;
         self.validate(token.trim()).await
     }
 
     /// Validates one token.
-    pub async fn validate(&self, token: &str) -> Result<(), Reason> {
+    pub(crate) async fn validate(&self, token: &str) -> Result<(), Reason> {
         let alg = declared_algorithm(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Reason::JwtMalformed)?;
         // Refused before any key lookup, so a token without a kid never refetches the JWKS.

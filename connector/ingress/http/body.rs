@@ -29,7 +29,7 @@ use super::limits;
 /// per-source cap: a quarter, so at least four senders always find room however many uploads
 /// each keeps open, and never less than one body of `max_body_bytes`, so one maximal body
 /// from one address always fits (nor more than the whole budget).
-pub fn source_share(budget: usize, max_body_bytes: usize) -> usize {
+pub(crate) fn source_share(budget: usize, max_body_bytes: usize) -> usize {
     (budget / 4).max(max_body_bytes).min(budget)
 }
 
@@ -70,14 +70,14 @@ impl PerSource {
 
 /// A share of the [`BodyBudget`], returned when dropped (to the client address's count too).
 #[derive(Debug, Default)]
-pub struct BodyShare {
+pub(crate) struct BodyShare {
     permit: Option<OwnedSemaphorePermit>,
     source: Option<(Arc<PerSource>, IpAddr)>,
 }
 
 impl BodyShare {
     /// Bytes of the budget held.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.permit
             .as_ref()
             .map_or(0, OwnedSemaphorePermit::num_permits)
@@ -163,7 +163,7 @@ impl BodyBudget {
 
 /// The body of a request from `client` (the address the guard admitted), and the budget
 /// share that stays held until the request is answered.
-pub async fn read(
+pub(crate) async fn read(
     body: Body,
     limit: usize,
     budget: &BodyBudget,

@@ -51,7 +51,7 @@ pub struct Deadlines {
 /// deadline while busy) before the response, and would otherwise not poll it again until the
 /// client sends something — an idle client never would, and its idle deadline never started.
 #[derive(Debug, Default)]
-pub struct Busy {
+pub(crate) struct Busy {
     active: AtomicBool,
     started: AtomicU64,
     reader: AtomicWaker,
@@ -59,7 +59,7 @@ pub struct Busy {
 
 impl Busy {
     /// Marks a request as being handled until the guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> BusyGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> BusyGuard {
         self.started.fetch_add(1, Ordering::AcqRel);
         self.active.store(true, Ordering::Release);
         BusyGuard(self.clone())
@@ -67,7 +67,7 @@ impl Busy {
 }
 
 /// Clears [`Busy`] on drop (the response is ready, or the request was cancelled).
-pub struct BusyGuard(Arc<Busy>);
+pub(crate) struct BusyGuard(Arc<Busy>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
@@ -96,7 +96,7 @@ enum Closing {
 }
 
 /// The stream with deadlines and a lingering close.
-pub struct TimedIo<S> {
+pub(crate) struct TimedIo<S> {
     inner: S,
     deadlines: Deadlines,
     busy: Arc<Busy>,
@@ -109,7 +109,7 @@ pub struct TimedIo<S> {
 
 impl<S> TimedIo<S> {
     /// Wraps a just-accepted stream: its first request head is due within the header timeout.
-    pub fn new(inner: S, deadlines: Deadlines, busy: Arc<Busy>) -> Self {
+    pub(crate) fn new(inner: S, deadlines: Deadlines, busy: Arc<Busy>) -> Self {
         let now = Instant::now();
         Self {
             inner,

@@ -226,7 +226,7 @@ impl IntoResponse for ApiError {
 /// (`riskos_rejections_total`, and `riskos_auth_failures_total` for 401/403) with the
 /// endpoint's name.
 #[derive(Debug, Clone, Copy)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// [`ApiError::kind`].
     pub kind: &'static str,
     /// A 401 or 403.

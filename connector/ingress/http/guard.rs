@@ -191,10 +191,10 @@ pub struct Share {
 /// Request extension: the client address the guard admitted (the TCP peer when a trusted
 /// proxy's header names none), for handlers that key something by client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
+pub(crate) struct ClientIp(pub IpAddr);
 
 /// Middleware of the webhook route: every check, authentication included.
-pub async fn webhook(
+pub(crate) async fn webhook(
     State(endpoint): State<Arc<Endpoint>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     request: Request,
@@ -205,7 +205,7 @@ pub async fn webhook(
 
 /// Middleware of the token endpoint: every check but authentication (the endpoint
 /// authenticates the client itself).
-pub async fn token_endpoint(
+pub(crate) async fn token_endpoint(
     State(endpoint): State<Arc<Endpoint>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     request: Request,

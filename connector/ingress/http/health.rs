@@ -13,7 +13,7 @@ use crate::pipeline::schema::RegistryStatus;
 /// `GET /healthz`: the process is up and serving (always 200). With a registry, its detail
 /// shows the last background check (`schema_registry`: `ok` or `unreachable`): an outage
 /// worth seeing, but not a reason to restart or to leave the Service.
-pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Value> {
     match &state.registry {
         None => Json(json!({"status": "ok"})),
         Some(registry) => {
@@ -31,7 +31,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
 /// The schema registry is not asked: subjects and ids were resolved at start-up, and one
 /// dependency's blip must not take every pod out of the Service at once. The body lists
 /// every check and names the first that failed.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = state.store.health(CHECK_TIMEOUT).await;
 
     // (check, result, whether a failure makes the pod unready)

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const RATE_LIMIT_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// Total bytes of header names and values.
-pub fn header_bytes(headers: &HeaderMap) -> usize {
+pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
     headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
@@ -24,12 +24,12 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
 }
 
 /// Requests per second per client; `None` when disabled.
-pub struct RateLimit(Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>);
+pub(crate) struct RateLimit(Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>);
 
 impl RateLimit {
     /// `per_second` requests per second with a burst of as many; 0 disables the limit. Spawns
     /// a task that drops idle clients every minute while the limiter lives.
-    pub fn per_second(per_second: u32) -> Self {
+    pub(crate) fn per_second(per_second: u32) -> Self {
         let Some(rate) = NonZeroU32::new(per_second) else {
             return Self(None);
         };
@@ -50,7 +50,7 @@ impl RateLimit {
     }
 
     /// `Err(seconds to wait)` when `client` is over its rate.
-    pub fn check(&self, client: IpAddr) -> Result<(), u32> {
+    pub(crate) fn check(&self, client: IpAddr) -> Result<(), u32> {
         let Some(limiter) = &self.0 else {
             return Ok(());
         };
@@ -63,7 +63,7 @@ impl RateLimit {
 
 /// One IPv6 host usually owns a whole /64, so that is one client (the rate limiter's key, and
 /// the body budget's per-address count).
-pub fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         v4 => v4,
@@ -71,16 +71,16 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// The global in-flight cap.
-pub struct InFlight(Arc<Semaphore>);
+pub(crate) struct InFlight(Arc<Semaphore>);
 
 impl InFlight {
     /// At most `max` requests at once.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self(Arc::new(Semaphore::new(max)))
     }
 
     /// A slot, held until the permit is dropped; `None` when all are taken (shed the request).
-    pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
         self.0.clone().try_acquire_owned().ok()
     }
 }

@@ -4,21 +4,21 @@
 //! plain or TLS listener (`tls`), and the accept loop (`server`: connection cap, early source
 //! refusal, per-connection deadlines and lingering close in `conn_io`).
 
-pub mod body;
-pub mod config;
-pub mod conn_io;
-pub mod error;
-pub mod guard;
-pub mod health;
-pub mod limits;
+pub(crate) mod body;
+pub(crate) mod config;
+pub(crate) mod conn_io;
+pub(crate) mod error;
+pub(crate) mod guard;
+pub(crate) mod health;
+pub(crate) mod limits;
 pub mod observe;
 pub mod openapi;
-pub mod required_headers;
+pub(crate) mod required_headers;
 pub mod server;
-pub mod source_ip;
+pub(crate) mod source_ip;
 pub mod tls;
-pub mod token;
-pub mod webhook;
+pub(crate) mod token;
+pub(crate) mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -28,7 +28,7 @@ pub enum RequiredHeaderError {
 
 /// Every required header of one endpoint, with the digests of its accepted values.
 #[derive(Default)]
-pub struct RequiredHeaders(Vec<(HeaderName, Vec<Digest32>)>);
+pub(crate) struct RequiredHeaders(Vec<(HeaderName, Vec<Digest32>)>);
 
 impl std::fmt::Debug for RequiredHeaders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +40,7 @@ impl std::fmt::Debug for RequiredHeaders {
 
 impl RequiredHeaders {
     /// Reads every value (and `values_file`) once. Keys are relative to the endpoint.
-    pub fn from_config(config: &[RequiredHeaderConfig]) -> Result<Self, SettingError> {
+    pub(crate) fn from_config(config: &[RequiredHeaderConfig]) -> Result<Self, SettingError> {
         let mut headers = Vec::with_capacity(config.len());
         for (i, required) in config.iter().enumerate() {
             let name = HeaderName::from_bytes(required.name.as_bytes()).map_err(|_| {
@@ -67,13 +67,8 @@ impl RequiredHeaders {
         Ok(Self(headers))
     }
 
-    /// True when there is nothing to check.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Every required header present once with an accepted value.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), RequiredHeaderError> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), RequiredHeaderError> {
         for (name, accepted) in &self.0 {
             let value = single_header(headers, name)
                 .map_err(|RepeatedHeader| RequiredHeaderError::Repeated(name.clone()))?

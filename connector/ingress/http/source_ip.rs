@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{header, HeaderMap};
 
-pub use crate::ingress::net::{Cidr, ForwardedHeader};
+pub(crate) use crate::ingress::net::{Cidr, ForwardedHeader};
 
 /// The allow-list and the trusted proxies.
 #[derive(Debug, Clone, Default)]

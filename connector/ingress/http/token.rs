@@ -26,10 +26,10 @@ use crate::ingress::auth::backoff::Failure;
 use crate::ingress::auth::token_endpoint::{client_authorization, TokenBody, TokenError};
 
 /// Largest token request body; real ones are a few hundred bytes.
-pub const MAX_TOKEN_REQUEST_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_REQUEST_BYTES: usize = 8 * 1024;
 
 /// Issues an access token.
-pub async fn issue(
+pub(crate) async fn issue(
     State(endpoint): State<Arc<Endpoint>>,
     client: Option<Extension<ClientIp>>,
     headers: HeaderMap,

@@ -24,7 +24,7 @@ use crate::pipeline::{Answer, Fate, KeepError, Kept, Origin, Prepared, Quarantin
 
 /// The 200 body.
 #[derive(Debug, Serialize)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// `accepted` (on its event topic) or `quarantined` (stored raw for a schema fix + replay).
     pub status: &'static str,
     /// The event id that was stored (the Kafka key).
@@ -46,7 +46,7 @@ pub struct Accepted {
 /// quarantine); then the answer ([`answer`]), only once it is safe. The request is taken
 /// whole and split, so its headers are borrowed rather than cloned (axum's `HeaderMap`
 /// extractor copies the map).
-pub async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
+pub(crate) async fn receive(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;

@@ -23,11 +23,11 @@ use super::convert::Names;
 use super::record::ENVELOPE_FIELDS;
 
 /// Record attribute naming the event type a schema is for.
-pub const EVENT_TYPE_ATTRIBUTE: &str = "riskos.event_type";
+pub(crate) const EVENT_TYPE_ATTRIBUTE: &str = "riskos.event_type";
 /// Record attribute naming the field whose value picks a record's partition.
-pub const PARTITION_BY_ATTRIBUTE: &str = "riskos.partition_by";
+pub(crate) const PARTITION_BY_ATTRIBUTE: &str = "riskos.partition_by";
 /// [`EVENT_TYPE_ATTRIBUTE`] value of the schema for types without a schema of their own.
-pub const FALLBACK_EVENT_TYPE: &str = "*";
+pub(crate) const FALLBACK_EVENT_TYPE: &str = "*";
 
 /// A schema file that cannot be used; the message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +307,7 @@ impl Catalog {
 }
 
 /// The named types defined inside `schema`, for resolving references while converting.
-pub fn names_of(schema: &Schema) -> apache_avro::AvroResult<Names> {
+pub(crate) fn names_of(schema: &Schema) -> apache_avro::AvroResult<Names> {
     let resolved = apache_avro::schema::ResolvedSchema::new(schema)?;
     Ok(resolved
         .get_names()

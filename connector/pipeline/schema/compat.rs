@@ -8,7 +8,11 @@ use super::registry_config::CompatibilityLevel;
 
 /// Checks `new` against `latest` (the registered version) at `level`; `Err` says why, naming the
 /// field when Avro does.
-pub fn check(level: CompatibilityLevel, latest: &Schema, new: &Schema) -> Result<(), String> {
+pub(crate) fn check(
+    level: CompatibilityLevel,
+    latest: &Schema,
+    new: &Schema,
+) -> Result<(), String> {
     let backward = || {
         readable(
             latest,

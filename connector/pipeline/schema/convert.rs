@@ -23,10 +23,10 @@ use serde_json::Value as Json;
 use crate::pipeline::envelope::json_type;
 
 /// Field attribute marking a string field that stores the JSON text of any value.
-pub const JSON_TEXT_ATTRIBUTE: &str = "riskos.json";
+pub(crate) const JSON_TEXT_ATTRIBUTE: &str = "riskos.json";
 
 /// Named types of a schema, for resolving `Schema::Ref`.
-pub type Names = HashMap<Name, Schema>;
+pub(crate) type Names = HashMap<Name, Schema>;
 
 /// A value that does not fit the schema, with the path of the failing field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl std::error::Error for ConvertError {}
 /// A borrowed value for [`write`]: JSON from the body, or a value the record builder holds, so
 /// neither is copied into a JSON tree first.
 #[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
+pub(crate) enum Input<'a> {
     /// Any JSON value.
     Json(&'a Json),
     /// A string.
@@ -185,7 +185,7 @@ impl<'a> Input<'a> {
 
 /// Appends `input` as the Avro binary datum of `schema` to `out`. `names` resolves named-type
 /// references. On error `out` may hold a partial datum.
-pub fn write(
+pub(crate) fn write(
     schema: &Schema,
     names: &Names,
     input: Input<'_>,
@@ -307,7 +307,7 @@ pub fn write(
 /// Appends one record field: its value (JSON text for a `riskos.json` field), or when `value`
 /// is `None` (absent or `null`) its default, `null` for `["null", T]`, or an error. The caller
 /// adds the field to the error's path.
-pub fn write_field(
+pub(crate) fn write_field(
     field: &RecordField,
     names: &Names,
     value: Option<Input<'_>>,

@@ -5,7 +5,7 @@
 use std::error::Error;
 
 /// `error` and each of its causes, `: `-separated.
-pub fn describe(error: &(dyn Error + 'static)) -> String {
+pub(crate) fn describe(error: &(dyn Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -24,7 +24,7 @@ pub fn describe(error: &(dyn Error + 'static)) -> String {
 /// certificate): a configuration problem, not an outage, so start-up stops on it instead of
 /// waiting. rustls errors reach here inside an `io::Error`, whose `source` skips the error it
 /// wraps, so each `io::Error` is opened too.
-pub fn tls_refused(error: &(dyn Error + 'static)) -> bool {
+pub(crate) fn tls_refused(error: &(dyn Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(current) = next {
         if current.is::<rustls::Error>() {

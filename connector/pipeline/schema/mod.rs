@@ -2,19 +2,19 @@
 //! encodings and the registry client (its config section, authentication, OAuth tokens and
 //! TLS in files of their own).
 
-pub mod catalog;
-pub mod compat;
-pub mod config;
-pub mod convert;
+pub(crate) mod catalog;
+pub(crate) mod compat;
+pub(crate) mod config;
+pub(crate) mod convert;
 pub mod decode;
 pub mod encode;
-pub mod error_chain;
-pub mod record;
-pub mod registry;
-pub mod registry_auth;
-pub mod registry_config;
-pub mod registry_oauth;
-pub mod registry_tls;
+pub(crate) mod error_chain;
+pub(crate) mod record;
+pub(crate) mod registry;
+pub(crate) mod registry_auth;
+pub(crate) mod registry_config;
+pub(crate) mod registry_oauth;
+pub(crate) mod registry_tls;
 
 pub use catalog::{Catalog, CatalogError, SchemaEntry};
 pub use convert::ConvertError;

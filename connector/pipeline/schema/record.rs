@@ -12,10 +12,10 @@ use super::convert::{self, ConvertError, Input, Names};
 use crate::pipeline::envelope::Event;
 
 /// Whether a field's Avro type can hold what the builder puts there.
-pub type AcceptsType = fn(&Schema) -> bool;
+pub(crate) type AcceptsType = fn(&Schema) -> bool;
 
 /// Field names and the Avro types each accepts; checked when a schema file is loaded.
-pub const ENVELOPE_FIELDS: &[(&str, AcceptsType)] = &[
+pub(crate) const ENVELOPE_FIELDS: &[(&str, AcceptsType)] = &[
     ("event_id", |s| matches!(s, Schema::String)),
     ("event_type", |s| matches!(s, Schema::String)),
     ("occurred_at", |s| matches!(s, Schema::TimestampMillis)),
@@ -38,7 +38,7 @@ fn is_envelope_enum(schema: &Schema) -> bool {
 /// gets the builder's value under its name (or an alias), read where it lies — the event, the
 /// arrival time, the raw body — and goes through the converter's field rules (defaults, `null`
 /// for `["null", T]`, `riskos.json` text). Errors name the field.
-pub fn write_record(
+pub(crate) fn write_record(
     schema: &Schema,
     names: &Names,
     event: &Event,

@@ -19,9 +19,9 @@ use crate::common::secret::{load_one, Secret};
 use crate::common::setting::SettingError;
 
 /// The header Confluent Cloud reads the registry's logical cluster from.
-pub const LOGICAL_CLUSTER_HEADER: &str = "target-sr-cluster";
+pub(crate) const LOGICAL_CLUSTER_HEADER: &str = "target-sr-cluster";
 /// The header Confluent Cloud reads the identity pool from.
-pub const IDENTITY_POOL_HEADER: &str = "Confluent-Identity-Pool-Id";
+pub(crate) const IDENTITY_POOL_HEADER: &str = "Confluent-Identity-Pool-Id";
 
 /// Why the registry's settings cannot be had. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum AccessError {
 }
 
 /// The settings of the registry's calls, and how they are renewed.
-pub struct RegistryAccess {
+pub(crate) struct RegistryAccess {
     base: Base,
     auth: Auth,
 }
@@ -69,7 +69,7 @@ struct OAuthAccess {
 impl RegistryAccess {
     /// Checks the section, reads its secret and TLS files and builds the client: every
     /// problem a file or a setting can cause shows here, at start-up, naming the key.
-    pub fn new(config: &SchemaRegistryConfig) -> Result<Self, AccessError> {
+    pub(crate) fn new(config: &SchemaRegistryConfig) -> Result<Self, AccessError> {
         config.validate()?;
         let base = Base {
             url: config.url.clone(),
@@ -116,7 +116,7 @@ impl RegistryAccess {
 
     /// The settings of the next call (with OAuth, built with a token fetched if due) and the
     /// OAuth token's generation (0 without OAuth), for [`RegistryAccess::refused`].
-    pub async fn settings(&self) -> Result<(SrSettings, u64), AccessError> {
+    pub(crate) async fn settings(&self) -> Result<(SrSettings, u64), AccessError> {
         let OAuthAccess {
             tokens,
             headers,
@@ -143,7 +143,7 @@ impl RegistryAccess {
 
     /// The registry refused the OAuth token of `generation` (401): the next call fetches a new
     /// one rather than waiting for the refresh point (a provider that rotated its keys).
-    pub async fn refused(&self, generation: u64) {
+    pub(crate) async fn refused(&self, generation: u64) {
         if let Auth::OAuth(oauth) = &self.auth {
             oauth.tokens.forget(generation).await;
         }

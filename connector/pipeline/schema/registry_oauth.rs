@@ -21,14 +21,14 @@ use crate::common::secret::Secret;
 
 /// Part of a token's lifetime after which it is fetched again: early enough that a call made
 /// just before the refresh point still reaches the registry before the token expires.
-pub const REFRESH_FRACTION: f64 = 0.8;
+pub(crate) const REFRESH_FRACTION: f64 = 0.8;
 
 /// The lifetime assumed when the endpoint gives no `expires_in` (it is only RECOMMENDED):
 /// short, so a token that expires sooner than expected is replaced soon.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The largest token response read; tokens are a few KiB at most.
-pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Why no token could be had. Messages name the endpoint, never the client secret or a token.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ impl TokenError {
 }
 
 /// A fetched token. `generation` tells one fetch's token from the next one's.
-pub struct AccessToken {
+pub(crate) struct AccessToken {
     /// The token.
     pub value: Secret,
     /// 1 for the first fetch, then one more per fetch.
@@ -81,7 +81,7 @@ struct Cached {
 
 /// The client-credentials client of one token endpoint, with its cached token. No `Debug`: it
 /// holds the client secret.
-pub struct OAuthTokens {
+pub(crate) struct OAuthTokens {
     url: String,
     client: reqwest::Client,
     client_id: String,
@@ -95,7 +95,7 @@ pub struct OAuthTokens {
 impl OAuthTokens {
     /// A client for `url`; `client` carries the timeout and trusted roots (no redirect is
     /// followed whatever it says).
-    pub fn new(
+    pub(crate) fn new(
         url: &str,
         client: reqwest::ClientBuilder,
         client_id: &str,
@@ -118,13 +118,13 @@ impl OAuthTokens {
     }
 
     /// The token endpoint's URL.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// The cached token, or a new one when it is due for refresh. Callers wait for one fetch
     /// rather than each making their own.
-    pub async fn token(&self) -> Result<Arc<AccessToken>, TokenError> {
+    pub(crate) async fn token(&self) -> Result<Arc<AccessToken>, TokenError> {
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(cached.token.clone());
@@ -157,7 +157,7 @@ impl OAuthTokens {
 
     /// Drops the cached token if it is still `generation` (the registry refused it), so the
     /// next call fetches a new one instead of waiting for the refresh point.
-    pub async fn forget(&self, generation: u64) {
+    pub(crate) async fn forget(&self, generation: u64) {
         let mut cache = self.cache.lock().await;
         if cache
             .as_ref()

@@ -16,7 +16,7 @@ use crate::common::setting::SettingError;
 
 /// The TLS material of the registry's clients. No `Debug`: it holds a private key.
 #[derive(Clone, Default)]
-pub struct RegistryTls {
+pub(crate) struct RegistryTls {
     /// Extra trusted roots (`ca_file`).
     roots: Vec<reqwest::Certificate>,
     /// The client certificate and key (`cert_file` + `key_file`).
@@ -26,7 +26,7 @@ pub struct RegistryTls {
 impl RegistryTls {
     /// Reads the files the config names; an unreadable file or one without what its key
     /// promises fails, naming the key (never a key's content).
-    pub fn load(config: &SchemaRegistryConfig) -> Result<Self, SettingError> {
+    pub(crate) fn load(config: &SchemaRegistryConfig) -> Result<Self, SettingError> {
         let roots = match &config.ca_file {
             Some(path) => ca_bundle("schema_registry.ca_file", path)?,
             None => Vec::new(),
@@ -40,7 +40,7 @@ impl RegistryTls {
 
     /// A client builder trusting the extra roots and presenting the client certificate: for
     /// registry calls.
-    pub fn registry_client(&self) -> reqwest::ClientBuilder {
+    pub(crate) fn registry_client(&self) -> reqwest::ClientBuilder {
         let builder = self.token_client();
         match &self.identity {
             Some(identity) => builder.identity(identity.clone()),
@@ -50,7 +50,7 @@ impl RegistryTls {
 
     /// A client builder trusting the extra roots, without the client certificate: for the
     /// OAuth token endpoint, a different server that did not ask for it.
-    pub fn token_client(&self) -> reqwest::ClientBuilder {
+    pub(crate) fn token_client(&self) -> reqwest::ClientBuilder {
         reqwest::Client::builder().tls_certs_merge(self.roots.iter().cloned())
     }
 }
