@@ -3,6 +3,7 @@
 //! producer plus the optional durable [`spool`] and its forwarder) in the service, and
 //! [`MemoryStore`] in tests of the HTTP surface, which then need no broker.
 
+pub(crate) mod config;
 pub(crate) mod dedup;
 pub mod kafka;
 pub(crate) mod kafka_store;

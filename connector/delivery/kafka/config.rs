@@ -82,6 +82,48 @@ impl KafkaConfig {
     }
 }
 
+/// `[topics]`: naming and creation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Partitions of topics created at start-up. Default 6.
+    pub partitions: i32,
+    /// Replication factor of topics created at start-up. Default 3; use 1 on a one-broker
+    /// development cluster.
+    pub replication_factor: i32,
+    /// Create missing topics (compacted) at start-up. Default true; turn off when topics are
+    /// managed elsewhere (Terraform, Strimzi) and the connector's principal may not create them.
+    pub create: bool,
+    /// `min.insync.replicas` of the topics the connector creates. Default: the smaller of 2
+    /// and `replication_factor`, so `acks=all` means at least two brokers hold a record
+    /// before it is answered 2xx (Apache Kafka's own default is 1: the leader alone).
+    pub min_insync_replicas: Option<i32>,
+    /// Start even when a topic it writes to is replicated (replication factor above 1) but
+    /// its effective `min.insync.replicas` is below 2, so an acked record may sit on one
+    /// broker only. Default false; for development clusters only.
+    pub allow_single_replica_acks: bool,
+}
+
+impl TopicsConfig {
+    /// The `min.insync.replicas` given to created topics.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.min_insync_replicas
+            .unwrap_or_else(|| self.replication_factor.min(2))
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            partitions: 6,
+            replication_factor: 3,
+            create: true,
+            min_insync_replicas: None,
+            allow_single_replica_acks: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

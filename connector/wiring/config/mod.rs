@@ -14,6 +14,8 @@ use crate::common::setting::SettingError;
 pub use crate::delivery::kafka::KafkaConfig;
 
 pub use crate::common::telemetry::{LogConfig, LogFormat, TracingConfig};
+pub use crate::delivery::config::{DedupConfig, DeliveryConfig, SpoolConfig};
+pub use crate::delivery::kafka::config::TopicsConfig;
 use crate::ingress::endpoint;
 pub use crate::ingress::endpoint::{EndpointConfig, RequiredHeaderConfig};
 pub use crate::ingress::http::config::{HttpConfig, TlsConfig};
@@ -81,118 +83,6 @@ pub struct Config {
     pub tracing: TracingConfig,
 }
 
-/// `[topics]`: naming and creation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TopicsConfig {
-    /// Partitions of topics created at start-up. Default 6.
-    pub partitions: i32,
-    /// Replication factor of topics created at start-up. Default 3; use 1 on a one-broker
-    /// development cluster.
-    pub replication_factor: i32,
-    /// Create missing topics (compacted) at start-up. Default true; turn off when topics are
-    /// managed elsewhere (Terraform, Strimzi) and the connector's principal may not create them.
-    pub create: bool,
-    /// `min.insync.replicas` of the topics the connector creates. Default: the smaller of 2
-    /// and `replication_factor`, so `acks=all` means at least two brokers hold a record
-    /// before it is answered 2xx (Apache Kafka's own default is 1: the leader alone).
-    pub min_insync_replicas: Option<i32>,
-    /// Start even when a topic it writes to is replicated (replication factor above 1) but
-    /// its effective `min.insync.replicas` is below 2, so an acked record may sit on one
-    /// broker only. Default false; for development clusters only.
-    pub allow_single_replica_acks: bool,
-}
-
-impl TopicsConfig {
-    /// The `min.insync.replicas` given to created topics.
-    pub fn min_insync_replicas(&self) -> i32 {
-        self.min_insync_replicas
-            .unwrap_or_else(|| self.replication_factor.min(2))
-    }
-}
-
-impl Default for TopicsConfig {
-    fn default() -> Self {
-        Self {
-            partitions: 6,
-            replication_factor: 3,
-            create: true,
-            min_insync_replicas: None,
-            allow_single_replica_acks: false,
-        }
-    }
-}
-
-/// `[delivery]`: when a webhook is answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    /// How long a request waits for Kafka's ack before it is answered 503 (the vendor then
-    /// retries). Default 5000; at most 8000, well under the strictest sender's ~10 s timeout.
-    pub ack_timeout_ms: u64,
-    /// The duplicate fast path.
-    pub dedup: DedupConfig,
-    /// The durable spool for Kafka outages longer than the vendor retries.
-    pub spool: SpoolConfig,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        Self {
-            ack_timeout_ms: 5_000,
-            dedup: DedupConfig::default(),
-            spool: SpoolConfig::default(),
-        }
-    }
-}
-
-/// `[delivery.dedup]`: events stored recently are answered 200 without producing again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DedupConfig {
-    /// Entries remembered (per (topic, key, body)); 0 turns the fast path off. Default 100000.
-    pub max_entries: u64,
-    /// How long an entry is remembered, in seconds. Default 3600 (the vendor retries for
-    /// minutes).
-    pub ttl_secs: u64,
-}
-
-impl Default for DedupConfig {
-    fn default() -> Self {
-        Self {
-            max_entries: 100_000,
-            ttl_secs: 3_600,
-        }
-    }
-}
-
-/// `[delivery.spool]`: off unless `dir` is set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SpoolConfig {
-    /// Folder for spool segments (use a PersistentVolume in Kubernetes). Unset = no spool:
-    /// a Kafka outage is answered 503 and the vendor retries for a few minutes only.
-    pub dir: Option<PathBuf>,
-    /// Most bytes on disk; when full, requests that need the spool get 503. Default 1 GiB.
-    pub max_bytes: u64,
-    /// Size at which a segment is sealed and a new one started. Default 16 MiB.
-    pub segment_bytes: u64,
-    /// Readiness fails above this fraction of `max_bytes`, steering traffic to other pods.
-    /// Default 0.8.
-    pub high_water_mark: f64,
-}
-
-impl Default for SpoolConfig {
-    fn default() -> Self {
-        Self {
-            dir: None,
-            max_bytes: 1 << 30,
-            segment_bytes: 16 << 20,
-            high_water_mark: 0.8,
-        }
-    }
-}
-
 /// `[shutdown]`: graceful stop on SIGTERM.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -212,13 +102,6 @@ impl ShutdownConfig {
     /// The grace period as a [`Duration`].
     pub fn grace(&self) -> Duration {
         Duration::from_millis(self.grace_ms)
-    }
-}
-
-impl DeliveryConfig {
-    /// The ack deadline as a [`Duration`].
-    pub fn ack_timeout(&self) -> Duration {
-        Duration::from_millis(self.ack_timeout_ms)
     }
 }
 
