@@ -13,10 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use riskos_connector::auth::hmac::sign_hex;
-use riskos_connector::auth::AuthMode;
 use riskos_connector::config::Config;
-use riskos_connector::secret::Secret;
+use support::auth_modes::{hmac, hmac_headers, unix_now, HMAC_SECRET};
 use support::fixtures;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -270,19 +268,17 @@ async fn an_address_outside_the_allow_list_is_answered_403_and_cannot_hold_a_con
     assert!(read.is_empty());
 }
 
-const HMAC_SECRET: &str = "hmac-secret-of-the-request-token-sender";
-
-fn hmac(config: &mut Config) {
-    config.endpoints[0].auth.mode = Some(AuthMode::Hmac);
-    config.endpoints[0].auth.hmac.secrets = vec![Secret::new(HMAC_SECRET)];
-    config.endpoints[0].auth.hmac.timestamp_header = Some("X-Timestamp".into());
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// A webhook signed as `hmac` mode ([`hmac`]) wants it, posted on a new request.
+async fn post_signed(app: &App) -> reqwest::Response {
+    let body = case_closure();
+    let mut request = app
+        .client
+        .post(app.url("/webhooks/riskos"))
+        .header("content-type", "application/json");
+    for (name, value) in hmac_headers(HMAC_SECRET, unix_now(), &body) {
+        request = request.header(name, value);
+    }
+    request.body(body).send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +302,7 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
         let mut stream = TcpStream::connect(app.addr).await.unwrap();
         let headers = [
             ("x-signature", "00".repeat(32)),
-            ("x-timestamp", now_secs().to_string()),
+            ("x-timestamp", unix_now().to_string()),
         ];
         stream
             .write_all(head("/webhooks/riskos", 1000, &headers).as_bytes())
@@ -324,21 +320,7 @@ async fn unsigned_uploads_trickling_in_do_not_starve_signed_webhooks() {
     .await;
 
     // A signed webhook still gets a slot.
-    let body = case_closure();
-    let timestamp = now_secs().to_string();
-    let signed = app
-        .client
-        .post(app.url("/webhooks/riskos"))
-        .header("content-type", "application/json")
-        .header(
-            "x-signature",
-            sign_hex(HMAC_SECRET.as_bytes(), Some(&timestamp), &body),
-        )
-        .header("x-timestamp", timestamp)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let signed = post_signed(&app).await;
     assert_eq!(signed.status(), 200, "{}", signed.text().await.unwrap());
 
     // The uploads are cut at the body deadline with 408.
@@ -404,7 +386,7 @@ async fn forged_uploads_from_one_address_cannot_take_the_body_budget_from_signed
         let mut stream = socket.connect(app.addr).await.unwrap();
         let headers = [
             ("x-signature", "00".repeat(32)),
-            ("x-timestamp", now_secs().to_string()),
+            ("x-timestamp", unix_now().to_string()),
         ];
         uploads.push(tokio::spawn(async move {
             let head = head("/webhooks/riskos", limit, &headers);
@@ -431,21 +413,7 @@ async fn forged_uploads_from_one_address_cannot_take_the_body_budget_from_signed
     };
     // Signed webhooks from 127.0.0.1 still find room.
     for _ in 0..4 {
-        let body = case_closure();
-        let timestamp = now_secs().to_string();
-        let signed = app
-            .client
-            .post(app.url("/webhooks/riskos"))
-            .header("content-type", "application/json")
-            .header(
-                "x-signature",
-                sign_hex(HMAC_SECRET.as_bytes(), Some(&timestamp), &body),
-            )
-            .header("x-timestamp", timestamp)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let signed = post_signed(&app).await;
         assert_eq!(signed.status(), 200, "{}", signed.text().await.unwrap());
     }
     // 127.0.0.2 holds at most its quarter; the rest of its uploads were refused.
