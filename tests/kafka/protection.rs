@@ -1,5 +1,5 @@
 //! Personal data protection on Apache Kafka: with protection on, every fixture and the
-//! payloads written in `helpers/protected.rs` leave no protected value in clear in any byte of
+//! payloads written in `support::protected` leave no protected value in clear in any byte of
 //! any record — value, key or header — on any topic of the prefix, the quarantine included;
 //! and a quarantined body, kept encrypted, is replayed after a schema fix into a record whose
 //! fields are protected again.
