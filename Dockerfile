@@ -30,6 +30,9 @@ WORKDIR /build
 # 1. Dependencies only: the manifest and lock file with stub sources. This layer (the slow
 #    librdkafka build included) is reused as long as Cargo.toml and Cargo.lock do not change.
 COPY Cargo.toml Cargo.lock ./
+# The manifest of the tests' support crate (a workspace member and a path dev-dependency): Cargo
+# loads it to resolve the lock file, though a release build never compiles it.
+COPY tests/support/Cargo.toml tests/support/Cargo.toml
 RUN mkdir -p connector \
  && echo 'fn main() {}' > connector/main.rs \
  && : > connector/lib.rs \

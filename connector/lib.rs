@@ -24,6 +24,7 @@
 //! | | [`delivery::kafka_store`], [`delivery::spool`], [`delivery::memory`] | Kafka with the fsync'd spool and its forwarder; the in-memory store of the HTTP tests |
 //! | | [`delivery::kafka`] | the clients: producer, admin, security (TLS, SASL, OIDC, MSK IAM), probe, partitioner |
 //! | | [`delivery::record_size`] | the largest record the connector produces |
+//! | | `delivery::config` | `[delivery]`: the ack deadline, the duplicate cache, the spool |
 //! | [`common`] | [`common::setting`], [`common::secret`], [`common::clock`], [`common::metrics`], [`common::telemetry`] | what every area uses: setting errors, secrets, the clock, metric names, logs and traces |
 //!
 //! `main.rs` only parses the command line. `docs/architecture.md` has the data flow, a

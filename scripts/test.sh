@@ -35,10 +35,10 @@ step "unit tests, the HTTP surface (no broker), integration tests on Apache Kafk
 cargo test --all-targets --locked -- --skip faults:: --skip compaction:: --skip interop::
 
 step "compaction and interop on Apache Kafka (counts printed)"
-cargo test --test api --locked -- --nocapture compaction:: interop::
+cargo test --test kafka --test clusters --locked -- --nocapture compaction:: interop::
 
 step "fault tests (counts printed: sent, 2xx, found in Kafka, lost, duplicates)"
-cargo test --test api --locked faults:: -- --nocapture --test-threads 2
+cargo test --test clusters --locked faults:: -- --nocapture --test-threads 2
 
 step "quickstart (one command, asserted on its output)"
 QUICKSTART_EXIT_AFTER=1 timeout 600 scripts/quickstart.sh > target/quickstart.out 2>&1 \

@@ -13,22 +13,11 @@
 use rdkafka::mocking::MockCluster;
 use riskos_connector::delivery::memory::Behaviour;
 
-#[path = "api/helpers/fixtures.rs"]
-#[allow(dead_code)]
-mod fixtures;
-#[path = "http/helpers.rs"]
-mod helpers;
-#[path = "support/metric_queries.rs"]
-mod metric_queries;
-#[path = "api/helpers/registry.rs"]
-#[allow(dead_code)]
-mod registry;
-
 const TOKEN: &str = "0f5c3a1e-7d0b-4b8e-9a51-3c2f0d6e8a11";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
-    let served = helpers::Served::start_with(|c| {
+    let served = support::Served::start_with(|c| {
         c.endpoints[0].auth.mode = Some(riskos_connector::ingress::auth::AuthMode::Bearer);
         c.endpoints[0].auth.bearer.tokens =
             vec![riskos_connector::common::secret::Secret::new(TOKEN)];
@@ -109,7 +98,7 @@ async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
         .unwrap();
     statuses.push(closed.status().as_u16());
     // A connection closed at accept: a listener with room for one connection, which one holds.
-    let full = helpers::Served::start_with(|c| c.http.max_connections = 1).await;
+    let full = support::Served::start_with(|c| c.http.max_connections = 1).await;
     let _held = tokio::net::TcpStream::connect(full.addr).await.unwrap();
     let mut over = tokio::net::TcpStream::connect(full.addr).await.unwrap();
     // The listener drops the second at accept, after counting it: its EOF is the signal.
@@ -139,7 +128,7 @@ async fn every_metric_a_rule_or_panel_queries_is_exported_with_its_labels() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    let checked = metric_queries::assert_exported(&text);
+    let checked = support::metric_queries::assert_exported(&text);
     assert!(checked >= 15, "{checked} metrics checked");
 }
 
@@ -156,7 +145,7 @@ struct KafkaStoreTraffic {
     _task: tokio::task::JoinHandle<anyhow::Result<()>>,
     mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     _spool: tempfile::TempDir,
-    _registry: registry::RegistryDouble,
+    _registry: support::RegistryDouble,
     client: reqwest::Client,
     addr: std::net::SocketAddr,
 }
@@ -168,8 +157,8 @@ impl KafkaStoreTraffic {
     async fn run(case: &[u8]) -> Self {
         let mock = MockCluster::new(1).unwrap();
         let spool = tempfile::tempdir().unwrap();
-        let registry = registry::RegistryDouble::start().await;
-        let mut config = helpers::config();
+        let registry = support::RegistryDouble::start().await;
+        let mut config = support::in_memory::config();
         config.schemas.encoding = Some(riskos_connector::wiring::config::Encoding::Confluent);
         config.schema_registry.url = registry.url.clone();
         config.kafka.bootstrap_servers = mock.bootstrap_servers();

@@ -171,7 +171,7 @@ def test_dockerignore() -> None:
     for required in ("target", ".git", ".venv", ".tools"):
         assert _ignored(required, patterns), f"{required} is not excluded"
     # Everything the build copies is present and not excluded.
-    for needed in ("Cargo.toml", "Cargo.lock", "connector", "schemas"):
+    for needed in ("Cargo.toml", "Cargo.lock", "tests/support/Cargo.toml", "connector", "schemas"):
         assert (REPO / needed).exists(), needed
         assert not _ignored(needed, patterns), f"{needed} is excluded but the build copies it"
 

@@ -10,7 +10,7 @@ and the test compares it with the record's value byte for byte).
 Prints one JSON line per record: {"topic", "partition", "offset", "key", "value_hex", "headers",
 "duplicate_headers", "cloudevent"}, where "cloudevent" is null for a record with no `ce_` header
 (not a CloudEvent) and otherwise the event's attributes ("time" as the SDK parsed it, in ISO 8601)
-and its data as hex ("data_hex"). Used by tests/api/cloudevents.rs.
+and its data as hex ("data_hex"). Used by tests/kafka/cloudevents.rs.
 """
 import argparse
 import json

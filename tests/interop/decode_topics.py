@@ -6,7 +6,7 @@ decoder we did not write:
   the 8-byte fingerprint equals fastavro's own CRC-64-AVRO fingerprint of one of the .avsc files.
 
 Prints one JSON line per record: {"topic", "partition", "offset", "key", "headers", "value"}.
-Timestamps (timestamp-millis) are printed as epoch milliseconds. Used by tests/api/interop.rs.
+Timestamps (timestamp-millis) are printed as epoch milliseconds. Used by tests/kafka/interop.rs.
 """
 import argparse
 import datetime

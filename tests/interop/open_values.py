@@ -5,9 +5,9 @@ docs/consumers.md shows): each encrypted value and each hash token, one JSON lin
 
 FILE: {"hash_keys": [...], "encryption_keys": [...], "topic", "key",
        "encrypted": [{"indexed_path", "value", ...}], "hashed": [{"value", "token"}]}
-(tests/protection/legacy-v1.json, or values tests/api/consumers.rs seals).
+(tests/protection/legacy-v1.json, or values tests/kafka/consumers.rs seals).
 Prints {"path", "opened"} or {"path", "error"} per encrypted value, {"value", "matches"} or
-{"value", "error"} per token. Used by tests/api/consumers.rs.
+{"value", "error"} per token. Used by tests/kafka/consumers.rs.
 """
 import base64
 import json

@@ -9,7 +9,7 @@ in `raw`, and checks every hash token against the value the opened body carries 
 Prints one JSON line per record: {"topic", "partition", "offset", "key", "value" (the record as
 stored), "raw" (the opened body), "fields": [{"path", "at", "policy", "stored", "value" (an
 opened value) | "matches_body" (a hash token)}]}. Exits non-zero on a value it cannot open.
-Used by tests/api/consumers.rs; the marked part is in docs/consumers.md.
+Used by tests/kafka/consumers.rs; the marked part is in docs/consumers.md.
 """
 import argparse
 import datetime

@@ -2,7 +2,7 @@
 shared secret, base64, sent as the whole `Authorization` value (no scheme, no timestamp).
 
 Reads {"secret": str, "bodies": [str, ...]} from stdin and prints
-{"messages": [{"headers": {"Authorization": ...}, "body": str}]}. Used by tests/signers.rs.
+{"messages": [{"headers": {"Authorization": ...}, "body": str}]}. Used by tests/surface/signers.rs.
 """
 
 import base64

@@ -8,7 +8,7 @@ Reads a job from stdin:
 generates `keys` fresh key pairs and prints
     {"public_keys": [whpk_...], "messages": [{"headers": {name: value}, "body": str}]}
 with each message signed `v1a` by the listed keys and, when `secrets` are given, `v1` by the
-reference library too, all in one `webhook-signature`. Used by tests/signers.rs.
+reference library too, all in one `webhook-signature`. Used by tests/surface/signers.rs.
 """
 
 import base64
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # The sibling script (its directory is on sys.path when this one runs).
-from standard_webhooks_v1 import signed, v1_signatures
+from webhooks_v1 import load_webhook, signed, v1_signatures
 
 RAW = serialization.Encoding.Raw
 
@@ -48,7 +48,8 @@ def sign(message, signing_keys):
         "v1a," + base64.b64encode(load_signing_key(signing_keys[i]).sign(content)).decode()
         for i in message["keys"]
     ]
-    return signed(message, signatures + v1_signatures(message))
+    v1 = v1_signatures(load_webhook("standardwebhooks"), message)
+    return signed("webhook", message, signatures + v1)
 
 
 def main():

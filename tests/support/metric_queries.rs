@@ -106,7 +106,7 @@ fn queried(expr: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
 }
 
 pub fn rule_and_panel_queries() -> BTreeMap<String, BTreeSet<String>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate::repo();
     let rules = std::fs::read_to_string(root.join("deploy/prometheus/riskos-connector.rules.yaml"))
         .unwrap();
     let mut out = BTreeMap::new();

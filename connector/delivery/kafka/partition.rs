@@ -121,7 +121,7 @@ mod tests {
     use super::*;
 
     /// Values from Apache Kafka's own `UtilsTest.testMurmur2`, checked again against
-    /// kafka-clients 4.4.0 (`Utils.murmur2`) by `tests/api/partitioning.rs`.
+    /// kafka-clients 4.4.0 (`Utils.murmur2`) by `tests/kafka/partitioning.rs`.
     #[test]
     fn murmur2_matches_kafkas_java_values() {
         for (input, expected) in [

@@ -762,7 +762,7 @@ mod tests {
         // Opened by the formula: HKDF-Expand-SHA256 of the key with info "riskos-connector e2"
         // ‖ salt (for 32 bytes, HMAC-SHA256(key, info ‖ 0x01)) gives the AES-256-GCM key, used
         // with the zero nonce; an AES-GCM key never seals twice. (Python's `cryptography`
-        // HKDFExpand and Java's javax.crypto open it too: tests/api/consumers.rs.)
+        // HKDFExpand and Java's javax.crypto open it too: tests/kafka/consumers.rs.)
         let ring = keyring(&[], &[K1]);
         let sealed = ring.encrypt(b"42", "t", "k", "data.n");
         let label = label(&sealed).unwrap();
