@@ -131,10 +131,9 @@ impl Headers {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
-    use crate::delivery::{Dedup, Delivery, MemoryStore};
+    use crate::delivery::MemoryStore;
 
     fn headers(binding: &Binding, occurred_at_ms: i64) -> Vec<(&'static str, String)> {
         binding
@@ -219,24 +218,7 @@ mod tests {
 
     /// A pipeline over a memory store, for the endpoint `riskos` with `binding`.
     fn pipeline(binding: Option<Binding>) -> (super::super::Pipeline, Arc<MemoryStore>) {
-        use super::super::{Pipeline, PipelineSettings, ProtectionSettings};
-        let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let catalog = crate::pipeline::schema::Catalog::load(&schemas).unwrap();
-        let routes = Arc::new(crate::pipeline::route::single_object_routes(
-            &catalog, "riskos.",
-        ));
-        let store = Arc::new(MemoryStore::new());
-        let delivery = Delivery::new(store.clone(), Dedup::new(0, Duration::from_secs(1)));
-        let settings = PipelineSettings {
-            endpoint: "riskos".into(),
-            envelopes: super::super::ALL_ENVELOPES.to_vec(),
-            quarantine_topic: "riskos.quarantine".into(),
-            max_value_bytes: 1 << 20,
-            max_json_depth: 64,
-            protection: ProtectionSettings::off(),
-            cloudevents: binding,
-        };
-        (Pipeline::new(routes, delivery, settings), store)
+        super::super::over_memory(super::super::ProtectionSettings::off(), binding)
     }
 
     const FIXTURE: &str = concat!(

@@ -205,15 +205,12 @@ impl std::fmt::Debug for Quarantines {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
     use super::*;
     use crate::delivery::memory::{Behaviour, MemoryStore};
-    use crate::delivery::{Dedup, Delivery};
     use crate::pipeline::protect::Keyring;
-    use crate::pipeline::{PipelineSettings, ProtectionSettings};
+    use crate::pipeline::ProtectionSettings;
 
     const FIXTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -222,28 +219,13 @@ mod tests {
     const QUARANTINE: &str = "riskos.quarantine";
 
     fn pipeline(raw: RawPolicy) -> (Pipeline, Arc<MemoryStore>) {
-        let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let catalog = crate::pipeline::schema::Catalog::load(&schemas).unwrap();
-        let routes = Arc::new(crate::pipeline::route::single_object_routes(
-            &catalog, "riskos.",
-        ));
-        let store = Arc::new(MemoryStore::new());
-        let delivery = Delivery::new(store.clone(), Dedup::new(0, Duration::from_secs(1)));
         let key = "k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
-        let settings = PipelineSettings {
-            endpoint: "riskos".into(),
-            envelopes: super::super::ALL_ENVELOPES.to_vec(),
-            quarantine_topic: QUARANTINE.into(),
-            max_value_bytes: 1 << 20,
-            max_json_depth: 64,
-            protection: ProtectionSettings {
-                keys: Some(Arc::new(Keyring::from_lines(&[], &[key]).unwrap())),
-                fields: false,
-                raw,
-            },
-            cloudevents: None,
+        let protection = ProtectionSettings {
+            keys: Some(Arc::new(Keyring::from_lines(&[], &[key]).unwrap())),
+            fields: false,
+            raw,
         };
-        (Pipeline::new(routes, delivery, settings), store)
+        crate::pipeline::over_memory(protection, None)
     }
 
     fn too_large() -> ProduceError {

@@ -490,6 +490,31 @@ pub fn prepare_accepting(
     })
 }
 
+/// A pipeline for the endpoint `riskos` over a memory store (what this area's tests drive):
+/// single-object routes of `schemas/`, no duplicate cache, quarantine on `riskos.quarantine`.
+#[cfg(test)]
+pub(crate) fn over_memory(
+    protection: ProtectionSettings,
+    cloudevents: Option<cloudevents::Binding>,
+) -> (Pipeline, Arc<delivery::MemoryStore>) {
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let catalog = schema::Catalog::load(&schemas).unwrap();
+    let routes = Arc::new(route::single_object_routes(&catalog, "riskos."));
+    let store = Arc::new(delivery::MemoryStore::new());
+    let dedup = delivery::Dedup::new(0, std::time::Duration::from_secs(1));
+    let settings = PipelineSettings {
+        endpoint: "riskos".into(),
+        envelopes: ALL_ENVELOPES.to_vec(),
+        quarantine_topic: "riskos.quarantine".into(),
+        max_value_bytes: 1 << 20,
+        max_json_depth: 64,
+        protection,
+        cloudevents,
+    };
+    let delivery = Delivery::new(store.clone(), dedup);
+    (Pipeline::new(routes, delivery, settings), store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
