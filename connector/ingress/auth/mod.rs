@@ -325,7 +325,7 @@ impl Authenticator {
                 StandardWebhooks::from_config(&config.standard_webhooks)?,
             ),
             AuthMode::OAuth2 => {
-                issuer = TokenIssuer::from_config(&config.oauth2)?;
+                issuer = config.oauth2.token_issuer()?;
                 let issued = issuer
                     .as_ref()
                     .map(TokenIssuer::verification_keys)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::jwks::{Jwks, KeyEntry};
-use super::token_endpoint::TokenEndpointConfig;
+use super::token_endpoint::{IssuedClaims, TokenEndpointConfig, TokenIssuer};
 use super::{authorization, Reason};
 use crate::common::setting::SettingError;
 
@@ -98,6 +98,17 @@ pub struct StaticKeyConfig {
 }
 
 impl OAuth2Config {
+    /// The token endpoint (`None` without clients), issuing tokens with the claims this
+    /// section's JWT check requires.
+    pub fn token_issuer(&self) -> Result<Option<TokenIssuer>, SettingError> {
+        let claims = IssuedClaims {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            scope: self.required_scope.clone(),
+        };
+        TokenIssuer::from_config(&self.token_endpoint, claims)
+    }
+
     /// Presence and range checks that need no I/O.
     pub fn validate(&self) -> Result<(), SettingError> {
         if self.issuer.trim().is_empty() {

@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 
 use super::backoff::{FailureBackoff, FailureBackoffConfig};
 use super::jwks::KeyEntry;
-use super::oauth2::OAuth2Config;
 use super::single_header;
 use crate::common::secret::{load_list, load_one, matches_any, secret_list, Digest32, Secret};
 use crate::common::setting::SettingError;
@@ -273,10 +272,26 @@ impl std::fmt::Debug for TokenIssuer {
     }
 }
 
+/// What every token the endpoint issues claims: the issuer, audience and scope the
+/// endpoint's own JWT check requires.
+#[derive(Debug, Clone)]
+pub struct IssuedClaims {
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// The granted scope (`auth.oauth2.required_scope`), if any.
+    pub scope: Option<String>,
+}
+
 impl TokenIssuer {
-    /// `None` without clients; otherwise reads the client and signing secrets.
-    pub fn from_config(oauth2: &OAuth2Config) -> Result<Option<Self>, SettingError> {
-        let config = &oauth2.token_endpoint;
+    /// `None` without clients; otherwise reads the client and signing secrets. Its tokens
+    /// carry the `claims` the endpoint's JWT check expects (`auth.oauth2`'s, see
+    /// [`super::oauth2::OAuth2Config::token_issuer`]).
+    pub fn from_config(
+        config: &TokenEndpointConfig,
+        claims: IssuedClaims,
+    ) -> Result<Option<Self>, SettingError> {
         if !config.enabled() {
             return Ok(None);
         }
@@ -351,9 +366,9 @@ impl TokenIssuer {
             signing_kid: kid(&secrets[0]),
             signing_key: EncodingKey::from_secret(secrets[0].expose().as_bytes()),
             verification,
-            issuer: oauth2.issuer.clone(),
-            audience: oauth2.audience.clone(),
-            scope: oauth2.required_scope.clone(),
+            issuer: claims.issuer,
+            audience: claims.audience,
+            scope: claims.scope,
             ttl_secs: config.ttl_secs,
             backoff: FailureBackoff::new(&config.failure_backoff),
         }))
@@ -511,6 +526,7 @@ fn form_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingress::auth::oauth2::OAuth2Config;
     use crate::ingress::auth::oauth2::Validator;
 
     const SIGNING: &str = "0123456789abcdef0123456789abcdef";
@@ -561,7 +577,7 @@ mod tests {
 
     #[tokio::test]
     async fn issued_tokens_pass_the_validator() {
-        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let issuer = config().token_issuer().unwrap().unwrap();
         let validator = Validator::with_keys(&config(), issuer.verification_keys(), None);
         let request = TokenRequest {
             client_id: Some("riskos".into()),
@@ -583,7 +599,7 @@ mod tests {
 
     #[test]
     fn basic_client_authentication_raw_or_form_encoded() {
-        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let issuer = config().token_issuer().unwrap().unwrap();
         assert!(issuer
             .issue(&grant(), Some(&basic("riskos:s3cret+/=0123456789")), now())
             .is_ok());
@@ -602,7 +618,7 @@ mod tests {
 
     #[test]
     fn bad_requests_get_their_rfc_error_code() {
-        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let issuer = config().token_issuer().unwrap().unwrap();
         let code = |r: Result<TokenResponse, TokenError>| r.unwrap_err().to_string();
         assert_eq!(
             code(issuer.issue(&TokenRequest::default(), None, now())),
@@ -647,7 +663,7 @@ mod tests {
 
     #[test]
     fn the_same_credentials_in_the_header_and_the_body_authenticate_once() {
-        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let issuer = config().token_issuer().unwrap().unwrap();
         let both = |id: &str, secret: &str| TokenRequest {
             client_id: Some(id.into()),
             client_secret: Some(Secret::new(secret)),
@@ -682,7 +698,7 @@ mod tests {
 
     #[test]
     fn parameters_without_a_value_count_as_omitted() {
-        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let issuer = config().token_issuer().unwrap().unwrap();
         let empty = TokenRequest {
             client_id: Some(String::new()),
             client_secret: Some(Secret::new("")),
@@ -709,7 +725,7 @@ mod tests {
     #[test]
     fn alloys_json_request_with_basic_authentication_gets_a_token() {
         // As Alloy's OAuth2 client sends it: Basic header, JSON body with the same pair.
-        let issuer = TokenIssuer::from_config(&config()).unwrap().unwrap();
+        let issuer = config().token_issuer().unwrap().unwrap();
         let content_type = HeaderValue::from_static("application/json; charset=utf-8");
         let format = TokenBody::from_content_type(Some(&content_type)).unwrap();
         assert_eq!(format, TokenBody::Json);
@@ -825,7 +841,7 @@ mod tests {
         let mut from_file = config();
         from_file.token_endpoint.clients.clear();
         from_file.token_endpoint.clients_file = Some(file);
-        let issuer = TokenIssuer::from_config(&from_file).unwrap().unwrap();
+        let issuer = from_file.token_issuer().unwrap().unwrap();
         assert!(issuer
             .issue(
                 &grant(),
@@ -839,7 +855,7 @@ mod tests {
     fn short_signing_secrets_and_clients_without_secrets_are_refused() {
         let mut short = config();
         short.token_endpoint.signing_secrets = vec![Secret::new("short")];
-        assert!(TokenIssuer::from_config(&short).is_err());
+        assert!(short.token_issuer().is_err());
         let mut no_secret = config();
         no_secret.token_endpoint.clients[0].client_secret = None;
         assert_eq!(

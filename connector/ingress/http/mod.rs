@@ -4,6 +4,7 @@
 //! plain or TLS listener (`tls`), and the accept loop (`server`: connection cap, early source
 //! refusal, per-connection deadlines and lingering close in `conn_io`).
 
+pub(crate) mod accept;
 pub(crate) mod body;
 pub(crate) mod config;
 pub(crate) mod conn_io;

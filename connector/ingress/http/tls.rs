@@ -113,7 +113,7 @@ impl axum::serve::Listener for ServeListener {
     async fn accept(&mut self) -> (Stream, PeerAddr) {
         match self {
             ServeListener::Plain(tcp) => {
-                let (stream, peer) = super::server::accept_tcp(tcp).await;
+                let (stream, peer) = super::accept::accept_tcp(tcp).await;
                 (Stream::Plain(stream), PeerAddr(peer))
             }
             ServeListener::Tls(tls) => match tls.incoming.recv().await {
@@ -178,7 +178,7 @@ async fn accept_loop(
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
-        let (stream, peer) = super::server::accept_tcp(&tcp).await;
+        let (stream, peer) = super::accept::accept_tcp(&tcp).await;
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "too many TLS handshakes in progress; connection closed");
             continue;
