@@ -42,6 +42,7 @@ for arg in "$@"; do
   fi
   prev=$arg
 done
+NOT_FUZZED=" $(echo $NOT_FUZZED) " # one space between names, and at both ends
 if [[ -z $crate || $NOT_FUZZED != *" $crate "* ]]; then
   exec "$rustc" "$@"
 fi
