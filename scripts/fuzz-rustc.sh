@@ -4,10 +4,10 @@
 # cargo-afl hands every crate the same RUSTFLAGS: AFL++'s coverage instrumentation
 # (sancov-module, trace-pc-guard, trace-compares) at -C opt-level=3 with -C codegen-units=1 (one
 # LLVM module per crate: no parallel code generation). The fuzz targets run the pure path only
-# (json_too_deep, pipeline::prepare, apache-avro, serde_json); the crates below never run in
-# them (Kafka, HTTP client and server, TLS, the cloud SDK, telemetry, configuration loading,
-# the CLI). Instrumenting them adds no coverage feedback, yet it was the larger part of the fuzz
-# build's CPU. For these crates only, this wrapper drops cargo-afl's instrumentation, opt-level
+# (json_too_deep, pipeline::prepare without protection, apache-avro, serde_json); the crates
+# below never run in them (Kafka, HTTP client and server, TLS, aws-lc, the cloud SDK, telemetry,
+# configuration loading, the CLI). Instrumenting them adds no coverage feedback, yet it was the
+# larger part of the fuzz build's CPU. For these crates only, this wrapper drops cargo-afl's instrumentation, opt-level
 # and codegen-units flags and builds them at -C opt-level=0 without debug info; every other crate
 # (ours, the fuzz crate, serde, serde_json, apache-avro and the rest of the pure path) is built
 # exactly as cargo-afl says. A crate that starts to matter for the pure path comes off the list.
@@ -17,6 +17,7 @@ NOT_FUZZED=" rdkafka rdkafka_sys curl_sys libz_sys zstd_sys openssl_sys
   tokio tokio_util tokio_stream tokio_rustls mio socket2
   hyper hyper_util hyper_rustls h2 reqwest quinn quinn_proto quinn_udp
   rustls rustls_webpki rustls_native_certs rustls_platform_verifier webpki_root_certs ring
+  aws_lc_rs aws_lc_sys
   aws_config aws_credential_types aws_runtime aws_sdk_sts aws_sigv4 aws_smithy_async
   aws_smithy_http aws_smithy_http_client aws_smithy_json aws_smithy_observability
   aws_smithy_query aws_smithy_runtime aws_smithy_runtime_api aws_smithy_types aws_smithy_xml
