@@ -67,7 +67,7 @@ fi
 # codegen unit) then reach only the crates of the targets, not the build scripts and proc macros,
 # which build as the release profile's build-override says. scripts/fuzz-rustc.sh leaves the
 # instrumentation out of the crates the targets never run (Kafka, HTTP, TLS, the cloud SDK).
-# Together: about a third of the CPU of the plain `cargo afl build` (docs/testing.md).
+# Figures: docs/testing.md#where-the-time-goes.
 host=$(rustc -vV | sed -n 's/^host: //p')
 BIN=fuzz/target/$host/release
 say "building the fuzz targets ($BIN)"

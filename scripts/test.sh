@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 
 # Fresh builds never reuse incremental state: not writing it saves CPU and disk.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
-# Short-lived test brokers: C1 only and the serial collector start a node on about half the CPU
-# of C2 + G1 (scripts/kafka.sh's default, which the benchmark's brokers keep).
+# Short-lived test brokers: C1 only and the serial collector start a node on about 60 % of the
+# CPU of C2 + G1 (scripts/kafka.sh's default, which the benchmark's brokers keep).
 export KAFKA_JVM_BASE_OPTS=${KAFKA_JVM_BASE_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1}
 
 # --- accounting: wall and CPU per step ---------------------------------------------------------
