@@ -9,8 +9,8 @@
 #
 # Targets: prepare, json_depth. On first use it installs cargo-afl and builds AFL++ from the
 # sources cargo-afl ships (a few minutes, once per toolchain; both cached under ~/.cargo and
-# ~/.local/share/afl.rs), then builds the targets into fuzz/target. Findings go to
-# fuzz/out/<target>/default/{crashes,hangs,queue}; each run starts that folder afresh.
+# ~/.local/share/afl.rs), then builds the targets into fuzz/target/<host triple>/release. Findings
+# go to fuzz/out/<target>/default/{crashes,hangs,queue}; each run starts that folder afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,9 +63,16 @@ if [[ $afl_help != *afl-fuzz* ]]; then
 fi
 
 # --- the targets -------------------------------------------------------------------------------
-say "building the fuzz targets (fuzz/target/release)"
-cargo afl build --release --locked --manifest-path fuzz/Cargo.toml >&2
-BIN=fuzz/target/release
+# --target (the host's own triple): cargo-afl's RUSTFLAGS (instrumentation, opt-level 3, one
+# codegen unit) then reach only the crates of the targets, not the build scripts and proc macros,
+# which build as the release profile's build-override says. scripts/fuzz-rustc.sh leaves the
+# instrumentation out of the crates the targets never run (Kafka, HTTP, TLS, the cloud SDK).
+# Figures: docs/testing.md#where-the-time-goes.
+host=$(rustc -vV | sed -n 's/^host: //p')
+BIN=fuzz/target/$host/release
+say "building the fuzz targets ($BIN)"
+RUSTC_WRAPPER="$PWD/scripts/fuzz-rustc.sh" \
+  cargo afl build --release --locked --target "$host" --manifest-path fuzz/Cargo.toml >&2
 
 if [[ $mode == repro ]]; then
   status=0

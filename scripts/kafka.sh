@@ -84,8 +84,12 @@
 # $HOME/.cache/riskos-connector/kafka-$KAFKA_VERSION), KAFKA_READY_TIMEOUT (seconds, default 60),
 # KAFKA_STOP_TIMEOUT (seconds, default 30), KAFKA_HEAP (-Xmx of every node and controller;
 # default 512m for one node, 384m each for more, 256m for a dedicated controller),
-# KAFKA_JVM_OPTS (extra broker JVM options), KAFKA_TOOL_OPTS (JVM options for tools, default
-# -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1), JAVA (default java).
+# KAFKA_JVM_OPTS (extra broker JVM options), KAFKA_JVM_BASE_OPTS (the brokers' GC and JIT
+# options, default -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35;
+# scripts/test.sh sets -XX:+UseSerialGC -XX:TieredStopAtLevel=1 for its short-lived brokers),
+# KAFKA_TOOL_OPTS (JVM options for tools, default -Xmx256m -XX:+UseSerialGC
+# -XX:TieredStopAtLevel=1), KAFKA_ACCOUNT_LOG (a file: one line per JVM started, and per node
+# stopped with the CPU it used, for scripts/test.sh's summary), JAVA (default java).
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
@@ -100,6 +104,14 @@ MARKER="$KAFKA_CACHE/.fetch-complete"
 EXTRA_LISTENERS=() # --listener NAME:PROTOCOL:PORT specs of a new cluster
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 note() { echo "kafka.sh: $*" >&2; }
+# KAFKA_ACCOUNT_LOG: "launch MEMBER DIR", "tool CLASS", "stop MEMBER DIR CPU_TICKS" lines.
+account() { if [[ -n ${KAFKA_ACCOUNT_LOG:-} ]]; then echo "$*" >>"$KAFKA_ACCOUNT_LOG"; fi; }
+cpu_ticks() { # pid: user+system clock ticks it has used so far (empty once it is gone)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  read -r -a stat <<<"${stat##*) }" # from field 3 (state) on: utime is field 14, stime 15
+  echo $((stat[11] + stat[12]))
+}
 
 usage() {
   sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
@@ -245,8 +257,9 @@ alive() { # a killed JVM's main thread turns zombie while its other threads stil
 launch_member() { # dir member heap: starts the JVM detached; the pid file is written by the process
   local dir=$1 m=$2 heap=$3
   local nd="$dir/$m"
-  local -a jvm=(-Xms64m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+  local -a gc jvm
+  read -r -a gc <<<"${KAFKA_JVM_BASE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35}"
+  jvm=(-Xms64m "-Xmx$heap" "${gc[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.properties" "-Dkafka.logs.dir=$nd")
   if [[ -n ${KAFKA_JVM_OPTS:-} ]]; then
     local -a extra
@@ -254,6 +267,7 @@ launch_member() { # dir member heap: starts the JVM detached; the pid file is wr
     jvm+=("${extra[@]}")
   fi
   echo "=== $(date -u +%FT%TZ) kafka.sh starting $(label "$m")" >>"$nd/server.log"
+  account "launch $m $dir"
   rm -f "$nd/pid"
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner bash: it writes its pid, then execs java
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$nd/pid" \
@@ -267,7 +281,7 @@ launch_member() { # dir member heap: starts the JVM detached; the pid file is wr
 stop_pids() { # signal dir members...: signals all verified members at once, then waits for all
   local sig=$1 dir=$2 m pid
   shift 2
-  local -A pids=()
+  local -A pids=() ticks=()
   for m in "$@"; do
     pid=$(member_pid "$dir" "$m")
     if [[ -z $pid ]]; then
@@ -276,14 +290,23 @@ stop_pids() { # signal dir members...: signals all verified members at once, the
       continue
     fi
     pids[$m]=$pid
+    ticks[$m]=$(cpu_ticks "$pid")
     kill "-$sig" "$pid" 2>/dev/null || true
   done
-  local wait_s=$KAFKA_STOP_TIMEOUT killed=0
+  local wait_s=$KAFKA_STOP_TIMEOUT killed=0 t
   [[ $sig == KILL ]] && wait_s=10
   local deadline=$((SECONDS + wait_s))
   while :; do
     local left=0
-    for m in "${!pids[@]}"; do alive "${pids[$m]}" && left=1; done
+    for m in "${!pids[@]}"; do
+      if alive "${pids[$m]}"; then
+        left=1
+        if [[ -n ${KAFKA_ACCOUNT_LOG:-} ]]; then
+          t=$(cpu_ticks "${pids[$m]}")
+          [[ -z $t ]] || ticks[$m]=$t
+        fi
+      fi
+    done
     ((left)) || break
     if ((SECONDS >= deadline)); then
       ((killed)) && break
@@ -312,6 +335,7 @@ stop_pids() { # signal dir members...: signals all verified members at once, the
       port_open "$p" && { note "$(label "$m"): port $p still accepts connections"; failed=1; }
     done
     echo "$(label "$m"): stopped (pid ${pids[$m]}, $sig)"
+    account "stop $m $dir ${ticks[$m]:-0}"
   done
   return "$failed"
 }
@@ -426,6 +450,7 @@ logger.statechange.level = WARN"
 format_member() { # dir member cluster_id
   local nd="$1/$2"
   [[ -f $nd/data/meta.properties ]] && return 0
+  account "tool kafka.tools.StorageTool"
   "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     "-Dlog4j2.configurationFile=$KAFKA_CACHE/tools-log4j2.properties" -cp "$KAFKA_CACHE/*" \
     kafka.tools.StorageTool format --cluster-id "$3" --config "$nd/server.properties" \
@@ -747,6 +772,7 @@ cmd_tool() {
   fetch
   local -a opts
   read -r -a opts <<<"${KAFKA_TOOL_OPTS:--Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
+  account "tool $class"
   exec "$JAVA" "${opts[@]}" "-Dlog4j2.configurationFile=$KAFKA_CACHE/tools-log4j2.properties" \
     -cp "$KAFKA_CACHE/*" "$class" "$@"
 }
