@@ -4,7 +4,7 @@
 # cargo-afl hands every crate the same RUSTFLAGS: AFL++'s coverage instrumentation
 # (sancov-module, trace-pc-guard, trace-compares) at -C opt-level=3 with -C codegen-units=1 (one
 # LLVM module per crate: no parallel code generation). The fuzz targets run the pure path only
-# (json_too_deep, pipeline::prepare without protection, apache-avro, serde_json); the crates
+# (the depth scan, pipeline::prepare without protection, apache-avro, serde_json); the crates
 # below never run in them (Kafka, HTTP client and server, TLS, aws-lc, the cloud SDK, telemetry,
 # configuration loading, the CLI). Instrumenting them adds no coverage feedback, yet it was the
 # larger part of the fuzz build's CPU. For these crates only, this wrapper drops cargo-afl's instrumentation, opt-level

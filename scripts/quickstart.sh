@@ -47,9 +47,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "==> building the connector"
-cargo build --quiet --bin riskos-connector
-connector=${CARGO_TARGET_DIR:-target}/debug/riskos-connector
+# RISKOS_CONNECTOR_BIN: a connector binary built already (scripts/test.sh hands it the one its
+# tests built); otherwise this builds one.
+if [[ -n ${RISKOS_CONNECTOR_BIN:-} ]]; then
+  connector=$RISKOS_CONNECTOR_BIN
+else
+  echo "==> building the connector"
+  cargo build --quiet --bin riskos-connector
+  connector=${CARGO_TARGET_DIR:-target}/debug/riskos-connector
+fi
 
 broker_port=$(free_port)
 controller_port=$(free_port)

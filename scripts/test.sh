@@ -92,12 +92,22 @@ command -v promtool >/dev/null || {
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
 }
 
-step fmt+clippy "format and lints"
+step fmt "format"
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test" "unit tests, the HTTP surface (no broker), integration tests on Apache Kafka"
+# The lints run inside the test build: clippy-driver compiles the workspace's crates (every
+# target, as `cargo clippy --all-targets -- -D warnings` checks them) and goes on to build them,
+# so the dependencies are compiled once instead of once for `cargo clippy`'s check build and
+# again for the tests. A lint fails the build as it fails `cargo clippy`. Exported: the later
+# cargo commands see the same wrapper and reuse this build.
+step "clippy+cargo test" "lints, unit tests, the HTTP surface (no broker), integration tests on Apache Kafka"
+RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 cargo test --all-targets --locked -- --skip faults:: --skip compaction:: --skip interop::
+# The connector as these tests built it, for the quickstart and the deployment tests (a plain
+# `cargo build --bin` leaves out the dev-dependencies' features and so builds tokio and all
+# above it again; the scripts build it themselves when run on their own).
+export RISKOS_CONNECTOR_BIN="$PWD/target/debug/riskos-connector"
 
 step compaction+interop "compaction and interop on Apache Kafka (counts printed)"
 cargo test --test kafka --test clusters --locked -- --nocapture compaction:: interop::
@@ -109,6 +119,9 @@ step quickstart "quickstart (one command, asserted on its output)"
 QUICKSTART_EXIT_AFTER=1 timeout 600 scripts/quickstart.sh > target/quickstart.out 2>&1 \
   || { cat target/quickstart.out; exit 1; }
 python3 tests/quickstart/check_output.py target/quickstart.out
+
+# The bench and the fuzz targets are workspaces of their own, built their own way.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
 step instruction-budget "instruction budget of the pure path (callgrind; a fixture over its budget by more than 3 % fails)"
 # Profile `budget` (bench/Cargo.toml): the pure path as in `release`, the crates it never runs
