@@ -152,10 +152,7 @@ fn accepted(
     outcome: Outcome,
     started: Instant,
 ) -> Result<Json<Accepted>, ApiError> {
-    let (partition, offset) = match outcome.stored {
-        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
-        Stored::Spooled => (None, None),
-    };
+    let (partition, offset) = placed(&outcome);
     AcceptedLine {
         event_id: &prepared.key,
         event_type: &prepared.event_type,
@@ -182,10 +179,7 @@ fn quarantined_answer(
     quarantined: Quarantined,
     outcome: Outcome,
 ) -> Result<Json<Accepted>, ApiError> {
-    let (partition, offset) = match outcome.stored {
-        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
-        Stored::Spooled => (None, None),
-    };
+    let (partition, offset) = placed(&outcome);
     let error = quarantined.error;
     tracing::warn!(
         reason = error.reason(),
@@ -204,6 +198,14 @@ fn quarantined_answer(
             spooled: outcome.stored == Stored::Spooled,
         })),
         _ => Err(ApiError::Prepare(error)),
+    }
+}
+
+/// Where Kafka put it: partition and offset once acked, none while spooled.
+fn placed(outcome: &Outcome) -> (Option<i32>, Option<i64>) {
+    match outcome.stored {
+        Stored::Acked(d) => (Some(d.partition), Some(d.offset)),
+        Stored::Spooled => (None, None),
     }
 }
 
