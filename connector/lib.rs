@@ -20,12 +20,16 @@
 //! | | [`pipeline::route`] | event type → topic and schema |
 //! | | [`pipeline::schema`] | the catalog of `schemas/`, the record writer, wire prefixes, the registry client |
 //! | | [`pipeline::quarantine`], [`pipeline::cloudevents`] | what a quarantined body carries; the CloudEvents headers |
-//! | [`delivery`] | [`delivery`] itself, [`delivery::dedup`] | the duplicate cache in front of a store |
+//! | [`delivery`] | [`delivery`] itself, [`delivery::dedup`], `delivery::ack` | the duplicate cache in front of a store; what a store answers (acked where, or why not) |
 //! | | [`delivery::kafka_store`], [`delivery::spool`], [`delivery::memory`] | Kafka with the fsync'd spool and its forwarder; the in-memory store of the HTTP tests |
 //! | | [`delivery::kafka`] | the clients: producer, admin, security (TLS, SASL, OIDC, MSK IAM), probe, partitioner |
 //! | | [`delivery::record_size`] | the largest record the connector produces |
 //! | | `delivery::config` | `[delivery]`: the ack deadline, the duplicate cache, the spool |
 //! | [`common`] | [`common::setting`], [`common::secret`], [`common::clock`], [`common::metrics`], [`common::telemetry`] | what every area uses: setting errors, secrets, the clock, metric names, logs and traces |
+//!
+//! Feature `kafka` (default) is the Kafka client and all that needs it: [`delivery::kafka`],
+//! [`delivery::kafka_store`], [`wiring`], [`tools`]. Without it the library is ingress, the pipeline and
+//! delivery over [`delivery::MemoryStore`] (what the fuzz targets and the instruction budget build).
 //!
 //! `main.rs` only parses the command line. `docs/architecture.md` has the data flow, a
 //! paragraph per module and where to change what.
@@ -36,5 +40,7 @@ pub mod common;
 pub mod delivery;
 pub mod ingress;
 pub mod pipeline;
+#[cfg(feature = "kafka")]
 pub mod tools;
+#[cfg(feature = "kafka")]
 pub mod wiring;

@@ -125,10 +125,10 @@ unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
 step instruction-budget "instruction budget of the pure path (callgrind; a fixture over its budget by more than 3 % fails)"
 # Profile `budget` (bench/Cargo.toml): the pure path as in `release`, the crates it never runs
-# unoptimised.
-cargo build --profile budget --locked --quiet --manifest-path bench/Cargo.toml
+# unoptimised; without feature `kafka` (librdkafka, the AWS SDK), which only `run` needs.
+cargo build --profile budget --no-default-features --locked --quiet --manifest-path bench/Cargo.toml
 # The bench's own tests (its report's targets and verdicts), on the same build.
-cargo test --profile budget --locked --quiet --manifest-path bench/Cargo.toml
+cargo test --profile budget --no-default-features --locked --quiet --manifest-path bench/Cargo.toml
 bench/target/budget/riskos-bench instructions --budget bench/instruction-budget.json
 
 step fuzz "fuzzing (each target briefly, from the checked-in corpus)"

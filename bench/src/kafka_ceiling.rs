@@ -5,7 +5,9 @@
 //! left of the connector's cost is HTTP and preparation.
 //!
 //! Runs as its own process so its CPU and memory are measured like a server's; it prints one
-//! JSON line when each phase starts and one with the phase's result.
+//! JSON line when each phase starts and one with the phase's result ([`crate::load::Report`]).
+//! Built with feature `kafka` (the default) only: the instruction budget's build leaves the
+//! connector's Kafka clients out.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,10 +20,9 @@ use std::time::Duration;
 use anyhow::Context;
 use riskos_connector::delivery::kafka::{ensure_topics, Producer, TopicSpec};
 use riskos_connector::pipeline::ENDPOINT_HEADER;
-use serde::{Deserialize, Serialize};
 
 use crate::fixtures::Bodies;
-use crate::load::{self, Outcome, Phase, PhaseResult, Worker};
+use crate::load::{self, Outcome, Phase, Report, Worker};
 use crate::procstat;
 use crate::pure_path::PurePath;
 
@@ -47,16 +48,6 @@ pub struct Args {
     /// The connector's default ack deadline.
     #[arg(long, default_value_t = 5000)]
     pub ack_timeout_ms: u64,
-}
-
-/// A line on stdout.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Report {
-    /// A phase is starting now.
-    Start { phase: String },
-    /// A phase ended.
-    Result { result: PhaseResult },
 }
 
 /// The bench connector's endpoint name (`RISKOS_ENDPOINTS__RISKOS__…`).

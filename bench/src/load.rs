@@ -115,6 +115,17 @@ pub struct PhaseResult {
     pub broker_cpu_s: f64,
 }
 
+/// A line a server process under test prints on stdout (the Kafka ceiling's): what the
+/// orchestrator reads to meter the phase.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Report {
+    /// A phase is starting now.
+    Start { phase: String },
+    /// A phase ended.
+    Result { result: PhaseResult },
+}
+
 impl PhaseResult {
     /// 2xx answers per second.
     pub fn ok_per_second(&self) -> f64 {

@@ -10,9 +10,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use riskos_connector::wiring::config::LogConfig;
-use riskos_connector::ingress::http::observe::{request_span, AcceptedLine};
 use riskos_connector::common::telemetry::log_layers;
+use riskos_connector::common::telemetry::LogConfig;
+use riskos_connector::ingress::http::observe::{request_span, AcceptedLine};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Times a webhook's request future is polled with its span entered (reading the body, the

@@ -14,6 +14,7 @@
 mod fixtures;
 mod http_ceiling;
 mod instructions;
+#[cfg(feature = "kafka")]
 mod kafka_ceiling;
 mod load;
 mod logging;
@@ -49,6 +50,7 @@ enum Command {
         token: String,
     },
     /// Run the Kafka ceiling's phases.
+    #[cfg(feature = "kafka")]
     KafkaCeiling(kafka_ceiling::Args),
     /// Count the pure path's instructions per webhook for each fixture (callgrind) and print
     /// the table.
@@ -107,6 +109,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => orchestrate::run(*args).await,
         Command::HttpCeiling { listen, token } => http_ceiling::serve(listen, &token).await,
+        #[cfg(feature = "kafka")]
         Command::KafkaCeiling(args) => kafka_ceiling::run(args).await,
         Command::Load {
             addr,

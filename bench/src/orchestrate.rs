@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use riskos_connector::delivery::kafka::{ensure_topics, TopicSpec};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
 use crate::fixtures::Bodies;
-use crate::kafka_ceiling::Report;
-use crate::load::{self, HttpWorker, Mode, Phase, PhaseResult};
+use crate::load::{self, HttpWorker, Mode, Phase, PhaseResult, Report};
 use crate::procstat::Meter;
 use crate::pure_path::{BENCH_ENCRYPTION_KEY, BENCH_HASH_KEY};
 use crate::report;
@@ -685,20 +683,9 @@ async fn run_http_group(
     };
     if matches!(server, "flask" | "express") {
         let broker = broker.as_ref().unwrap();
-        ensure_topics(
-            &riskos_connector::delivery::kafka::KafkaConfig {
-                bootstrap_servers: broker.addr.clone(),
-                ..Default::default()
-            },
-            &[TopicSpec {
-                name: PEER_TOPIC.into(),
-                configs: vec![],
-            }],
-            1,
-            1,
-        )
-        .await
-        .context("creating the peers' topic")?;
+        create_peer_topic(&broker.addr)
+            .await
+            .context("creating the peers' topic")?;
     }
     let (proc, addr) = start_server(
         args,
@@ -917,10 +904,33 @@ async fn run_kafka_group(
     Ok(results)
 }
 
+/// The peers' topic (Flask and Express produce to it, but do not create it).
+#[cfg(feature = "kafka")]
+async fn create_peer_topic(bootstrap: &str) -> anyhow::Result<()> {
+    use riskos_connector::delivery::kafka::{ensure_topics, KafkaConfig, TopicSpec};
+    let kafka = KafkaConfig {
+        bootstrap_servers: bootstrap.to_string(),
+        ..Default::default()
+    };
+    let topic = TopicSpec {
+        name: PEER_TOPIC.into(),
+        configs: vec![],
+    };
+    Ok(ensure_topics(&kafka, &[topic], 1, 1).await?)
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn create_peer_topic(_bootstrap: &str) -> anyhow::Result<()> {
+    unreachable!("`run` refuses to start without feature `kafka`")
+}
+
 /// Runs everything and writes the report. On SIGINT or SIGTERM (`timeout` in bench/run.sh) the
 /// run is dropped, which stops its servers and its broker (started detached by kafka.sh).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    if cfg!(not(feature = "kafka")) {
+        bail!("this riskos-bench was built without feature `kafka` (as the instruction budget builds it); bench/run.sh builds it with");
+    }
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use riskos_connector::pipeline::{prepare_accepting, PrepareError, Prepared, ALL_ENVELOPES};
 use riskos_connector::pipeline::protect::{Keyring, Protection, RawPolicy};
 use riskos_connector::pipeline::route::{single_object_routes, Routes};
 use riskos_connector::pipeline::schema::Catalog;
+use riskos_connector::pipeline::{prepare_accepting, PrepareError, Prepared, ALL_ENVELOPES};
 
 /// The benchmark's protection keys (`kid:base64(32 bytes)`): fixed, since the figures, not the
 /// secrecy, matter.

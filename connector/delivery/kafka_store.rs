@@ -12,9 +12,10 @@ use rdkafka::producer::Producer as _;
 use tokio::sync::watch;
 
 use super::{
-    DeliveryError, Health, Instead, Record, Spool, SpoolError, SpoolRecord, Store, Stored, TooLarge,
+    Delivered, DeliveryError, Health, Instead, ProduceError, Record, Spool, SpoolError,
+    SpoolRecord, Store, Stored, TooLarge,
 };
-use crate::delivery::kafka::{Delivered, PartitionCounts, ProduceError, Producer};
+use crate::delivery::kafka::{PartitionCounts, Producer};
 
 /// Kafka, with the spool in front when `delivery.spool.dir` is set.
 #[derive(Clone)]
@@ -140,7 +141,7 @@ impl Store for KafkaStore {
             tokio::task::spawn_blocking(move || producer.flush(timeout))
                 .await
                 .map_err(|e| SpoolError::Io(std::io::Error::other(e)))?
-                .map_err(|e| DeliveryError::Produce(ProduceError::Kafka(e)))
+                .map_err(|e| DeliveryError::Produce(ProduceError::Kafka(e.to_string())))
         }
         .boxed()
     }

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tokio::sync::watch;
 
 use super::{DeliveryError, Health, Record, SpoolError, Store, Stored};
-use crate::delivery::kafka::{Delivered, ProduceError};
+use crate::delivery::{Delivered, ProduceError};
 
 /// How the store answers the next records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,10 +179,7 @@ impl MemoryStore {
             }
             Behaviour::QueueFull => return Err(ProduceError::QueueFull.into()),
             Behaviour::TooLarge => {
-                return Err(ProduceError::TooLarge(KafkaError::MessageProduction(
-                    RDKafkaErrorCode::MessageSizeTooLarge,
-                ))
-                .into());
+                return Err(ProduceError::message_size_too_large().into());
             }
             Behaviour::SpoolFull => return Err(SpoolError::Full(1 << 30).into()),
         };

@@ -3,9 +3,14 @@
 //! producer plus the optional durable [`spool`] and its forwarder) in the service, and
 //! [`MemoryStore`] in tests of the HTTP surface, which then need no broker.
 
+pub(crate) mod ack;
+// Read only by `wiring` (start-up), which the library has with feature `kafka` alone.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code, unreachable_pub))]
 pub(crate) mod config;
 pub(crate) mod dedup;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
 pub(crate) mod kafka_store;
 pub mod memory;
 pub mod record_size;
@@ -17,8 +22,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::delivery::kafka::{Delivered, ProduceError};
+pub use ack::{Delivered, ProduceError};
 pub use dedup::Dedup;
+#[cfg(feature = "kafka")]
 pub use kafka_store::KafkaStore;
 pub use memory::MemoryStore;
 pub use spool::{Spool, SpoolError, SpoolRecord};

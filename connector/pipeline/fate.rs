@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{Origin, Pipeline, PrepareError, Prepared, Quarantined, ENDPOINT_HEADER};
-use crate::delivery::kafka::ProduceError;
+use crate::delivery::ProduceError;
 use crate::delivery::{DeliveryError, Instead, Outcome, SpoolRecord, TooLarge};
 use crate::pipeline::envelope::json::too_deep;
 use crate::pipeline::protect::{FieldPath, RawPolicy, RAW_PATH};
@@ -205,8 +205,6 @@ impl std::fmt::Debug for Quarantines {
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-
     use super::*;
     use crate::delivery::memory::{Behaviour, MemoryStore};
     use crate::pipeline::protect::Keyring;
@@ -229,9 +227,7 @@ mod tests {
     }
 
     fn too_large() -> ProduceError {
-        ProduceError::TooLarge(KafkaError::MessageProduction(
-            RDKafkaErrorCode::MessageSizeTooLarge,
-        ))
+        ProduceError::message_size_too_large()
     }
 
     /// The record as the spool holds it: what `deliver` stores.

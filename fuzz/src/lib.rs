@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
-use riskos_connector::pipeline::route::single_object_routes;
 use riskos_connector::pipeline::envelope::json::too_deep as json_too_deep;
 use riskos_connector::pipeline::prepare;
+use riskos_connector::pipeline::route::single_object_routes;
 use riskos_connector::pipeline::route::Routes;
 use riskos_connector::pipeline::schema::encode::single_object_prefix;
 use riskos_connector::pipeline::schema::Catalog;

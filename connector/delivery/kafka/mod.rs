@@ -17,7 +17,7 @@ pub use admin::{describe_durability, ensure_topics, AdminError, TopicDurability,
 pub use config::KafkaConfig;
 pub use context::{KafkaContext, Refusal};
 pub use partition::PartitionCounts;
-pub use producer::{Delivered, ProduceError, Producer};
+pub use producer::Producer;
 
 use std::sync::Arc;
 

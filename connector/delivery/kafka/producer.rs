@@ -9,32 +9,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use super::{KafkaConfig, KafkaContext};
-
-/// Where a record landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    /// Partition.
-    pub partition: i32,
-    /// Offset within the partition.
-    pub offset: i64,
-}
-
-/// Why a record was not acked.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProduceError {
-    /// librdkafka's local queue is full: shed load.
-    #[error("producer queue is full")]
-    QueueFull,
-    /// No ack within the deadline (broker down, slow, or under-replicated).
-    #[error("kafka did not ack within {0:?}")]
-    Timeout(Duration),
-    /// The record is larger than the broker or topic accepts.
-    #[error("record is too large for kafka: {0}")]
-    TooLarge(KafkaError),
-    /// The broker refused the record or the producer failed.
-    #[error("kafka refused the record: {0}")]
-    Kafka(KafkaError),
-}
+use crate::delivery::ack::{Delivered, ProduceError};
 
 /// The connector's producer.
 #[derive(Clone)]
@@ -156,10 +131,10 @@ fn classify(error: KafkaError, ack_timeout: Duration) -> ProduceError {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => ProduceError::Timeout(ack_timeout),
         Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
-            ProduceError::TooLarge(error)
+            ProduceError::TooLarge(error.to_string())
         }
         Some(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
-        _ => ProduceError::Kafka(error),
+        _ => ProduceError::Kafka(error.to_string()),
     }
 }
 
@@ -173,5 +148,16 @@ mod tests {
         let error = classify(timed_out, Duration::from_secs(2));
         assert!(matches!(error, ProduceError::Timeout(d) if d == Duration::from_secs(2)));
         assert_eq!(error.to_string(), "kafka did not ack within 2s");
+    }
+
+    /// The in-memory store's and the tests' "too large" is worded as this producer reports a
+    /// broker's MESSAGE_TOO_LARGE.
+    #[test]
+    fn a_message_too_large_reads_as_the_stand_in_for_it() {
+        let refused = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(
+            classify(refused, Duration::from_secs(2)),
+            ProduceError::message_size_too_large()
+        );
     }
 }

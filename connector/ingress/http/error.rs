@@ -11,8 +11,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::required_headers::RequiredHeaderError;
-use crate::delivery::kafka::ProduceError;
 use crate::delivery::DeliveryError;
+use crate::delivery::ProduceError;
 use crate::ingress::auth::token_endpoint::TokenError;
 use crate::ingress::auth::{AuthFailure, AuthMode, Reason};
 use crate::pipeline::PrepareError;

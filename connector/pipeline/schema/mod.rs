@@ -3,7 +3,11 @@
 //! TLS in files of their own).
 
 pub(crate) mod catalog;
+// Used only by `wiring` (start-up) and the tools, which the library has with feature `kafka` alone.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code, unreachable_pub))]
 pub(crate) mod compat;
+// Read only by `wiring` (start-up), which the library has with feature `kafka` alone.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code, unreachable_pub))]
 pub(crate) mod config;
 pub(crate) mod convert;
 pub mod decode;
