@@ -929,7 +929,7 @@ async fn create_peer_topic(_bootstrap: &str) -> anyhow::Result<()> {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     if cfg!(not(feature = "kafka")) {
-        bail!("this riskos-bench was built without feature `kafka` (as the instruction budget builds it); bench/run.sh builds it with");
+        bail!("`run` needs feature `kafka`, which this riskos-bench was built without (as the instruction budget builds it): build it with the default features, as bench/run.sh does");
     }
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
