@@ -66,7 +66,8 @@ fi
 # --target (the host's own triple): cargo-afl's RUSTFLAGS (instrumentation, opt-level 3, one
 # codegen unit) then reach only the crates of the targets, not the build scripts and proc macros,
 # which build as the release profile's build-override says. scripts/fuzz-rustc.sh leaves the
-# instrumentation out of the crates the targets never run (Kafka, HTTP, TLS, the cloud SDK).
+# instrumentation out of the crates the targets never run (HTTP, TLS, telemetry, the CLI); Kafka
+# and the cloud SDK are not built at all (fuzz/Cargo.toml leaves out the library's feature kafka).
 # Figures: docs/testing.md#where-the-time-goes.
 host=$(rustc -vV | sed -n 's/^host: //p')
 BIN=fuzz/target/$host/release

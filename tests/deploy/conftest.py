@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ TWO_ENDPOINTS_VALUES = CHART / "examples" / "two-endpoints-values.yaml"
 MSK_IAM_VALUES = CHART / "examples" / "msk-iam-values.yaml"
 CONFLUENT_CLOUD_VALUES = CHART / "examples" / "confluent-cloud-values.yaml"
 SCHEMAS = REPO / "schemas"
+
+
+def connector_binary() -> Path:
+    """The connector the real-binary tests run: the one run.sh built or was handed
+    (RISKOS_CONNECTOR_BIN; scripts/test.sh hands over the one its tests built)."""
+    binary = Path(os.environ.get("RISKOS_CONNECTOR_BIN", REPO / "target" / "debug" / "riskos-connector"))
+    assert binary.exists(), f"{binary} is missing: run.sh builds it (cargo build --bin riskos-connector)"
+    return binary
 
 RELEASE = "riskos-connector"
 NAMESPACE = "riskos"

@@ -38,8 +38,12 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
 fi
 
 # 3. The connector binary: the chart's config.toml is checked by `riskos-connector config check --offline`.
-#    scripts/test.sh hands over the one its tests built (RISKOS_CONNECTOR_BIN, target/debug).
-[[ -n ${RISKOS_CONNECTOR_BIN:-} ]] || (cd "$REPO" && cargo build --quiet --bin riskos-connector)
+#    scripts/test.sh hands over the one its tests built (RISKOS_CONNECTOR_BIN); the tests run
+#    the one named there (conftest.connector_binary).
+if [[ -z ${RISKOS_CONNECTOR_BIN:-} ]]; then
+    (cd "$REPO" && cargo build --quiet --bin riskos-connector)
+    export RISKOS_CONNECTOR_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/riskos-connector"
+fi
 
 # 4. docker-compose (validates docker-compose.yml; no Docker engine needed).
 if ! command -v docker-compose >/dev/null 2>&1; then

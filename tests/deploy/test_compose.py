@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, connector_binary
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 CONFIG = REPO / "deploy" / "compose" / "config.toml"
@@ -178,14 +178,22 @@ def test_env_example_is_a_documented_sample() -> None:
     assert "SAMPLE" in text and "never use" in text.lower()
 
 
+def test_the_binary_tests_run_the_connector_run_sh_hands_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """scripts/test.sh hands over the connector its tests built (RISKOS_CONNECTOR_BIN) and
+    run.sh then builds none: the tests must run that one, not whatever target/debug holds."""
+    handed = tmp_path / "riskos-connector"
+    handed.write_bytes(b"")
+    monkeypatch.setenv("RISKOS_CONNECTOR_BIN", str(handed))
+    assert connector_binary() == handed
+
+
 def test_the_connector_accepts_the_compose_config_and_env() -> None:
     """The real binary loads deploy/compose/config.toml with the sample env file applied."""
     import json
     import os
     import subprocess
 
-    binary = REPO / "target" / "debug" / "riskos-connector"
-    assert binary.exists(), f"{binary} is missing: run.sh builds it"
+    binary = connector_binary()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
     for line in (REPO / "deploy/compose/connector.env.example").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
@@ -235,8 +243,7 @@ def test_the_stack_has_protection_keys(connector_config: dict[str, Any], tmp_pat
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=", key), name
         assert key.split(":", 1)[1] not in CONFIG.read_text()
     assert "PUBLIC SAMPLES" in ENV_EXAMPLE.read_text()
-    binary = REPO / "target" / "debug" / "riskos-connector"
-    assert binary.exists(), f"{binary} is missing: run.sh builds it"
+    binary = connector_binary()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
     env.update(sample)
     env["RISKOS_SCHEMAS__DIR"] = str(REPO / "schemas")

@@ -48,6 +48,7 @@ from conftest import (
     secret_named,
     two_endpoints_values,
     workload,
+    connector_binary,
 )
 
 # Kubernetes versions the manifests are validated against: the chart's minimum-ish and a
@@ -600,12 +601,6 @@ def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _connector_binary() -> Path:
-    binary = REPO / "target" / "debug" / "riskos-connector"
-    assert binary.exists(), f"{binary} is missing: run.sh builds it (cargo build --bin riskos-connector)"
-    return binary
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_config_toml_is_accepted_by_the_connector(scenario: str, tmp_path: Path) -> None:
     """The rendered config.toml is loaded by the real binary (`config check --offline`: load
@@ -615,7 +610,7 @@ def test_config_toml_is_accepted_by_the_connector(scenario: str, tmp_path: Path)
     values = SCENARIOS[scenario]
     path.write_text(one(render(values), "ConfigMap")["data"]["config.toml"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKOS_")}
-    binary = str(_connector_binary())
+    binary = str(connector_binary())
     result = subprocess.run(
         [binary, "config", "check", "--offline", "--config", str(path)],
         capture_output=True, text=True, env=env, check=False,
@@ -1182,7 +1177,7 @@ def test_the_connector_accepts_the_generated_keys(default_objects: list[dict[str
     env["RISKOS_SCHEMAS__DIR"] = str(SCHEMAS)
     fixture = REPO / "tests" / "fixtures" / "riskos.case_closure.match.json"
     result = subprocess.run(
-        [str(_connector_binary()), "validate", "--config", str(config), "--reveal", str(fixture)],
+        [str(connector_binary()), "validate", "--config", str(config), "--reveal", str(fixture)],
         capture_output=True, text=True, env=env, check=False,
     )
     assert result.returncode == 0, result.stderr
